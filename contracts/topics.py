@@ -1,0 +1,61 @@
+"""The Kafka topic catalogue: every topic that crosses a service boundary, with its partition key.
+
+Keys keep all messages about one subject in order: worker facts are keyed by the worker id, facts that
+concern only an enterprise or park by that id (see `contracts.facts.partition_key`). Every key is
+prefixed by the book (`main`, or a sandbox book) so that sandboxes never interleave with the city's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    producer: str
+    key: str
+    purpose: str
+    partitions: int = 6
+
+
+FACTS = Topic(
+    "flexledger.intake.facts.v1", "intake", "book/subject",
+    "accepted facts and rejections, in intake's acceptance order per subject",
+)
+AGENCY_FACTS = Topic(
+    "flexledger.intake.agency-facts.v1", "agencies", "book/subject",
+    "facts published by agencies (social insurance, HR bureau, ...) for intake to validate",
+)
+DEAD_LETTERS = Topic(
+    "flexledger.intake.dead-letters.v1", "intake", "source topic/partition/offset",
+    "agency messages that could not be decoded or were rejected, with the reason", partitions=1,
+)
+DECISIONS = Topic(
+    "flexledger.eligibility.decisions.v1", "eligibility", "book/beneficiary",
+    "grants, clawbacks, extensions, statistics, recognitions and rejections",
+)
+STATISTICS = Topic(
+    "flexledger.eligibility.statistics.v1", "eligibility", "book/pseudonym",
+    "urban new employment statistic for the Statistics Bureau, pseudonymised",
+)
+ORDERS = Topic(
+    "flexledger.payments.orders.v1", "payments", "book/beneficiary",
+    "payment orders, cancellations and recoveries",
+)
+DISBURSEMENTS = Topic(
+    "flexledger.payments.disbursements.v1", "payments", "batch id",
+    "disbursement instructions for the Finance Bureau",
+)
+SETTLEMENTS = Topic(
+    "flexledger.payments.settlements.v1", "finance bureau / bank", "batch id",
+    "confirmations and bank returns of disbursed payments",
+)
+CHECKPOINTS = Topic(
+    "flexledger.audit.checkpoints.v1", "eligibility", "ledger",
+    "Ed25519-signed checkpoints of the decision ledger's hash chain", partitions=1,
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    FACTS, AGENCY_FACTS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS, CHECKPOINTS,
+)

@@ -1,0 +1,26 @@
+"""The `flexledger` command: operators', auditors' and developers' entry point.
+
+Each command group lives in its own module; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="flexledger: the Wuxi flexible-employment subsidy ledger")
+
+
+def _register() -> None:
+    from flexledger import scenario
+
+    app.add_typer(scenario.app, name="scenario")
+    try:
+        from flexledger.devstack import cli as dev_cli
+    except ImportError:  # the dev stack module is optional while it is being built
+        return
+    app.add_typer(dev_cli.app, name="dev")
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,67 @@
+"""The Kafka broker's jars, fetched from Maven Central by `mvn` with deploy/kafka/pom.xml."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from flexledger.devstack.errors import DevstackError
+from flexledger.devstack.paths import KAFKA_DEPLOY_DIR, kafka_lib_dir
+
+log = logging.getLogger(__name__)
+
+POM: Path = KAFKA_DEPLOY_DIR / "pom.xml"
+_STAMP = ".complete"
+
+
+def kafka_version() -> str:
+    """The Kafka version pinned in the pom (`<kafka.version>`)."""
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
+    if match is None:
+        raise DevstackError(f"no <kafka.version> in {POM}")
+    return match.group(1).strip()
+
+
+def jars_present(lib: Path | None = None) -> bool:
+    lib = lib or kafka_lib_dir()
+    stamp = lib / _STAMP
+    return stamp.is_file() and stamp.read_text().strip() == POM.read_text().strip() and any(
+        lib.glob("log4j-slf4j-impl-*.jar")
+    )
+
+
+def ensure_kafka_jars() -> Path:
+    """Return the broker's classpath folder, running Maven once if the cache is missing or stale."""
+    lib = kafka_lib_dir()
+    if jars_present(lib):
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise DevstackError(
+            "Kafka's jars are not cached and `mvn` is missing: run scripts/setup.sh "
+            "(or `apt-get install -y maven`) and try again"
+        )
+    staging = lib.with_name(lib.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info("fetching Kafka %s jars with Maven into %s", kafka_version(), lib)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DevstackError(f"mvn failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    (staging / _STAMP).write_text(POM.read_text())
+    shutil.rmtree(lib, ignore_errors=True)
+    staging.rename(lib)
+    return lib
+
+
+def java_executable() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise DevstackError("`java` (17 or newer) is missing: run scripts/setup.sh or install openjdk-17-jre-headless")
+    return java

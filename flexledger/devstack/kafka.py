@@ -1,0 +1,189 @@
+"""One local Kafka node in KRaft mode (broker and controller), run from the Maven-fetched jars."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from string import Template
+
+from contracts.settings import Settings
+from contracts.topics import ALL_TOPICS, Topic
+from flexledger.devstack import processes
+from flexledger.devstack.asyncs import run_sync
+from flexledger.devstack.errors import DevstackError
+from flexledger.devstack.jars import ensure_kafka_jars, java_executable
+from flexledger.devstack.paths import KAFKA_DEPLOY_DIR, log_file, pid_file, state_dir
+
+log = logging.getLogger(__name__)
+
+PART = "kafka"
+MAIN_CLASS = "kafka.Kafka"
+HEAP = ("-Xms512m", "-Xmx1g")
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def host_port(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise DevstackError(f"kafka bootstrap {bootstrap!r} is not host:port")
+    return host, int(port)
+
+
+def kafka_dir(settings: Settings) -> Path:
+    path = state_dir(settings) / "kafka"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_path(settings: Settings) -> Path:
+    return kafka_dir(settings) / "server.properties"
+
+
+def write_config(settings: Settings) -> Path:
+    """Render deploy/kafka/server.properties.template for these settings."""
+    _, port = host_port(settings.kafka_bootstrap)
+    template = Template((KAFKA_DEPLOY_DIR / "server.properties.template").read_text())
+    text = template.substitute(
+        broker_port=port,
+        controller_port=settings.kafka_controller_port,
+        log_dirs=kafka_dir(settings) / "data",
+    )
+    path = config_path(settings)
+    path.write_text(text)
+    return path
+
+
+def cluster_id(settings: Settings) -> str:
+    """The cluster id of this state dir: 16 random bytes, URL-safe base64 without padding."""
+    path = kafka_dir(settings) / "cluster.id"
+    if path.is_file():
+        return path.read_text().strip()
+    value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    path.write_text(value + "\n")
+    return value
+
+
+def _java_cmd(lib: Path, *args: str, heap: tuple[str, ...] = HEAP) -> list[str]:
+    log4j = KAFKA_DEPLOY_DIR / "log4j2.properties"
+    return [
+        java_executable(), *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{lib}/*", *args,
+    ]
+
+
+def format_storage(settings: Settings, lib: Path) -> None:
+    """`kafka.tools.StorageTool format --ignore-formatted`: a no-op once the data dir is formatted."""
+    cmd = _java_cmd(lib, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+                    "-t", cluster_id(settings), "-c", str(config_path(settings)),
+                    heap=("-Xms64m", "-Xmx256m"))
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DevstackError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
+
+
+def kafka_pid(settings: Settings) -> int | None:
+    return processes.running_pid(pid_file(settings, PART), MAIN_CLASS)
+
+
+def start_kafka(settings: Settings) -> int:
+    """Start the broker detached (no wait); return its pid. Already running: return that pid."""
+    pid = kafka_pid(settings)
+    if pid is not None:
+        return pid
+    host, port = host_port(settings.kafka_bootstrap)
+    for p in (port, settings.kafka_controller_port):
+        if processes.port_open(host, p):
+            raise DevstackError(f"port {host}:{p} is in use by another process; Kafka cannot start")
+    lib = ensure_kafka_jars()
+    write_config(settings)
+    format_storage(settings, lib)
+    env = {**os.environ, "KAFKA_HEAP_OPTS": " ".join(HEAP)}
+    return processes.spawn_detached(
+        _java_cmd(lib, MAIN_CLASS, str(config_path(settings))),
+        log_path=log_file(settings, PART),
+        pid_path=pid_file(settings, PART),
+        env=env,
+        cwd=kafka_dir(settings),
+    )
+
+
+async def _describe(bootstrap: str, timeout: float) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        return len(cluster.get("brokers", []))
+    finally:
+        await admin.close()
+
+
+def kafka_healthy(bootstrap: str, timeout: float = 3.0) -> bool:
+    """A metadata round trip (describe_cluster) returns at least one broker."""
+    host, port = host_port(bootstrap)
+    if not processes.port_open(host, port):
+        return False
+    try:
+        return run_sync(_describe(bootstrap, timeout)) > 0
+    except Exception:
+        return False
+
+
+def wait_kafka(settings: Settings, timeout: float = 90.0) -> None:
+    pid_path, log_path = pid_file(settings, PART), log_file(settings, PART)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kafka_healthy(settings.kafka_bootstrap):
+            return
+        pid = processes.read_pid(pid_path)
+        if pid is not None and not processes.pid_alive(pid):
+            raise DevstackError(f"Kafka exited during start-up; see {log_path}:\n{processes.tail(log_path)}")
+        time.sleep(0.5)
+    raise DevstackError(
+        f"Kafka at {settings.kafka_bootstrap} not ready after {timeout:.0f}s; see {log_path}:\n"
+        f"{processes.tail(log_path)}"
+    )
+
+
+async def _create_topics(bootstrap: str, topics: list[Topic], timeout: float) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1) for t in missing]
+        )
+        failures = [
+            f"{name}: error {code} {rest[0] if rest else ''}"
+            for name, code, *rest in response.topic_errors
+            if code not in (0, _TOPIC_ALREADY_EXISTS)
+        ]
+        if failures:
+            raise DevstackError("could not create topics: " + "; ".join(failures))
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def create_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0) -> list[str]:
+    """Create the catalogue topics that do not exist yet (replication 1); return the names created."""
+    return run_sync(_create_topics(bootstrap, list(topics), timeout))
+
+
+def stop_kafka(settings: Settings, timeout: float = 30.0) -> bool:
+    """SIGTERM the broker's process group (controlled shutdown), SIGKILL after `timeout`."""
+    return processes.stop_group(pid_file(settings, PART), marker=MAIN_CLASS, timeout=timeout)

@@ -1,0 +1,41 @@
+"""Where each part of the development stack keeps its pid file, log and data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contracts.settings import PROJECT_ROOT, Settings
+
+REPO_ROOT: Path = PROJECT_ROOT
+KAFKA_DEPLOY_DIR: Path = REPO_ROOT / "deploy" / "kafka"
+
+
+def state_dir(settings: Settings) -> Path:
+    path = Path(settings.state_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir(settings: Settings) -> Path:
+    path = state_dir(settings) / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_dir(settings: Settings) -> Path:
+    path = state_dir(settings) / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_file(settings: Settings, part: str) -> Path:
+    return logs_dir(settings) / f"{part}.log"
+
+
+def pid_file(settings: Settings, part: str) -> Path:
+    return run_dir(settings) / f"{part}.pid"
+
+
+def kafka_lib_dir() -> Path:
+    """The broker's classpath, fetched by Maven (`.cache/` is git-ignored)."""
+    return REPO_ROOT / ".cache" / "kafka" / "lib"

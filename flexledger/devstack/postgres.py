@@ -1,0 +1,278 @@
+"""A private PostgreSQL cluster from the machine's server binaries (Debian's /usr/lib/postgresql/*/bin).
+
+Layout. The cluster lives in `<state_dir>/pg` (data in `data/`, socket in `run/`, log in
+`<state_dir>/logs/postgres.log`). PostgreSQL refuses to run as root, so when we are root its binaries
+run as the `postgres` OS user (`runuser -u postgres --`), which then owns `<state_dir>/pg`. That user
+must be able to traverse every parent of the state dir; when it cannot (e.g. a clone under /root), the
+cluster moves to `/var/tmp/flexledger-<hash of the state dir>/pg` (log in the same folder), so several
+clones and the test stack never share a cluster. A socket path too long for a Unix socket moves the
+socket to `/tmp/flexledger-pg-<hash>`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from contracts.settings import Settings
+from flexledger.devstack import processes
+from flexledger.devstack.asyncs import run_sync
+from flexledger.devstack.errors import DevstackError
+from flexledger.devstack.paths import log_file, state_dir
+
+log = logging.getLogger(__name__)
+
+PART = "postgres"
+PG_OS_USER = "postgres"
+_MAX_SOCKET_PATH = 100
+
+
+@dataclass(frozen=True)
+class PgLayout:
+    root: Path
+    data: Path
+    socket_dir: Path
+    log: Path
+    os_user: str | None  # run the server binaries as this user (None: as ourselves)
+    superuser: str  # the cluster's bootstrap superuser, reached by peer auth over the socket
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@cache
+def _bin_dirs() -> tuple[Path, ...]:
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    found.sort(key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    initdb = shutil.which("initdb")
+    if initdb is not None:
+        found.append(Path(initdb).resolve().parent)
+    return tuple(found)
+
+
+def pg_bin_dir() -> Path | None:
+    dirs = _bin_dirs()
+    return dirs[0] if dirs else None
+
+
+def ensure_pg_binaries() -> Path:
+    """The server binaries' folder; installs Debian's `postgresql` with apt-get when missing (as root)."""
+    found = pg_bin_dir()
+    if found is not None:
+        return found
+    if not (_is_root() and shutil.which("apt-get")):
+        raise DevstackError(
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
+            "run scripts/setup.sh or `sudo apt-get install -y postgresql`"
+        )
+    log.warning("PostgreSQL server binaries not found: installing Debian's `postgresql` with apt-get ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DevstackError(f"`{' '.join(cmd)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    _bin_dirs.cache_clear()
+    found = pg_bin_dir()
+    if found is None:
+        raise DevstackError("apt-get installed postgresql but no /usr/lib/postgresql/*/bin/initdb appeared")
+    return found
+
+
+def _as_user(cmd: list[str], os_user: str | None) -> list[str]:
+    return ["runuser", "-u", os_user, "--", *cmd] if os_user else cmd
+
+
+def _user_exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def _user_can_traverse(user: str, path: Path) -> bool:
+    result = subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)], check=False,
+                            capture_output=True)
+    return result.returncode == 0
+
+
+def layout(settings: Settings) -> PgLayout:
+    state = state_dir(settings)
+    digest = hashlib.sha1(str(state).encode()).hexdigest()[:12]
+    os_user = PG_OS_USER if _is_root() else None
+    superuser = PG_OS_USER if _is_root() else getpass.getuser()
+    if os_user is None or _user_can_traverse(os_user, state):
+        root, log_path = state / "pg", log_file(settings, PART)
+    else:
+        root = Path("/var/tmp") / f"flexledger-{digest}" / "pg"
+        log_path = root / "postgres.log"
+    socket_dir = root / "run"
+    if len(str(socket_dir / f".s.PGSQL.{settings.pg_port}.lock")) > _MAX_SOCKET_PATH:
+        socket_dir = Path(tempfile.gettempdir()) / f"flexledger-pg-{digest}"
+    return PgLayout(root, root / "data", socket_dir, log_path, os_user, superuser)
+
+
+def _run(lay: PgLayout, cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(_as_user(cmd, lay.os_user), capture_output=True, text=True, cwd=lay.root,
+                            check=False)
+    if check and result.returncode != 0:
+        raise DevstackError(
+            f"`{' '.join(cmd)}` failed ({result.returncode}):\n{result.stdout}{result.stderr}\n"
+            f"PostgreSQL log {lay.log}:\n{processes.tail(lay.log)}"
+        )
+    return result
+
+
+def _own(lay: PgLayout, *paths: Path) -> None:
+    if lay.os_user is not None:
+        for path in paths:
+            shutil.chown(path, lay.os_user, lay.os_user)
+
+
+def _prepare_dirs(lay: PgLayout) -> None:
+    for path in (lay.root, lay.data, lay.socket_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    lay.log.touch(exist_ok=True)
+    _own(lay, lay.root, lay.data, lay.socket_dir, lay.log)
+    lay.data.chmod(0o700)
+    lay.socket_dir.chmod(0o755)
+
+
+def init_cluster(settings: Settings) -> PgLayout:
+    """initdb once (peer auth on the socket, SCRAM over TCP); idempotent."""
+    bin_dir = ensure_pg_binaries()
+    lay = layout(settings)
+    if lay.os_user is not None and not _user_exists(lay.os_user):
+        raise DevstackError(f"OS user {lay.os_user!r} is missing; install PostgreSQL (scripts/setup.sh)")
+    version_file = lay.data / "PG_VERSION"
+    if version_file.is_file():
+        if version_file.read_text().strip() != bin_dir.parent.name and bin_dir.parent.name.isdigit():
+            raise DevstackError(
+                f"{lay.data} was made by PostgreSQL {version_file.read_text().strip()}, the binaries are "
+                f"{bin_dir.parent.name}: remove {lay.data} (its data is lost) and start again"
+            )
+        _prepare_dirs(lay)
+        return lay
+    if lay.data.exists():
+        shutil.rmtree(lay.data)  # an interrupted initdb leaves a partial folder behind
+    _prepare_dirs(lay)
+    _run(lay, [str(bin_dir / "initdb"), "-D", str(lay.data), "-E", "UTF8", "--no-locale",
+               "--auth-local=peer", "--auth-host=scram-sha-256"])
+    return lay
+
+
+def write_config(settings: Settings, lay: PgLayout) -> None:
+    conf = lay.data / "flexledger.conf"
+    conf.write_text(
+        "# Written by flexledger.devstack.postgres at every start; edits are overwritten.\n"
+        "listen_addresses = '127.0.0.1'\n"
+        f"port = {settings.pg_port}\n"
+        f"unix_socket_directories = '{lay.socket_dir}'\n"
+        "max_connections = 200\n"
+        "password_encryption = 'scram-sha-256'\n"
+    )
+    _own(lay, conf)
+    main = lay.data / "postgresql.conf"
+    include = "include_if_exists = 'flexledger.conf'"
+    if include not in main.read_text():
+        with open(main, "a") as fh:
+            fh.write(f"\n{include}\n")
+
+
+def is_running(settings: Settings) -> bool:
+    lay = layout(settings)
+    bin_dir = pg_bin_dir()
+    if bin_dir is None or not (lay.data / "PG_VERSION").is_file():
+        return False
+    return _run(lay, [str(bin_dir / "pg_ctl"), "status", "-D", str(lay.data)], check=False).returncode == 0
+
+
+def postgres_pid(settings: Settings) -> int | None:
+    pid = processes.read_pid(layout(settings).data / "postmaster.pid")
+    return pid if pid is not None and processes.pid_alive(pid) else None
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _psql(settings: Settings, lay: PgLayout, sql: str) -> str:
+    bin_dir = ensure_pg_binaries()
+    cmd = [str(bin_dir / "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", str(lay.socket_dir),
+           "-p", str(settings.pg_port), "-U", lay.superuser, "-d", "postgres", "-c", sql]
+    return _run(lay, cmd).stdout.strip()
+
+
+def ensure_role_and_database(settings: Settings) -> None:
+    """Role `pg_user` (LOGIN CREATEROLE, password) and database `pg_database` owned by it; idempotent."""
+    lay = layout(settings)
+    role, role_lit = _quote_ident(settings.pg_user), _quote_literal(settings.pg_user)
+    _psql(settings, lay,
+          f"DO $fl$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_lit}) "
+          f"THEN CREATE ROLE {role}; END IF; END$fl$;"
+          f"ALTER ROLE {role} WITH LOGIN CREATEROLE PASSWORD {_quote_literal(settings.pg_password)};")
+    exists = _psql(settings, lay,
+                   f"SELECT 1 FROM pg_database WHERE datname = {_quote_literal(settings.pg_database)}")
+    if exists != "1":
+        _psql(settings, lay, f"CREATE DATABASE {_quote_ident(settings.pg_database)} OWNER {role}")
+
+
+def start_postgres(settings: Settings, timeout: float = 60.0) -> PgLayout:
+    """initdb if needed, start the cluster (pg_ctl -w), create the role and database."""
+    lay = init_cluster(settings)
+    bin_dir = ensure_pg_binaries()
+    if not is_running(settings):
+        if processes.port_open("127.0.0.1", settings.pg_port):
+            raise DevstackError(f"port 127.0.0.1:{settings.pg_port} is in use by another process; "
+                                "PostgreSQL cannot start")
+        write_config(settings, lay)
+        _run(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
+                   "-t", str(int(timeout)), "-s"])
+    ensure_role_and_database(settings)
+    return lay
+
+
+async def _connect_check(settings: Settings, timeout: float) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn=settings.pg_dsn(), timeout=timeout)
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close()
+
+
+def pg_healthy(settings: Settings, timeout: float = 3.0) -> bool:
+    """A real login as `pg_user` into `pg_database` succeeds."""
+    if not processes.port_open(settings.pg_host, settings.pg_port):
+        return False
+    try:
+        run_sync(_connect_check(settings, timeout))
+    except Exception:
+        return False
+    return True
+
+
+def stop_postgres(settings: Settings, timeout: float = 60.0) -> bool:
+    """`pg_ctl stop -m fast`; returns True if the cluster was running."""
+    if not is_running(settings):
+        return False
+    lay = layout(settings)
+    bin_dir = ensure_pg_binaries()
+    _run(lay, [str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.data), "-m", "fast", "-w",
+               "-t", str(int(timeout)), "-s"])
+    return True

@@ -1,0 +1,113 @@
+"""The decision ledger as a pure state machine: apply an accepted fact, get the decisions it causes.
+
+Entitlement decomposes by subject: every line of a worker's programmes depends only on that worker's
+facts, and one-time grants only on their own fact. So a fact re-evaluates only its worker's affected
+programmes (incremental, independent of the city's size), and the difference against the previous
+lines is exactly E(facts <= i) - E(facts < i) of RULES.md section 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from contracts import facts as f
+from services.eligibility.domain.decision import Decision, line_decisions, rejection
+from services.eligibility.domain.entitlement import Key, Line, Lines
+from services.eligibility.domain.programmes.employment_service import employment_service
+from services.eligibility.domain.programmes.new_employment import new_employment
+from services.eligibility.domain.programmes.one_time import one_time, recognitions
+from services.eligibility.domain.programmes.social_insurance import social_insurance
+from services.eligibility.domain.programmes.training import training
+from services.eligibility.domain.ruleset import RuleSet
+from services.eligibility.domain.worker_file import WorkerFile
+
+Programme = Callable[[WorkerFile, RuleSet], Lines]
+WORKER_PROGRAMMES: dict[str, Programme] = {
+    "employment_service": employment_service,
+    "social_insurance": social_insurance,
+    "new_employment": new_employment,
+    "training": training,
+    "recognition": recognitions,
+}
+_PEOPLE = ("employment_service", "social_insurance")
+_INCOME = ("employment_service", "social_insurance", "new_employment")
+# Which of a worker's programmes a fact type can change; the others keep their lines.
+AFFECTS: dict[type, tuple[str, ...]] = {
+    f.WorkerRegistered: _PEOPLE, f.ResidenceChanged: _PEOPLE,
+    f.CategoryDeclared: _PEOPLE, f.CategoryRevoked: _PEOPLE,
+    f.MonthlyReport: _INCOME, f.ReportCorrected: _INCOME, f.ReportRetracted: _INCOME,
+    f.ContributionPaid: ("social_insurance", "new_employment"),
+    f.ContributionRefunded: ("social_insurance", "new_employment"),
+    f.TrainingCompleted: ("training",), f.TrainingRetracted: ("training",),
+    f.CompetitionAward: ("recognition",),
+}
+
+
+def _sort_key(key: Key) -> tuple[str, ...]:
+    return tuple("" if part is None else part for part in key)
+
+
+def diff(book: str, rule_set: str, after: str, old: Lines, new: Lines) -> list[Decision]:
+    out: list[Decision] = []
+    for key in sorted(old.keys() | new.keys(), key=_sort_key):
+        out.extend(line_decisions(book, rule_set, after, key, old.get(key), new.get(key)))
+    return out
+
+
+class Ledger:
+    """Entitlement state of one book under one rule set, updated one accepted fact at a time."""
+
+    def __init__(self, rule_set: RuleSet, book: str = "main") -> None:
+        self.rule_set = rule_set
+        self.book = book
+        self.workers: dict[str, WorkerFile] = {}
+        self.worker_lines: dict[str, dict[str, Lines]] = {}
+        self.one_time_lines: Lines = {}
+        self.applied = 0
+
+    def apply(self, fact: f.AnyFact) -> list[Decision]:
+        """Fold an accepted fact in and return the decisions it causes (possibly none)."""
+        self.applied += 1
+        worker = getattr(fact, "worker", None)
+        if worker is None:
+            new = one_time(fact, self.rule_set)
+            self.one_time_lines.update(new)
+            return diff(self.book, self.rule_set.id, fact.id, {}, new)
+        file = self.workers.get(worker)
+        if file is None:
+            file = self.workers[worker] = WorkerFile(worker)
+        file.apply(fact, self.applied)
+        programmes = self.worker_lines.setdefault(worker, {})
+        decisions: list[Decision] = []
+        for name in AFFECTS.get(type(fact), ()):
+            new = WORKER_PROGRAMMES[name](file, self.rule_set)
+            decisions.extend(diff(self.book, self.rule_set.id, fact.id, programmes.get(name, {}), new))
+            programmes[name] = new
+        return decisions
+
+    def reject(self, fact_id: str | None, reason: str, content_digest: str) -> Decision:
+        return rejection(self.book, self.rule_set.id, fact_id, reason, content_digest)
+
+    def lines(self) -> dict[Key, Line]:
+        """The current entitlement state E(facts)."""
+        out: dict[Key, Line] = dict(self.one_time_lines)
+        for programmes in self.worker_lines.values():
+            for lines in programmes.values():
+                out.update(lines)
+        return out
+
+
+def entitlement_from_scratch(facts: Iterable[f.AnyFact], rule_set: RuleSet) -> dict[Key, Line]:
+    """E(facts) computed in one pass with every programme evaluated once at the end (for checks)."""
+    files: dict[str, WorkerFile] = {}
+    out: dict[Key, Line] = {}
+    for order, fact in enumerate(facts, start=1):
+        worker = getattr(fact, "worker", None)
+        if worker is None:
+            out.update(one_time(fact, rule_set))
+        else:
+            files.setdefault(worker, WorkerFile(worker)).apply(fact, order)
+    for file in files.values():
+        for programme in WORKER_PROGRAMMES.values():
+            out.update(programme(file, rule_set))
+    return out

@@ -1,0 +1,72 @@
+"""Rule sets by version. Version 1 is RULES.md of wuxi-2021-26; a version 2 is a new entry here.
+
+Every decision records the id of the rule set it was made with, and replays under that rule set, so a
+later version stands beside version 1 without changing what version 1 decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from services.eligibility.domain.months import first_day, month_index
+from services.eligibility.domain.parameters import ParameterTable, ParameterValue
+
+MEASURES = "锡政办发〔2021〕26号"
+SUBSIDY_RULE = "财社〔2017〕164号"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    id: str
+    params: ParameterTable
+    policy_start_month: int  # months before it never count (RULES.md section 1)
+    policy_start_date: str  # dated events must be on or after it
+    wuxi_divisions: frozenset[str]
+
+    def value(self, name: str, day: str) -> int:
+        """An integer parameter in force on `day`."""
+        value = self.params.at(name, day).value
+        assert isinstance(value, int), name
+        return value
+
+    def min_wage(self, month: int) -> int:
+        return self.value("min_wage_monthly_fen", first_day(month))
+
+
+_V = ParameterValue
+WUXI_2021_26_V1 = RuleSet(
+    id="wuxi-2021-26/1",
+    params=ParameterTable((
+        _V("min_wage_monthly_fen", 202000, "2018-08-01", "Jiangsu class-I minimum wage (Wuxi)"),
+        _V("min_wage_monthly_fen", 228000, "2021-08-01", "Jiangsu class-I minimum wage (Wuxi)"),
+        _V("min_wage_monthly_fen", 249000, "2024-01-01", "Jiangsu class-I minimum wage (Wuxi)"),
+        _V("employment_service_unemployed_fen", 80000, "2021-05-31", f"{MEASURES} Art. 2"),
+        _V("employment_service_difficulty_fen", 100000, "2021-05-31", f"{MEASURES} Art. 2"),
+        _V("stable_income_months", 6, "2021-05-31", f"{MEASURES} Art. 2 (6个月以上稳定收入)"),
+        _V("social_insurance_rate", Fraction(2, 3), "2021-05-31", f"{SUBSIDY_RULE} (不超过其实际缴费的2/3)"),
+        _V("social_insurance_months_difficulty", 36, "2021-05-31", f"{SUBSIDY_RULE} (max 3 years)"),
+        _V("social_insurance_months_graduate", 24, "2021-05-31", f"{SUBSIDY_RULE} (max 2 years)"),
+        _V("graduate_window_months", 24, "2021-05-31", f"{MEASURES} Art. 2 (离校2年内)"),
+        _V("social_insurance_extension_months", 12, "2021-05-31", f"{MEASURES} Art. 2 (政策享受期限延长1年)"),
+        _V("training_fen_per_hour", 1850, "2021-05-31", f"{MEASURES} Art. 6 (18.5元/课时)"),
+        _V("training_cap_fen_per_worker", 50000, "2021-05-31", f"{MEASURES} Art. 6 (累计不超过500元/人)"),
+        _V("job_standard_fen", 1000000, "2021-05-31", f"{MEASURES} Art. 6 (1万元)"),
+        _V("skill_competition_fen", 2000000, "2021-05-31", f"{MEASURES} Art. 5 (2万元)"),
+        _V("park_construction_cap_fen", 500000000, "2021-05-31", f"{MEASURES} Art. 1 (最高不超过500万元)"),
+        _V("talent_cap_fen", 100000000, "2021-05-31", f"{MEASURES} Art. 5 (最高不超过100万元)"),
+    )),
+    policy_start_month=month_index("2021-06"),
+    policy_start_date="2021-05-31",
+    wuxi_divisions=frozenset({"320205", "320206", "320211", "320213", "320214", "320281", "320282"}),
+)
+
+RULE_SETS: dict[str, RuleSet] = {WUXI_2021_26_V1.id: WUXI_2021_26_V1}
+CURRENT = WUXI_2021_26_V1
+
+
+def rule_set(rule_set_id: str) -> RuleSet:
+    try:
+        return RULE_SETS[rule_set_id]
+    except KeyError:
+        raise LookupError(f"unknown rule set {rule_set_id!r}; known: {', '.join(RULE_SETS)}") from None

@@ -1,0 +1,78 @@
+"""One submission through intake's checks: a no-op, an acceptance or a rejection (RULES.md section 5).
+
+The fact id is the idempotency key: the same id with the same content (the whole fact, `at`
+included) is a no-op, for rejected facts too; the same id with other content is rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from contracts.facts import AnyFact, FactShapeError, parse_fact
+from services.intake.domain.registry import Registry
+
+Outcome = Literal["accepted", "rejected", "duplicate"]
+
+
+def content_digest(raw: Any) -> str:
+    """SHA-256 of the canonical JSON of a submitted fact."""
+    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    outcome: Outcome
+    fact_id: str | None
+    digest: str
+    fact: AnyFact | None = None
+    reason: str | None = None
+
+
+def _fact_id(raw: Any) -> str | None:
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass
+class IntakeBook:
+    """Intake's state for one book: accepted keys and the content digest behind every fact id."""
+
+    registry: Registry = field(default_factory=Registry)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def check(self, raw: Any) -> Submission:
+        """Decide what a submission is, without changing anything."""
+        digest = content_digest(raw)
+        fact_id = _fact_id(raw)
+        if fact_id is not None and fact_id in self.digests:
+            if self.digests[fact_id] == digest:
+                return Submission("duplicate", fact_id, digest)
+            return Submission("rejected", fact_id, digest,
+                              reason=f"fact id {fact_id} was already used for different content")
+        try:
+            fact = parse_fact(raw)
+        except FactShapeError as exc:
+            return Submission("rejected", fact_id, digest, reason=exc.reason)
+        problem = self.registry.problem(fact)
+        if problem is not None:
+            return Submission("rejected", fact_id, digest, fact=fact, reason=problem)
+        return Submission("accepted", fact_id, digest, fact=fact)
+
+    def record(self, submission: Submission) -> None:
+        """Fold a checked submission into the state (a no-op for duplicates)."""
+        if submission.outcome == "duplicate":
+            return
+        if submission.fact_id is not None and submission.fact_id not in self.digests:
+            self.digests[submission.fact_id] = submission.digest
+        if submission.outcome == "accepted":
+            assert submission.fact is not None
+            self.registry.apply(submission.fact)
+
+    def submit(self, raw: Any) -> Submission:
+        submission = self.check(raw)
+        self.record(submission)
+        return submission
