@@ -53,7 +53,8 @@ def ensure_kafka_jars() -> Path:
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise DevstackError(f"mvn failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        output = result.stdout[-3000:] + result.stderr[-3000:]
+        raise DevstackError(f"mvn failed ({result.returncode}):\n{output}")
     (staging / _STAMP).write_text(POM.read_text())
     shutil.rmtree(lib, ignore_errors=True)
     staging.rename(lib)
@@ -63,5 +64,7 @@ def ensure_kafka_jars() -> Path:
 def java_executable() -> str:
     java = shutil.which("java")
     if java is None:
-        raise DevstackError("`java` (17 or newer) is missing: run scripts/setup.sh or install openjdk-17-jre-headless")
+        raise DevstackError(
+            "`java` (17 or newer) is missing: run scripts/setup.sh or install openjdk-17-jre-headless"
+        )
     return java

@@ -7,7 +7,6 @@ import base64
 import logging
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,22 +135,6 @@ def kafka_healthy(bootstrap: str, timeout: float = 3.0) -> bool:
         return run_sync(_describe(bootstrap, timeout)) > 0
     except Exception:
         return False
-
-
-def wait_kafka(settings: Settings, timeout: float = 90.0) -> None:
-    pid_path, log_path = pid_file(settings, PART), log_file(settings, PART)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if kafka_healthy(settings.kafka_bootstrap):
-            return
-        pid = processes.read_pid(pid_path)
-        if pid is not None and not processes.pid_alive(pid):
-            raise DevstackError(f"Kafka exited during start-up; see {log_path}:\n{processes.tail(log_path)}")
-        time.sleep(0.5)
-    raise DevstackError(
-        f"Kafka at {settings.kafka_bootstrap} not ready after {timeout:.0f}s; see {log_path}:\n"
-        f"{processes.tail(log_path)}"
-    )
 
 
 async def _create_topics(bootstrap: str, topics: list[Topic], timeout: float) -> list[str]:

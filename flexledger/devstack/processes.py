@@ -108,7 +108,13 @@ def stop_group(pid_path: Path, *, marker: str | None = None, timeout: float = 20
     Returns True if something was running. The pid file is removed in every case.
     """
     pid = read_pid(pid_path)
-    if pid is None or not (pid_alive(pid, marker) or group_members(pid)):
+    if pid is None:
+        pid_path.unlink(missing_ok=True)
+        return False
+    # Stale: the pid now belongs to another program, or the leader is gone and left no orphans behind.
+    alive = pid_alive(pid)
+    stale = (marker is not None and not pid_alive(pid, marker)) if alive else not group_members(pid)
+    if stale:
         pid_path.unlink(missing_ok=True)
         return False
     _signal_group(pid, signal.SIGTERM)

@@ -1,0 +1,101 @@
+"""`flexledger dev ...`: run the development stack (Kafka, PostgreSQL, the three services) without Docker."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from contracts.settings import Settings
+from flexledger.devstack import jars, kafka, stack
+from flexledger.devstack.errors import DevstackError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Local development stack: Kafka (KRaft), PostgreSQL and the three services.")
+console = Console()
+T = TypeVar("T")
+
+
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refused while the broker boots
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except DevstackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _timings(timings: dict[str, float]) -> None:
+    console.print(" ".join(f"{k}={v:.1f}s" for k, v in timings.items()), highlight=False)
+
+
+@app.command()
+def up(timeout: float = typer.Option(120.0, help="Seconds to wait for each part")) -> None:
+    """Start Kafka, PostgreSQL, then intake, eligibility and payments (each waited for)."""
+    settings = Settings.from_env()
+    _timings(_run(lambda: stack.up(settings, timeout=timeout)))
+    _print_status(settings)
+
+
+@app.command()
+def down() -> None:
+    """Stop the services, the broker and PostgreSQL."""
+    _run(lambda: stack.down(Settings.from_env()))
+
+
+@app.command("infra-up")
+def infra_up(timeout: float = typer.Option(120.0, help="Seconds to wait for each part")) -> None:
+    """Start only Kafka and PostgreSQL (and create the catalogue topics)."""
+    _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout)))
+
+
+@app.command("infra-down")
+def infra_down() -> None:
+    """Stop only Kafka and PostgreSQL."""
+    _run(lambda: stack.stop_infra(Settings.from_env()))
+
+
+@app.command()
+def status() -> None:
+    """Each part with its address, pid and health."""
+    _print_status(Settings.from_env())
+
+
+def _print_status(settings: Settings) -> None:
+    table = Table("part", "address", "pid", "health")
+    for row in _run(lambda: stack.status(settings)):
+        health = "[green]up[/green]" if row.healthy else "[red]down[/red]"
+        table.add_row(row.part, row.address, str(row.pid or "-"), health)
+    console.print(table)
+
+
+@app.command()
+def env() -> None:
+    """The settings as `export NAME=value` lines (eval "$(flexledger dev env)")."""
+    for name, value in Settings.from_env().as_env().items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command()
+def topics() -> None:
+    """Create the catalogue topics that are missing (replication 1)."""
+    created = _run(lambda: kafka.create_topics(Settings.from_env().kafka_bootstrap))
+    typer.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
+
+
+@app.command("fetch-jars")
+def fetch_jars() -> None:
+    """Fetch the Kafka broker's jars with Maven into .cache/kafka/lib (no-op when cached)."""
+    typer.echo(_run(jars.ensure_kafka_jars))

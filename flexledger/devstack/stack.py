@@ -1,0 +1,98 @@
+"""The whole stack: infra (Kafka + PostgreSQL) and the three services, up, down and status."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from contracts.settings import Settings
+from flexledger.devstack import kafka, postgres, services
+from flexledger.devstack.errors import DevstackError
+from flexledger.devstack.health import INFRA, address, is_healthy, part_pid, wait_healthy
+
+log = logging.getLogger(__name__)
+
+PARTS: tuple[str, ...] = (*INFRA, *services.SERVICES)
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    part: str
+    address: str
+    pid: int | None
+    healthy: bool
+
+
+def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
+    """Start Kafka and PostgreSQL (idempotent), create the catalogue topics; return seconds per step.
+
+    The broker's JVM boots while PostgreSQL starts. Keys: kafka, postgres, topics, total.
+    """
+    settings = settings or Settings.from_env()
+    t0 = time.monotonic()
+    kafka.start_kafka(settings)
+    postgres.start_postgres(settings, timeout=timeout)
+    pg_seconds = time.monotonic() - t0
+    wait_healthy(kafka.PART, settings, timeout)
+    kafka_seconds = time.monotonic() - t0
+    created = kafka.create_topics(settings.kafka_bootstrap)
+    total = time.monotonic() - t0
+    timings = {
+        "kafka": kafka_seconds, "postgres": pg_seconds, "topics": total - kafka_seconds, "total": total,
+    }
+    log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs, %d topics created) state in %s",
+             total, pg_seconds, kafka_seconds, len(created), settings.state_dir)
+    return timings
+
+
+def stop_infra(settings: Settings | None = None) -> None:
+    """Stop the broker and PostgreSQL; both are attempted even when one of them fails."""
+    settings = settings or Settings.from_env()
+    errors: list[str] = []
+    for name, stop in ((kafka.PART, kafka.stop_kafka), (postgres.PART, postgres.stop_postgres)):
+        try:
+            if stop(settings):
+                log.info("%s stopped", name)
+        except DevstackError as exc:
+            errors.append(f"{name}: {exc}")
+    if errors:
+        raise DevstackError("\n".join(errors))
+
+
+def up(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
+    """Infra, then intake, eligibility and payments, each waited for until healthy."""
+    settings = settings or Settings.from_env()
+    timings = start_infra(settings, timeout=timeout)
+    for name in services.SERVICES:
+        t0 = time.monotonic()
+        services.start_service(name, settings, timeout=timeout)
+        timings[name] = time.monotonic() - t0
+        log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
+    return timings
+
+
+def down(settings: Settings | None = None) -> None:
+    """Stop the services, then the broker and PostgreSQL."""
+    settings = settings or Settings.from_env()
+    errors: list[str] = []
+    for name in reversed(services.SERVICES):
+        try:
+            if services.stop_service(name, settings):
+                log.info("%s stopped", name)
+        except DevstackError as exc:
+            errors.append(f"{name}: {exc}")
+    try:
+        stop_infra(settings)
+    except DevstackError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise DevstackError("\n".join(errors))
+
+
+def status(settings: Settings | None = None) -> list[PartStatus]:
+    settings = settings or Settings.from_env()
+    return [
+        PartStatus(part, address(part, settings), part_pid(part, settings), is_healthy(part, settings))
+        for part in PARTS
+    ]

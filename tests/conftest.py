@@ -1,0 +1,116 @@
+"""Shared fixtures. `infra`: a Kafka broker and PostgreSQL for integration and e2e tests.
+
+Where they come from (first match wins):
+1. FLEXLEDGER_KAFKA_BOOTSTRAP and FLEXLEDGER_PG_HOST are set: those endpoints, `Settings.from_env()`.
+2. A Docker engine answers: Kafka and PostgreSQL containers started with testcontainers.
+3. Otherwise the local broker and PostgreSQL of `flexledger.devstack`, with their own state dir
+   (<repo>/var/test) and ports (Kafka 29092/29093, PostgreSQL 25432, services 28081-28083), so tests
+   never touch a developer's running stack. They are stopped at the end of the session, unless they
+   were already running before it or FLEXLEDGER_TEST_KEEP_INFRA=1 (then the next run starts in ~1 s).
+
+The catalogue topics are created in every case. Unit tests do not use `infra`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from contracts.settings import PROJECT_ROOT, Settings
+
+TEST_SETTINGS = Settings(
+    kafka_bootstrap="127.0.0.1:29092",
+    kafka_controller_port=29093,
+    pg_port=25432,
+    intake_port=28081,
+    eligibility_port=28082,
+    payments_port=28083,
+    state_dir=str(PROJECT_ROOT / "var" / "test"),
+)
+
+_REPORT: list[str] = []
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _containers(stack: ExitStack) -> Settings:
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers < 4.15
+        from testcontainers.kafka import KafkaContainer  # type: ignore[no-redef]
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
+
+    kafka: Any = stack.enter_context(KafkaContainer().with_kraft())
+    pg: Any = stack.enter_context(
+        PostgresContainer(
+            "postgres:16-alpine",
+            username=TEST_SETTINGS.pg_user,
+            password=TEST_SETTINGS.pg_password,
+            dbname=TEST_SETTINGS.pg_database,
+        )
+    )
+    return replace(
+        TEST_SETTINGS,
+        kafka_bootstrap=kafka.get_bootstrap_server(),
+        pg_host=pg.get_container_host_ip(),
+        pg_port=int(pg.get_exposed_port(5432)),
+    )
+
+
+@pytest.fixture(scope="session")
+def infra_source() -> str:
+    """'env', 'docker' or 'local': where the `infra` fixture takes its broker and database from."""
+    if os.environ.get("FLEXLEDGER_KAFKA_BOOTSTRAP") and os.environ.get("FLEXLEDGER_PG_HOST"):
+        return "env"
+    return "docker" if _docker_answers() else "local"
+
+
+@pytest.fixture(scope="session")
+def infra(infra_source: str) -> Iterator[Settings]:
+    """Settings whose Kafka and PostgreSQL are up, with every catalogue topic created."""
+    from flexledger import devstack
+
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        if infra_source == "env":
+            settings = Settings.from_env()
+        elif infra_source == "docker":
+            settings = _containers(stack)
+        else:
+            settings = TEST_SETTINGS
+            was_running = devstack.is_healthy("kafka", settings) and devstack.is_healthy("postgres", settings)
+            if not (was_running or os.environ.get("FLEXLEDGER_TEST_KEEP_INFRA") == "1"):
+                stack.callback(devstack.stop_infra, settings)
+            for name in devstack.SERVICES:  # services that tests started, stopped before the infra
+                stack.callback(devstack.stop_service, name, settings)
+            timings = devstack.start_infra(settings)
+            _REPORT.append(
+                "local infra " + ("(already running) " if was_running else "(cold start) ")
+                + " ".join(f"{k}={v:.1f}s" for k, v in timings.items())
+                + f" state_dir={settings.state_dir}"
+            )
+        if infra_source != "local":
+            devstack.create_topics(settings.kafka_bootstrap)
+        _REPORT.append(f"infra from {infra_source} ready in {time.monotonic() - t0:.1f}s: "
+                       f"kafka {settings.kafka_bootstrap}, postgres {settings.pg_host}:{settings.pg_port}")
+        yield settings
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _REPORT:
+        terminalreporter.write_line(line)
