@@ -20,7 +20,7 @@ from contracts.identifiers import ric_problem, uscc_problem
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIVISION = re.compile(r"[0-9]{6}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_TEXT = 200
 
 
@@ -74,7 +74,7 @@ def _text(value: str) -> str:
     if len(value) > MAX_TEXT:
         raise ValueError(f"is longer than {MAX_TEXT} characters")
     if _CONTROL.search(value):
-        raise ValueError("contains control characters")
+        raise ValueError("contains control characters or unpaired surrogates")
     return value
 
 
@@ -105,9 +105,15 @@ class Fact(BaseModel):
     at: Timestamp
 
     @property
+    def at_day(self) -> str:
+        """Date of `at` (YYYY-MM-DD), read in the timestamp's own offset, whatever ISO 8601 form it has."""
+        stamp = datetime.fromisoformat(self.at)
+        return f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}"
+
+    @property
     def at_month(self) -> str:
         """Month of `at`, read in the timestamp's own offset (RULES.md section 5)."""
-        return self.at[:7]
+        return self.at_day[:7]
 
 
 class EnterpriseRegistered(Fact):

@@ -11,9 +11,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="flexledger: 
 
 
 def _register() -> None:
-    from flexledger import scenario
+    from flexledger import scenario, submit
 
     app.add_typer(scenario.app, name="scenario")
+    app.command("submit")(submit.submit)
     try:
         from flexledger.devstack import cli as dev_cli
     except ImportError:  # the dev stack module is optional while it is being built

@@ -19,8 +19,20 @@ Outcome = Literal["accepted", "rejected", "duplicate"]
 
 def content_digest(raw: Any) -> str:
     """SHA-256 of the canonical JSON of a submitted fact."""
-    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    except TypeError:  # keys of mixed types cannot be sorted (possible from YAML or Python, never from JSON)
+        canonical = json.dumps(_string_keys(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                               default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else f"{type(k).__name__}:{k!r}": _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,9 @@ def one_time(fact: f.AnyFact, rs: RuleSet) -> Lines:
                 f"{fact.approved_amount_fen} fen, cap {cap}", "新建市级以上平台人力资源服务产业园一次性建园补助",
                 params, (fact.id,)))}
         case f.TalentAward():
-            cap, params = _fixed(rs, "talent_cap_fen", fact.at[:10])
+            # The award carries no date of its own: the cap is the one in force when it was submitted, or
+            # when the measures took effect for an award submitted before (RULES.md 4.7 sets no date rule).
+            cap, params = _fixed(rs, "talent_cap_fen", max(fact.at_day, rs.policy_start_date))
             amount = min(fact.approved_amount_fen, cap)
             if amount <= 0:
                 return {}

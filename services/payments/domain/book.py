@@ -1,0 +1,606 @@
+"""The payments book: one state object, changed only by folding its own events.
+
+Each command (`apply_decision`, `set_appropriation`, `cut_batches`, `settle`, `record_repayment`)
+validates first (raising a `PaymentsError` and changing nothing), then emits events; every event is
+folded by `apply` before the next is computed, and the list is returned so the caller can store and
+publish it. `PaymentsBook.replay(events)` rebuilds the same state. Redelivered decisions, settlements
+and repayments return no events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from contracts.decisions import MONEY_KINDS, DecisionV1
+from services.payments.domain import events as e
+from services.payments.domain.accounts import GeneralLedger
+from services.payments.domain.batching import (
+    BatchPolicy,
+    DisbursementEntry,
+    ReadyOrder,
+    SettlementOutcome,
+    SettlementResult,
+    batches_due,
+)
+from services.payments.domain.budgets import Budget
+from services.payments.domain.errors import (
+    AppropriationBelowUsed,
+    ClawbackExceedsLine,
+    InvalidDecision,
+    RepaymentExceedsReceivable,
+    SettlementConflict,
+    UnknownEntry,
+    WrongBook,
+)
+from services.payments.domain.lines import Line, LineTally, fiscal_year, line_of, require_aware
+from services.payments.domain.orders import OrderState, PaymentOrder
+from services.payments.domain.postings import postings_for
+from services.payments.domain.recovery import Claim, allocate, plan_offsets, split_clawback
+
+BudgetKey = tuple[str, int]  # (program, fiscal year)
+
+
+def _positive_fen(amount_fen: int, what: str) -> None:
+    if type(amount_fen) is not int or amount_fen <= 0:
+        raise ValueError(f"{what} must be a positive integer number of fen, got {amount_fen!r}")
+
+
+class PaymentsBook:
+    """Orders, budgets, claims and the general ledger of one book ('main' or a sandbox)."""
+
+    def __init__(self, book: str = "main") -> None:
+        self.book = book
+        self.ledger = GeneralLedger()
+        self.event_count = 0
+        self.batch_count = 0
+        self.applied_decisions: set[str] = set()
+        self.repayment_references: set[str] = set()
+        self.lines: dict[Line, LineTally] = {}
+        self.orders: dict[str, PaymentOrder] = {}
+        self.budgets: dict[BudgetKey, Budget] = {}
+        self.claims: dict[str, Claim] = {}
+        self.entries: dict[str, DisbursementEntry] = {}
+        self.settlements: dict[str, SettlementOutcome] = {}
+        self._line_orders: dict[Line, list[str]] = {}
+        self._beneficiary_orders: dict[str, list[str]] = {}
+        self._beneficiary_claims: dict[str, list[str]] = {}
+        self._open_claims: dict[str, dict[str, None]] = {}  # beneficiary -> claim ids, oldest first
+        self._ready: dict[str, None] = {}  # order ids ready to pay, oldest first
+        self._ready_by_beneficiary: dict[str, dict[str, None]] = {}
+
+    @classmethod
+    def replay(cls, events: Iterable[e.PaymentsEvent], book: str = "main") -> PaymentsBook:
+        state = cls(book)
+        for event in events:
+            state.apply(event)
+        return state
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def apply_decision(self, decision: DecisionV1, recorded_at: datetime) -> list[e.PaymentsEvent]:
+        """Take in one eligibility decision. `recorded_at` is when eligibility recorded it (it fixes
+        the fiscal year of a line without a month). Non-money kinds and redeliveries return []."""
+        require_aware(recorded_at)
+        if decision.book != self.book:
+            raise WrongBook(
+                f"decision {decision.decision_id} is for book {decision.book!r}, not {self.book!r}"
+            )
+        if decision.kind not in MONEY_KINDS or decision.decision_id in self.applied_decisions:
+            return []
+        if decision.amount_fen <= 0:
+            raise InvalidDecision(
+                f"{decision.kind} {decision.decision_id} has amount {decision.amount_fen} fen"
+            )
+        line = line_of(decision)
+        year = fiscal_year(decision.month, recorded_at)
+        if decision.kind == "grant":
+            return self._grant(decision.decision_id, line, year, decision.amount_fen, recorded_at)
+        return self._clawback(decision.decision_id, line, year, decision.amount_fen, recorded_at)
+
+    def set_appropriation(
+        self, program: str, fiscal_year: int, amount_fen: int, at: datetime
+    ) -> list[e.PaymentsEvent]:
+        """Operator command: the programme's appropriation for the year is now `amount_fen` (a total,
+        so repeating the command changes nothing). Orders awaiting that budget are released in order."""
+        require_aware(at)
+        if type(amount_fen) is not int or amount_fen < 0:
+            raise ValueError(
+                f"appropriation must be a non-negative integer number of fen, got {amount_fen!r}"
+            )
+        budget = self.budget(program, fiscal_year)
+        if amount_fen < budget.used_fen:
+            raise AppropriationBelowUsed(
+                f"{program} {fiscal_year}: {budget.used_fen} fen committed or paid, cannot set {amount_fen}"
+            )
+        if amount_fen == budget.appropriated_fen:
+            return []
+        out: list[e.PaymentsEvent] = []
+        self._emit(
+            e.AppropriationSet(
+                program=program,
+                fiscal_year=fiscal_year,
+                amount_fen=amount_fen,
+                previous_fen=budget.appropriated_fen,
+                at=at,
+            ),
+            out,
+        )
+        self._release((program, fiscal_year), at, out)
+        return out
+
+    def cut_batches(self, policy: BatchPolicy, now: datetime) -> list[e.PaymentsEvent]:
+        """Cut the disbursement batches that `policy` makes due at `now` (possibly none)."""
+        ready = [ReadyOrder(order_id, self._ready_at(order_id)) for order_id in self._ready]
+        out: list[e.PaymentsEvent] = []
+        for group in batches_due(ready, policy, now):
+            batch_id = f"{self.book}-B{self.batch_count + 1:06d}"
+            entries = tuple(
+                self._entry(batch_id, index, self.orders[order_id]) for index, order_id in enumerate(group, 1)
+            )
+            self._emit(e.BatchCut(batch_id=batch_id, entries=entries, at=now), out)
+        return out
+
+    def settle(self, result: SettlementResult, at: datetime) -> list[e.PaymentsEvent]:
+        """Record the bank's result for one entry. The same result again returns []; a different
+        result for an entry already settled is a `SettlementConflict`."""
+        require_aware(at)
+        entry = self.entries.get(result.entry_id)
+        if entry is None:
+            raise UnknownEntry(f"no disbursement entry {result.entry_id} in book {self.book!r}")
+        previous = self.settlements.get(entry.entry_id)
+        if previous is not None:
+            if previous is result.outcome:
+                return []
+            raise SettlementConflict(
+                f"entry {entry.entry_id} was already {previous}, now reported {result.outcome}"
+            )
+        out: list[e.PaymentsEvent] = []
+        if result.outcome is SettlementOutcome.PAID:
+            assert result.confirmation is not None
+            self._emit(
+                e.PaymentConfirmed(
+                    entry_id=entry.entry_id,
+                    order_id=entry.order_id,
+                    beneficiary=entry.beneficiary,
+                    amount_fen=entry.amount_fen,
+                    confirmation=result.confirmation,
+                    at=at,
+                ),
+                out,
+            )
+        else:
+            assert result.reason is not None
+            self._emit(
+                e.PaymentReturned(
+                    entry_id=entry.entry_id,
+                    order_id=entry.order_id,
+                    beneficiary=entry.beneficiary,
+                    amount_fen=entry.amount_fen,
+                    reason=result.reason,
+                    at=at,
+                ),
+                out,
+            )
+            self._offset(entry.beneficiary, at, out)
+        return out
+
+    def settle_all(self, results: Iterable[SettlementResult], at: datetime) -> list[e.PaymentsEvent]:
+        out: list[e.PaymentsEvent] = []
+        for result in results:
+            out.extend(self.settle(result, at))
+        return out
+
+    def record_repayment(
+        self, beneficiary: str, amount_fen: int, reference: str, at: datetime
+    ) -> list[e.PaymentsEvent]:
+        """Operator command: the beneficiary paid back `amount_fen` (bank reference `reference`, the
+        idempotency key), allocated to its oldest open claims first."""
+        require_aware(at)
+        _positive_fen(amount_fen, "repayment")
+        if reference in self.repayment_references:
+            return []
+        open_claims = self.open_claims(beneficiary)
+        owed_fen = sum(claim.open_fen for claim in open_claims)
+        if amount_fen > owed_fen:
+            raise RepaymentExceedsReceivable(
+                f"{beneficiary} owes {owed_fen} fen; repayment {reference} is {amount_fen}"
+            )
+        allocations = tuple(
+            e.Allocation(claim_id, take_fen) for claim_id, take_fen in allocate(open_claims, amount_fen)
+        )
+        out: list[e.PaymentsEvent] = []
+        self._emit(
+            e.RepaymentReceived(
+                reference=reference,
+                beneficiary=beneficiary,
+                amount_fen=amount_fen,
+                allocations=allocations,
+                at=at,
+            ),
+            out,
+        )
+        return out
+
+    # ---- command steps --------------------------------------------------------------------------
+
+    def _emit(self, event: e.PaymentsEvent, out: list[e.PaymentsEvent]) -> None:
+        self.apply(event)
+        out.append(event)
+
+    def _grant(
+        self, decision_id: str, line: Line, year: int, amount_fen: int, at: datetime
+    ) -> list[e.PaymentsEvent]:
+        out: list[e.PaymentsEvent] = []
+        self._emit(
+            e.DecisionReceived(
+                decision_id=decision_id,
+                kind="grant",
+                line=line,
+                fiscal_year=year,
+                amount_fen=amount_fen,
+                at=at,
+            ),
+            out,
+        )
+        self._emit(
+            e.OrderCreated(
+                order_id=decision_id,
+                decision_id=decision_id,
+                line=line,
+                fiscal_year=year,
+                amount_fen=amount_fen,
+                at=at,
+            ),
+            out,
+        )
+        budget = self.budget(line.program, year)
+        if budget.admits(amount_fen):
+            self._commit(self.orders[decision_id], False, at, out)
+        else:
+            self._emit(
+                e.OrderAwaitingBudget(
+                    order_id=decision_id,
+                    program=line.program,
+                    fiscal_year=year,
+                    amount_fen=amount_fen,
+                    reason=budget.refusal(amount_fen),
+                    at=at,
+                ),
+                out,
+            )
+        return out
+
+    def _clawback(
+        self, decision_id: str, line: Line, year: int, amount_fen: int, at: datetime
+    ) -> list[e.PaymentsEvent]:
+        tally = self.lines.get(line, LineTally())
+        if amount_fen > tally.net_fen:
+            raise ClawbackExceedsLine(
+                f"clawback {decision_id} of {amount_fen} fen on {line}: net entitlement {tally.net_fen} fen"
+            )
+        out: list[e.PaymentsEvent] = []
+        self._emit(
+            e.DecisionReceived(
+                decision_id=decision_id,
+                kind="clawback",
+                line=line,
+                fiscal_year=year,
+                amount_fen=amount_fen,
+                at=at,
+            ),
+            out,
+        )
+        cancellations, claim_fen = split_clawback(self.orders_of_line(line), amount_fen)
+        touched: set[BudgetKey] = set()
+        for cancellation in cancellations:
+            order = self.orders[cancellation.order_id]
+            self._emit(
+                e.OrderCancelled(
+                    order_id=order.order_id,
+                    decision_id=decision_id,
+                    beneficiary=order.beneficiary,
+                    program=order.program,
+                    fiscal_year=order.fiscal_year,
+                    amount_fen=cancellation.amount_fen,
+                    committed=cancellation.committed,
+                    at=at,
+                ),
+                out,
+            )
+            touched.add((order.program, order.fiscal_year))
+        if claim_fen:
+            self._emit(
+                e.ReceivableRaised(
+                    claim_id=decision_id,
+                    decision_id=decision_id,
+                    line=line,
+                    fiscal_year=year,
+                    amount_fen=claim_fen,
+                    at=at,
+                ),
+                out,
+            )
+            self._offset(line.beneficiary, at, out)
+        for key in sorted(touched):
+            self._release(key, at, out)
+        return out
+
+    def _commit(self, order: PaymentOrder, released: bool, at: datetime, out: list[e.PaymentsEvent]) -> None:
+        self._emit(
+            e.OrderCommitted(
+                order_id=order.order_id,
+                beneficiary=order.beneficiary,
+                program=order.program,
+                fiscal_year=order.fiscal_year,
+                amount_fen=order.amount_fen,
+                released=released,
+                at=at,
+            ),
+            out,
+        )
+        self._offset(order.beneficiary, at, out)
+
+    def _release(self, key: BudgetKey, at: datetime, out: list[e.PaymentsEvent]) -> None:
+        budget = self.budgets.get(key)
+        if budget is None:
+            return
+        for order_id in budget.releasable():
+            self._commit(self.orders[order_id], True, at, out)
+
+    def _offset(self, beneficiary: str, at: datetime, out: list[e.PaymentsEvent]) -> None:
+        ready = [self.orders[order_id] for order_id in self._ready_by_beneficiary.get(beneficiary, {})]
+        for offset in plan_offsets(self.open_claims(beneficiary), ready):
+            self._emit(
+                e.ReceivableOffset(
+                    claim_id=offset.claim_id,
+                    order_id=offset.order_id,
+                    beneficiary=beneficiary,
+                    amount_fen=offset.amount_fen,
+                    at=at,
+                ),
+                out,
+            )
+
+    def _entry(self, batch_id: str, index: int, order: PaymentOrder) -> DisbursementEntry:
+        return DisbursementEntry(
+            entry_id=f"{batch_id}-{index:05d}",
+            batch_id=batch_id,
+            order_id=order.order_id,
+            beneficiary=order.beneficiary,
+            program=order.program,
+            fiscal_year=order.fiscal_year,
+            amount_fen=order.unpaid_fen,
+            attempt=order.attempts + 1,
+        )
+
+    def _ready_at(self, order_id: str) -> datetime:
+        ready_at = self.orders[order_id].ready_at
+        assert ready_at is not None
+        return ready_at
+
+    # ---- fold -----------------------------------------------------------------------------------
+
+    def apply(self, event: e.PaymentsEvent) -> None:
+        """Fold one event into the state and post its journal entries. The only mutator."""
+        match event:
+            case e.DecisionReceived():
+                assert event.decision_id not in self.applied_decisions, event
+                self.applied_decisions.add(event.decision_id)
+                tally = self.lines.setdefault(event.line, LineTally())
+                if event.kind == "grant":
+                    tally.granted_fen += event.amount_fen
+                else:
+                    tally.clawed_fen += event.amount_fen
+            case e.OrderCreated():
+                assert event.order_id not in self.orders, event
+                self.orders[event.order_id] = PaymentOrder(
+                    order_id=event.order_id,
+                    decision_id=event.decision_id,
+                    line=event.line,
+                    fiscal_year=event.fiscal_year,
+                    granted_fen=event.amount_fen,
+                    amount_fen=event.amount_fen,
+                    created_at=event.at,
+                )
+                self._line_orders.setdefault(event.line, []).append(event.order_id)
+                self._beneficiary_orders.setdefault(event.line.beneficiary, []).append(event.order_id)
+            case e.OrderAwaitingBudget():
+                order = self.orders[event.order_id]
+                assert order.state is OrderState.AWAITING_BUDGET and event.amount_fen == order.amount_fen, (
+                    event
+                )
+                order.awaiting_reason = event.reason
+                self._stored_budget(event.program, event.fiscal_year).awaiting[event.order_id] = (
+                    event.amount_fen
+                )
+            case e.OrderCommitted():
+                order = self.orders[event.order_id]
+                assert not order.committed and event.amount_fen == order.amount_fen > 0, event
+                budget = self._stored_budget(event.program, event.fiscal_year)
+                budget.awaiting.pop(event.order_id, None)
+                budget.used_fen += event.amount_fen
+                order.committed, order.awaiting_reason, order.ready_at = True, None, event.at
+                self._enqueue(order)
+                budget.check()
+            case e.OrderCancelled():
+                order = self.orders[event.order_id]
+                assert event.committed == order.committed and 0 < event.amount_fen <= order.unpaid_fen, event
+                order.amount_fen -= event.amount_fen
+                order.cancelled_fen += event.amount_fen
+                self.lines[order.line].cancelled_fen += event.amount_fen
+                budget = self._stored_budget(event.program, event.fiscal_year)
+                if event.committed:
+                    budget.used_fen -= event.amount_fen
+                    if order.unpaid_fen == 0:
+                        self._dequeue(order)
+                elif order.amount_fen:
+                    budget.awaiting[order.order_id] = order.amount_fen
+                else:
+                    del budget.awaiting[order.order_id]
+                budget.check()
+            case e.ReceivableRaised():
+                assert event.claim_id not in self.claims and event.amount_fen > 0, event
+                claim = Claim(
+                    claim_id=event.claim_id,
+                    decision_id=event.decision_id,
+                    line=event.line,
+                    fiscal_year=event.fiscal_year,
+                    amount_fen=event.amount_fen,
+                    raised_at=event.at,
+                )
+                self.claims[claim.claim_id] = claim
+                self._open_claims.setdefault(claim.beneficiary, {})[claim.claim_id] = None
+                self._beneficiary_claims.setdefault(claim.beneficiary, []).append(claim.claim_id)
+                self.lines[event.line].claimed_fen += event.amount_fen
+            case e.ReceivableOffset():
+                claim, order = self.claims[event.claim_id], self.orders[event.order_id]
+                assert claim.beneficiary == order.beneficiary == event.beneficiary, event
+                assert order.state is OrderState.READY and 0 < event.amount_fen <= min(
+                    claim.open_fen, order.unpaid_fen
+                )
+                claim.offset_fen += event.amount_fen
+                order.offset_fen += event.amount_fen
+                if claim.open_fen == 0:
+                    self._close_claim(claim)
+                if order.unpaid_fen == 0:
+                    self._dequeue(order)
+            case e.AppropriationSet():
+                budget = self._stored_budget(event.program, event.fiscal_year)
+                assert (
+                    budget.appropriated_fen == event.previous_fen and event.amount_fen >= budget.used_fen
+                ), event
+                budget.appropriated_fen = event.amount_fen
+            case e.BatchCut():
+                assert event.entries, event
+                self.batch_count += 1
+                for entry in event.entries:
+                    order = self.orders[entry.order_id]
+                    assert order.state is OrderState.READY and entry.amount_fen == order.unpaid_fen, entry
+                    assert entry.entry_id not in self.entries and entry.attempt == order.attempts + 1, entry
+                    order.in_transit_fen += entry.amount_fen
+                    order.attempts = entry.attempt
+                    self.entries[entry.entry_id] = entry
+                    self._dequeue(order)
+            case e.PaymentConfirmed():
+                order = self.orders[event.order_id]
+                assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, (
+                    event
+                )
+                self.settlements[event.entry_id] = SettlementOutcome.PAID
+                order.in_transit_fen -= event.amount_fen
+                order.paid_fen += event.amount_fen
+            case e.PaymentReturned():
+                order = self.orders[event.order_id]
+                assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, (
+                    event
+                )
+                self.settlements[event.entry_id] = SettlementOutcome.RETURNED
+                order.in_transit_fen -= event.amount_fen
+                order.last_return_reason, order.ready_at = event.reason, event.at
+                self._enqueue(order)
+            case e.RepaymentReceived():
+                assert event.reference not in self.repayment_references, event
+                assert sum(allocation.amount_fen for allocation in event.allocations) == event.amount_fen, (
+                    event
+                )
+                self.repayment_references.add(event.reference)
+                for allocation in event.allocations:
+                    claim = self.claims[allocation.claim_id]
+                    assert (
+                        claim.beneficiary == event.beneficiary and 0 < allocation.amount_fen <= claim.open_fen
+                    )
+                    claim.repaid_fen += allocation.amount_fen
+                    if claim.open_fen == 0:
+                        self._close_claim(claim)
+        order_id = getattr(event, "order_id", None)
+        if order_id is not None:
+            self.orders[order_id].check()
+        self.ledger.post_all(postings_for(event))
+        self.event_count += 1
+
+    def _stored_budget(self, program: str, year: int) -> Budget:
+        budget = self.budgets.get((program, year))
+        if budget is None:
+            budget = self.budgets[(program, year)] = Budget(program, year)
+        return budget
+
+    def _enqueue(self, order: PaymentOrder) -> None:
+        if order.unpaid_fen > 0:
+            self._ready[order.order_id] = None
+            self._ready_by_beneficiary.setdefault(order.beneficiary, {})[order.order_id] = None
+
+    def _dequeue(self, order: PaymentOrder) -> None:
+        self._ready.pop(order.order_id, None)
+        mine = self._ready_by_beneficiary.get(order.beneficiary)
+        if mine is not None:
+            mine.pop(order.order_id, None)
+            if not mine:
+                del self._ready_by_beneficiary[order.beneficiary]
+
+    def _close_claim(self, claim: Claim) -> None:
+        mine = self._open_claims[claim.beneficiary]
+        del mine[claim.claim_id]
+        if not mine:
+            del self._open_claims[claim.beneficiary]
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def has_applied(self, decision_id: str) -> bool:
+        return decision_id in self.applied_decisions
+
+    def budget(self, program: str, fiscal_year: int) -> Budget:
+        """The budget of a programme and year (an empty one, not stored, when never touched)."""
+        return self.budgets.get((program, fiscal_year)) or Budget(program, fiscal_year)
+
+    def order(self, order_id: str) -> PaymentOrder:
+        return self.orders[order_id]
+
+    def orders_of_line(self, line: Line) -> list[PaymentOrder]:
+        return [self.orders[order_id] for order_id in self._line_orders.get(line, [])]
+
+    def orders_of(self, beneficiary: str) -> list[PaymentOrder]:
+        return [self.orders[order_id] for order_id in self._beneficiary_orders.get(beneficiary, [])]
+
+    def claims_of(self, beneficiary: str) -> list[Claim]:
+        return [self.claims[claim_id] for claim_id in self._beneficiary_claims.get(beneficiary, [])]
+
+    def open_claims(self, beneficiary: str) -> list[Claim]:
+        return [self.claims[claim_id] for claim_id in self._open_claims.get(beneficiary, {})]
+
+    def ready_order_ids(self) -> list[str]:
+        return list(self._ready)
+
+    def ready_orders(self) -> list[PaymentOrder]:
+        """Orders ready to pay, in the order they will be batched."""
+        return [self.orders[order_id] for order_id in self._ready]
+
+    def awaiting_orders(self, program: str, fiscal_year: int) -> list[PaymentOrder]:
+        return [self.orders[order_id] for order_id in self.budget(program, fiscal_year).awaiting]
+
+    def beneficiaries(self) -> list[str]:
+        return sorted(self._beneficiary_orders.keys() | self._beneficiary_claims.keys())
+
+    def trial_balance_fen(self) -> int:
+        return self.ledger.trial_balance_fen()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data, for comparing a live book with its replay."""
+        return {
+            "book": self.book,
+            "event_count": self.event_count,
+            "batch_count": self.batch_count,
+            "applied_decisions": sorted(self.applied_decisions),
+            "repayment_references": sorted(self.repayment_references),
+            "lines": {str(line): asdict(tally) for line, tally in self.lines.items()},
+            "orders": {order_id: asdict(order) for order_id, order in self.orders.items()},
+            "budgets": {f"{p}:{y}": asdict(budget) for (p, y), budget in self.budgets.items()},
+            "claims": {claim_id: asdict(claim) for claim_id, claim in self.claims.items()},
+            "entries": {entry_id: asdict(entry) for entry_id, entry in self.entries.items()},
+            "settlements": dict(self.settlements),
+            "ready": list(self._ready),
+            "open_claims": {b: list(ids) for b, ids in self._open_claims.items()},
+            "balances": {str(account): balance for account, balance in self.ledger.balances().items()},
+        }
