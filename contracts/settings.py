@@ -28,6 +28,9 @@ class Settings:
     state_dir: str = str(PROJECT_ROOT / "var")
     otel_exporter_otlp_endpoint: str = ""
     otel_traces_file: str = ""
+    # AES key (base64, 16/24/32 bytes) encrypting event state at rest; empty in development: a key is
+    # generated once into <state_dir>/cipher.key and reused (see contracts.eventstore.cipher_key).
+    cipher_key: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -1,0 +1,157 @@
+"""The event-store plumbing every service shares: eventsourcing on PostgreSQL, configured from
+`Settings` only, with event state encrypted at rest and Kafka positions recorded with the events.
+
+- One PostgreSQL schema per service (created here before the application starts).
+- `POSTGRES_ENABLE_DB_FUNCTIONS` is never set: in 9.5.6 it drops tracking records (see
+  shared/notes/infrastructure.md). The process environment is not read at all, so it cannot leak in.
+- AES-GCM (the `cryptography` package; `eventsourcing.cipher` would need pycryptodome) with the key
+  from `Settings.cipher_key`, or in development a key generated once into `<state_dir>/cipher.key`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
+from eventsourcing.utils import Environment
+from opentelemetry import trace
+
+from contracts.settings import Settings
+from contracts.telemetry import get_tracer
+
+CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
+CIPHER_KEY_BYTES = 32
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def cipher_key(settings: Settings) -> str:
+    """The AES key: from settings, else `<state_dir>/cipher.key`, created once (race-free) if absent."""
+    if settings.cipher_key:
+        return settings.cipher_key
+    path = Path(settings.state_dir) / "cipher.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.b64encode(os.urandom(CIPHER_KEY_BYTES)).decode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """A key for keyed ids, derived from the cipher key, so ids of people cannot be brute-forced."""
+    return hmac.new(base64.b64decode(cipher_key(settings)), b"flexledger/aggregate-ids", "sha256").digest()
+
+
+def keyed_uuid(key: bytes, *parts: str) -> uuid.UUID:
+    """A UUID (version 8, RFC 9562) from HMAC-SHA256 over the parts: stable, and opaque without the key."""
+    digest = hmac.new(key, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:16], "big")
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def eventsourcing_env(settings: Settings, schema: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": settings.pg_database,
+        "POSTGRES_HOST": settings.pg_host,
+        "POSTGRES_PORT": str(settings.pg_port),
+        "POSTGRES_USER": settings.pg_user,
+        "POSTGRES_PASSWORD": settings.pg_password,
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "POSTGRES_PRE_PING": "y",  # a restarted database must not hand us dead pooled connections
+        "CIPHER_TOPIC": CIPHER_TOPIC,
+        "CIPHER_KEY": cipher_key(settings),
+    }
+
+
+def ensure_schema(settings: Settings, schema: str) -> None:
+    if not _SCHEMA.fullmatch(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    with psycopg.connect(settings.pg_dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+class ServiceApplication(Application[uuid.UUID]):
+    """An eventsourcing application of one service, in its own schema.
+
+    It records with a process recorder, so a Kafka position (`Tracking`) commits in the same
+    transaction as the events it caused, and wraps every commit in a span."""
+
+    def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
+        self.tracer = get_tracer(tracer_provider, self.name)
+        ensure_schema(settings, self.name)
+        super().__init__(env=eventsourcing_env(settings, self.name))
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Settings are the only source of configuration: the process environment is ignored.
+        return Environment(name, dict(env or {}))
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
+        with self.tracer.start_as_current_span(
+            f"{self.name} db commit",
+            attributes={"db.system": "postgresql", "db.namespace": self.name,
+                        "flexledger.events": len(processing_event.events)},
+        ):
+            return super()._record(processing_event)
+
+    def record(
+        self, *objs: MutableOrImmutableAggregate[uuid.UUID] | DomainEventProtocol[uuid.UUID] | None,
+        tracking: Tracking | None = None,
+    ) -> list[Recording[uuid.UUID]]:
+        """Save the pending events of `objs` and the consumed position `tracking` in one transaction."""
+        processing_event: ProcessingEvent[uuid.UUID] = ProcessingEvent(tracking)
+        processing_event.collect_events(*objs)
+        return self._record(processing_event)
+
+    def already_tracked(self, tracking: Tracking) -> bool:
+        """After an IntegrityError: True if it was this position that was already recorded (a
+        redelivery), False if it was something else (an aggregate version conflict)."""
+        return self.process_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+
+    def notifications(self, after: int, limit: int) -> Sequence[tuple[int, DomainEventProtocol[uuid.UUID]]]:
+        """Up to `limit` (notification id, decrypted event) pairs after notification id `after`."""
+        found = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [(n.id, self.mapper.to_domain_event(n)) for n in found]
+
+
+def kafka_tracking(topic: str, partition: int, offset: int) -> Tracking:
+    return Tracking(application_name=f"kafka:{topic}:{partition}", notification_id=offset)
+
+
+__all__ = [
+    "IntegrityError",
+    "ServiceApplication",
+    "cipher_key",
+    "ensure_schema",
+    "eventsourcing_env",
+    "kafka_tracking",
+    "keyed_uuid",
+    "pseudonym_key",
+]

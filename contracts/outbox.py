@@ -1,0 +1,136 @@
+"""Following an application's notification log from a durably recorded position.
+
+The notification log is each service's transactional outbox: relays publish it to Kafka, projections
+fold it into query tables. A follower reads a batch after its position, hands it to its handler, and
+records the new position in the same asyncpg transaction as the handler's own writes — so a
+projection applies every event exactly once, and a relay publishes at least once (a crash between
+publishing and committing the position republishes the batch; consumers de-duplicate).
+
+PostgreSQL NOTIFY (sent by eventsourcing on every insert) wakes the follower; a poll interval backs
+it up. The events table's lock makes commit order equal id order, so reading past a gap never skips
+an event committed later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from eventsourcing.domain import DomainEventProtocol
+
+from contracts.eventstore import ServiceApplication
+
+log = logging.getLogger(__name__)
+
+Batch = Sequence[tuple[int, DomainEventProtocol[uuid.UUID]]]
+Connection = PoolConnectionProxy  # a pooled connection, in the follower's transaction
+Handler = Callable[[Connection, Batch], Awaitable[None]]
+
+BATCH_LIMIT = 500
+POLL_INTERVAL_S = 1.0
+RETRY_BACKOFF_MAX_S = 5.0
+
+
+async def create_positions_table(pool: asyncpg.Pool, schema: str) -> None:
+    await pool.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}".follower_positions '
+        "(name text PRIMARY KEY, position bigint NOT NULL)"
+    )
+
+
+class LogFollower:
+    def __init__(
+        self, name: str, app: ServiceApplication, pool: asyncpg.Pool, handler: Handler,
+        *, batch_limit: int = BATCH_LIMIT, poll_interval_s: float = POLL_INTERVAL_S,
+    ) -> None:
+        self.name = name
+        self.app = app
+        self.pool = pool
+        self.handler = handler
+        self.batch_limit = batch_limit
+        self.poll_interval_s = poll_interval_s
+        self.schema = app.name
+        self._wake = asyncio.Event()
+        self.position = 0
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _read_position(self) -> int:
+        value = await self.pool.fetchval(
+            f'SELECT position FROM "{self.schema}".follower_positions WHERE name = $1', self.name
+        )
+        return int(value or 0)
+
+    async def step(self) -> int:
+        """Handle one batch after the recorded position; return how many events it held."""
+        after = await self._read_position()
+        batch = await asyncio.to_thread(self.app.notifications, after, self.batch_limit)
+        if not batch:
+            self.position = after
+            return 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Lock the position row: two followers of one name never handle the same batch twice.
+            current = await conn.fetchval(
+                f'SELECT position FROM "{self.schema}".follower_positions WHERE name = $1 FOR UPDATE',
+                self.name,
+            )
+            if current is not None and int(current) != after:
+                return 0  # someone else moved it; re-read
+            await self.handler(conn, batch)
+            last = batch[-1][0]
+            await conn.execute(
+                f'INSERT INTO "{self.schema}".follower_positions (name, position) VALUES ($1, $2) '
+                "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position",
+                self.name, last,
+            )
+        self.position = last
+        return len(batch)
+
+    async def catch_up(self) -> None:
+        while await self.step():
+            pass
+
+    async def run(self) -> None:
+        """Follow forever: drain, then wait for a NOTIFY or the poll interval. Errors back off."""
+        channel = f"{self.app.name}_events"
+        listener: Connection | None = None
+        backoff_s = 0.1
+        try:
+            while True:
+                try:
+                    if listener is None or listener.is_closed():
+                        listener = await self.pool.acquire()
+                        await listener.add_listener(channel, self.wake)
+                    self._wake.clear()
+                    while await self.step() >= self.batch_limit:
+                        pass
+                    backoff_s = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: step failed; retrying in %.1fs", self.name, backoff_s)
+                    if listener is not None:
+                        await self._release(listener, channel)
+                        listener = None
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        finally:
+            if listener is not None:
+                await self._release(listener, channel)
+
+    async def _release(self, conn: Connection, channel: str) -> None:
+        try:
+            await conn.remove_listener(channel, self.wake)
+            await self.pool.release(conn)
+        except Exception:  # a broken connection: the pool replaces it
+            log.debug("%s: listener connection dropped", self.name, exc_info=True)

@@ -1,0 +1,83 @@
+"""Running one service process: logging to stderr, tracing, the HTTP server, start and stop, and
+retrying an operation until it succeeds.
+
+A service is anything with `start()`, `stop()` and an ASGI app `http`; `python -m services.<name>`
+calls `main` with the service's factory. Uvicorn handles SIGTERM/SIGINT; the service then stops its
+consumers and relays before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+
+from contracts.settings import Settings
+from contracts.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_BACKOFF_MAX_S = 10.0
+
+
+class Service(Protocol):
+    name: str
+    http: Any  # an ASGI application
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` until it returns; log and back off (capped) between failures."""
+    backoff_s = 0.05
+    while True:
+        try:
+            return await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying in %.2fs", what, backoff_s)
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiokafka logs every connection attempt while a broker restarts; warnings are enough.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
+    """Start the service, serve HTTP until a signal, then stop it."""
+    server = uvicorn.Server(uvicorn.Config(
+        service.http, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+    ))
+    await service.start()
+    try:
+        await server.serve()
+    finally:
+        await service.stop()
+
+
+def main(
+    name: str, build: Callable[[Settings, TracerProvider], Service], port_of: Callable[[Settings], int]
+) -> None:
+    configure_logging()
+    settings = Settings.from_env()
+    provider = setup_tracing(name, settings)
+    service = build(settings, provider)
+    log.info("%s starting on 127.0.0.1:%d (kafka %s, postgres %s:%d)", name, port_of(settings),
+             settings.kafka_bootstrap, settings.pg_host, settings.pg_port)
+    try:
+        asyncio.run(serve(service, port_of(settings)))
+    finally:
+        provider.shutdown()

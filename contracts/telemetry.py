@@ -1,0 +1,135 @@
+"""OpenTelemetry for every process: where spans go, and how trace context crosses HTTP and Kafka.
+
+Export (first that applies): OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; JSON lines to
+the file OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events)
+but not exported. Context is propagated by hand, W3C `traceparent`/`tracestate`, so that we choose
+every span attribute: identity numbers never appear in clear (use `contracts.identifiers.mask`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from contracts.settings import Settings
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+INSTRUMENTATION = "flexledger"
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """One JSON object per finished span, appended to a file (for machines without a collector)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(json.loads(span.to_json()), ensure_ascii=False) + "\n" for span in spans)
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _otlp_traces_url(endpoint: str) -> str:
+    # The variable names the collector's base URL; the exporter wants the traces path itself.
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
+def setup_tracing(service_name: str, settings: Settings) -> TracerProvider:
+    """A TracerProvider for one service process, exporting as the module docstring says."""
+    provider = TracerProvider(resource=Resource.create({"service.name": f"flexledger-{service_name}"}))
+    if settings.otel_exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = _otlp_traces_url(settings.otel_exporter_otlp_endpoint)
+        exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    elif settings.otel_traces_file:
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.otel_traces_file)))
+    return provider
+
+
+def get_tracer(provider: trace.TracerProvider | None, name: str) -> trace.Tracer:
+    return trace.get_tracer(f"{INSTRUMENTATION}.{name}", tracer_provider=provider)
+
+
+def current_carrier() -> dict[str, str]:
+    """`traceparent` (and `tracestate`) of the current span, to store on an event or send on."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
+
+
+def context_from(traceparent: str | None, tracestate: str | None = None) -> Context:
+    """The remote parent carried by `traceparent`; an empty context when there is none."""
+    carrier = {"traceparent": traceparent or ""}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier) if traceparent else Context()
+
+
+def context_from_headers(headers: Mapping[str, str]) -> Context:
+    return _PROPAGATOR.extract({k.lower(): v for k, v in headers.items()})
+
+
+def trace_id_hex(span: Span | None = None) -> str | None:
+    """The 32-hex-digit trace id of `span` (default: the current span), None when not recording."""
+    ctx = (span or trace.get_current_span()).get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TracingMiddleware:
+    """ASGI middleware: one SERVER span per HTTP request, child of the caller's `traceparent`.
+
+    Attributes are the method, route path and status only: paths and bodies may hold personal data
+    elsewhere, so nothing else from the request is recorded."""
+
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        parent = context_from_headers(headers)
+        method = scope.get("method", "GET")
+        with self.tracer.start_as_current_span(
+            f"{method} {scope.get('path', '')}", context=parent, kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        ) as span:
+
+            async def send_with_status(message: MutableMapping[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_with_status)
+            # Name by the route template (low cardinality), known once the router has matched it.
+            if (template := getattr(scope.get("route"), "path", None)) is not None:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)

@@ -1,0 +1,144 @@
+"""Eligibility's read side: the decisions table and each book's progress, folded from the ledger's
+notification log (exactly once: rows and follower position commit in one transaction).
+
+Progress is a watermark: `last_seq` is the highest intake sequence up to which every fact of the book
+has been processed. Facts of different subjects travel on different partitions and may be processed
+out of order; seqs beyond a gap wait in `eligibility_pending_seqs` until the gap closes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+
+from contracts.outbox import Batch, Connection
+from services.eligibility.aggregates import SubjectLedger
+
+SCHEMA = "eligibility"
+DDL = f"""
+CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_decisions (
+    decision_id text PRIMARY KEY,
+    book text NOT NULL,
+    seq bigint NOT NULL,
+    ordinal integer NOT NULL,
+    after text,
+    kind text NOT NULL,
+    program text,
+    beneficiary text,
+    subject text,
+    ref text,
+    month text,
+    amount_fen bigint NOT NULL,
+    reason text,
+    explanation jsonb,
+    rule_set text NOT NULL,
+    trace_id text,
+    recorded_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS eligibility_decisions_by_book
+    ON {SCHEMA}.eligibility_decisions (book, seq, ordinal);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_progress (
+    book text PRIMARY KEY,
+    last_seq bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_pending_seqs (
+    book text NOT NULL,
+    seq bigint NOT NULL,
+    PRIMARY KEY (book, seq)
+);
+"""
+_INSERT = f"""
+INSERT INTO {SCHEMA}.eligibility_decisions (decision_id, book, seq, ordinal, after, kind, program,
+    beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, trace_id, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)
+ON CONFLICT (decision_id) DO NOTHING
+"""
+_COLUMNS = (
+    "after, kind, program, beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, "
+    "decision_id, trace_id, seq"
+)
+
+
+async def create_tables(pool: asyncpg.Pool) -> None:
+    await pool.execute(DDL)
+
+
+class DecisionsProjection:
+    async def __call__(self, conn: Connection, batch: Batch) -> None:
+        rows: list[tuple[Any, ...]] = []
+        seqs: dict[str, list[int]] = defaultdict(list)
+        for _, stored in batch:
+            if not isinstance(stored, SubjectLedger.FactProcessed):
+                continue
+            seqs[stored.book].append(stored.seq)
+            for ordinal, d in enumerate(stored.decisions):
+                explanation = d.get("explanation")
+                explanation = json.dumps(explanation, ensure_ascii=False) if explanation else None
+                rows.append((
+                    d["decision_id"], stored.book, stored.seq, ordinal, d["after"], d["kind"], d["program"],
+                    d["beneficiary"], d["subject"], d["ref"], d["month"], d["amount_fen"], d["reason"],
+                    explanation, d["rule_set"], stored.trace_id, stored.timestamp,
+                ))
+        if rows:
+            await conn.executemany(_INSERT, rows)
+        for book, processed in seqs.items():
+            await _advance(conn, book, processed)
+
+
+async def _advance(conn: Connection, book: str, processed: list[int]) -> None:
+    """Move the book's watermark over every contiguous processed seq; park the rest."""
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.eligibility_progress (book, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        book,
+    )
+    last = int(await conn.fetchval(
+        f"SELECT last_seq FROM {SCHEMA}.eligibility_progress WHERE book = $1 FOR UPDATE", book
+    ))
+    parked = {int(r["seq"]) for r in await conn.fetch(
+        f"SELECT seq FROM {SCHEMA}.eligibility_pending_seqs WHERE book = $1", book
+    )}
+    waiting = parked | {s for s in processed if s > last}
+    while last + 1 in waiting:
+        last += 1
+        waiting.discard(last)
+    await conn.execute(f"UPDATE {SCHEMA}.eligibility_progress SET last_seq = $2 WHERE book = $1", book, last)
+    await conn.execute(
+        f"DELETE FROM {SCHEMA}.eligibility_pending_seqs WHERE book = $1 AND seq <= $2", book, last
+    )
+    if newly_parked := sorted(waiting - parked):
+        await conn.executemany(
+            f"INSERT INTO {SCHEMA}.eligibility_pending_seqs (book, seq) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING",
+            [(book, s) for s in newly_parked],
+        )
+
+
+def _decision(row: asyncpg.Record) -> dict[str, Any]:
+    """A decision as scenarios/FORMAT.md prints it, plus its id, rule set, explanation and trace id."""
+    common = {"rule_set": row["rule_set"], "decision_id": row["decision_id"], "trace_id": row["trace_id"]}
+    if row["kind"] == "rejected":
+        return {"after": row["after"], "kind": "rejected", "reason": row["reason"], **common}
+    out = {name: row[name] for name in ("after", "kind", "program", "beneficiary", "subject", "ref", "month")}
+    out["amount_fen"] = int(row["amount_fen"])
+    out.update(common)
+    if row["explanation"] is not None:
+        out["explanation"] = json.loads(row["explanation"])
+    return out
+
+
+async def decisions(
+    pool: asyncpg.Pool, book: str, after_seq: int = 0, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM {SCHEMA}.eligibility_decisions WHERE book = $1 AND seq > $2 "
+        "ORDER BY seq, ordinal LIMIT $3", book, after_seq, limit,
+    )
+    return [_decision(r) for r in rows]
+
+
+async def progress(pool: asyncpg.Pool, book: str) -> int:
+    value = await pool.fetchval(f"SELECT last_seq FROM {SCHEMA}.eligibility_progress WHERE book = $1", book)
+    return int(value or 0)

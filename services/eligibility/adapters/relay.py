@@ -1,0 +1,47 @@
+"""The outbox relay: every decision in the ledger's notification log, published to the decisions topic."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from opentelemetry import trace
+
+from contracts.cloudevents import CloudEvent
+from contracts.decisions import DecisionV1
+from contracts.kafka import Outgoing, publish_batch
+from contracts.messages import partition_key
+from contracts.outbox import Batch, Connection
+from services.eligibility.aggregates import SubjectLedger
+
+EVENT_TYPE = "flexledger.eligibility.decision.v1"
+SOURCE = "/flexledger/eligibility"
+
+
+def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
+    """One message per decision of a processed fact (none for other events)."""
+    if not isinstance(stored, SubjectLedger.FactProcessed):
+        return []
+    recorded_at = stored.timestamp.astimezone(UTC)
+    out = []
+    for d in stored.decisions:
+        body = DecisionV1(book=stored.book, trace_id=stored.trace_id, ledger_sequence=notification_id, **d)
+        # Rejections name no beneficiary: they stay with the subject of the rejected fact.
+        key = partition_key(stored.book, d["beneficiary"] or d["subject"] or stored.subject)
+        event = CloudEvent(
+            id=d["decision_id"], source=SOURCE, type=EVENT_TYPE, subject=f"{stored.book}/{d['decision_id']}",
+            time=recorded_at, traceparent=stored.traceparent, tracestate=stored.tracestate,
+        )
+        out.append(Outgoing(body=body, key=key, event=event))
+    return out
+
+
+class DecisionRelay:
+    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
+        self.publisher = publisher
+        self.tracer = tracer
+
+    async def __call__(self, conn: Connection, batch: Batch) -> None:
+        outgoing = [m for notification_id, stored in batch for m in to_messages(notification_id, stored)]
+        await publish_batch(self.tracer, self.publisher, outgoing)

@@ -1,0 +1,54 @@
+"""The outbox relay: intake's notification log, published to the facts topic in recording order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+from typing import Literal
+
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from opentelemetry import trace
+
+from contracts.cloudevents import CloudEvent
+from contracts.kafka import Outgoing, publish_batch
+from contracts.messages import FactMessageV1
+from contracts.outbox import Batch, Connection
+from services.intake.aggregates import FactSubmission
+
+EVENT_TYPE = "flexledger.intake.fact.v1"
+SOURCE = "/flexledger/intake"
+_CE_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
+
+
+def to_message(stored: object) -> Outgoing | None:
+    """The facts-topic message for a stored submission event (None for other events)."""
+    outcome: Literal["accepted", "rejected"]
+    if isinstance(stored, FactSubmission.Recorded):
+        outcome = "accepted" if stored.outcome == "accepted" else "rejected"
+    elif isinstance(stored, FactSubmission.ReuseRejected):
+        outcome = "rejected"
+    else:
+        return None
+    recorded_at = stored.timestamp.astimezone(UTC)
+    body = FactMessageV1(
+        book=stored.book, seq=stored.seq, fact_id=stored.fact_id, subject=stored.subject, outcome=outcome,
+        fact=stored.fact, reason=stored.reason, digest=stored.digest, recorded_at=recorded_at,
+        traceparent=stored.traceparent, tracestate=stored.tracestate,
+    )
+    event = CloudEvent(
+        # The same submission always gets the same id, so a republished message is recognisable.
+        id=str(uuid.uuid5(_CE_NAMESPACE, f"{stored.book}/{stored.seq}")), source=SOURCE, type=EVENT_TYPE,
+        subject=f"{stored.book}/{stored.seq}", time=recorded_at,
+        traceparent=stored.traceparent, tracestate=stored.tracestate,
+    )
+    return Outgoing(body=body, key=body.key(), event=event)
+
+
+class FactRelay:
+    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
+        self.publisher = publisher
+        self.tracer = tracer
+
+    async def __call__(self, conn: Connection, batch: Batch) -> None:
+        outgoing = [m for _, stored in batch if (m := to_message(stored)) is not None]
+        await publish_batch(self.tracer, self.publisher, outgoing)

@@ -1,0 +1,142 @@
+"""End to end: one fact POSTed over HTTP becomes events in intake, eligibility and payments, and
+everything it caused is one connected trace (the three services in-process, sharing one
+TracerProvider with an in-memory exporter; the broker and database are real)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from contracts.messages import fact_subject
+from contracts.settings import Settings
+from flexledger.scenario_file import load_scenario
+from services.eligibility.bootstrap import EligibilityService
+from services.intake.aggregates import FactSubmission
+from services.intake.bootstrap import IntakeService
+from services.payments.aggregates import PaymentOrder
+from services.payments.bootstrap import PaymentsService
+
+# The services live in the session loop (where async fixtures run): the test must run there too.
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
+BOOK_HEADER = "X-Flexledger-Book"
+TIMEOUT_S = 60.0
+
+
+class Stack:
+    def __init__(self, settings: Settings, exporter: InMemorySpanExporter, provider: TracerProvider) -> None:
+        self.settings = settings
+        self.exporter = exporter
+        self.provider = provider
+        self.intake = IntakeService(settings, provider)
+        self.eligibility = EligibilityService(settings, provider)
+        self.payments = PaymentsService(settings, provider)
+        self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
+
+
+@pytest.fixture
+async def stack(infra: Settings) -> AsyncIterator[Stack]:
+    from flexledger import devstack
+
+    for name in devstack.SERVICES:  # the same ports, consumer groups and writer lock: one copy only
+        devstack.stop_service(name, infra)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    s = Stack(infra, exporter, provider)
+    services = (s.intake, s.eligibility, s.payments)
+    server = uvicorn.Server(uvicorn.Config(s.intake.http, host="127.0.0.1", port=infra.intake_port,
+                                           log_config=None, lifespan="off"))
+    for service in services:
+        await service.start()
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield s
+    finally:
+        server.should_exit = True
+        await serving
+        for service in reversed(services):
+            await service.stop()
+        provider.shutdown()
+
+
+async def _eventually(what: str, probe: Any) -> Any:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (result := await probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+    return result
+
+
+def _trace_of(spans: tuple[ReadableSpan, ...], trace_id: int) -> list[ReadableSpan]:
+    return [s for s in spans if s.context is not None and s.context.trace_id == trace_id]
+
+
+async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack: Stack) -> None:
+    facts = load_scenario(VECTOR)["facts"]
+    book = f"e2e-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = [await client.post(f"{stack.intake_url}/v1/facts", json=f, headers={BOOK_HEADER: book})
+                     for f in facts]
+    assert [r.status_code for r in responses] == [201] * len(facts)
+
+    async def ordered() -> list[dict[str, Any]]:
+        assert stack.payments.pool is not None
+        return await stack.payments.orders(book, 10)
+
+    orders = await _eventually("the payment order", ordered)
+    assert len(orders) == 1 and orders[0]["amount_fen"] == 100000
+    grants = [d for d in await stack.eligibility.decisions(book, 0, 100) if d["kind"] == "grant"]
+    assert len(grants) == 1
+    grant = grants[0]
+    # The order, the decision and the fact that caused them carry one trace id.
+    assert orders[0]["trace_id"] == grant["trace_id"]
+    trace_id = int(grant["trace_id"], 16)
+
+    assert stack.intake.app and stack.eligibility.app and stack.payments.app
+    submitted = [e for _, e in stack.intake.app.notifications(0, 1_000_000)
+                 if isinstance(e, FactSubmission.Recorded) and e.book == book and e.fact_id == grant["after"]]
+    assert len(submitted) == 1 and submitted[0].traceparent.split("-")[1] == grant["trace_id"]
+    processed = [e for e in stack.eligibility.app.stream_events(book, fact_subject(submitted[0].fact))
+                 if e.fact_id == grant["after"]]
+    assert len(processed) == 1 and processed[0].trace_id == grant["trace_id"]
+    paid = [e for _, e in stack.payments.app.notifications(0, 1_000_000)
+            if isinstance(e, PaymentOrder.PaymentOrderCreated) and e.book == book]
+    assert len(paid) == 1 and paid[0].trace_id == grant["trace_id"]
+
+    async def traced() -> list[ReadableSpan]:
+        spans = _trace_of(stack.exporter.get_finished_spans(), trace_id)
+        return spans if any(s.name == "flexledger.payments.orders.v1 publish" for s in spans) else []
+
+    spans = await _eventually("the whole trace", traced)
+    names = [s.name for s in spans]
+    for expected in (
+        "POST /v1/facts", "intake db commit", "flexledger.intake.facts.v1 publish",
+        "flexledger.intake.facts.v1 process", "eligibility db commit",
+        "flexledger.eligibility.decisions.v1 publish", "flexledger.eligibility.decisions.v1 process",
+        "payments db commit", "flexledger.payments.orders.v1 publish",
+    ):
+        assert expected in names, f"{expected!r} missing from the trace: {sorted(set(names))}"
+    # Connected: one root (the HTTP request), every other span's parent is in the same trace.
+    ids = {s.context.span_id for s in spans if s.context is not None}
+    roots = [s for s in spans if s.parent is None or s.parent.span_id not in ids]
+    assert [r.name for r in roots] == ["POST /v1/facts"]
+    # No identity number in clear in any span attribute.
+    worker = grant["subject"]
+    for span in stack.exporter.get_finished_spans():
+        assert all(worker not in str(value) for value in (span.attributes or {}).values()), span.name
