@@ -5,7 +5,8 @@ Where they come from (first match wins):
 2. A Docker engine answers: Kafka and PostgreSQL containers started with testcontainers.
 3. Otherwise the local broker and PostgreSQL of `flexledger.devstack`, with their own state dir
    (<repo>/var/test) and ports (Kafka 29092/29093, PostgreSQL 25432, services 28081-28083), so tests
-   never touch a developer's running stack. They are stopped at the end of the session, unless they
+   never touch a developer's running stack. A second pytest session running at the same time takes
+   the next free slot (ports +100, var/test-1), so concurrent runs never share a stack. They are stopped at the end of the session, unless they
    were already running before it or FLEXLEDGER_TEST_KEEP_INFRA=1 (then the next run starts in ~1 s).
 
 The catalogue topics are created in every case. Unit tests do not use `infra`.
@@ -13,6 +14,7 @@ The catalogue topics are created in every case. Unit tests do not use `infra`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -24,15 +26,42 @@ import pytest
 
 from contracts.settings import PROJECT_ROOT, Settings
 
-TEST_SETTINGS = Settings(
-    kafka_bootstrap="127.0.0.1:29092",
-    kafka_controller_port=29093,
-    pg_port=25432,
-    intake_port=28081,
-    eligibility_port=28082,
-    payments_port=28083,
-    state_dir=str(PROJECT_ROOT / "var" / "test"),
-)
+SLOTS_MAX = 8
+_SLOT_LOCK: Any = None  # held open for the whole session
+
+
+def _claim_slot() -> int:
+    """A slot of ports and state dir no other test session on this machine holds (flock'ed), so two
+    pytest runs at once (two developers' checkouts, or CI beside a developer) never share a stack."""
+    global _SLOT_LOCK
+    lock_dir = PROJECT_ROOT / "var" / "test-slots"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(SLOTS_MAX):
+        handle = open(lock_dir / f"{slot}.lock", "w")  # noqa: SIM115 - kept open to hold the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _SLOT_LOCK = handle
+        return slot
+    raise RuntimeError(f"all {SLOTS_MAX} test slots are taken by other pytest sessions")
+
+
+def _test_settings(slot: int) -> Settings:
+    offset = 100 * slot
+    return Settings(
+        kafka_bootstrap=f"127.0.0.1:{29092 + offset}",
+        kafka_controller_port=29093 + offset,
+        pg_port=25432 + offset,
+        intake_port=28081 + offset,
+        eligibility_port=28082 + offset,
+        payments_port=28083 + offset,
+        state_dir=str(PROJECT_ROOT / "var" / ("test" if slot == 0 else f"test-{slot}")),
+    )
+
+
+TEST_SETTINGS = _test_settings(_claim_slot())
 
 _REPORT: list[str] = []
 
