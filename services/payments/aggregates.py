@@ -1,8 +1,14 @@
-"""Payments' write model for the walking skeleton: what is owed or reclaimed per money decision.
+"""Payments' write model: one event stream per book, holding the payments domain's events.
 
-One aggregate per decision, its id derived from the decision id, so a redelivered or republished
-decision can never create a second order. The double-entry domain (services/payments/domain) will
-take over from here; these event class names are stored topics and must keep replaying.
+`PaymentsBookStream` (id `book_stream_id(book)`) is the book's stream: each `Recorded` event is one
+command (a decision, an appropriation, a batch cut, a settlement, a repayment) with the domain events
+it caused (`services.payments.codec`), what caused it, and the trace it ran in; a refused command
+(e.g. a clawback larger than its line) is recorded with its `refusal` and no domain events. Folding the
+domain events of the stream in order with `PaymentsBook.apply` rebuilds the book.
+
+`PaymentOrder` and `Clawback` are the walking skeleton's write model (one aggregate per decision).
+They are no longer written, but their event class names are stored topics in existing event stores
+and must keep resolving, so they stay here, unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +19,47 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 ORDER_NAMESPACE = uuid.UUID("0c3e9a57-2b8f-5d61-a4c0-7e95f1d2b3a4")
+BOOK_NAMESPACE = uuid.UUID("5b0f3c8e-9d21-5a47-8e6b-1c2d3e4f5a6b")
+
+
+def book_stream_id(book: str) -> uuid.UUID:
+    """The id of a book's payments stream (book names are not personal data)."""
+    return uuid.uuid5(BOOK_NAMESPACE, f"payments-book\x1f{book}")
+
+
+class PaymentsBookStream(Aggregate):
+    """The event stream of one payments book."""
+
+    class Opened(Aggregate.Created):
+        book: str
+
+    class Recorded(Aggregate.Event):
+        book: str
+        cause: dict[str, Any]  # what the command was: {"kind": "decision", "decision_id": ...}, ...
+        events: list[dict[str, Any]]  # the domain events, encoded (services.payments.codec)
+        refusal: str | None  # why the command was refused (then `events` is empty)
+        trace_id: str | None
+        traceparent: str | None
+        tracestate: str | None
+
+    def __init__(self, book: str) -> None:
+        self.book = book
+
+    @classmethod
+    def open(cls, book: str) -> PaymentsBookStream:
+        return cls._create(cls.Opened, id=book_stream_id(book), book=book)
+
+    def record(
+        self, cause: dict[str, Any], events: list[dict[str, Any]], refusal: str | None,
+        trace_id: str | None, carrier: dict[str, str],
+    ) -> None:
+        self.trigger_event(
+            self.Recorded, book=self.book, cause=cause, events=events, refusal=refusal, trace_id=trace_id,
+            traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
+        )
+
+
+# ---- the walking skeleton's events (read, never written) ------------------------------------------
 
 
 def order_id(book: str, decision_id: str) -> uuid.UUID:

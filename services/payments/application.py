@@ -1,55 +1,473 @@
-"""Payments' application (skeleton): turn each money decision into one order or clawback, exactly once.
+"""Payments' application: each book's `PaymentsBook` (services/payments/domain), event-sourced, exactly once.
 
-Use case `record_decision`: a grant creates a PaymentOrder, a clawback a Clawback, saved with the
-Kafka position in one transaction; other kinds move no money and record only the position. The
-double-entry accounts and budgets of services/payments/domain plug in behind this use case.
+One stream per book (`PaymentsBookStream`); the book's state is kept in memory and rebuilt from the
+event store (`rebuild()` at start-up, one pass over the notification log; `_load()` from the book's
+stream after a failed save). Every command runs under one lock: compute the domain events against the
+in-memory book (the domain folds them as it goes), append them to the stream as one `Recorded` event,
+and save it — with the Kafka position when the command is a consumed message, in the same transaction.
+
+Exactly once, two ways: a redelivered message fails on its recorded position (nothing is written), and
+a message republished at a new offset is recognised by the domain (a decision id already received, the
+same settlement result for an entry) and only its position is recorded. If a save fails for any other
+reason, the in-memory book is thrown away and reloaded from the stream (another writer appended: retry).
+
+Use cases: `record_decision` (decisions topic), `record_settlement` (settlements topic),
+`set_appropriation` and `record_repayment` (operators), `cut_batches` (the batching loop).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
+from opentelemetry import trace
 
-from contracts.decisions import DecisionV1
+from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.eventstore import ServiceApplication
-from services.payments.aggregates import Clawback, PaymentOrder
+from contracts.messages import SettlementV1, valid_book
+from contracts.settings import Settings
+from services.payments.aggregates import PaymentsBookStream, book_stream_id
+from services.payments.codec import decode, encode
+from services.payments.config import PaymentsConfig
+from services.payments.domain import (
+    PaymentsBook,
+    PaymentsError,
+    SettlementOutcome,
+    SettlementResult,
+    fiscal_year,
+    reconcile,
+)
+from services.payments.domain import events as e
+from services.payments.redaction import redact
+
+log = logging.getLogger(__name__)
+CONFLICT_RETRIES_MAX = 5
 
 
 class Outcome(StrEnum):
     RECORDED = "recorded"
-    NO_MONEY = "no_money"  # extension, statistic, recognition, rejected: nothing to pay
+    UNCHANGED = "unchanged"  # an operator command that changes nothing (the same appropriation again)
+    NO_MONEY = "no_money"  # extension, statistic, recognition, rejection: nothing to pay
     REDELIVERED = "redelivered"  # this Kafka position was already recorded
-    REPUBLISHED = "republished"  # this decision was already recorded, from another offset
+    REPUBLISHED = "republished"  # already applied (same decision, same settlement) from another offset
+    REFUSED = "refused"  # the book refused it (recorded with the reason when it came from Kafka)
+
+
+class ConcurrentWriters(RuntimeError):
+    """The book's stream kept changing under us: another payments process writes to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One command's record: what caused it, the domain events it made, or why it was refused."""
+
+    cause: dict[str, Any]
+    events: list[e.PaymentsEvent]
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
+class Step:
+    outcome: Outcome
+    changes: list[Change] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    """A consumed message the book refuses: recorded with the reason (once), never retried."""
+
+    def __init__(self, cause: dict[str, Any], reason: str) -> None:
+        super().__init__(reason)
+        self.cause = cause
+        self.reason = reason
+
+
+def cause_id(cause: dict[str, Any]) -> str | None:
+    return cause.get("decision_id") or cause.get("settlement_id") or cause.get("reference")
+
+
+class BookState:
+    """A book's stream (for its version) and the payments book folded from it."""
+
+    def __init__(self, stream: PaymentsBookStream, stored: bool) -> None:
+        self.stream = stream
+        self.ledger = PaymentsBook(stream.book)
+        self.stored = stored  # the stream exists in the event store
+        self.budgets_decided: set[tuple[str, int]] = set()  # appropriated by an operator or by default
+        self.refused: set[str] = set()  # ids of refused decisions and settlements
+
+    @classmethod
+    def fresh(cls, book: str) -> BookState:
+        return cls(PaymentsBookStream.open(book), stored=False)
+
+    @classmethod
+    def opened(cls, opened: PaymentsBookStream.Opened) -> BookState:
+        stream = opened.mutate(None)
+        assert isinstance(stream, PaymentsBookStream)
+        return cls(stream, stored=True)
+
+    def replay(self, recorded: PaymentsBookStream.Recorded) -> None:
+        """Fold one stored record (start-up, reload)."""
+        self.stream = recorded.mutate(self.stream)  # type: ignore[assignment]
+        events = [decode(data) for data in recorded.events]
+        for event in events:
+            self.ledger.apply(event)
+        self._note(recorded.cause, events, recorded.refusal)
+
+    def append(self, change: Change, trace_id: str | None, carrier: dict[str, str]) -> None:
+        """Record a command whose events the domain has already folded into the book."""
+        self.stream.record(change.cause, [encode(event) for event in change.events], change.refusal,
+                           trace_id, carrier)
+        self._note(change.cause, change.events, change.refusal)
+
+    def _note(self, cause: dict[str, Any], events: list[e.PaymentsEvent], refusal: str | None) -> None:
+        if cause.get("kind") == "appropriation":
+            self.budgets_decided.add((cause["program"], int(cause["fiscal_year"])))
+        for event in events:
+            if isinstance(event, e.AppropriationSet):
+                self.budgets_decided.add((event.program, event.fiscal_year))
+        if (refusal or cause.get("refused")) and (key := cause_id(cause)) is not None:
+            self.refused.add(key)
+
+
+def decision_cause(decision: DecisionV1, recorded_at: datetime) -> dict[str, Any]:
+    return {
+        "kind": "decision", "decision_id": decision.decision_id, "decision_kind": decision.kind,
+        "rule_set": decision.rule_set, "after": decision.after, "program": decision.program,
+        "beneficiary": decision.beneficiary, "subject": decision.subject, "ref": decision.ref,
+        "month": decision.month, "amount_fen": decision.amount_fen, "recorded_at": recorded_at.isoformat(),
+        "ledger_sequence": decision.ledger_sequence,
+    }
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None and at.utcoffset() is not None else at.replace(tzinfo=UTC)
 
 
 class PaymentsApplication(ServiceApplication):
     name = "payments"
 
-    def record_decision(
-        self, decision: DecisionV1, position: Tracking, trace_id: str | None, trace_carrier: dict[str, str]
-    ) -> Outcome:
-        if decision.kind not in ("grant", "clawback"):
-            return self._position_only(position, Outcome.NO_MONEY)
-        line = PaymentOrder if decision.kind == "grant" else Clawback
-        aggregate = line.create(
-            book=decision.book, decision_id=decision.decision_id, program=decision.program,
-            beneficiary=decision.beneficiary, subject=decision.subject, ref=decision.ref,
-            month=decision.month, amount_fen=decision.amount_fen, rule_set=decision.rule_set,
-            trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
-            tracestate=trace_carrier.get("tracestate"),
-        )
-        try:
-            self.record(aggregate, tracking=position)
-        except IntegrityError:
-            if self.already_tracked(position):
-                return Outcome.REDELIVERED
-            return self._position_only(position, Outcome.REPUBLISHED)  # the order exists already
-        return Outcome.RECORDED
+    def __init__(
+        self, settings: Settings, tracer_provider: trace.TracerProvider | None = None,
+        config: PaymentsConfig | None = None,
+    ) -> None:
+        super().__init__(settings, tracer_provider)
+        self.config = config or PaymentsConfig.from_settings(settings)
+        self._lock = threading.RLock()
+        self._books: dict[str, BookState] = {}
 
-    def _position_only(self, position: Tracking, outcome: Outcome) -> Outcome:
+    # ---- state ----------------------------------------------------------------------------------
+
+    def rebuild(self, observe: Callable[[int, Any], None] | None = None, page: int = 1000) -> int:
+        """Rebuild every book from the notification log (one pass); `observe` sees every notification
+        too (the projection rebuilds its own copy). Returns the last notification id read."""
+        with self._lock:
+            self._books.clear()
+            after = 0
+            while batch := self.notifications(after, page):
+                for notification_id, stored in batch:
+                    if isinstance(stored, PaymentsBookStream.Opened):
+                        self._books[stored.book] = BookState.opened(stored)
+                    elif isinstance(stored, PaymentsBookStream.Recorded):
+                        self._books[stored.book].replay(stored)
+                    if observe is not None:
+                        observe(notification_id, stored)
+                after = batch[-1][0]
+            return after
+
+    def _load(self, book: str) -> BookState:
+        """A book from its own stream (or a fresh one, not yet stored)."""
+        state: BookState | None = None
+        for stored in self.events.get(book_stream_id(book)):
+            if isinstance(stored, PaymentsBookStream.Opened):
+                state = BookState.opened(stored)
+            else:
+                assert state is not None and isinstance(stored, PaymentsBookStream.Recorded)
+                state.replay(stored)
+        return state or BookState.fresh(book)
+
+    def _state(self, book: str) -> BookState:
+        state = self._books.get(book)
+        if state is None:
+            state = self._books[book] = self._load(book)
+        return state
+
+    def _forget(self, book: str) -> None:
+        self._books.pop(book, None)
+
+    def books(self) -> list[str]:
+        with self._lock:
+            return sorted(name for name, state in self._books.items() if state.stored)
+
+    def book_exists(self, book: str) -> bool:
+        with self._lock:
+            state = self._books.get(book)
+            if state is None:
+                state = self._load(book)
+                if not state.stored:
+                    return False
+                self._books[book] = state
+            return state.stored
+
+    # ---- the one way to change a book -------------------------------------------------------------
+
+    def _execute(
+        self, book: str, step: Callable[[BookState], Step], tracking: Tracking | None,
+        trace_id: str | None, carrier: dict[str, str],
+    ) -> Step:
+        with self._lock:
+            for _ in range(CONFLICT_RETRIES_MAX):
+                state = self._state(book)
+                try:
+                    result = step(state)
+                except _Refused as refused:
+                    self._forget(book)  # the command may have folded events before it was refused
+                    state = self._state(book)
+                    result = self._refusal(book, state, refused)
+                except BaseException:
+                    self._forget(book)
+                    raise
+                try:
+                    if result.changes:
+                        for change in result.changes:
+                            state.append(change, trace_id, carrier)
+                        self.record(state.stream, tracking=tracking)
+                        state.stored = True
+                    elif tracking is not None:
+                        self.record(tracking=tracking)
+                except IntegrityError:
+                    if result.changes:
+                        self._forget(book)  # the book holds what was not saved
+                    if tracking is not None and self.already_tracked(tracking):
+                        return Step(Outcome.REDELIVERED)
+                    log.info("version conflict on payments book %s; reloading it", book)
+                    self._forget(book)
+                    continue
+                except BaseException:
+                    self._forget(book)
+                    raise
+                if not state.stored:
+                    self._forget(book)  # nothing was written for a book that does not exist
+                self._log_refusals(book, result.changes)
+                return result
+        raise ConcurrentWriters(f"gave up on book {book} after {CONFLICT_RETRIES_MAX} version conflicts")
+
+    @staticmethod
+    def _refusal(book: str, state: BookState, refused: _Refused) -> Step:
+        key = cause_id(refused.cause)
+        if key is not None and key in state.refused:
+            return Step(Outcome.REPUBLISHED)
+        return Step(Outcome.REFUSED, [Change(refused.cause, [], refused.reason)], {"reason": refused.reason})
+
+    @staticmethod
+    def _log_refusals(book: str, changes: list[Change]) -> None:
+        """Once recorded: what the book refused, identity numbers masked."""
+        for change in changes:
+            kind, key = change.cause.get("kind"), cause_id(change.cause)
+            if change.refusal:
+                log.warning("payments book %s refused %s %s: %s", book, kind, key, redact(change.refusal))
+            entries = [] if change.refusal else change.cause.get("refused") or []
+            for entry in entries:
+                log.warning("payments book %s refused %s %s entry %s: %s", book, kind, key, entry["entry_id"],
+                            redact(entry["reason"]))
+
+    def _position_only(self, tracking: Tracking, outcome: Outcome) -> Outcome:
         try:
-            self.record(tracking=position)
+            self.record(tracking=tracking)
         except IntegrityError:
             return Outcome.REDELIVERED
         return outcome
+
+    # ---- use cases ----------------------------------------------------------------------------------
+
+    def record_decision(
+        self, decision: DecisionV1, position: Tracking, recorded_at: datetime, trace_id: str | None = None,
+        carrier: dict[str, str] | None = None,
+    ) -> Outcome:
+        """A decision from eligibility: grants become orders, clawbacks cancel and claim, once each."""
+        if decision.kind not in MONEY_KINDS:
+            return self._position_only(position, Outcome.NO_MONEY)
+        if not valid_book(decision.book):  # eligibility never sends one; its orders could not be published
+            log.warning("decision %s names an invalid book; skipped", decision.decision_id)
+            return self._position_only(position, Outcome.REFUSED)
+        recorded_at = _aware(recorded_at)
+
+        def step(state: BookState) -> Step:
+            if state.ledger.has_applied(decision.decision_id) or decision.decision_id in state.refused:
+                return Step(Outcome.REPUBLISHED)
+            cause = decision_cause(decision, recorded_at)
+            changes: list[Change] = []
+            try:
+                if decision.kind == "grant":
+                    changes.extend(self._default_appropriation(state, decision, recorded_at))
+                events = state.ledger.apply_decision(decision, recorded_at)
+            except PaymentsError as exc:
+                raise _Refused(cause, f"{type(exc).__name__}: {exc}") from None
+            changes.append(Change(cause, events))
+            return Step(Outcome.RECORDED, changes)
+
+        return self._execute(decision.book, step, position, trace_id, carrier or {}).outcome
+
+    def _default_appropriation(self, state: BookState, decision: DecisionV1, at: datetime) -> list[Change]:
+        """The configured default appropriation of a budget no one has appropriated yet."""
+        program = decision.program
+        amount_fen = self.config.default_appropriation(program) if program else 0
+        if not program or not amount_fen:
+            return []
+        year = fiscal_year(decision.month, at)
+        if (program, year) in state.budgets_decided:
+            return []
+        events = state.ledger.set_appropriation(program, year, amount_fen, at)
+        cause = {"kind": "appropriation", "source": "default", "program": program, "fiscal_year": year,
+                 "amount_fen": amount_fen, "reference": None}
+        return [Change(cause, events)]
+
+    def set_appropriation(
+        self, book: str, program: str, year: int, amount_fen: int, *, reference: str | None = None,
+        at: datetime | None = None, trace_id: str | None = None, carrier: dict[str, str] | None = None,
+    ) -> Step:
+        """Operator command: the appropriation of (program, year) is now `amount_fen` (a total).
+        Orders waiting for that budget are released in order. Refused (nothing written) below what
+        the budget has already committed or paid."""
+        moment = _aware(at or datetime.now(UTC))
+
+        def step(state: BookState) -> Step:
+            previous_fen = state.ledger.budget(program, year).appropriated_fen
+            detail: dict[str, Any] = {"book": book, "program": program, "fiscal_year": year,
+                                      "previous_fen": previous_fen, "appropriated_fen": previous_fen}
+            try:
+                events = state.ledger.set_appropriation(program, year, amount_fen, moment)
+            except PaymentsError as exc:
+                return Step(Outcome.REFUSED, [], {**detail, "reason": redact(f"{type(exc).__name__}: {exc}")})
+            detail["appropriated_fen"] = amount_fen
+            released = [ev.order_id for ev in events if isinstance(ev, e.OrderCommitted)]
+            detail["released_orders"] = len(released)
+            if not events and (program, year) in state.budgets_decided:
+                return Step(Outcome.UNCHANGED, [], detail)
+            cause = {"kind": "appropriation", "source": "operator", "program": program, "fiscal_year": year,
+                     "amount_fen": amount_fen, "reference": reference}
+            return Step(Outcome.RECORDED, [Change(cause, events)], detail)
+
+        return self._execute(book, step, None, trace_id, carrier or {})
+
+    def record_repayment(
+        self, book: str, beneficiary: str, amount_fen: int, reference: str, *, at: datetime | None = None,
+        trace_id: str | None = None, carrier: dict[str, str] | None = None,
+    ) -> Step:
+        """Operator command: the beneficiary paid back `amount_fen` (bank reference = idempotency key)."""
+        moment = _aware(at or datetime.now(UTC))
+
+        def step(state: BookState) -> Step:
+            detail: dict[str, Any] = {"book": book, "reference": reference, "amount_fen": amount_fen}
+            if not state.stored:
+                return Step(Outcome.REFUSED, [], {**detail, "reason": f"book {book} has no payments"})
+            try:
+                events = state.ledger.record_repayment(beneficiary, amount_fen, reference, moment)
+            except (PaymentsError, ValueError) as exc:
+                return Step(Outcome.REFUSED, [], {**detail, "reason": redact(f"{type(exc).__name__}: {exc}")})
+            if not events:
+                return Step(Outcome.UNCHANGED, [], detail)
+            cause = {"kind": "repayment", "reference": reference, "amount_fen": amount_fen}
+            return Step(Outcome.RECORDED, [Change(cause, events)], detail)
+
+        return self._execute(book, step, None, trace_id, carrier or {})
+
+    def record_settlement(
+        self, settlement: SettlementV1, position: Tracking, trace_id: str | None = None,
+        carrier: dict[str, str] | None = None,
+    ) -> Outcome:
+        """The bank's results for entries of a batch: paid, or returned (the order is re-queued)."""
+        if not self.book_exists(settlement.book):
+            log.warning("settlement %s names book %s, which has no payments; skipped",
+                        settlement.settlement_id, settlement.book)
+            return self._position_only(position, Outcome.REFUSED)
+        at = _aware(settlement.settled_at)
+
+        def step(state: BookState) -> Step:
+            events: list[e.PaymentsEvent] = []
+            refused: list[dict[str, str]] = []
+            for r in settlement.results:
+                result = SettlementResult(r.entry_id, SettlementOutcome(r.outcome), r.confirmation, r.reason)
+                try:
+                    events.extend(state.ledger.settle(result, at))
+                except PaymentsError as exc:  # each settle changes nothing when it raises
+                    refused.append({"entry_id": r.entry_id, "reason": f"{type(exc).__name__}: {exc}"})
+            if not events and (not refused or settlement.settlement_id in state.refused):
+                return Step(Outcome.REPUBLISHED)
+            cause = {"kind": "settlement", "settlement_id": settlement.settlement_id,
+                     "batch_id": settlement.batch_id, "results": len(settlement.results), "refused": refused}
+            whole = "; ".join(r["reason"] for r in refused) if refused and not events else None
+            return Step(Outcome.REFUSED if whole else Outcome.RECORDED, [Change(cause, events, whole)])
+
+        return self._execute(settlement.book, step, position, trace_id, carrier or {}).outcome
+
+    def due_books(self, now: datetime) -> list[str]:
+        """The books where the batching policy cuts a batch at `now` (what `cut_batches` would do)."""
+        policy = self.config.batch_policy
+        due = []
+        with self._lock:
+            for name, state in self._books.items():
+                ready = state.ledger.ready_order_ids()
+                if not ready:
+                    continue
+                oldest = state.ledger.order(ready[0]).ready_at
+                if len(ready) >= policy.max_entries or (
+                    policy.max_wait is not None and oldest is not None and now - oldest >= policy.max_wait
+                ):
+                    due.append(name)
+        return due
+
+    def cut_batches(
+        self, now: datetime, trace_id: str | None = None, carrier: dict[str, str] | None = None,
+        books: list[str] | None = None,
+    ) -> list[str]:
+        """Cut the disbursement batches the policy makes due at `now`, in `books` (default: every book
+        with orders ready to pay); the ids of the batches cut."""
+        policy = self.config.batch_policy
+        with self._lock:
+            due = books if books is not None else [
+                name for name, state in self._books.items() if state.ledger.ready_order_ids()
+            ]
+        cut: list[str] = []
+        for book in due:
+
+            def step(state: BookState) -> Step:
+                events = state.ledger.cut_batches(policy, now)
+                if not events:
+                    return Step(Outcome.UNCHANGED)
+                batches = [ev.batch_id for ev in events if isinstance(ev, e.BatchCut)]
+                cause = {"kind": "batch_cut", "batches": batches, "max_entries": policy.max_entries,
+                         "max_wait_s": None if policy.max_wait is None else policy.max_wait.total_seconds()}
+                return Step(Outcome.RECORDED, [Change(cause, events)], {"batches": batches})
+
+            result = self._execute(book, step, None, trace_id, carrier or {})
+            cut.extend(result.detail.get("batches", []))
+        return cut
+
+    # ---- queries on the live book --------------------------------------------------------------
+
+    def reconciliation(self, book: str) -> dict[str, Any]:
+        """The book checked against itself: trial balance, general ledger against sub-ledgers,
+        invariants (`services.payments.domain.reconcile`). Identity numbers masked."""
+        with self._lock:
+            state = self._books.get(book) or self._load(book)
+            ledger = state.ledger
+            return {
+                "book": book,
+                "exists": state.stored,
+                "stream_version": state.stream.version if state.stored else 0,
+                "events": ledger.event_count,
+                "orders": len(ledger.orders),
+                "batches": ledger.batch_count,
+                "trial_balance_fen": ledger.trial_balance_fen(),
+                "problems": [redact(problem) for problem in reconcile(ledger)],
+            }
+
+
+__all__ = ["BookState", "Change", "ConcurrentWriters", "Outcome", "PaymentsApplication", "Step"]

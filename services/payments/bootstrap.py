@@ -1,9 +1,16 @@
-"""Wiring of the payments service: application, decision consumer, order relay, projection, HTTP."""
+"""Wiring of the payments service: application, decision and settlement consumers, the batching loop,
+the order and disbursement relays, the read-side projection and the HTTP API.
+
+Start-up: the books are rebuilt from the event store (one pass over the notification log, which also
+rebuilds the projection's copy up to its recorded position); only then do the consumers start.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,18 +20,39 @@ from opentelemetry import trace
 from contracts.decisions import DecisionV1
 from contracts.eventstore import kafka_tracking
 from contracts.kafka import consuming
+from contracts.messages import SettlementV1
 from contracts.outbox import LogFollower, create_positions_table
 from contracts.runtime import until_done
 from contracts.settings import Settings
 from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
-from contracts.topics import ORDERS
+from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
-from services.payments.adapters.relay import OrderRelay
+from services.payments.adapters.relay import DisbursementRelay, OrderRelay
 from services.payments.application import Outcome, PaymentsApplication
+from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
-from services.payments.entrypoints.kafka import GROUP, build_broker
+from services.payments.entrypoints.kafka import GROUP, SETTLEMENTS_GROUP, build_broker
+from services.payments.redaction import redact
 
 log = logging.getLogger(__name__)
+BATCH_TICK_S = 0.5
+RETRY_BACKOFF_MAX_S = 5.0
+
+
+def _recorded_at(body: DecisionV1, msg: KafkaMessage) -> datetime:
+    """When eligibility recorded the decision: the message's field, else its ce_time, else the Kafka
+    record's timestamp (decisions published before the field existed)."""
+    if body.recorded_at is not None:
+        return body.recorded_at
+    raw = (msg.headers or {}).get("ce_time")
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                return moment
+    record = msg.raw_message
+    assert not isinstance(record, tuple)
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 class PaymentsService:
@@ -32,33 +60,52 @@ class PaymentsService:
 
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.settings = settings
+        self.config = PaymentsConfig.from_settings(settings)  # refuse bad settings before anything starts
         self.tracer_provider = tracer_provider
         self.tracer = get_tracer(tracer_provider, self.name)
-        self.broker, self.publisher = build_broker(settings, self)
+        self.broker, self.orders_publisher, self.disbursements_publisher = build_broker(settings, self)
         self.app: PaymentsApplication | None = None
         self.pool: asyncpg.Pool | None = None
+        self.projection = projection.PaymentsProjection()
         self.followers: list[LogFollower] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self._batch_wake = asyncio.Event()
         self.ready = False
         self.http = create_http(self, self.tracer)
 
     async def start(self) -> None:
-        self.app = await asyncio.to_thread(PaymentsApplication, self.settings, self.tracer_provider)
-        self.pool = await asyncpg.create_pool(self.settings.pg_dsn(), min_size=1, max_size=4)
-        await create_positions_table(self.pool, self.app.name)
+        self.app = app = await asyncio.to_thread(
+            PaymentsApplication, self.settings, self.tracer_provider, self.config
+        )
+        self.pool = await asyncpg.create_pool(self.settings.pg_dsn(), min_size=1, max_size=6)
+        await create_positions_table(self.pool, app.name)
         await projection.create_tables(self.pool)
+        view = LogFollower(projection.NAME, app, self.pool, self.projection)
+        position = await self.pool.fetchval(
+            f'SELECT position FROM "{app.name}".follower_positions WHERE name = $1', projection.NAME
+        )
+        self.projection.start_at(int(position or 0))
+        t0 = asyncio.get_running_loop().time()
+        last = await asyncio.to_thread(app.rebuild, self.projection.observe)
+        log.info("payments: %d books rebuilt from the event store (up to notification %d) in %.2fs",
+                 len(app.books()), last, asyncio.get_running_loop().time() - t0)
         self.followers = [
-            LogFollower(f"kafka:{ORDERS.name}", self.app, self.pool, OrderRelay(self.publisher, self.tracer)),
-            LogFollower("projection:payments_orders", self.app, self.pool, projection.OrdersProjection()),
+            LogFollower(f"kafka:{ORDERS.name}", app, self.pool,
+                        OrderRelay(self.orders_publisher, self.tracer)),
+            LogFollower(f"kafka:{DISBURSEMENTS.name}", app, self.pool,
+                        DisbursementRelay(self.disbursements_publisher, self.tracer)),
+            view,
         ]
         await self.broker.start()
         self.tasks = [asyncio.create_task(f.run(), name=f.name) for f in self.followers]
+        self.tasks.append(asyncio.create_task(self._batching(), name="batching"))
         self.ready = True
-        log.info("payments ready")
+        log.info("payments ready (batching: %s; default appropriations: %s)", self.config.batch_policy,
+                 self.config.default_appropriations or "none")
 
     async def stop(self) -> None:
         self.ready = False
-        await self.broker.stop()
+        await self.broker.stop()  # first: no message is half-handled when the relays stop
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -67,29 +114,152 @@ class PaymentsService:
         if self.app is not None:
             self.app.close()
 
+    def _changed(self) -> None:
+        for follower in self.followers:
+            follower.wake()
+        self._batch_wake.set()
+
+    # ---- Kafka --------------------------------------------------------------------------------------
+
     async def on_decision(self, body: DecisionV1, msg: KafkaMessage) -> None:
-        """One decision: record its order or clawback (retrying until committed), then wake the relays."""
+        """One decision: record what it does to the book (retrying until committed), then wake the rest."""
         app = self.app
         assert app is not None
         record = msg.raw_message
         assert not isinstance(record, tuple)
         position = kafka_tracking(record.topic, record.partition, record.offset)
+        recorded_at = _recorded_at(body, msg)
         with consuming(self.tracer, msg, GROUP) as span:
             span.set_attributes({"flexledger.book": body.book, "flexledger.decision_id": body.decision_id,
                                  "flexledger.kind": body.kind})
             trace_id, carrier = trace_id_hex(span), current_carrier()
             outcome = await until_done(
                 f"recording decision {body.decision_id}",
-                lambda: asyncio.to_thread(app.record_decision, body, position, trace_id, carrier),
+                lambda: asyncio.to_thread(app.record_decision, body, position, recorded_at, trace_id,
+                                          carrier),
             )
             span.set_attribute("flexledger.result", outcome.value)
-        if outcome is Outcome.RECORDED:
-            for follower in self.followers:
-                follower.wake()
+        if outcome in (Outcome.RECORDED, Outcome.REFUSED):
+            self._changed()
+
+    async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None:
+        """The bank's results for a batch: confirmations and returns, each applied once."""
+        app = self.app
+        assert app is not None
+        record = msg.raw_message
+        assert not isinstance(record, tuple)
+        position = kafka_tracking(record.topic, record.partition, record.offset)
+        with consuming(self.tracer, msg, SETTLEMENTS_GROUP) as span:
+            span.set_attributes({"flexledger.book": body.book, "flexledger.batch_id": body.batch_id,
+                                 "flexledger.results": len(body.results)})
+            trace_id, carrier = trace_id_hex(span), current_carrier()
+            outcome = await until_done(
+                f"recording settlement {body.settlement_id}",
+                lambda: asyncio.to_thread(app.record_settlement, body, position, trace_id, carrier),
+            )
+            span.set_attribute("flexledger.result", outcome.value)
+        if outcome in (Outcome.RECORDED, Outcome.REFUSED):
+            self._changed()
+
+    # ---- the batching loop --------------------------------------------------------------------------
+
+    async def _batching(self) -> None:
+        """Cut disbursement batches as the policy makes them due: woken after every change, and on a
+        tick for the time limit. The instructions go out through the outbox relay."""
+        app = self.app
+        assert app is not None
+        backoff_s = 0.1
+        while True:
+            self._batch_wake.clear()
+            try:
+                now = datetime.now(UTC)
+                due = await asyncio.to_thread(app.due_books, now)
+                if due:
+                    with self.tracer.start_as_current_span(
+                        "payments batch cut", attributes={"flexledger.books": len(due)}
+                    ) as span:
+                        trace_id, carrier = trace_id_hex(span), current_carrier()
+                        cut = await asyncio.to_thread(app.cut_batches, now, trace_id, carrier, due)
+                        span.set_attribute("flexledger.batches", len(cut))
+                    if cut:
+                        log.info("payments: %d disbursement batch(es) cut", len(cut))
+                        for follower in self.followers:
+                            follower.wake()
+                backoff_s = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("payments batching failed (%s); retrying in %.1fs", redact(repr(exc)), backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batch_wake.wait(), BATCH_TICK_S)
+
+    # ---- HTTP ---------------------------------------------------------------------------------------
+
+    async def appropriate(
+        self, book: str, program: str, fiscal_year: int, amount_fen: int, reference: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        app = self.app
+        assert app is not None
+        trace_id, carrier = trace_id_hex(), current_carrier()
+        result = await asyncio.to_thread(
+            lambda: app.set_appropriation(book, program, fiscal_year, amount_fen, reference=reference,
+                                          trace_id=trace_id, carrier=carrier)
+        )
+        if result.outcome is Outcome.RECORDED:
+            self._changed()
+        return result.outcome.value, result.detail
+
+    async def repay(
+        self, book: str, beneficiary: str, amount_fen: int, reference: str
+    ) -> tuple[str, dict[str, Any]]:
+        app = self.app
+        assert app is not None
+        trace_id, carrier = trace_id_hex(), current_carrier()
+        result = await asyncio.to_thread(
+            lambda: app.record_repayment(book, beneficiary, amount_fen, reference, trace_id=trace_id,
+                                         carrier=carrier)
+        )
+        if result.outcome is Outcome.RECORDED:
+            self._changed()
+        return result.outcome.value, result.detail
 
     async def orders(self, book: str, limit: int) -> list[dict[str, Any]]:
         assert self.pool is not None
         return await projection.orders(self.pool, book, limit)
+
+    async def entries(self, book: str, limit: int) -> list[dict[str, Any]]:
+        assert self.pool is not None
+        return await projection.entries(self.pool, book, limit)
+
+    async def totals(self, book: str, fiscal_year: int | None) -> dict[str, Any]:
+        assert self.pool is not None
+        rows = await projection.totals(self.pool, book, fiscal_year)
+        ledger = await projection.trial_balance(self.pool, book)
+        return {"book": book, "fiscal_year": fiscal_year, "programmes": rows,
+                "trial_balance_fen": ledger["trial_balance_fen"]}
+
+    async def balance(self, book: str, beneficiary: str) -> dict[str, Any] | None:
+        assert self.pool is not None
+        return await projection.balance(self.pool, book, beneficiary)
+
+    async def trial_balance(self, book: str) -> dict[str, Any]:
+        assert self.pool is not None
+        return await projection.trial_balance(self.pool, book)
+
+    async def progress(self, book: str) -> dict[str, Any]:
+        assert self.pool is not None
+        found = await projection.book_progress(self.pool, book)
+        found["refusals"] = [{**r, "reason": redact(r["reason"]), "cause_id": redact(r["cause_id"])}
+                             for r in found["refusals"]]
+        return found
+
+    async def reconciliation(self, book: str) -> dict[str, Any]:
+        app = self.app
+        assert app is not None
+        return await asyncio.to_thread(app.reconciliation, book)
 
     def health(self) -> dict[str, Any]:
         alive = {task.get_name(): not task.done() for task in self.tasks}

@@ -1,40 +1,171 @@
-"""Payments' HTTP API: a book's payment orders (read side), health."""
+"""Payments' HTTP API (OpenAPI at /openapi.json): operator commands and the read side of each book.
+
+Commands (answered from the write side, after the commit):
+- `POST /v1/books/{book}/appropriations` {program, fiscal_year, amount_fen, reference?}: the
+  appropriation is now that total; 200 with what changed (orders released from the awaiting queue);
+  409 when it is below what the budget has already committed or paid.
+- `POST /v1/books/{book}/repayments` {beneficiary, amount_fen, reference}: money a beneficiary paid
+  back; 409 when it is more than it owes.
+
+Reads (query tables of the projection; they follow the commits within milliseconds):
+`GET .../totals` (per programme), `.../balances/{beneficiary}`, `.../trial-balance`, `.../orders`,
+`.../entries` (disbursement entries and their settlements), `.../progress` (the projection's position
+for the book and the refused messages). `GET .../reconciliation` checks the live book itself.
+
+Identity numbers: a beneficiary in a path is masked in the request's span (`url.path`); refusal
+reasons are masked; access logs are off (contracts.runtime).
+"""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.messages import BOOK_PATTERN
-from contracts.telemetry import TracingMiddleware
+from contracts.telemetry import ASGIApp, Receive, Send, TracingMiddleware
+from services.payments.redaction import redact
 
-MAX_ORDERS_PER_PAGE = 10_000
+MAX_ROWS_PER_PAGE = 10_000
+PROGRAM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+MAX_FEN = 10**15  # ten trillion CNY: anything larger is a typo
+
+
+class AppropriationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    program: str = Field(pattern=PROGRAM_PATTERN, description="programme, e.g. social_insurance")
+    fiscal_year: int = Field(ge=2000, le=2100, description="calendar year (China's fiscal year)")
+    amount_fen: int = Field(ge=0, le=MAX_FEN, description="the appropriation in force: a total, not a delta")
+    reference: str | None = Field(None, max_length=200, description="the budget document it rests on")
+
+
+class RepaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    beneficiary: str = Field(min_length=1, max_length=64)
+    amount_fen: int = Field(gt=0, le=MAX_FEN)
+    reference: str = Field(min_length=1, max_length=200, description="bank reference: the idempotency key")
 
 
 class PaymentsPort(Protocol):
+    async def appropriate(
+        self, book: str, program: str, fiscal_year: int, amount_fen: int, reference: str | None
+    ) -> tuple[str, dict[str, Any]]: ...
+
+    async def repay(
+        self, book: str, beneficiary: str, amount_fen: int, reference: str
+    ) -> tuple[str, dict[str, Any]]: ...
+
     async def orders(self, book: str, limit: int) -> list[dict[str, Any]]: ...
+
+    async def entries(self, book: str, limit: int) -> list[dict[str, Any]]: ...
+
+    async def totals(self, book: str, fiscal_year: int | None) -> dict[str, Any]: ...
+
+    async def balance(self, book: str, beneficiary: str) -> dict[str, Any] | None: ...
+
+    async def trial_balance(self, book: str) -> dict[str, Any]: ...
+
+    async def progress(self, book: str) -> dict[str, Any]: ...
+
+    async def reconciliation(self, book: str) -> dict[str, Any]: ...
 
     def health(self) -> dict[str, Any]: ...
 
 
+_STATUS = {"recorded": 200, "unchanged": 200, "refused": 409}
+
+
+class MaskBeneficiaryPath:
+    """Inside the tracing middleware: the request span's `url.path` without the beneficiary."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and "/balances/" in path:
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute("url.path", redact(path))
+                span.update_name(f"{scope.get('method', 'GET')} {redact(path)}")
+        await self.app(scope, receive, send)
+
+
 def create_http(service: PaymentsPort, tracer: trace.Tracer) -> FastAPI:
     http = FastAPI(title="flexledger payments", version="1")
+    book_path = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
 
     @http.get("/health")
     async def health() -> JSONResponse:
         report = service.health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    @http.post("/v1/books/{book}/appropriations")
+    async def appropriate(body: AppropriationIn, book: str = book_path) -> JSONResponse:
+        """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
+        are released in the order they arrived, as far as it reaches."""
+        outcome, detail = await service.appropriate(book, body.program, body.fiscal_year, body.amount_fen,
+                                                    body.reference)
+        return JSONResponse({"outcome": outcome, **detail}, status_code=_STATUS.get(outcome, 200))
+
+    @http.post("/v1/books/{book}/repayments")
+    async def repay(body: RepaymentIn, book: str = book_path) -> JSONResponse:
+        """Record money a beneficiary paid back (allocated to its oldest claims first)."""
+        outcome, detail = await service.repay(book, body.beneficiary, body.amount_fen, body.reference)
+        return JSONResponse({"outcome": outcome, **detail}, status_code=_STATUS.get(outcome, 200))
+
+    @http.get("/v1/books/{book}/totals")
+    async def totals(
+        book: str = book_path, fiscal_year: int | None = Query(None, ge=2000, le=2100),
+    ) -> dict[str, Any]:
+        """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
+        receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
+        return await service.totals(book, fiscal_year)
+
+    @http.get("/v1/books/{book}/balances/{beneficiary}")
+    async def balance(
+        book: str = book_path, beneficiary: str = Path(min_length=1, max_length=64),
+    ) -> JSONResponse:
+        """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
+        recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
+        found = await service.balance(book, beneficiary)
+        if found is None:
+            return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
+        return JSONResponse(found)
+
+    @http.get("/v1/books/{book}/trial-balance")
+    async def trial_balance(book: str = book_path) -> dict[str, Any]:
+        """The general ledger by account group; `trial_balance_fen` is 0 in a sound book."""
+        return await service.trial_balance(book)
+
     @http.get("/v1/books/{book}/orders")
     async def orders(
-        book: str = Path(pattern=BOOK_PATTERN),
-        limit: int = Query(MAX_ORDERS_PER_PAGE, ge=1, le=MAX_ORDERS_PER_PAGE),
+        book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
     ) -> dict[str, Any]:
-        """Payment orders and clawbacks of a book, in the order payments recorded them."""
+        """Payment orders of a book, in the order payments created them, with their state."""
         return {"book": book, "orders": await service.orders(book, limit)}
 
+    @http.get("/v1/books/{book}/entries")
+    async def entries(
+        book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
+    ) -> dict[str, Any]:
+        """Disbursement entries (by batch) and what the bank said about each."""
+        return {"book": book, "entries": await service.entries(book, limit)}
+
+    @http.get("/v1/books/{book}/progress")
+    async def progress(book: str = book_path) -> dict[str, Any]:
+        """How far the read side is (the book's stream version) and the messages the book refused."""
+        return await service.progress(book)
+
+    @http.get("/v1/books/{book}/reconciliation")
+    async def reconciliation(book: str = book_path) -> dict[str, Any]:
+        """The live book checked against itself: trial balance and `reconcile` (empty `problems`)."""
+        return await service.reconciliation(book)
+
+    http.add_middleware(MaskBeneficiaryPath)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http

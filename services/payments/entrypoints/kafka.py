@@ -1,8 +1,9 @@
-"""Payments on Kafka: consumes decisions (group `payments`), publishes orders."""
+"""Payments on Kafka: consumes decisions (group `payments`) and settlements (group
+`payments-settlements`), publishes orders and disbursement instructions (from the outbox)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -10,31 +11,51 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import make_broker, strict_decoder
-from contracts.messages import PaymentOrderV1
+from contracts.kafka import DeadLetters, make_broker, strict_decoder
+from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
 from contracts.settings import Settings
-from contracts.topics import DECISIONS, ORDERS
+from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
 
 GROUP = "payments"
+SETTLEMENTS_GROUP = "payments-settlements"
 
 
-class DecisionHandler(Protocol):
+class MessageHandler(Protocol):
     async def on_decision(self, body: DecisionV1, msg: KafkaMessage) -> None: ...
 
+    async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None: ...
 
-def build_broker(settings: Settings, handler: DecisionHandler | None) -> tuple[KafkaBroker, DefaultPublisher]:
-    """The broker with its subscriber and publisher; `handler` None only to generate the AsyncAPI."""
+
+class PaymentsBroker(NamedTuple):
+    broker: KafkaBroker
+    orders: DefaultPublisher
+    disbursements: DefaultPublisher
+
+
+def build_broker(settings: Settings, handler: MessageHandler | None) -> PaymentsBroker:
+    """The broker with its subscribers and publishers; `handler` None only to generate the AsyncAPI."""
     broker = make_broker(settings, "payments")
-    publisher = broker.publisher(
+    orders = broker.publisher(
         ORDERS.name, title=ORDERS.name, schema=PaymentOrderV1,
         description=f"{ORDERS.purpose}. Key: <book>/<beneficiary>. CloudEvents binary mode "
                     "(type flexledger.payments.order.v1, ce_id = order_id) with traceparent.",
     )
+    disbursements = broker.publisher(
+        DISBURSEMENTS.name, title=DISBURSEMENTS.name, schema=DisbursementInstructionV1,
+        description=f"{DISBURSEMENTS.purpose}: one message per batch cut by the batching policy. Key: the "
+                    "batch id. CloudEvents binary mode (type flexledger.payments.disbursement.v1, ce_id = "
+                    "batch_id) with traceparent. Entries carry beneficiaries in clear (Finance pays them).",
+    )
+
+    # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
+    # committed past (contracts.kafka.DeadLetters).
+    dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, GROUP)
+    settlement_dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS_GROUP)
 
     # ACK after the handler, which returns only once the effect is committed (never ACK_FIRST).
     @broker.subscriber(
         DECISIONS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=strict_decoder(DecisionV1),
+        decoder=strict_decoder(DecisionV1, dead_letters=dead_letters),
         title=f"{DECISIONS.name}:{GROUP}",
         description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each.",
     )
@@ -42,4 +63,15 @@ def build_broker(settings: Settings, handler: DecisionHandler | None) -> tuple[K
         assert handler is not None
         await handler.on_decision(body, msg)
 
-    return broker, publisher
+    @broker.subscriber(
+        SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
+        decoder=strict_decoder(SettlementV1, dead_letters=settlement_dead_letters),
+        title=f"{SETTLEMENTS.name}:{SETTLEMENTS_GROUP}",
+        description="The bank's confirmations and returns; a returned payment is re-queued with its reason. "
+                    "Each entry's result is applied once.",
+    )
+    async def on_settlement(body: SettlementV1, msg: KafkaMessage) -> None:
+        assert handler is not None
+        await handler.on_settlement(body, msg)
+
+    return PaymentsBroker(broker, orders, disbursements)

@@ -1,0 +1,132 @@
+"""The payments application on the real PostgreSQL, without Kafka in between: positions recorded with
+the events, the default appropriation, rebuilding books from the store, and two writers on one book."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from eventsourcing.persistence import Tracking
+
+from contracts.decisions import DecisionV1
+from contracts.messages import SettlementResultV1, SettlementV1
+from contracts.settings import Settings
+from services.payments.application import Outcome, PaymentsApplication
+from services.payments.config import PaymentsConfig
+from services.payments.domain import BatchPolicy, OrderState
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+AT = datetime(2024, 3, 5, 10, tzinfo=CST)
+WORKER = "320213197804121019"
+AT_ONCE = BatchPolicy(max_entries=100, max_wait=timedelta(0))
+
+
+def grant(book: str, amount_fen: int, *, program: str = "social_insurance", month: str | None = "2024-02",
+          kind: str = "grant", decision_id: str | None = None) -> DecisionV1:
+    return DecisionV1(book=book, decision_id=decision_id or str(uuid.uuid4()), rule_set="wuxi-2021-26/1",
+                      after="f1", kind=kind, program=program, beneficiary=WORKER, subject=WORKER, month=month,
+                      amount_fen=amount_fen, recorded_at=AT)
+
+
+class Source:
+    """A stand-in Kafka partition: consecutive positions."""
+
+    def __init__(self) -> None:
+        self.name = f"kafka:test-{uuid.uuid4().hex}:0"
+        self.offset = 0
+
+    def next(self) -> Tracking:
+        self.offset += 1
+        return Tracking(self.name, self.offset)
+
+    def same(self) -> Tracking:
+        return Tracking(self.name, self.offset)
+
+
+def test_the_default_appropriation_funds_a_fresh_budget_unless_finance_decided_it(infra: Settings) -> None:
+    config = PaymentsConfig(default_appropriations={"social_insurance": 100_000}, batch_policy=AT_ONCE)
+    app = PaymentsApplication(infra, config=config)
+    source = Source()
+    book, decided = f"pay-{uuid.uuid4().hex[:16]}", f"pay-{uuid.uuid4().hex[:16]}"
+    try:
+        first, second = grant(book, 60_000), grant(book, 60_000, month="2024-03")
+        assert app.record_decision(first, source.next(), AT) is Outcome.RECORDED
+        assert app.record_decision(second, source.next(), AT) is Outcome.RECORDED
+        state = app._books[book]
+        assert state.ledger.budget("social_insurance", 2024).appropriated_fen == 100_000
+        assert state.ledger.order(first.decision_id).state is OrderState.READY
+        assert state.ledger.order(second.decision_id).state is OrderState.AWAITING_BUDGET  # default is a cap
+        # Another year: its own default. A programme without one: no appropriation at all.
+        assert app.record_decision(grant(book, 10, month="2023-12"), source.next(), AT) is Outcome.RECORDED
+        training = grant(book, 10, program="training", month=None)
+        assert app.record_decision(training, source.next(), AT) is Outcome.RECORDED
+        assert state.ledger.budget("social_insurance", 2023).appropriated_fen == 100_000
+        assert state.ledger.order(training.decision_id).state is OrderState.AWAITING_BUDGET
+
+        # Finance set 0 for 2024 in the other book before any grant: the default never applies there.
+        assert app.set_appropriation(decided, "social_insurance", 2024, 0).outcome is Outcome.RECORDED
+        held = grant(decided, 5)
+        assert app.record_decision(held, source.next(), AT) is Outcome.RECORDED
+        assert app._books[decided].ledger.order(held.decision_id).state is OrderState.AWAITING_BUDGET
+
+        # Rebuilt from the store, in a fresh process: the same books.
+        again = PaymentsApplication(infra, config=config)
+        try:
+            again.rebuild()
+            for name in (book, decided):
+                assert again._books[name].ledger.snapshot() == app._books[name].ledger.snapshot()
+                assert again._books[name].budgets_decided == app._books[name].budgets_decided
+                assert again._load(name).ledger.snapshot() == app._books[name].ledger.snapshot()
+        finally:
+            again.close()
+    finally:
+        app.close()
+
+
+def test_a_redelivered_position_is_told_apart_from_a_version_conflict(infra: Settings) -> None:
+    """Two payments processes on one book, without Kafka in between."""
+    config = PaymentsConfig(batch_policy=AT_ONCE)
+    a, b = PaymentsApplication(infra, config=config), PaymentsApplication(infra, config=config)
+    source = Source()
+    book = f"pay-{uuid.uuid4().hex[:16]}"
+    try:
+        assert a.set_appropriation(book, "social_insurance", 2024, 1_000_000).outcome is Outcome.RECORDED
+        g1, g2 = grant(book, 1_000), grant(book, 2_000, month="2024-03")
+        g3 = grant(book, 3_000, month="2024-04")
+        assert a.record_decision(g1, source.next(), AT) is Outcome.RECORDED
+        # The same position again, even carrying another decision: a redelivery, nothing recorded.
+        assert a.record_decision(g2, source.same(), AT) is Outcome.REDELIVERED
+        assert b.record_decision(g2, source.next(), AT) is Outcome.RECORDED
+        # `a` still holds the book before g2: its save conflicts, it reloads the stream and succeeds.
+        assert a.record_decision(g3, source.next(), AT) is Outcome.RECORDED
+        # g3 again from a later position (a relay publishing twice): only the position is recorded.
+        assert b.record_decision(g3, source.next(), AT) is Outcome.REPUBLISHED
+        ledger = a._books[book].ledger
+        assert sorted(ledger.orders) == sorted([g1.decision_id, g2.decision_id, g3.decision_id])
+
+        # The batch, then its settlement twice (a new position each time): paid once.
+        assert len(a.cut_batches(datetime.now(CST))) == 1
+        [entry] = list(a._books[book].ledger.entries.values())[:1]
+        results = [SettlementResultV1(entry_id=e.entry_id, outcome="paid", confirmation=f"C-{e.entry_id}")
+                   for e in a._books[book].ledger.entries.values()]
+        settlement = SettlementV1(book=book, batch_id=entry.batch_id, settlement_id="S1",
+                                  settled_at=datetime.now(CST), results=results)
+        assert a.record_settlement(settlement, source.next()) is Outcome.RECORDED
+        assert b.record_settlement(settlement, source.next()) is Outcome.REPUBLISHED
+        assert a.record_settlement(settlement, source.same()) is Outcome.REDELIVERED
+        report = a.reconciliation(book)
+        assert (report["trial_balance_fen"], report["problems"], report["batches"]) == (0, [], 1)
+        assert all(o.state is OrderState.PAID for o in a._books[book].ledger.orders.values())
+        # A settlement for an entry this book never instructed is refused and recorded once.
+        unknown = [SettlementResultV1(entry_id="nope-1", outcome="paid", confirmation="x")]
+        bogus = SettlementV1(book=book, batch_id="nope", settlement_id="S2", settled_at=datetime.now(CST),
+                             results=unknown)
+        assert a.record_settlement(bogus, source.next()) is Outcome.REFUSED
+        assert a.record_settlement(bogus, source.next()) is Outcome.REPUBLISHED
+        assert a.reconciliation(book)["problems"] == []
+    finally:
+        a.close()
+        b.close()
