@@ -49,9 +49,7 @@ class DemoCity:
     def __init__(self, workers: int = 40, seed: int = 2021) -> None:
         self.rng = random.Random(seed)
         self.enterprises = {name: _enterprise(code) for name, code in PLATFORMS.items()}
-        self.workers = [
-            _worker(self.rng, self.rng.choice(DIVISIONS), i) for i in range(workers)
-        ]
+        self.workers = [_worker(self.rng, self.rng.choice(DIVISIONS), i) for i in range(workers)]
         self.platform_of = {w: self.rng.choice(list(self.enterprises.values())) for w in self.workers}
         # Every fifth worker joins the platforms only in 2024-01 and completes a run in the demo month.
         self.joined = {w: LATE_JOIN_MONTH if i % 5 == 3 else FIRST_MONTH for i, w in enumerate(self.workers)}
@@ -70,17 +68,39 @@ class DemoCity:
         for name, code in self.enterprises.items():
             yield self._fact("enterprise_registered", "2021-06-01T09:00:00+08:00", enterprise=code, name=name)
         for i, worker in enumerate(self.workers):
-            yield self._fact("worker_registered", f"{self.joined[worker]}-02T09:00:00+08:00", worker=worker,
-                             name=f"演示{i:02d}", residence=worker[:6], residence_since="2015-01-01")
+            yield self._fact(
+                "worker_registered",
+                f"{self.joined[worker]}-02T09:00:00+08:00",
+                worker=worker,
+                name=f"演示{i:02d}",
+                residence=worker[:6],
+                residence_since="2015-01-01",
+            )
             if i % 4 == 0:
-                yield self._fact("category_declared", f"{self.joined[worker]}-02T10:00:00+08:00", worker=worker,
-                                 category="employment_difficulty", since="2021-05-01")
+                yield self._fact(
+                    "category_declared",
+                    f"{self.joined[worker]}-02T10:00:00+08:00",
+                    worker=worker,
+                    category="employment_difficulty",
+                    since="2021-05-01",
+                )
             elif i % 4 == 1:
-                yield self._fact("category_declared", f"{self.joined[worker]}-02T10:00:00+08:00", worker=worker,
-                                 category="registered_unemployed", since="2021-05-15")
+                yield self._fact(
+                    "category_declared",
+                    f"{self.joined[worker]}-02T10:00:00+08:00",
+                    worker=worker,
+                    category="registered_unemployed",
+                    since="2021-05-15",
+                )
             elif i % 8 == 2:
-                yield self._fact("category_declared", f"{self.joined[worker]}-02T10:00:00+08:00", worker=worker,
-                                 category="graduate_unemployed", since="2021-06-01", graduated="2020-07-01")
+                yield self._fact(
+                    "category_declared",
+                    f"{self.joined[worker]}-02T10:00:00+08:00",
+                    worker=worker,
+                    category="graduate_unemployed",
+                    since="2021-06-01",
+                    graduated="2020-07-01",
+                )
 
     def month(self, month: str) -> Iterator[dict[str, Any]]:
         """One month as platforms and agencies report it early in the following month."""
@@ -88,37 +108,83 @@ class DemoCity:
             if self.joined[worker] > month:
                 continue
             income = self._income(worker)
-            yield self._fact("monthly_report", _at(month, 3), enterprise=self.platform_of[worker], worker=worker,
-                             month=month, income_fen=income, hours=self.rng.randint(60, 200),
-                             district=self.rng.choice(DIVISIONS))
+            yield self._fact(
+                "monthly_report",
+                _at(month, 3),
+                enterprise=self.platform_of[worker],
+                worker=worker,
+                month=month,
+                income_fen=income,
+                hours=self.rng.randint(60, 200),
+                district=self.rng.choice(DIVISIONS),
+            )
             if self.workers.index(worker) % 2 == 0:
-                yield self._fact("contribution_paid", _at(month, 9), worker=worker, month=month,
-                                 amount_fen=self.rng.choice((81000, 90000, 100001)))
+                yield self._fact(
+                    "contribution_paid",
+                    _at(month, 9),
+                    worker=worker,
+                    month=month,
+                    amount_fen=self.rng.choice((81000, 90000, 100001)),
+                )
 
     def this_month_extras(self) -> Iterator[dict[str, Any]]:
         """What else happens in the demo month: corrections, training, approvals, a revocation."""
         at = _at(MONTH, 15)
         first, second = self.workers[0], self.workers[4]
-        yield self._fact("report_corrected", at, enterprise=self.platform_of[first], worker=first,
-                         month="2024-03", income_fen=100000, hours=40, district=first[:6])
+        yield self._fact(
+            "report_corrected",
+            at,
+            enterprise=self.platform_of[first],
+            worker=first,
+            month="2024-03",
+            income_fen=100000,
+            hours=40,
+            district=first[:6],
+        )
         yield self._fact("category_revoked", at, worker=second, category="employment_difficulty")
         for i, worker in enumerate(self.workers[:12]):
-            yield self._fact("training_completed", at, enterprise=self.platform_of[worker], worker=worker,
-                             course=f"safe-riding-{i % 3}", hours=10 + 5 * (i % 4), completed_on=f"{MONTH}-20")
+            yield self._fact(
+                "training_completed",
+                at,
+                enterprise=self.platform_of[worker],
+                worker=worker,
+                course=f"safe-riding-{i % 3}",
+                hours=10 + 5 * (i % 4),
+                completed_on=f"{MONTH}-20",
+            )
         platform = next(iter(self.enterprises.values()))
-        yield self._fact("job_standard_approved", at, enterprise=platform, job_type="网约配送员",
-                         approved_on="2024-07-05")
-        yield self._fact("competition_listed", at, enterprise=platform, competition="WX-2024-JN-12",
-                         listed_on="2024-07-06")
-        yield self._fact("competition_award", _at(MONTH, 20), competition="WX-2024-JN-12",
-                         worker=self.workers[1], rank=1)
-        yield self._fact("park_recognized", at, park=_enterprise("91320205MA1PKDM1"), level="municipal",
-                         established_on="2021-09-01", recognized_on="2024-07-08", approved_amount_fen=300000000)
-        yield self._fact("talent_award", at, enterprise=platform, award="THRC-2024-0099",
-                         approved_amount_fen=50000000)
+        yield self._fact(
+            "job_standard_approved", at, enterprise=platform, job_type="网约配送员", approved_on="2024-07-05"
+        )
+        yield self._fact(
+            "competition_listed", at, enterprise=platform, competition="WX-2024-JN-12", listed_on="2024-07-06"
+        )
+        yield self._fact(
+            "competition_award", _at(MONTH, 20), competition="WX-2024-JN-12", worker=self.workers[1], rank=1
+        )
+        yield self._fact(
+            "park_recognized",
+            at,
+            park=_enterprise("91320205MA1PKDM1"),
+            level="municipal",
+            established_on="2021-09-01",
+            recognized_on="2024-07-08",
+            approved_amount_fen=300000000,
+        )
+        yield self._fact(
+            "talent_award", at, enterprise=platform, award="THRC-2024-0099", approved_amount_fen=50000000
+        )
         # A platform error a person can act on: a report for a month not yet ended.
-        yield self._fact("monthly_report", at, enterprise=platform, worker=self.workers[2],
-                         month="2024-08", income_fen=230000, hours=100, district="320213")
+        yield self._fact(
+            "monthly_report",
+            at,
+            enterprise=platform,
+            worker=self.workers[2],
+            month="2024-08",
+            income_fen=230000,
+            hours=100,
+            district="320213",
+        )
 
     def history(self) -> Iterator[dict[str, Any]]:
         yield from self.onboarding()

@@ -1,0 +1,3 @@
+from flexledger.cli import main
+
+main()

@@ -1,0 +1,213 @@
+"""`flexledger demo`: push a realistic month of facts through the running stack and show the result.
+
+Three years of history for a small city (flexledger/demo_data.py) go in first, then the month of June
+2024 as platforms and agencies would send it. The demo then waits until the pipeline has decided on
+everything and prints what happened in that month, per-programme totals, the payments side, and the
+result of `audit verify`. Fact ids are fixed, so running it again changes nothing (all duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from contracts.identifiers import mask
+from contracts.settings import Settings
+from flexledger.demo_data import MONTH, DemoCity
+from flexledger.pipeline import PipelineError, _get, _url, _wait_for
+
+console = Console()
+DRAIN_TIMEOUT_S = 600.0
+PROGRAMMES = (
+    "employment_service",
+    "social_insurance",
+    "training",
+    "job_standard",
+    "skill_competition",
+    "park_construction",
+    "talent",
+)
+FISCAL_YEARS = (2021, 2022, 2023, 2024)
+# Finance's appropriation per programme and year for the demo city; the talent budget starts empty so
+# that its order waits as awaiting-budget until the demo raises it.
+DEMO_APPROPRIATION_FEN = 50_000_000_00
+SETTLE_WAIT_S = 15.0
+
+
+def _operator_key(settings: Settings) -> str:
+    from flexledger.submit import operator_key
+
+    return operator_key(settings)
+
+
+def _write_jsonl(path: Path, facts: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in facts), encoding="utf-8")
+    return path
+
+
+def _upload(path: Path, key: str, settings: Settings, book: str) -> None:
+    from flexledger.submit import run_submit
+
+    run_submit(path, key=key, url=_url(settings.intake_port), book=book, console=console)
+
+
+def _money_table(title: str, decisions: list[dict[str, Any]]) -> Table:
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for d in decisions:
+        entry = counts[(d.get("program") or "-", d["kind"])]
+        entry[0] += 1
+        entry[1] += d.get("amount_fen") or 0
+    table = Table(title=title)
+    for column in ("programme", "decision", "count", "amount (CNY)"):
+        table.add_column(column, justify="right" if column in ("count", "amount (CNY)") else "left")
+    for (program, kind), (count, fen) in sorted(counts.items()):
+        table.add_row(program, kind, str(count), f"{fen / 100:,.2f}" if fen else "")
+    return table
+
+
+def _totals_table(decisions: list[dict[str, Any]]) -> Table:
+    net: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for d in decisions:
+        if d["kind"] == "grant":
+            net[d["program"]][0] += d["amount_fen"]
+        elif d["kind"] == "clawback":
+            net[d["program"]][1] += d["amount_fen"]
+    table = Table(title="Entitlement per programme since 2021-06 (CNY)")
+    for column in ("programme", "granted", "clawed back", "net"):
+        table.add_column(column, justify="left" if column == "programme" else "right")
+    for program, (granted, clawed) in sorted(net.items()):
+        table.add_row(
+            program, f"{granted / 100:,.2f}", f"{clawed / 100:,.2f}", f"{(granted - clawed) / 100:,.2f}"
+        )
+    return table
+
+
+def _show_examples(decisions: list[dict[str, Any]]) -> None:
+    shown: set[str] = set()
+    for d in decisions:
+        if (
+            d["kind"] in shown
+            or d["kind"] not in ("grant", "clawback", "extension")
+            or not d.get("explanation")
+        ):
+            continue
+        shown.add(d["kind"])
+        who = mask(d.get("beneficiary"))
+        console.print(
+            f"[bold]{d['kind']}[/bold] after fact {d['after']} to {who}: {d['explanation']['summary']}",
+            highlight=False,
+        )
+        console.print(f"   {d['explanation']['reason_zh']}", highlight=False)
+
+
+def _appropriate(
+    client: httpx.Client, settings: Settings, book: str, program: str, year: int, fen: int
+) -> str:
+    response = client.post(
+        f"{_url(settings.payments_port)}/v1/books/{book}/appropriations",
+        json={
+            "program": program,
+            "fiscal_year": year,
+            "amount_fen": fen,
+            "reference": f"demo {program} {year}",
+        },
+    )
+    return f"{response.status_code} {response.json().get('outcome')}"
+
+
+def _payments(client: httpx.Client, settings: Settings, book: str) -> None:
+    from flexledger.payments_cli import totals_table
+
+    base = f"{_url(settings.payments_port)}/v1/books/{book}"
+    console.print(totals_table(_get(client, f"{base}/totals", "payments")))
+    balance = _get(client, f"{base}/trial-balance", "payments")
+    console.print(f"trial balance: {balance}", highlight=False)
+
+
+def demo(
+    book: str = typer.Option("main", help="the book to write to"),
+    workers: int = typer.Option(40, min=3, max=5000, help="workers in the demo city"),
+) -> None:
+    """Push three years of history and then one realistic month through the running stack."""
+    settings = Settings.from_env()
+    city = DemoCity(workers=workers)
+    work = Path(settings.state_dir) / "demo"
+    with httpx.Client(timeout=30.0) as client:
+        try:
+            for name, port in (("intake", settings.intake_port), ("eligibility", settings.eligibility_port)):
+                _get(client, f"{_url(port)}/health", name)
+        except PipelineError as exc:
+            console.print(f"[red]{exc}[/red]\nstart the stack first: flexledger dev up")
+            raise typer.Exit(3) from exc
+        key = _operator_key(settings)
+        started = time.monotonic()
+        console.rule("Finance appropriates the budgets (talent starts empty)")
+        for program in PROGRAMMES:
+            for year in FISCAL_YEARS:
+                _appropriate(
+                    client,
+                    settings,
+                    book,
+                    program,
+                    year,
+                    0 if program == "talent" else DEMO_APPROPRIATION_FEN,
+                )
+        bank = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flexledger",
+                "payments",
+                "bank-simulator",
+                "--return-suffix",
+                "7",
+                "--idle-exit",
+                str(SETTLE_WAIT_S),
+            ]
+        )
+        console.rule(f"History 2021-06 .. 2024-05: {workers} workers, 3 platforms")
+        _upload(_write_jsonl(work / "history.jsonl", list(city.history())), key, settings, book)
+        before = int(
+            _get(client, f"{_url(settings.intake_port)}/v1/books/{book}/progress", "intake")["last_seq"]
+        )
+        console.rule(f"The month {MONTH}: reports, contributions, corrections, approvals")
+        _upload(_write_jsonl(work / f"{MONTH}.jsonl", list(city.this_month())), key, settings, book)
+        last = int(
+            _get(client, f"{_url(settings.intake_port)}/v1/books/{book}/progress", "intake")["last_seq"]
+        )
+        _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S)
+        console.print(f"pipeline drained: {last} facts decided in {time.monotonic() - started:.1f}s")
+        everything = _get(
+            client, f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions", "eligibility"
+        )["decisions"]
+        month = _get(
+            client,
+            f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions?after_seq={before}",
+            "eligibility",
+        )["decisions"]
+        console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
+        _show_examples(month)
+        console.print(_totals_table(everything))
+        console.rule("Payments: talent budget raised, disbursed to the bank simulator")
+        console.print(
+            f"talent 2024 appropriation raised: "
+            f"{_appropriate(client, settings, book, 'talent', 2024, DEMO_APPROPRIATION_FEN)}"
+        )
+        bank.wait(timeout=DRAIN_TIMEOUT_S)
+        _payments(client, settings, book)
+    console.rule("audit verify")
+    result = subprocess.run(
+        [sys.executable, "-m", "flexledger", "audit", "verify", "--book", book], check=False
+    )
+    console.print(f"audit verify exited {result.returncode}")
