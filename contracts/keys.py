@@ -1,0 +1,46 @@
+"""Keys of the audit guarantees, from `Settings` or, in development, generated once into the state dir.
+
+- `signing_key`: the Ed25519 private key (base64 of the 32-byte seed) eligibility signs its ledger
+  checkpoints with. Its public key is what outside parties verify them with
+  (`flexledger audit public-key` prints it).
+- `statistics_key`: the HMAC-SHA256 key of the pseudonyms on the statistics topic. Without it a
+  pseudonym cannot be linked back to an identity number, even by trying every possible number.
+
+Like the cipher key (`contracts.eventstore.cipher_key`), a development key is written once, race-free,
+to `<state_dir>/<name>.key` (mode 0600) and must live as long as the data it protects.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from contracts.settings import Settings
+
+KEY_BYTES = 32
+
+
+def _state_key(settings: Settings, configured: str, filename: str) -> str:
+    if configured:
+        return configured
+    path = Path(settings.state_dir) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.b64encode(os.urandom(KEY_BYTES)).decode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+def signing_key(settings: Settings) -> str:
+    """The checkpoint signing key: base64 of an Ed25519 private key's 32-byte seed."""
+    return _state_key(settings, settings.signing_key, "signing.key")
+
+
+def statistics_key(settings: Settings) -> bytes:
+    """The key of the statistics topic's keyed pseudonyms (HMAC-SHA256)."""
+    return base64.b64decode(_state_key(settings, settings.pseudonym_key, "pseudonym.key"))

@@ -1,0 +1,185 @@
+"""Re-deriving decisions from stored facts with the pure core, under a recorded (or another) rule set.
+
+A subject's ledger stream holds every fact about it in processing order, with the decisions each one
+caused. Entitlement decomposes by subject (services/eligibility/domain/ledger.py), so replaying one
+stream's facts through a fresh `Ledger` reproduces its decisions exactly — the same code the service
+and `--via engine` run, not a copy.
+
+`audit replay DECISION_ID`: find the decision's event, replay the stream's earlier facts under the
+rule set the decision records, re-derive the event's decisions and compare them, field by field
+(explanation included), with what was stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.facts import FactShapeError, parse_fact
+from contracts.settings import Settings
+from flexledger.audit.store import (
+    PROCESSED,
+    Decoder,
+    EventTable,
+    Row,
+    Undecodable,
+    stream_id,
+)
+from services.eligibility.domain.decision import decision_id
+from services.eligibility.domain.ledger import Ledger
+from services.eligibility.domain.ruleset import rule_set
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class SubjectReplay:
+    """A subject's rules state under one rule set, fed the stored facts of its stream in order."""
+
+    def __init__(self, rule_set_id: str, book: str) -> None:
+        self.rules = Ledger(rule_set(rule_set_id), book)
+
+    def decide(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The decisions the stored fact `event` causes now (the state moves on), as stored dicts."""
+        if event["outcome"] == "accepted":
+            decisions = self.rules.apply(parse_fact(event["fact"]))
+        else:
+            decision = self.rules.reject(
+                event["fact_id"], event.get("reason") or "rejected", event["digest"], int(event["seq"])
+            )
+            legacy = legacy_rejection_id(self.rules.book, event["fact_id"], event["digest"])
+            if [d.get("decision_id") for d in event.get("decisions") or []] == [legacy]:
+                # recorded before rejection ids included intake's seq (docs/design/audit.md)
+                decision = dataclasses.replace(decision, decision_id=legacy)
+            decisions = [decision]
+        return [dataclasses.asdict(d) for d in decisions]
+
+
+def legacy_rejection_id(book: str, after: str | None, digest: str) -> str:
+    """A rejection's id as the core derived it before it included intake's seq (two identical
+    rejections then shared it). Rejections recorded that way still replay."""
+    return decision_id(book, after, f"rejected|{digest}")
+
+
+def same_decisions(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) -> bool:
+    return canonical(stored) == canonical(derived)
+
+
+@dataclass
+class Located:
+    """A decision found in its stream: the stream's stored facts up to and including its event."""
+
+    decision: dict[str, Any]
+    events: list[tuple[Row, dict[str, Any]]]  # FactProcessed rows of the stream, up to the decision's
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return self.events[-1][1]
+
+    @property
+    def row(self) -> Row:
+        return self.events[-1][0]
+
+
+@dataclass
+class Replayed:
+    located: Located
+    rule_set: str
+    derived: list[dict[str, Any]]
+    reproduced: bool
+    problem: str | None = None
+
+    @property
+    def decision_derived(self) -> dict[str, Any] | None:
+        wanted = self.located.decision["decision_id"]
+        return next((d for d in self.derived if d["decision_id"] == wanted), None)
+
+
+def replay(located: Located, rule_set_id: str | None = None) -> Replayed:
+    """Rebuild the subject's state from the facts before the decision's event, under the decision's
+    recorded rule set (or `rule_set_id`), and re-derive that event's decisions."""
+    target_rules = rule_set_id or located.decision["rule_set"]
+    book = located.event["book"]
+    try:
+        state = SubjectReplay(target_rules, book)
+        for _, earlier in located.events[:-1]:
+            state.decide(earlier)
+        derived = state.decide(located.event)
+    except (LookupError, FactShapeError) as exc:
+        return Replayed(located, target_rules, [], False, f"cannot replay: {exc}")
+    reproduced = same_decisions(located.event["decisions"], derived)
+    return Replayed(located, target_rules, derived, reproduced)
+
+
+def _find_in(events: Iterable[tuple[Row, dict[str, Any]]], decision_id: str) -> Located | None:
+    seen: list[tuple[Row, dict[str, Any]]] = []
+    for row, state in events:
+        seen.append((row, state))
+        for d in state.get("decisions") or []:
+            if d.get("decision_id") == decision_id:
+                return Located(d, seen)
+    return None
+
+
+def _decoded_stream(
+    table: EventTable, decoder: Decoder, originator_id: Any
+) -> list[tuple[Row, dict[str, Any]]]:
+    out = []
+    for row in table.stream(originator_id):
+        if row.topic != PROCESSED:
+            continue
+        try:
+            out.append((row, decoder.decode(row)))
+        except Undecodable:
+            continue  # reported by `audit verify`; a replay skips what it cannot read
+    return out
+
+
+def _candidates(settings: Settings, decision_id: str, book: str | None) -> list[tuple[str, str]]:
+    """(book, subject) streams that may hold the decision, from the read side (a hint only: the
+    decision itself is then read from the events)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+            row = conn.execute(
+                "SELECT book, subject, beneficiary FROM eligibility.eligibility_decisions "
+                "WHERE decision_id = %s",
+                (decision_id,),
+            ).fetchone()
+    except psycopg.Error:
+        return []
+    if row is None:
+        return []
+    found_book = book or row[0]
+    return [(found_book, s) for s in (row[1], row[2]) if s]
+
+
+def locate(settings: Settings, decision_id: str, book: str | None = None) -> Located | None:
+    """Find a decision in eligibility's event table: in the stream the read side points to, else by
+    reading the whole log."""
+    table, decoder = EventTable(settings, "eligibility"), Decoder(settings)
+    for cand_book, subject in _candidates(settings, decision_id, book):
+        found = _find_in(
+            _decoded_stream(table, decoder, stream_id(settings, cand_book, subject)), decision_id
+        )
+        if found is not None:
+            return found
+    streams: dict[str, list[tuple[Row, dict[str, Any]]]] = {}
+    for row in table.rows(topic=PROCESSED):
+        try:
+            state = decoder.decode(row)
+        except Undecodable:
+            continue
+        if book is not None and state.get("book") != book:
+            continue
+        events = streams.setdefault(row.originator_id, [])
+        events.append((row, state))
+        for d in state.get("decisions") or []:
+            if d.get("decision_id") == decision_id:
+                return Located(d, events)
+    return None

@@ -1,0 +1,250 @@
+"""The audit ledger's pure parts (issue 4): rejection ids, checkpoints, pseudonyms, replay and what-if
+on the engine, offline checkpoint verification, log masking. The real stack:
+tests/integration/test_audit_stack.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from contracts.messages import CheckpointV1, StatisticV1, fact_subject
+from contracts.runtime import MaskingFormatter
+from flexledger.audit import cli as audit_cli
+from flexledger.audit.replay import SubjectReplay, same_decisions
+from flexledger.audit.whatif import normal
+from flexledger.engine import Engine
+from flexledger.scenario_file import load_scenario
+from services.eligibility.adapters import checkpoints as checkpoint_relay
+from services.eligibility.adapters.statistics import pseudonym, to_messages
+from services.eligibility.aggregates import LedgerCheckpoints, SubjectLedger
+from services.eligibility.domain import checkpoint as cp
+from services.eligibility.domain.decision import rejection
+from services.eligibility.domain.parameters import ParameterTable, ParameterValue
+from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
+from services.intake.domain.submission import IntakeBook
+
+VECTORS = sorted((Path(__file__).resolve().parents[1] / "vectors").glob("*.yaml"))
+W = "320213197804121019"
+SEED = base64.b64encode(bytes(range(32))).decode()
+
+
+# --- rejection ids include intake's seq -----------------------------------------------------------------
+
+ENTERPRISE = {"id": "e1", "type": "enterprise_registered", "at": "2021-06-01T09:00:00+08:00",
+              "enterprise": "91320213MA1XY0001L", "name": "锡城到家服务平台"}
+
+
+def test_two_identical_id_reuse_rejections_get_distinct_ids_that_name_their_seq() -> None:
+    reuse = {**ENTERPRISE, "name": "another name"}
+    engine = Engine(book="b")
+    decisions = engine.run([ENTERPRISE, reuse, dict(ENTERPRISE), reuse])  # the 3rd is a no-op duplicate
+    rejected = [d for d in decisions if d.kind == "rejected"]
+    assert len(rejected) == 2 and rejected[0].decision_id != rejected[1].decision_id
+    # intake's service numbers recorded submissions 1, 2, 3 (the duplicate is not recorded): the
+    # rejections are seq 2 and 3, and eligibility, given those seqs, derives the same ids
+    assert engine.intake.last_seq == 3
+    digest = engine.intake.check(reuse).digest
+    reason = rejected[0].reason or ""
+    assert [d.decision_id for d in rejected] == [
+        rejection("b", CURRENT.id, "e1", reason, digest, seq).decision_id for seq in (2, 3)
+    ]
+
+
+def test_intake_book_numbers_recorded_submissions_as_the_service_does() -> None:
+    book = IntakeBook()
+    outcomes = [book.submit(raw).outcome for raw in (ENTERPRISE, ENTERPRISE, {"id": "x"}, ENTERPRISE)]
+    assert outcomes == ["accepted", "duplicate", "rejected", "duplicate"]
+    assert book.last_seq == 2
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------
+
+def _content(**overrides: Any) -> dict[str, Any]:
+    public = cp.public_key_b64(SEED)
+    base = cp.checkpoint_content(
+        ledger="eligibility", up_to_notification_id=7, event_count=7, digest="ab" * 32,
+        signed_at="2026-01-01T00:00:00+00:00", key=cp.key_id(public),
+    )
+    return {**base, **overrides}
+
+
+def test_a_checkpoint_signs_and_verifies_and_any_change_breaks_it() -> None:
+    public = cp.public_key_b64(SEED)
+    content = _content()
+    signed = {**content, "signature": cp.sign(SEED, content)}
+    assert cp.check(public, signed) == []
+    for name, value in (("event_count", 8), ("digest", "cd" * 32), ("up_to_notification_id", 6),
+                        ("signed_at", "2026-01-01T00:00:01+00:00")):
+        assert "the signature does not verify" in cp.check(public, {**signed, name: value})
+    other = cp.public_key_b64(base64.b64encode(bytes(32)).decode())
+    assert cp.check(other, signed)  # another key: wrong key id and no valid signature
+    assert cp.check(public, {k: v for k, v in signed.items() if k != "digest"}) == ["missing digest"]
+    CheckpointV1.model_validate({**signed, "ledger": "eligibility"})  # the wire model carries it
+
+
+def test_bad_keys_are_refused_with_a_reason() -> None:
+    with pytest.raises(cp.BadKey, match="32 bytes"):
+        cp.private_key(base64.b64encode(b"short").decode())
+    with pytest.raises(cp.BadKey, match="base64"):
+        cp.key_id("not base64!")
+
+
+def test_the_log_digest_depends_on_every_row_and_their_order() -> None:
+    rows = [(n, str(uuid.UUID(int=n)), 1, "t", bytes([n]) * 10) for n in (1, 2, 5)]
+
+    def digest(sequence: list[tuple[int, str, int, str, bytes]]) -> tuple[str, int]:
+        log = cp.LogDigest()
+        for row in sequence:
+            log.add(*row)
+        return log.digest, log.count
+
+    full = digest(rows)
+    assert full == digest(list(rows)) and full[1] == 3
+    assert digest([*rows[:2], (5, rows[2][1], 1, "t", b"x")]) != full  # altered state
+    assert digest([rows[0], rows[2]]) != full  # a deleted row
+    with pytest.raises(ValueError):
+        digest([rows[1], rows[0]])  # out of order
+
+
+def test_verify_checkpoint_is_an_offline_command(tmp_path: Path) -> None:
+    public = cp.public_key_b64(SEED)
+    good = {**_content(), "signature": cp.sign(SEED, _content())}
+    (tmp_path / "good.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
+    (tmp_path / "key.pub").write_text(public + "\n")
+    runner = CliRunner()
+    ok = runner.invoke(audit_cli.app, ["verify-checkpoint", str(tmp_path / "good.jsonl"),
+                                       "--public-key", str(tmp_path / "key.pub")])
+    assert ok.exit_code == 0 and ok.output.count(": valid") == 2, ok.output
+    (tmp_path / "bad.json").write_text(json.dumps({**good, "event_count": 6}))
+    bad = runner.invoke(audit_cli.app, ["verify-checkpoint", str(tmp_path / "bad.json"),
+                                        "--public-key", public])
+    assert bad.exit_code == 1 and "INVALID" in bad.output
+    nokey = runner.invoke(audit_cli.app, ["verify-checkpoint", str(tmp_path / "bad.json"),
+                                          "--public-key", "x"])
+    assert nokey.exit_code == 2
+
+
+def test_a_recorded_checkpoint_becomes_its_wire_message() -> None:
+    checkpoints = LedgerCheckpoints.start("eligibility")
+    content = _content()
+    checkpoints.sign(**{k: v for k, v in content.items() if k != "ledger"}, signature=cp.sign(SEED, content))
+    signed = [e for e in checkpoints.collect_events() if isinstance(e, LedgerCheckpoints.Signed)]
+    message = checkpoint_relay.to_message(signed[0])
+    assert message is not None and message.key == "eligibility"
+    body = message.body.model_dump()
+    assert cp.check(cp.public_key_b64(SEED), body) == []
+
+
+# --- statistics: a keyed pseudonym, never the identity number ----------------------------------------------
+
+def _processed(decisions: list[dict[str, Any]]) -> Any:
+    stream = SubjectLedger._create(SubjectLedger.Opened, id=uuid.uuid4(), book="main", subject=W)
+    stream.record(seq=1, fact_id="c1", outcome="accepted", fact={"worker": W}, reason=None, digest="d",
+                  decisions=decisions, rule_set=CURRENT.id, trace_id=None, traceparent=None, tracestate=None)
+    return stream.collect_events()[-1]
+
+
+def test_statistics_name_the_worker_by_a_keyed_pseudonym_only() -> None:
+    key, other_key = b"k" * 32, b"j" * 32
+    assert pseudonym(key, W) == pseudonym(key, W) != pseudonym(other_key, W)
+    assert pseudonym(key, W) != pseudonym(key, W[:-1] + "0")
+    decisions = [
+        {"decision_id": "s1", "kind": "statistic", "subject": W, "month": "2021-09", "rule_set": CURRENT.id},
+        {"decision_id": "g1", "kind": "grant", "subject": W, "month": "2021-09", "rule_set": CURRENT.id},
+    ]
+    messages = to_messages(_processed(decisions), key)
+    assert len(messages) == 1
+    body = messages[0].body
+    assert isinstance(body, StatisticV1) and body.pseudonym == pseudonym(key, W) and body.month == "2021-09"
+    wire = body.model_dump_json() + messages[0].key + json.dumps(messages[0].event.headers())
+    assert W not in wire
+
+
+# --- replay per subject = the engine; what-if under a variant --------------------------------------------
+
+def _streams(facts: list[Any], book: str) -> dict[str, list[dict[str, Any]]]:
+    """What the service stores: per subject, each recorded fact with its decisions (as the engine)."""
+    engine = Engine(book=book)
+    streams: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for raw in facts:
+        submission, decisions = engine.submit(raw)
+        if submission.outcome == "duplicate":
+            continue
+        streams[fact_subject(raw)].append({
+            "book": book, "seq": engine.intake.last_seq, "fact_id": submission.fact_id, "outcome":
+            submission.outcome, "fact": raw, "reason": submission.reason, "digest": submission.digest,
+            "rule_set": CURRENT.id, "decisions": [dataclasses.asdict(d) for d in decisions],
+        })
+    return streams
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v.stem for v in VECTORS])
+def test_each_subjects_stream_replays_to_the_engines_decisions(vector: Path) -> None:
+    for events in _streams(load_scenario(vector)["facts"], "b").values():
+        replay = SubjectReplay(CURRENT.id, "b")
+        for event in events:
+            assert same_decisions(event["decisions"], replay.decide(event)), event["fact_id"]
+
+
+def test_rejections_recorded_before_ids_included_the_seq_still_replay() -> None:
+    from flexledger.audit.replay import legacy_rejection_id
+
+    event = {"book": "b", "seq": 4, "fact_id": "x1", "outcome": "rejected", "fact": {"id": "x1"},
+             "reason": "bad", "digest": "d" * 64, "rule_set": CURRENT.id}
+    current = SubjectReplay(CURRENT.id, "b").decide({**event, "decisions": []})[0]
+    legacy = {**current, "decision_id": legacy_rejection_id("b", "x1", "d" * 64)}
+    assert SubjectReplay(CURRENT.id, "b").decide({**event, "decisions": [legacy]}) == [legacy]
+    assert SubjectReplay(CURRENT.id, "b").decide({**event, "decisions": [current]}) == [current]
+    assert current["decision_id"] != legacy["decision_id"]
+
+
+def test_a_variant_rule_set_changes_decisions_and_v1_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = [ParameterValue(v.name, int(v.value) + 30000, v.since, "test") if
+              v.name == "min_wage_monthly_fen" and v.since >= "2021-08-01" else v
+              for name in WUXI_2021_26_V1.params.names() for v in WUXI_2021_26_V1.params.history(name)]
+    variant = dataclasses.replace(WUXI_2021_26_V1, id="test/2", params=ParameterTable(tuple(values)))
+    monkeypatch.setitem(RULE_SETS, "test/2", variant)
+    streams = _streams(load_scenario(VECTORS[0])["facts"], "b")
+    changed = 0
+    for events in streams.values():
+        v1, v2 = SubjectReplay(CURRENT.id, "b"), SubjectReplay("test/2", "b")
+        for event in events:
+            assert Counter(map(normal, v1.decide(event))) == Counter(map(normal, event["decisions"]))
+            changed += Counter(map(normal, v2.decide(event))) != Counter(map(normal, event["decisions"]))
+    assert changed
+
+
+# --- operators' logs ------------------------------------------------------------------------------------
+
+def test_service_logs_mask_identity_numbers_even_in_tracebacks() -> None:
+    formatter = MaskingFormatter("%(message)s")
+    try:
+        raise ValueError(f'DETAIL: Failing row contains ({W}, 100000)')
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "worker %s", (W,), sys.exc_info())
+    text = formatter.format(record)
+    assert W not in text and "3202**********1019" in text
+    assert "91320213MA1XY0001L" in formatter.format(
+        logging.LogRecord("x", logging.INFO, __file__, 1, "enterprise 91320213MA1XY0001L", (), None))
+
+
+def test_the_runtime_role_is_granted_select_and_insert_only_on_event_tables() -> None:
+    sql = (Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql").read_text()
+    assert "GRANT SELECT, INSERT ON %I.%I TO %I" in sql
+    assert "NOCREATEROLE" in sql
+    branch = sql.split("IF t.relname ~ '_(events|snapshots|tracking)$' THEN", 1)[1]
+    grants_on_events = branch.split("ELSIF", 1)[0]
+    assert "DELETE" not in grants_on_events and "TRUNCATE" not in grants_on_events
+
