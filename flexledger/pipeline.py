@@ -4,6 +4,9 @@ Each run submits to a fresh sandbox book (`scenario-<hex>`), so vectors that reu
 collide with each other or with the city's book. The facts are POSTed to intake in order; then we wait
 until eligibility's progress for the book reaches intake's last seq, and read the decisions back from
 eligibility's read side in PostgreSQL.
+
+Intake wants an API key: the run uses the bootstrap operator key (FLEXLEDGER_OPERATOR_KEY, else
+<state_dir>/operator.key, which intake generates when it starts), so no flag is needed.
 """
 
 from __future__ import annotations
@@ -42,10 +45,20 @@ def _get(client: httpx.Client, url: str, what: str) -> dict[str, Any]:
     return body
 
 
-def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any]) -> None:
+def _key(settings: Settings) -> str:
+    from flexledger.submit import SubmitError, operator_key
+
+    try:
+        return operator_key(settings)
+    except SubmitError as exc:
+        raise PipelineError(str(exc)) from None
+
+
+def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any], key: str) -> None:
+    headers = {BOOK_HEADER: book, "Authorization": f"Bearer {key}"}
     for index, fact in enumerate(facts, start=1):
         try:
-            response = client.post(f"{intake}/v1/facts", json=fact, headers={BOOK_HEADER: book})
+            response = client.post(f"{intake}/v1/facts", json=fact, headers=headers)
         except httpx.HTTPError as exc:
             raise PipelineError(f"intake cannot be reached at {intake}: {exc}") from exc
         if response.status_code not in _RECORDED:
@@ -87,7 +100,7 @@ def run_pipeline(
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
         _get(client, f"{intake}/health", "intake")
         _get(client, f"{eligibility}/health", "eligibility")
-        _submit(client, intake, book, facts)
+        _submit(client, intake, book, facts, _key(settings))
         last_seq = int(_get(client, f"{intake}/v1/books/{book}/progress", "intake")["last_seq"])
         _wait_for(client, eligibility, book, last_seq, timeout_s)
         page = _get(client, f"{eligibility}/v1/books/{book}/decisions", "eligibility")

@@ -12,8 +12,11 @@ the idempotency key, so rows already accepted come back as duplicates. For the s
 is retried after a dropped connection or a 502/503/504 (a few times), and after 429 as the server's
 Retry-After says.
 
-Exit status: 0 all rows accepted or duplicates; 1 some rows rejected; 2 FILE, --url or
---rejected-out cannot be used; 3 the server cannot be reached or refused a request as a whole (401,
+Without --key (or FLEXLEDGER_API_KEY), the bootstrap operator key is used: FLEXLEDGER_OPERATOR_KEY,
+else the one intake generated into <state_dir>/operator.key (development, demo, tests).
+
+Exit status: 0 all rows accepted or duplicates; 1 some rows rejected; 2 FILE, --url, --rejected-out
+or the key cannot be used; 3 the server cannot be reached or refused a request as a whole (401,
 413, ...).
 """
 
@@ -267,16 +270,33 @@ def default_url() -> str:
     return f"http://127.0.0.1:{Settings.from_env().intake_port}"
 
 
+def operator_key(settings: Settings | None = None) -> str:
+    """The bootstrap operator key intake accepts: FLEXLEDGER_OPERATOR_KEY, else the key intake generated
+    into <state_dir>/operator.key. SubmitError (exit 2) when there is none."""
+    from services.intake.adapters.operator_key import OperatorKeyError, operator_key_path, read_operator_key
+
+    settings = settings or Settings.from_env()
+    try:
+        key = read_operator_key(settings)
+    except OperatorKeyError as exc:
+        raise SubmitError(str(exc), EXIT_FILE) from None
+    if key is None:
+        where = ("FLEXLEDGER_OPERATOR_KEY is off" if settings.operator_key
+                 else f"{operator_key_path(settings)} does not exist (intake creates it when it starts)")
+        raise SubmitError(f"no API key: give --key or FLEXLEDGER_API_KEY ({where})", EXIT_FILE)
+    return key.token
+
+
 def run_submit(
     file: Path, *, key: str, url: str | None = None, book: str = "main", rejected_out: Path | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS, console: Console | None = None,
     transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, summary: Summary | None = None,
 ) -> int:
     """Upload FILE and print the summary; the exit status. `transport` lets tests put a stand-in
-    server in place of the network."""
+    server in place of the network; `summary`, when given, receives the counts."""
     console = console or Console()
-    summary = Summary()
+    summary = summary if summary is not None else Summary()
     try:
         upload = read_upload(file)
         base_url = _base_url(url)
@@ -366,8 +386,10 @@ def _print_summary(console: Console, summary: Summary, upload: Upload, rejected_
 
 
 _FILE = typer.Argument(..., help="facts to submit: .jsonl/.ndjson, .csv (monthly_report) or a scenario .yaml")
-_KEY = typer.Option(..., "--key", envvar="FLEXLEDGER_API_KEY",
-                    help="API key flk_...; better passed as FLEXLEDGER_API_KEY than on the command line")
+_KEY = typer.Option(None, "--key", envvar="FLEXLEDGER_API_KEY", show_default=False,
+                    help="API key flk_...; better passed as FLEXLEDGER_API_KEY than on the command line "
+                         "(default: the bootstrap operator key, FLEXLEDGER_OPERATOR_KEY or "
+                         "<state_dir>/operator.key)")
 _URL = typer.Option(None, "--url", envvar="FLEXLEDGER_INTAKE_URL",
                     help="intake's base URL (default: http://127.0.0.1 on FLEXLEDGER_INTAKE_PORT, 18081)")
 _BOOK = typer.Option("main", "--book", help="the book to submit into (X-Flexledger-Book)")
@@ -378,7 +400,7 @@ _CHUNK_ROWS = typer.Option(DEFAULT_CHUNK_ROWS, "--chunk-rows", min=1, max=MAX_CH
 
 def submit(
     file: Path = _FILE,
-    key: str = _KEY,
+    key: str | None = _KEY,
     url: str | None = _URL,
     book: str = _BOOK,
     rejected_out: Path | None = _REJECTED_OUT,
@@ -386,6 +408,12 @@ def submit(
 ) -> None:
     """Upload a file of facts to intake, with a progress bar and a summary of accepted, duplicate and
     rejected rows. Exit 0: nothing rejected; 1: some rows rejected; 2: file problem; 3: server problem."""
+    if key is None:
+        try:
+            key = operator_key()
+        except SubmitError as exc:
+            _print_error(Console(stderr=True), exc)
+            raise typer.Exit(exc.exit_code) from None
     code = run_submit(file, key=key, url=url, book=book, rejected_out=rejected_out, chunk_rows=chunk_rows)
     sys.stderr.flush()
     raise typer.Exit(code)

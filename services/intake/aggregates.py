@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 SUBMISSION_NAMESPACE = uuid.UUID("3b0f7f0e-1c55-5a52-9d3e-6f2d8b1c4a01")
 
@@ -65,6 +66,94 @@ class FactSubmission(Aggregate):
         aggregate_id = submission_id(book, fact_id)
         return cls._create(cls.Recorded, id=aggregate_id, book=book, fact_id=fact_id, **fields)
 
+    @classmethod
+    def recorded_event(cls, *, book: str, fact_id: str | None, **fields: Any) -> FactSubmission.Recorded:
+        """The creation event of `record`, without building the aggregate: a bulk request creates
+        thousands, and only an id reused within the same request needs the aggregate (`event.mutate`)."""
+        attributes: dict[str, Any] = {
+            "originator_topic": _TOPIC, "originator_id": submission_id(book, fact_id),
+            "originator_version": cls.INITIAL_VERSION, "timestamp": cls.Recorded.create_timestamp(),
+            "book": book, "fact_id": fact_id, **fields,
+        }
+        return cls.Recorded(**attributes)
+
     def reject_reuse(self, **fields: Any) -> None:
         """The id used again for other content: rejected, and recorded with its own seq."""
         self.trigger_event(self.ReuseRejected, **fields)
+
+
+_TOPIC = get_topic(FactSubmission)
+
+
+# ---- API keys -----------------------------------------------------------------------------------
+
+KEY_RING_ID = uuid.uuid5(SUBMISSION_NAMESPACE, "api-key-ring")
+
+
+class ApiKeyRing(Aggregate):
+    """Every API key ever issued, as one stream of changes (issued, rotated, revoked), in the form of
+    `services.intake.domain.credentials.event_to_dict`: key ids, roles and secret hashes, never a
+    secret. One stream, so that the database's (id, version) uniqueness orders concurrent operator
+    commands; `KeyRing.from_events` folds it."""
+
+    class Opened(Aggregate.Created):
+        pass
+
+    class Changed(Aggregate.Event):
+        change: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, ApiKeyRing)
+            aggregate.changes.append(self.change)
+
+    def __init__(self) -> None:
+        self.changes: list[dict[str, Any]] = []
+
+    @classmethod
+    def open(cls) -> ApiKeyRing:
+        return cls._create(cls.Opened, id=KEY_RING_ID)
+
+    def change(self, change: dict[str, Any]) -> None:
+        self.trigger_event(self.Changed, change=change)
+
+
+# ---- dead letters -------------------------------------------------------------------------------
+
+
+def dead_letter_id(topic: str, partition: int, offset: int) -> uuid.UUID:
+    """One dead letter per consumed position: a redelivered message cannot be dead-lettered twice."""
+    return uuid.uuid5(SUBMISSION_NAMESPACE, f"dead-letter\x1f{topic}\x1f{partition}\x1f{offset}")
+
+
+class DeadLetter(Aggregate):
+    """An agency message intake did not take in as it came (unreadable, unauthorised, or a fact it
+    recorded as rejected), kept with the reason and the original bytes; the outbox relay publishes it
+    to the dead-letter topic. Recorded in the same transaction as the message's Kafka position."""
+
+    class Recorded(Aggregate.Created):
+        source_topic: str
+        source_partition: int
+        source_offset: int
+        agency: str | None
+        book: str | None
+        fact_id: str | None
+        status: int
+        reason: str
+        seq: int | None  # the book's seq when the fact was recorded as rejected; None when not recorded
+        body_b64: str
+        body_bytes: int
+        traceparent: str | None
+        tracestate: str | None
+
+    def __init__(self, source_topic: str, source_partition: int, source_offset: int, **_: Any) -> None:
+        self.source = (source_topic, source_partition, source_offset)
+
+    @classmethod
+    def record(
+        cls, *, source_topic: str, source_partition: int, source_offset: int, **fields: Any
+    ) -> DeadLetter:
+        return cls._create(
+            cls.Recorded, id=dead_letter_id(source_topic, source_partition, source_offset),
+            source_topic=source_topic, source_partition=source_partition, source_offset=source_offset,
+            **fields,
+        )

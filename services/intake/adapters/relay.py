@@ -1,4 +1,6 @@
-"""The outbox relay: intake's notification log, published to the facts topic in recording order."""
+"""The outbox relay: intake's notification log, published in recording order — submissions to the
+facts topic, dead-lettered agency messages to the dead-letter topic; other events (the key ring) are
+not published."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.kafka import Outgoing, publish_batch
-from contracts.messages import FactMessageV1
+from contracts.messages import FactMessageV1, IntakeDeadLetterV1
 from contracts.outbox import Batch, Connection
-from services.intake.aggregates import FactSubmission
+from services.intake.aggregates import DeadLetter, FactSubmission
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
+DEAD_LETTER_TYPE = "flexledger.intake.dead-letter.v1"
 SOURCE = "/flexledger/intake"
 _CE_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
 
@@ -44,11 +47,36 @@ def to_message(stored: object) -> Outgoing | None:
     return Outgoing(body=body, key=body.key(), event=event)
 
 
+def to_dead_letter(stored: object) -> Outgoing | None:
+    """The dead-letter-topic message for a stored dead letter (None for other events)."""
+    if not isinstance(stored, DeadLetter.Recorded):
+        return None
+    at = stored.timestamp.astimezone(UTC)
+    body = IntakeDeadLetterV1(
+        dead_letter_id=str(stored.originator_id), source_topic=stored.source_topic,
+        source_partition=stored.source_partition, source_offset=stored.source_offset, agency=stored.agency,
+        book=stored.book, fact_id=stored.fact_id, status=stored.status, reason=stored.reason, seq=stored.seq,
+        body_b64=stored.body_b64, body_bytes=stored.body_bytes, dead_lettered_at=at,
+    )
+    event = CloudEvent(
+        id=str(stored.originator_id), source=SOURCE, type=DEAD_LETTER_TYPE, subject=body.key(), time=at,
+        traceparent=stored.traceparent, tracestate=stored.tracestate,
+    )
+    return Outgoing(body=body, key=body.key(), event=event)
+
+
 class FactRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
+    def __init__(
+        self, publisher: DefaultPublisher, tracer: trace.Tracer, dead_letters: DefaultPublisher | None = None,
+    ) -> None:
         self.publisher = publisher
+        self.dead_letters = dead_letters
         self.tracer = tracer
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for _, stored in batch if (m := to_message(stored)) is not None]
+        letters = [m for _, stored in batch if (m := to_dead_letter(stored)) is not None]
         await publish_batch(self.tracer, self.publisher, outgoing)
+        if letters:
+            assert self.dead_letters is not None, "dead letters recorded but no dead-letter publisher"
+            await publish_batch(self.tracer, self.dead_letters, letters)

@@ -28,6 +28,7 @@ from typing import Any
 
 from services.intake.domain.limits import (
     BadInput,
+    BadValue,
     Limits,
     TooLarge,
     check_size,
@@ -57,6 +58,9 @@ class Row:
     fact: dict[str, Any] | None  # the raw fact to validate; None when the row could not be read
     fact_id: str | None = None  # as far as it could be read
     reason: str | None = None  # why the row could not be read
+    # A readable JSON object whose only problem is a hostile value (limits.BadValue): its storable
+    # stand-in, for intake to record as a rejected fact with `reason`. None for unreadable rows.
+    stand_in: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         assert (self.fact is None) == (self.reason is not None), self
@@ -92,6 +96,9 @@ def parse_jsonl(data: bytes, limits: Limits) -> list[Row]:
         try:
             fact = parse_json_body(line, limits.max_row_bytes, limits.max_json_depth, where="row",
                                    max_abs_number=limits.max_abs_number)
+        except BadValue as exc:
+            rows.append(Row(number, line_number, None, exc.fact_id, reason=str(exc), stand_in=exc.stand_in))
+            continue
         except BadInput as exc:
             rows.append(Row(number, line_number, None, exc.fact_id, reason=str(exc)))
             continue

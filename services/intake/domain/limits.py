@@ -11,6 +11,11 @@
 - `media_type`: the Content-Type header, checked against what an endpoint accepts.
 
 `BadInput` is 400, `TooLarge` 413, `UnsupportedMediaType` 415: the HTTP layer maps by `.status`.
+`BadValue` (a 400) is the one refusal that still yields a fact: the body is a readable JSON object and
+only a value in it is hostile. It carries `stand_in`, the object with every such value replaced by a
+storable stand-in, so that intake can record the fact as *rejected* with the reason, exactly as it
+records any other invalid fact (and as the engine does): unreadable bodies are not facts, readable
+objects with bad values are invalid facts.
 """
 
 from __future__ import annotations
@@ -37,6 +42,18 @@ class BadInput(ValueError):
         self.where = where
         self.reason = reason
         self.fact_id = fact_id
+
+
+class BadValue(BadInput):
+    """A readable JSON object with a value that cannot be accepted (a number beyond the limit, NaN or
+    Infinity, a control character or an unpaired surrogate in a string or key). `stand_in` is the
+    object with each such value made storable: numbers become their literal text (at most 40
+    characters), unsafe characters become U+FFFD. It is for recording the fact as rejected, never for
+    accepting it."""
+
+    def __init__(self, where: str, reason: str, stand_in: dict[str, Any], fact_id: str | None = None) -> None:
+        super().__init__(where, reason, fact_id)
+        self.stand_in = stand_in
 
 
 class TooLarge(BadInput):
@@ -322,9 +339,35 @@ def parse_json_body(
         _check_values(value, where, max_abs_number)
     except BadInput as exc:
         fact_id = value.get("id")
-        if isinstance(fact_id, str) and len(fact_id) <= 200 and string_problem(fact_id) is None:
-            exc.fact_id = fact_id
-        raise
+        safe = isinstance(fact_id, str) and len(fact_id) <= 200 and not string_problem(fact_id)
+        safe_id = fact_id if safe else None
+        raise BadValue(exc.where, exc.reason, stand_in(value, max_abs_number), safe_id) from None
+    return value
+
+
+_STAND_IN_NUMBER_CHARS = 40
+
+
+def _safe_text(text: str) -> str:
+    return _UNSAFE_CHAR.sub("\ufffd", text)
+
+
+def stand_in(value: Any, max_abs: int = MAX_ABS_NUMBER) -> Any:
+    """`value` with every value `parse_json_body` refuses made storable (see `BadValue`). Iterative
+    where it matters: the depth was checked before parsing, so recursion stays shallow."""
+    if isinstance(value, dict):
+        return {_safe_text(key): stand_in(item, max_abs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [stand_in(item, max_abs) for item in value]
+    if isinstance(value, str):
+        return _safe_text(value)
+    if isinstance(value, _OutOfRange):
+        text = value.text
+        return text if len(text) <= _STAND_IN_NUMBER_CHARS else text[:_STAND_IN_NUMBER_CHARS] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > max_abs:
+        return repr(value)[:_STAND_IN_NUMBER_CHARS]
     return value
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from contracts import facts as f
 from contracts.identifiers import mask
@@ -36,81 +38,138 @@ class Registry:
             return f"worker {mask(worker)} is not registered"
         return self._fact_problem(fact)
 
-    def _fact_problem(self, fact: f.AnyFact) -> str | None:  # noqa: PLR0911 - one case per fact type
-        match fact:
-            case f.EnterpriseRegistered() if fact.enterprise in self.enterprises:
-                return f"enterprise {fact.enterprise} is already registered"
-            case f.WorkerRegistered() if fact.worker in self.workers:
-                return f"worker {mask(fact.worker)} is already registered"
-            case f.CategoryDeclared() if (fact.worker, fact.category) in self.categories:
-                return f"category {fact.category} is already declared for this worker; revoke it first"
-            case f.CategoryRevoked() if (fact.worker, fact.category) not in self.categories:
-                return f"category {fact.category} is not declared for this worker"
-            case f.MonthlyReport() if (fact.enterprise, fact.worker, fact.month) in self.reports:
-                return f"a report for {fact.month} already exists: send report_corrected to change it"
-            case f.ReportCorrected() | f.ReportRetracted() if (
-                (fact.enterprise, fact.worker, fact.month) not in self.reports
-            ):
-                return f"there is no report by {fact.enterprise} for this worker and month {fact.month}"
-            case f.ContributionPaid() if (fact.worker, fact.month) in self.contributions:
-                return f"a contribution for {fact.month} is already recorded for this worker"
-            case f.ContributionRefunded() if (fact.worker, fact.month) not in self.contributions:
-                return f"there is no contribution for {fact.month} to refund"
-            case f.TrainingCompleted() if (fact.enterprise, fact.worker, fact.course) in self.trainings:
-                return f"a training record for course {fact.course} by {fact.enterprise} already exists"
-            case f.TrainingRetracted() if (fact.enterprise, fact.worker, fact.course) not in self.trainings:
-                return f"there is no training record for course {fact.course} by {fact.enterprise}"
-            case f.JobStandardApproved() if fact.approved_on < f.POLICY_EFFECTIVE_DATE:
-                return f"approved_on {fact.approved_on} is before the measures took effect ({f.POLICY_EFFECTIVE_DATE})"
-            case f.JobStandardApproved() if (fact.enterprise, fact.job_type) in self.job_standards:
-                return f"job standard {fact.job_type} of {fact.enterprise} is already approved"
-            case f.CompetitionListed() if fact.listed_on < f.POLICY_EFFECTIVE_DATE:
-                return f"listed_on {fact.listed_on} is before the measures took effect ({f.POLICY_EFFECTIVE_DATE})"
-            case f.CompetitionListed() if fact.competition in self.competitions:
-                return f"competition {fact.competition} is already listed"
-            case f.CompetitionAward() if fact.competition not in self.competitions:
-                return f"competition {fact.competition} is not listed"
-            case f.CompetitionAward() if (fact.competition, fact.worker) in self.awards:
-                return f"competition {fact.competition} was already awarded to this worker"
-            case f.ParkRecognized() if fact.recognized_on < f.POLICY_EFFECTIVE_DATE:
-                return (f"recognized_on {fact.recognized_on} is before the measures took effect "
-                        f"({f.POLICY_EFFECTIVE_DATE})")
-            case f.ParkRecognized() if fact.park in self.parks:
-                return f"park {fact.park} is already recognised"
-            case f.TalentAward() if fact.award in self.talent_awards:
-                return f"talent award {fact.award} is already recorded"
-        return None
+    def _fact_problem(self, fact: f.AnyFact) -> str | None:
+        check = _CHECKS.get(type(fact))
+        return None if check is None else check(self, fact)
 
-    def apply(self, fact: f.AnyFact) -> None:  # noqa: PLR0912 - one case per fact type
+    def apply(self, fact: f.AnyFact) -> None:
         """Record an accepted fact."""
-        match fact:
-            case f.EnterpriseRegistered():
-                self.enterprises.add(fact.enterprise)
-            case f.WorkerRegistered():
-                self.workers.add(fact.worker)
-            case f.CategoryDeclared():
-                self.categories.add((fact.worker, fact.category))
-            case f.CategoryRevoked():
-                self.categories.discard((fact.worker, fact.category))
-            case f.MonthlyReport():
-                self.reports.add((fact.enterprise, fact.worker, fact.month))
-            case f.ReportRetracted():
-                self.reports.discard((fact.enterprise, fact.worker, fact.month))
-            case f.ContributionPaid():
-                self.contributions.add((fact.worker, fact.month))
-            case f.ContributionRefunded():
-                self.contributions.discard((fact.worker, fact.month))
-            case f.TrainingCompleted():
-                self.trainings.add((fact.enterprise, fact.worker, fact.course))
-            case f.TrainingRetracted():
-                self.trainings.discard((fact.enterprise, fact.worker, fact.course))
-            case f.JobStandardApproved():
-                self.job_standards.add((fact.enterprise, fact.job_type))
-            case f.CompetitionListed():
-                self.competitions.add(fact.competition)
-            case f.CompetitionAward():
-                self.awards.add((fact.competition, fact.worker))
-            case f.ParkRecognized():
-                self.parks.add(fact.park)
-            case f.TalentAward():
-                self.talent_awards.add(fact.award)
+        record = _RECORDS.get(type(fact))
+        if record is not None:
+            record(self, fact)
+
+
+# One check per fact type (RULES.md section 5: duplicates, references, dates), looked up by type.
+def _enterprise_registered(r: Registry, fact: f.EnterpriseRegistered) -> str | None:
+    return f"enterprise {fact.enterprise} is already registered" if fact.enterprise in r.enterprises else None
+
+
+def _worker_registered(r: Registry, fact: f.WorkerRegistered) -> str | None:
+    return f"worker {mask(fact.worker)} is already registered" if fact.worker in r.workers else None
+
+
+def _category_declared(r: Registry, fact: f.CategoryDeclared) -> str | None:
+    if (fact.worker, fact.category) in r.categories:
+        return f"category {fact.category} is already declared for this worker; revoke it first"
+    return None
+
+
+def _category_revoked(r: Registry, fact: f.CategoryRevoked) -> str | None:
+    if (fact.worker, fact.category) not in r.categories:
+        return f"category {fact.category} is not declared for this worker"
+    return None
+
+
+def _monthly_report(r: Registry, fact: f.MonthlyReport) -> str | None:
+    if (fact.enterprise, fact.worker, fact.month) in r.reports:
+        return f"a report for {fact.month} already exists: send report_corrected to change it"
+    return None
+
+
+def _report_changed(r: Registry, fact: f.ReportCorrected | f.ReportRetracted) -> str | None:
+    if (fact.enterprise, fact.worker, fact.month) not in r.reports:
+        return f"there is no report by {fact.enterprise} for this worker and month {fact.month}"
+    return None
+
+
+def _contribution_paid(r: Registry, fact: f.ContributionPaid) -> str | None:
+    if (fact.worker, fact.month) in r.contributions:
+        return f"a contribution for {fact.month} is already recorded for this worker"
+    return None
+
+
+def _contribution_refunded(r: Registry, fact: f.ContributionRefunded) -> str | None:
+    if (fact.worker, fact.month) not in r.contributions:
+        return f"there is no contribution for {fact.month} to refund"
+    return None
+
+
+def _training_completed(r: Registry, fact: f.TrainingCompleted) -> str | None:
+    if (fact.enterprise, fact.worker, fact.course) in r.trainings:
+        return f"a training record for course {fact.course} by {fact.enterprise} already exists"
+    return None
+
+
+def _training_retracted(r: Registry, fact: f.TrainingRetracted) -> str | None:
+    if (fact.enterprise, fact.worker, fact.course) not in r.trainings:
+        return f"there is no training record for course {fact.course} by {fact.enterprise}"
+    return None
+
+
+def _job_standard_approved(r: Registry, fact: f.JobStandardApproved) -> str | None:
+    if fact.approved_on < f.POLICY_EFFECTIVE_DATE:
+        return (f"approved_on {fact.approved_on} is before the measures took effect "
+                f"({f.POLICY_EFFECTIVE_DATE})")
+    if (fact.enterprise, fact.job_type) in r.job_standards:
+        return f"job standard {fact.job_type} of {fact.enterprise} is already approved"
+    return None
+
+
+def _competition_listed(r: Registry, fact: f.CompetitionListed) -> str | None:
+    if fact.listed_on < f.POLICY_EFFECTIVE_DATE:
+        return (f"listed_on {fact.listed_on} is before the measures took effect "
+                f"({f.POLICY_EFFECTIVE_DATE})")
+    if fact.competition in r.competitions:
+        return f"competition {fact.competition} is already listed"
+    return None
+
+
+def _competition_award(r: Registry, fact: f.CompetitionAward) -> str | None:
+    if fact.competition not in r.competitions:
+        return f"competition {fact.competition} is not listed"
+    if (fact.competition, fact.worker) in r.awards:
+        return f"competition {fact.competition} was already awarded to this worker"
+    return None
+
+
+def _park_recognized(r: Registry, fact: f.ParkRecognized) -> str | None:
+    if fact.recognized_on < f.POLICY_EFFECTIVE_DATE:
+        return (f"recognized_on {fact.recognized_on} is before the measures took effect "
+                f"({f.POLICY_EFFECTIVE_DATE})")
+    if fact.park in r.parks:
+        return f"park {fact.park} is already recognised"
+    return None
+
+
+def _talent_award(r: Registry, fact: f.TalentAward) -> str | None:
+    return f"talent award {fact.award} is already recorded" if fact.award in r.talent_awards else None
+
+
+_CHECKS: dict[type, Callable[[Registry, Any], str | None]] = {
+    f.EnterpriseRegistered: _enterprise_registered, f.WorkerRegistered: _worker_registered,
+    f.CategoryDeclared: _category_declared, f.CategoryRevoked: _category_revoked,
+    f.MonthlyReport: _monthly_report, f.ReportCorrected: _report_changed, f.ReportRetracted: _report_changed,
+    f.ContributionPaid: _contribution_paid, f.ContributionRefunded: _contribution_refunded,
+    f.TrainingCompleted: _training_completed, f.TrainingRetracted: _training_retracted,
+    f.JobStandardApproved: _job_standard_approved, f.CompetitionListed: _competition_listed,
+    f.CompetitionAward: _competition_award, f.ParkRecognized: _park_recognized, f.TalentAward: _talent_award,
+}
+
+# How each accepted fact type changes the registry (types not listed, e.g. corrections, change nothing).
+_RECORDS: dict[type, Callable[[Registry, Any], None]] = {
+    f.EnterpriseRegistered: lambda r, x: r.enterprises.add(x.enterprise),
+    f.WorkerRegistered: lambda r, x: r.workers.add(x.worker),
+    f.CategoryDeclared: lambda r, x: r.categories.add((x.worker, x.category)),
+    f.CategoryRevoked: lambda r, x: r.categories.discard((x.worker, x.category)),
+    f.MonthlyReport: lambda r, x: r.reports.add((x.enterprise, x.worker, x.month)),
+    f.ReportRetracted: lambda r, x: r.reports.discard((x.enterprise, x.worker, x.month)),
+    f.ContributionPaid: lambda r, x: r.contributions.add((x.worker, x.month)),
+    f.ContributionRefunded: lambda r, x: r.contributions.discard((x.worker, x.month)),
+    f.TrainingCompleted: lambda r, x: r.trainings.add((x.enterprise, x.worker, x.course)),
+    f.TrainingRetracted: lambda r, x: r.trainings.discard((x.enterprise, x.worker, x.course)),
+    f.JobStandardApproved: lambda r, x: r.job_standards.add((x.enterprise, x.job_type)),
+    f.CompetitionListed: lambda r, x: r.competitions.add(x.competition),
+    f.CompetitionAward: lambda r, x: r.awards.add((x.competition, x.worker)),
+    f.ParkRecognized: lambda r, x: r.parks.add(x.park),
+    f.TalentAward: lambda r, x: r.talent_awards.add(x.award),
+}

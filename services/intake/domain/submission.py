@@ -17,19 +17,22 @@ from services.intake.domain.registry import Registry
 Outcome = Literal["accepted", "rejected", "duplicate"]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def content_digest(raw: Any) -> str:
     """SHA-256 of the canonical JSON of a submitted fact."""
     try:
-        canonical = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        canonical = _CANONICAL.encode(raw)
     except TypeError:  # keys of mixed types cannot be sorted (possible from YAML or Python, never from JSON)
-        canonical = json.dumps(_string_keys(raw), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-                               default=str)
+        canonical = _CANONICAL.encode(_string_keys(raw))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _string_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else f"{type(k).__name__}:{k!r}": _string_keys(v) for k, v in value.items()}
+        return {k if isinstance(k, str) else f"{type(k).__name__}:{k!r}": _string_keys(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_string_keys(v) for v in value]
     return value
@@ -51,13 +54,19 @@ def _fact_id(raw: Any) -> str | None:
 
 @dataclass
 class IntakeBook:
-    """Intake's state for one book: accepted keys and the content digest behind every fact id."""
+    """Intake's state for one book: accepted keys and the content digest behind every fact id.
+
+    `last_seq` numbers the recorded submissions (accepted or rejected, never duplicates) 1, 2, 3, ...
+    exactly as intake's service numbers its book's `seq`; a rejection's decision id includes it."""
 
     registry: Registry = field(default_factory=Registry)
     digests: dict[str, str] = field(default_factory=dict)
+    last_seq: int = 0
 
-    def check(self, raw: Any) -> Submission:
-        """Decide what a submission is, without changing anything."""
+    def check(self, raw: Any, problem: str | None = None) -> Submission:
+        """Decide what a submission is, without changing anything. `problem`: a reason found before
+        (a hostile value in the body, see limits.BadValue) that rejects it whatever else it holds,
+        once it is known not to be a resubmission."""
         digest = content_digest(raw)
         fact_id = _fact_id(raw)
         if fact_id is not None and fact_id in self.digests:
@@ -65,6 +74,8 @@ class IntakeBook:
                 return Submission("duplicate", fact_id, digest)
             return Submission("rejected", fact_id, digest,
                               reason=f"fact id {fact_id} was already used for different content")
+        if problem is not None:
+            return Submission("rejected", fact_id, digest, reason=problem)
         try:
             fact = parse_fact(raw)
         except FactShapeError as exc:
@@ -78,6 +89,7 @@ class IntakeBook:
         """Fold a checked submission into the state (a no-op for duplicates)."""
         if submission.outcome == "duplicate":
             return
+        self.last_seq += 1
         if submission.fact_id is not None and submission.fact_id not in self.digests:
             self.digests[submission.fact_id] = submission.digest
         if submission.outcome == "accepted":

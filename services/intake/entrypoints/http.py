@@ -1,35 +1,139 @@
-"""Intake's HTTP API: submit one fact to a book, read a book's progress, health.
+"""Intake's HTTP API (OpenAPI at /openapi.json, docs at /docs): facts one at a time or in bulk.
 
-Status codes: 201 accepted; 200 identical resubmission (the original result, nothing recorded);
-400 rejected with a reason (recorded: the ledger shows a `rejected` decision); 409 the fact id was
-used before with other content (recorded as a rejection too); 413 body too large; 503 starting.
+Every submission carries `Authorization: Bearer flk_...` (docs/design/intake-auth.md). Bodies are read
+as raw bytes through `limits.parse_json_body` / `bulk.parse_bulk`, never as a framework-parsed dict,
+so that hostile input gets a 4xx with a reason and never reaches a place where it could fail.
+
+`POST /v1/facts` answers, in this order of checks:
+503 starting or busy · 413 body too large · 401 no valid key · 415 not JSON · 408 body too slow ·
+429 rate limit (Retry-After) · 400 unreadable body (nothing recorded) · 403 not this key's fact
+(nothing recorded) · then the fact's own outcome: 201 accepted; 200 identical resubmission (the
+original result, nothing recorded); 400 rejected with the reason naming the field (recorded); 409 the
+id was used before with other content (recorded as a rejection too).
+
+`POST /v1/facts/bulk` (application/x-ndjson, or text/csv of monthly_report) answers 200 with one
+result per row, or refuses the whole request (401/408/413/415/429/400/503) recording nothing. Rows
+are recorded in one transaction, in order.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+import asyncio
+import logging
+from typing import Any, Literal, Protocol
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Request, Security
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from opentelemetry import trace
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 
+from contracts.facts import FACT_TYPES
 from contracts.messages import BOOK_PATTERN, DEFAULT_BOOK, valid_book
 from contracts.telemetry import TracingMiddleware
-from services.intake.application import Result
+from services.intake.application import Incoming, Result
+from services.intake.domain.authorization import UNAUTHENTICATED, authorize
+from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
+from services.intake.domain.limits import (
+    BadInput,
+    BadValue,
+    Limits,
+    RateDecision,
+    TooLarge,
+    UnsupportedMediaType,
+    check_size,
+    media_type,
+    parse_json_body,
+)
+from services.intake.domain.principals import Principal
 
-MAX_BODY_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
 BOOK_HEADER = "X-Flexledger-Book"
+JSON_MEDIA_TYPES = ("application/json",)
+MAX_BODY_BYTES = Limits().max_fact_bytes  # kept for callers of the walking skeleton
+
+
+class Busy(Exception):
+    """The single writer was not free in time: 503 with Retry-After."""
 
 
 class IntakePort(Protocol):
     ready: bool
+    limits: Limits
 
-    async def submit(self, book: str, raw: Any) -> Result: ...
+    async def authenticate(self, authorization: str | None) -> Principal | None: ...
+
+    def take_rate(self, principal: Principal, cost: int) -> RateDecision: ...
+
+    async def submit_many(
+        self, book: str, items: list[Incoming], *, wait_s: float | None = None
+    ) -> list[Result]: ...
 
     def last_seq(self, book: str) -> int: ...
 
     def health(self) -> dict[str, Any]: ...
+
+
+# ---- response models (each status has one; FastAPI's own 422 for a malformed book header) --------
+
+
+class FactResult(BaseModel):
+    """What became of one fact: 201 accepted, 200 replayed (`duplicate`), 400 rejected, 409 id reused."""
+
+    outcome: Literal["accepted", "rejected"]
+    fact_id: str | None = Field(description="the fact's id (its idempotency key); null if it had none")
+    seq: int = Field(description="the book's recording sequence number of the (original) submission")
+    reason: str | None = Field(None, description="why it was rejected, naming the field")
+    duplicate: bool | None = Field(None, description="true: identical resubmission, nothing recorded")
+
+
+class Refused(BaseModel):
+    """The request was refused as a whole before anything was recorded."""
+
+    outcome: Literal["refused"] = "refused"
+    reason: str
+    where: str | None = Field(None, description="what was refused: body, header, row, field path…")
+
+
+class RowResult(BaseModel):
+    row: int = Field(description="1-based position among the body's facts (blank lines and a CSV header "
+                                 "not counted)")
+    line: int = Field(description="1-based line in the body")
+    fact_id: str | None
+    outcome: Literal["accepted", "duplicate", "rejected", "conflict"]
+    status: Literal[200, 201, 400, 403, 409] = Field(description="what POST /v1/facts would have answered")
+    seq: int | None = Field(None, description="the book's seq of the (original) recording; null when it "
+                                              "was not recorded")
+    reason: str | None = None
+
+
+class BulkResult(BaseModel):
+    book: str
+    results: list[RowResult]
+    accepted: int
+    duplicates: int
+    rejected: int = Field(description="rows with any other outcome (rejected, conflict, 403)")
+    last_seq: int = Field(description="the book's last seq after this request")
+
+
+class Progress(BaseModel):
+    book: str
+    last_seq: int
+
+
+def _refused(
+    status: int, reason: str, where: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"outcome": "refused", "reason": reason}
+    if where is not None:
+        body["where"] = where
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _bad(exc: BadInput) -> JSONResponse:
+    return _refused(exc.status, exc.reason, exc.where)
 
 
 def _status(result: Result) -> int:
@@ -40,7 +144,7 @@ def _status(result: Result) -> int:
     return 409 if result.conflict else 400
 
 
-def _body(result: Result) -> dict[str, Any]:
+def _fact_body(result: Result) -> dict[str, Any]:
     out: dict[str, Any] = {"outcome": result.outcome, "fact_id": result.fact_id, "seq": result.seq}
     if result.reason is not None:
         out["reason"] = result.reason
@@ -49,41 +153,296 @@ def _body(result: Result) -> dict[str, Any]:
     return out
 
 
-def _refused(status: int, reason: str) -> JSONResponse:
-    """Refused before intake looked at it: nothing is recorded."""
-    return JSONResponse({"outcome": "refused", "reason": reason}, status_code=status)
+def _refusal(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: _refusal(Refused, "no valid API key (missing, malformed, unknown, wrong, retired or revoked)"),
+    408: _refusal(Refused, "the body did not arrive within the request timeout"),
+    413: _refusal(Refused, "the body (or, in bulk, the number of rows) is above the limit"),
+    415: _refusal(Refused, "the Content-Type is not one this endpoint reads"),
+    429: _refusal(Refused, "this key's rate limit: wait Retry-After seconds"),
+    503: _refusal(Refused, "intake is starting, busy or cannot reach its database: retry (Retry-After)"),
+}
+
+
+async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The body, refused (TooLarge) as soon as it passes `max_bytes`, and in `timeout_s` (TimeoutError)."""
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout_s):
+        async for chunk in request.stream():
+            size += len(chunk)
+            check_size(size, max_bytes)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(decision: RateDecision) -> JSONResponse:
+    return _refused(429, f"this key's rate limit is reached; retry in {decision.retry_after_header} s",
+                    "Authorization", {"Retry-After": decision.retry_after_header})
+
+
+def _busy(reason: str) -> JSONResponse:
+    return _refused(503, reason, None, {"Retry-After": "1"})
+
+
+def _unauthenticated() -> JSONResponse:
+    return _refused(401, UNAUTHENTICATED.reason, "Authorization", {"WWW-Authenticate": "Bearer"})
+
+
+async def _precheck(
+    service: IntakePort, request: Request, max_bytes: int, accepted: tuple[str, ...],
+    default_type: str | None,
+) -> tuple[Principal, str, bytes] | JSONResponse:
+    """Readiness, declared size, key, content type and body: the principal, media type and bytes."""
+    if not service.ready:
+        return _busy("intake is starting")
+    declared = request.headers.get("content-length")
+    try:
+        if declared is not None and declared.isdigit():
+            check_size(int(declared), max_bytes)
+    except TooLarge as exc:
+        return _bad(exc)
+    principal = await service.authenticate(request.headers.get("authorization"))
+    if principal is None:
+        return _unauthenticated()
+    try:
+        kind = media_type(request.headers.get("content-type") or default_type, accepted)
+    except UnsupportedMediaType as exc:
+        return _bad(exc)
+    try:
+        body = await _read_body(request, max_bytes, service.limits.request_timeout_s)
+    except TooLarge as exc:
+        return _bad(exc)
+    except TimeoutError:
+        timeout_s = service.limits.request_timeout_s
+        return _refused(408, f"the body did not arrive within {timeout_s:.0f} s", "body")
+    return principal, kind, body
 
 
 def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
-    http = FastAPI(title="flexledger intake", version="1")
+    http = FastAPI(
+        title="flexledger intake", version="1",
+        description="Facts from platforms and agencies into the subsidy ledger (scenarios/FORMAT.md types). "
+                    "Authenticate with `Authorization: Bearer flk_...` (keys: `flexledger keys`). "
+                    "The fact id is the idempotency key: resending is always safe.",
+    )
+    bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                        description="flk_<key id>_<secret>, issued by `flexledger keys issue`")
+    limits = service.limits
 
-    @http.get("/health")
+    @http.get("/health", responses={503: {"description": "starting or degraded", "model": dict[str, Any]}})
     async def health() -> JSONResponse:
         report = service.health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    @http.post("/v1/facts", status_code=201)
+    @http.post(
+        "/v1/facts", status_code=201, response_model=FactResult,
+        dependencies=[Security(bearer)],
+        responses={
+            200: {"model": FactResult, "description": "identical resubmission: the original result"},
+            201: {"model": FactResult, "description": "accepted and recorded"},
+            400: {"model": FactResult | Refused,
+                  "description": "rejected with the reason naming the field (recorded, outcome rejected), "
+                                 "or the body is not one readable JSON object (nothing recorded, refused)"},
+            403: {"model": Refused, "description": "this key may not submit this fact; nothing recorded"},
+            409: {"model": FactResult, "description": "the id was used before with other content (recorded)"},
+            **_REFUSALS,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Fact"}},
+        }}},
+    )
     async def submit_fact(
         request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
     ) -> JSONResponse:
-        """Submit one fact (a JSON object, scenarios/FORMAT.md) to a book."""
-        if not service.ready:
-            return _refused(503, "intake is starting")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _refused(413, f"a fact is at most {MAX_BODY_BYTES} bytes")
+        """Submit one fact (a JSON object of one of the scenarios/FORMAT.md types) to a book."""
+        checked = await _precheck(service, request, limits.max_fact_bytes, JSON_MEDIA_TYPES,
+                                  "application/json")
+        if isinstance(checked, JSONResponse):
+            return checked
+        principal, _, body = checked
+        decision = service.take_rate(principal, 1)
+        if not decision.allowed:
+            return _retry_after(decision)
         try:
-            raw = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            return _refused(400, "the body is not valid JSON (UTF-8)")
-        result = await service.submit(book, raw)
-        return JSONResponse(_body(result), status_code=_status(result))
+            raw = parse_json_body(body, limits.max_fact_bytes, limits.max_json_depth,
+                                  max_abs_number=limits.max_abs_number)
+            item = Incoming(raw)
+        except BadValue as exc:  # readable, with a hostile value: an invalid fact, recorded as rejected
+            item = Incoming(exc.stand_in, str(exc))
+        except BadInput as exc:
+            return _bad(exc)
+        refusal = authorize(principal, item.raw)
+        if refusal is not None:
+            return _refused(refusal.status, refusal.reason, "fact")
+        try:
+            result = (await service.submit_many(book, [item], wait_s=limits.request_timeout_s))[0]
+        except Busy as exc:
+            return _busy(str(exc))
+        except Exception:
+            log.exception("recording a fact failed")
+            return _busy("intake could not record the fact (its database?); resending it is safe")
+        return JSONResponse(_fact_body(result), status_code=_status(result))
 
-    @http.get("/v1/books/{book}/progress")
+    @http.post(
+        "/v1/facts/bulk", response_model=BulkResult,
+        dependencies=[Security(bearer)],
+        responses={
+            200: {"model": BulkResult, "description": "one result per row, in order"},
+            400: {"model": Refused, "description": "the body as a whole cannot be read (e.g. a CSV header)"},
+            **_REFUSALS,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/x-ndjson": {"schema": {
+                "type": "array", "items": {"$ref": "#/components/schemas/Fact"},
+                "description": "JSON Lines: one fact (JSON object) per line; shown as the array of its lines",
+            }},
+            "text/csv": {"schema": {
+                "type": "array", "items": {"$ref": "#/components/schemas/MonthlyReport"},
+                "description": "monthly_report only: a header line naming the columns "
+                               f"{','.join(CSV_COLUMNS)} (any order), then one report per line; shown "
+                               "as the array of its rows",
+            }},
+        }}},
+    )
+    async def submit_bulk(
+        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
+    ) -> JSONResponse:
+        """Submit many facts: JSON Lines (application/x-ndjson), or CSV (text/csv) of monthly_report.
+        At most `intake_max_bulk_rows` rows and `intake_max_bulk_bytes` bytes; the rate limiter
+        charges one token per row. Results come per row; rows are recorded in one transaction."""
+        checked = await _precheck(service, request, limits.max_bulk_bytes, BULK_MEDIA_TYPES, None)
+        if isinstance(checked, JSONResponse):
+            return checked
+        principal, kind, body = checked
+        try:
+            rows = parse_bulk(body, kind, limits)
+        except BadInput as exc:
+            return _bad(exc)
+        decision = service.take_rate(principal, len(rows))
+        if not decision.allowed:
+            return _retry_after(decision)
+        answers: list[dict[str, Any] | None] = []
+        items: list[Incoming] = []
+        positions: list[int] = []
+        for row in rows:
+            answer, item = _row_item(principal, row)
+            answers.append(answer)
+            if item is not None:
+                positions.append(len(answers) - 1)
+                items.append(item)
+        try:
+            results = await service.submit_many(book, items, wait_s=limits.request_timeout_s) if items else []
+        except Busy as exc:
+            return _busy(str(exc))
+        except Exception:
+            log.exception("recording a bulk request failed")
+            return _busy("intake could not record the rows (its database?); resending them is safe")
+        for position, result in zip(positions, results, strict=True):
+            answers[position] = _row_answer(rows[position], result)
+        done = [a for a in answers if a is not None]
+        accepted = sum(a["outcome"] == "accepted" for a in done)
+        duplicates = sum(a["outcome"] == "duplicate" for a in done)
+        return JSONResponse({
+            "book": book, "results": done, "accepted": accepted, "duplicates": duplicates,
+            "rejected": len(done) - accepted - duplicates, "last_seq": service.last_seq(book),
+        })
+
+    @http.get("/v1/books/{book}/progress", response_model=Progress,
+              responses={400: {"model": Refused, "description": "not a book name"}})
     async def progress(book: str) -> JSONResponse:
+        """The book's last recorded seq (no key needed: it holds no personal data)."""
         if not valid_book(book):
-            return _refused(400, f"book must match {BOOK_PATTERN}")
+            return _refused(400, f"book must match {BOOK_PATTERN}", "book")
         return JSONResponse({"book": book, "last_seq": service.last_seq(book)})
 
+    def openapi() -> dict[str, Any]:
+        if http.openapi_schema is None:
+            schema = get_openapi(title=http.title, version=http.version, description=http.description,
+                                 routes=http.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_fact_schemas())
+            http.openapi_schema = schema
+        return http.openapi_schema
+
+    http.openapi = openapi  # type: ignore[method-assign]
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http
+
+
+def _row_item(principal: Principal, row: Row) -> tuple[dict[str, Any] | None, Incoming | None]:
+    """A row's answer when it is refused before recording, else the fact to submit."""
+
+    def answer(status: int, reason: str | None) -> dict[str, Any]:
+        return {"row": row.number, "line": row.line, "fact_id": row.fact_id, "outcome": "rejected",
+                "status": status, "seq": None, "reason": reason}
+
+    if row.fact is not None:
+        item = Incoming(row.fact)
+    elif row.stand_in is not None:
+        item = Incoming(row.stand_in, row.reason)
+    else:
+        return answer(400, row.reason), None
+    refusal = authorize(principal, item.raw)
+    if refusal is not None:
+        return answer(refusal.status, refusal.reason), None
+    return None, item
+
+
+def _row_answer(row: Row, result: Result) -> dict[str, Any]:
+    if result.replayed:
+        outcome, status = "duplicate", 200
+    elif result.outcome == "accepted":
+        outcome, status = "accepted", 201
+    elif result.conflict:
+        outcome, status = "conflict", 409
+    else:
+        outcome, status = "rejected", 400
+    return {"row": row.number, "line": row.line, "fact_id": result.fact_id, "outcome": outcome,
+            "status": status, "seq": result.seq, "reason": result.reason}
+
+
+def _fact_schemas() -> dict[str, Any]:
+    """JSON Schemas of the fact types (contracts.facts), and `Fact`: one of them, by `type`."""
+    models = sorted(FACT_TYPES.items())
+    _, top = models_json_schema([(model, "validation") for _, model in models],
+                                ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    schemas["Fact"] = {
+        "description": "One fact of scenarios/FORMAT.md; unknown extra fields are ignored.",
+        "oneOf": [{"$ref": f"#/components/schemas/{model.__name__}"} for _, model in models],
+        "discriminator": {"propertyName": "type", "mapping": {
+            kind: f"#/components/schemas/{model.__name__}" for kind, model in models}},
+    }
+    return schemas
+
+
+class _DocumentOnly:
+    """A port that serves nothing: enough to build the app and read its OpenAPI document."""
+
+    ready = False
+    limits = Limits()
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        return None
+
+    def take_rate(self, principal: Principal, cost: int) -> RateDecision:
+        return RateDecision(False, 1.0)
+
+    async def submit_many(
+        self, book: str, items: list[Incoming], *, wait_s: float | None = None
+    ) -> list[Result]:
+        raise Busy("documentation only")
+
+    def last_seq(self, book: str) -> int:
+        return 0
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "starting"}
+
+
+def openapi_document() -> dict[str, Any]:
+    """Intake's OpenAPI document, as the running service serves it at /openapi.json."""
+    return create_http(_DocumentOnly(), trace.get_tracer(__name__)).openapi()

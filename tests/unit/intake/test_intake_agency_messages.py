@@ -1,0 +1,154 @@
+"""Reading an agency message from Kafka (services.intake.domain.feed) and hostile values recorded as
+rejected facts (limits.BadValue, IntakeBook.check's `problem`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stand_in_intake import E1, W1, monthly_report, worker_registered
+
+from services.intake.domain.feed import AgencyFact, NotTaken, read_agency_message
+from services.intake.domain.limits import BadInput, BadValue, Limits, parse_json_body, stand_in
+from services.intake.domain.submission import IntakeBook
+
+LIMITS = Limits()
+CONTRIBUTION = {
+    "id": "c1",
+    "type": "contribution_paid",
+    "at": "2021-07-05T10:00:00+08:00",
+    "worker": W1,
+    "month": "2021-06",
+    "amount_fen": 90000,
+}
+
+
+def _headers(**values: str | bytes) -> list[tuple[str, bytes]]:
+    return [(name.replace("_", "-"), v if isinstance(v, bytes) else v.encode()) for name, v in values.items()]
+
+
+def _read(body: Any, **headers: str | bytes) -> AgencyFact | NotTaken:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return read_agency_message(_headers(**headers), data, LIMITS)
+
+
+def test_an_agencys_fact_is_read_with_its_book_and_principal() -> None:
+    read = _read(
+        CONTRIBUTION,
+        flexledger_agency="social_insurance_agency",
+        flexledger_book="sandbox-1",
+        content_type="application/json",
+    )
+    assert isinstance(read, AgencyFact)
+    assert (read.book, read.principal.role, read.raw, read.problem) == (
+        "sandbox-1",
+        "social_insurance_agency",
+        CONTRIBUTION,
+        None,
+    )
+    assert _read(CONTRIBUTION, flexledger_agency="social_insurance_agency").book == "main"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "reason"),
+    [
+        (CONTRIBUTION, {}, 401, "flexledger-agency is missing"),
+        (CONTRIBUTION, {"flexledger_agency": "platform"}, 401, "not an agency"),
+        (CONTRIBUTION, {"flexledger_agency": "operator"}, 401, "not an agency"),
+        (CONTRIBUTION, {"flexledger_agency": b"\xff"}, 400, "not valid UTF-8"),
+        (CONTRIBUTION, {"flexledger_agency": "hr_bureau\x00"}, 400, "control characters"),
+        (CONTRIBUTION, {"flexledger_agency": "hr_bureau", "flexledger_book": "Main"}, 400, "flexledger-book"),
+        (CONTRIBUTION, {"flexledger_agency": "hr_bureau", "content_type": "text/csv"}, 415, "not JSON"),
+        (b"\xff", {"flexledger_agency": "hr_bureau"}, 400, "not valid UTF-8"),
+        (b"[]", {"flexledger_agency": "hr_bureau"}, 400, "JSON object"),
+        (b'{"a":' + b"[" * 20 + b"]" * 20 + b"}", {"flexledger_agency": "hr_bureau"}, 400, "deeper"),
+        (b"{" + b" " * 70_000 + b"}", {"flexledger_agency": "hr_bureau"}, 413, "limit"),
+        (CONTRIBUTION, {"flexledger_agency": "hr_bureau"}, 403, "may not submit contribution_paid"),
+        (monthly_report("m1"), {"flexledger_agency": "social_insurance_agency"}, 403, "monthly_report"),
+    ],
+)
+def test_what_cannot_be_taken_in_says_why(
+    body: Any, headers: dict[str, Any], status: int, reason: str
+) -> None:
+    read = _read(body, **headers)
+    assert isinstance(read, NotTaken) and read.status == status and reason in read.reason, read
+
+
+def test_a_repeated_header_is_refused() -> None:
+    headers = _headers(flexledger_agency="hr_bureau") * 2
+    read = read_agency_message(headers, json.dumps(worker_registered("w1")).encode(), LIMITS)
+    assert isinstance(read, NotTaken) and "2 times" in read.reason
+
+
+def test_a_hostile_value_is_a_fact_to_reject_with_its_stand_in() -> None:
+    body = b'{"id":"c9","type":"contribution_paid","worker":"' + W1.encode() + b'","amount_fen":1e999}'
+    read = _read(body, flexledger_agency="social_insurance_agency")
+    assert isinstance(read, AgencyFact) and read.problem and "amount_fen" in read.problem
+    assert read.raw["amount_fen"] == "inf" and read.raw["id"] == "c9"
+
+
+# ---- hostile values -----------------------------------------------------------------------------
+
+
+def test_bad_values_carry_a_storable_stand_in() -> None:
+    with pytest.raises(BadValue) as caught:
+        parse_json_body(
+            b'{"id":"f\\u0000","n":' + b"9" * 100 + b',"x":["\\ud800",NaN],"\\u001bk":1}', 10_000, 8
+        )
+    value = caught.value.stand_in
+    assert value == {"id": "f\ufffd", "n": "9" * 40 + "…", "x": ["\ufffd", "NaN"], "\ufffdk": 1}
+    json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")  # storable
+    assert caught.value.status == 400 and caught.value.fact_id is None
+
+
+def test_unreadable_bodies_have_no_stand_in() -> None:
+    for data in (b"{", b"\xff{}", b'{"a":1,"a":2}', b"[1]"):
+        with pytest.raises(BadInput) as caught:
+            parse_json_body(data, 100, 8)
+        assert not isinstance(caught.value, BadValue)
+
+
+def test_a_problem_rejects_a_new_fact_but_not_a_resubmission() -> None:
+    book = IntakeBook()
+    fact = {**monthly_report("f1"), "income_fen": "1e999"}
+    first = book.check(fact, "income_fen: beyond the limit")
+    assert (first.outcome, first.reason) == ("rejected", "income_fen: beyond the limit")
+    book.record(first)
+    assert book.check(fact, "income_fen: beyond the limit").outcome == "duplicate"
+    other = book.check({**fact, "hours": 1}, "income_fen: beyond the limit")
+    assert other.outcome == "rejected" and "already used" in (other.reason or "")
+    assert book.check({**enterprise(), "id": "e1"}).outcome == "accepted"
+
+
+def enterprise() -> dict[str, Any]:
+    return {
+        "id": "e1",
+        "type": "enterprise_registered",
+        "at": "2021-06-01T09:00:00+08:00",
+        "enterprise": E1,
+        "name": "x",
+    }
+
+
+@settings(max_examples=300)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(st.characters(exclude_categories=())),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(st.characters(exclude_categories=()), max_size=5), children, max_size=3)
+        ),
+        max_leaves=10,
+    )
+)
+def test_every_stand_in_is_storable_json_that_the_guard_then_reads_back(value: Any) -> None:
+    made = stand_in({"v": value})
+    text = json.dumps(made, ensure_ascii=False, allow_nan=False)
+    assert parse_json_body(text.encode("utf-8"), 1 << 20, 64) == made
