@@ -11,27 +11,52 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from contracts.identifiers import ric_problem, uscc_problem
+from contracts.identifiers import PROVINCE_CODES, ric_problem, uscc_problem
 
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIVISION = re.compile(r"[0-9]{6}")
+_EXTENDED_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_TEXT = 200
 
 
+_RIC_FAST = re.compile(r"[0-9]{17}[0-9X]")
+
+
+def _ric_valid(value: str) -> bool:
+    """Fast path of `ric_problem(value) is None` for the common, valid number: the same checks, with the
+    ISO 7064 MOD 11-2 sum in one C call (13 ≡ 2 mod 11, so int(s, 13) ≡ sum(a_i * 2^(16-i)), and the
+    weights 2^(17-i) are twice that). It never accepts what ric_problem refuses; anything it does not
+    accept goes to ric_problem, which names the problem."""
+    if not _RIC_FAST.fullmatch(value) or int(value[:2]) not in PROVINCE_CODES:
+        return False
+    try:
+        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    check = (1 - 2 * int(value[:17], 13)) % 11
+    return value[17] == ("X" if check == 10 else str(check))
+
+
 def _worker(value: str) -> str:
-    if problem := ric_problem(value):
+    if not _ric_valid(value) and (problem := ric_problem(value)):
         raise ValueError(f"is not a valid resident identity number: {problem}")
     return value
 
 
+@lru_cache(maxsize=4096)  # a city has few enterprises and parks, each named in a great many facts
+def _uscc_problem(code: str) -> str | None:
+    return uscc_problem(code)
+
+
 def _code(value: str) -> str:
-    if problem := uscc_problem(value):
+    if problem := _uscc_problem(value):
         raise ValueError(f"is not a valid unified social credit code: {problem}")
     return value
 
@@ -107,6 +132,8 @@ class Fact(BaseModel):
     @property
     def at_day(self) -> str:
         """Date of `at` (YYYY-MM-DD), read in the timestamp's own offset, whatever ISO 8601 form it has."""
+        if _EXTENDED_DATE.match(self.at):
+            return self.at[:10]  # the usual YYYY-MM-DDThh:mm...: the date as written
         stamp = datetime.fromisoformat(self.at)
         return f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}"
 

@@ -12,7 +12,8 @@ from datetime import date
 
 # RULES.md section 5: province codes that may open a resident identity number.
 PROVINCE_CODES = frozenset(
-    [*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55), *range(61, 66), 71, 81, 82]
+    [*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55), *range(61, 66),
+     71, 81, 82]
 )
 _RIC_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _RIC_SHAPE = re.compile(r"[0-9]{17}[0-9X]")

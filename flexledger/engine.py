@@ -22,7 +22,10 @@ class Engine:
             return submission, []
         if submission.outcome == "rejected":
             assert submission.reason is not None
-            return submission, [self.ledger.reject(submission.fact_id, submission.reason, submission.digest)]
+            # intake's book numbers every recorded submission: this one is `last_seq`, as the service's seq
+            return submission, [self.ledger.reject(
+                submission.fact_id, submission.reason, submission.digest, self.intake.last_seq
+            )]
         assert submission.fact is not None
         return submission, self.ledger.apply(submission.fact)
 

@@ -28,7 +28,7 @@ class ScenarioError(Exception):
 
 def load_scenario(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_FactLoader)  # noqa: S506 - safe loader
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_FactLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ScenarioError(f"{path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("facts"), list):

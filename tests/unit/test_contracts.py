@@ -16,6 +16,7 @@ from contracts.decisions import DecisionV1
 from contracts.eventstore import keyed_uuid
 from contracts.messages import NO_SUBJECT, WIRE_MODELS, FactMessageV1, fact_subject, partition_key, valid_book
 from contracts.telemetry import JsonLinesSpanExporter, context_from, current_carrier, trace_id_hex
+from contracts.topics import ALL_TOPICS
 
 WORKER = "320213197804121019"
 ENTERPRISE = "91320213MA1XY0001L"
@@ -36,8 +37,10 @@ def test_every_wire_model_has_a_schema_file_naming_its_version() -> None:
 def test_asyncapi_names_every_topic_the_services_use() -> None:
     document = json.loads(generate.ASYNCAPI_FILE.read_text())
     addresses = {c["address"] for c in document["channels"].values()}
-    assert addresses == {"flexledger.intake.facts.v1", "flexledger.eligibility.decisions.v1",
-                         "flexledger.payments.orders.v1"}
+    assert {"flexledger.intake.facts.v1", "flexledger.eligibility.decisions.v1",
+            "flexledger.payments.orders.v1", "flexledger.payments.disbursements.v1",
+            "flexledger.payments.settlements.v1"} <= addresses
+    assert addresses <= {topic.name for topic in ALL_TOPICS}  # nothing outside the topic catalogue
     assert {"FactMessageV1", "DecisionV1", "PaymentOrderV1"} <= set(document["components"]["schemas"])
 
 

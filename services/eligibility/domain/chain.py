@@ -11,7 +11,8 @@ GENESIS = "0" * 64
 
 
 def canonical(content: Any) -> bytes:
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text.encode()
 
 
 def link_hash(previous_hash: str, content: Any) -> str:

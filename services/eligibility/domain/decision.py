@@ -95,6 +95,11 @@ def line_decisions(
                      explanation=_explanation(rule_set, kind, 0, basis, note), **common)]
 
 
-def rejection(book: str, rule_set: str, after: str | None, reason: str, content_digest: str) -> Decision:
-    return Decision(decision_id(book, after, f"rejected|{content_digest}"), rule_set, after, "rejected",
+def rejection(
+    book: str, rule_set: str, after: str | None, reason: str, content_digest: str, seq: int
+) -> Decision:
+    """The decision recording a rejected submission. Its identity includes intake's recording sequence
+    number `seq` (per book, 1, 2, 3, ...): the same rejected content submitted twice (an id reused
+    twice the same way) is two recorded rejections, and gets two decision ids."""
+    return Decision(decision_id(book, after, f"rejected|{seq}|{content_digest}"), rule_set, after, "rejected",
                     reason=reason)

@@ -4,6 +4,12 @@ Entitlement decomposes by subject: every line of a worker's programmes depends o
 facts, and one-time grants only on their own fact. So a fact re-evaluates only its worker's affected
 programmes (incremental, independent of the city's size), and the difference against the previous
 lines is exactly E(facts <= i) - E(facts < i) of RULES.md section 3.
+
+Within a worker, the month-by-month programmes (employment service, social insurance, new employment)
+keep their results in the worker's file and re-evaluate only what the months touched since can change
+(`WorkerFile.take_changes`), so a fact's cost does not grow with the length of the worker's history
+either. `entitlement_from_scratch` evaluates everything once, for checks; the property tests hold the
+two to each other and to an independent reading of RULES.md.
 """
 
 from __future__ import annotations
@@ -43,13 +49,24 @@ AFFECTS: dict[type, tuple[str, ...]] = {
 }
 
 
+_AFFECTED: dict[type, tuple[tuple[str, Programme], ...]] = {
+    fact_type: tuple((name, WORKER_PROGRAMMES[name]) for name in names)
+    for fact_type, names in AFFECTS.items()
+}
+
+
 def _sort_key(key: Key) -> tuple[str, ...]:
     return tuple("" if part is None else part for part in key)
 
 
 def diff(book: str, rule_set: str, after: str, old: Lines, new: Lines) -> list[Decision]:
+    """The decisions from `old` to `new`, in key order; only lines that changed are looked at."""
+    changed = [
+        key for key, line in new.items() if (was := old.get(key)) is None or was.amount_fen != line.amount_fen
+    ]
+    changed.extend(key for key in old if key not in new)
     out: list[Decision] = []
-    for key in sorted(old.keys() | new.keys(), key=_sort_key):
+    for key in sorted(changed, key=_sort_key):
         out.extend(line_decisions(book, rule_set, after, key, old.get(key), new.get(key)))
     return out
 
@@ -79,14 +96,22 @@ class Ledger:
         file.apply(fact, self.applied)
         programmes = self.worker_lines.setdefault(worker, {})
         decisions: list[Decision] = []
-        for name in AFFECTS.get(type(fact), ()):
-            new = WORKER_PROGRAMMES[name](file, self.rule_set)
-            decisions.extend(diff(self.book, self.rule_set.id, fact.id, programmes.get(name, {}), new))
-            programmes[name] = new
+        for name, programme in _AFFECTED.get(type(fact), ()):
+            new = programme(file, self.rule_set)
+            old = programmes.get(name)
+            if new is old:
+                continue  # the programme kept its lines: nothing changed
+            if old or new:  # most workers have no line in most programmes: nothing to compare
+                decisions.extend(diff(self.book, self.rule_set.id, fact.id, old or {}, new))
+            if new:
+                programmes[name] = new
+            elif old is not None:
+                del programmes[name]
         return decisions
 
-    def reject(self, fact_id: str | None, reason: str, content_digest: str) -> Decision:
-        return rejection(self.book, self.rule_set.id, fact_id, reason, content_digest)
+    def reject(self, fact_id: str | None, reason: str, content_digest: str, seq: int) -> Decision:
+        """The decision for a submission intake rejected; `seq` is its intake sequence number."""
+        return rejection(self.book, self.rule_set.id, fact_id, reason, content_digest, seq)
 
     def lines(self) -> dict[Key, Line]:
         """The current entitlement state E(facts)."""

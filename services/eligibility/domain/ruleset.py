@@ -6,8 +6,9 @@ later version stands beside version 1 without changing what version 1 decided.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from services.eligibility.domain.months import first_day, month_index
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
@@ -23,6 +24,10 @@ class RuleSet:
     policy_start_month: int  # months before it never count (RULES.md section 1)
     policy_start_date: str  # dated events must be on or after it
     wuxi_divisions: frozenset[str]
+    # month index -> minimum wage in force on m-01 (a cache: the wage is read for every month evaluated)
+    _min_wage: dict[int, int] = field(default_factory=dict, init=False, compare=False, repr=False)
+    # values programmes derive from the parameters once per rule set (a cache, keyed by the programme)
+    derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def value(self, name: str, day: str) -> int:
         """An integer parameter in force on `day`."""
@@ -31,7 +36,10 @@ class RuleSet:
         return value
 
     def min_wage(self, month: int) -> int:
-        return self.value("min_wage_monthly_fen", first_day(month))
+        wage = self._min_wage.get(month)
+        if wage is None:
+            wage = self._min_wage[month] = self.value("min_wage_monthly_fen", first_day(month))
+        return wage
 
 
 _V = ParameterValue

@@ -48,7 +48,11 @@ class Submission:
 
 
 def _fact_id(raw: Any) -> str | None:
+    """The id a decision names: a number where the id belongs is still how the submitter calls the fact
+    (the fact itself is then rejected for its shape)."""
     value = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return value if isinstance(value, str) and value else None
 
 

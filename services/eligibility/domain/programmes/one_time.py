@@ -39,7 +39,8 @@ def one_time(fact: f.AnyFact, rs: RuleSet) -> Lines:
                 return {}
             return {money_key("park_construction", fact.park, None, None, None): Line(amount, Basis(
                 "Art. 1", f"new {fact.level} park established {fact.established_on}: approved "
-                f"{fact.approved_amount_fen} fen, cap {cap}", "新建市级以上平台人力资源服务产业园一次性建园补助",
+                f"{fact.approved_amount_fen} fen, cap {cap}",
+                "新建市级以上平台人力资源服务产业园一次性建园补助",
                 params, (fact.id,)))}
         case f.TalentAward():
             # The award carries no date of its own: the cap is the one in force when it was submitted, or
@@ -49,7 +50,8 @@ def one_time(fact: f.AnyFact, rs: RuleSet) -> Lines:
             if amount <= 0:
                 return {}
             return {money_key("talent", fact.enterprise, None, fact.award, None): Line(amount, Basis(
-                "Art. 5", f"太湖人才计划 award {fact.award}: approved {fact.approved_amount_fen} fen, cap {cap}",
+                "Art. 5",
+                f"太湖人才计划 award {fact.award}: approved {fact.approved_amount_fen} fen, cap {cap}",
                 "太湖人才计划跟奖跟补", params, (fact.id,)))}
     return {}
 

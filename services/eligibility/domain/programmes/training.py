@@ -27,7 +27,9 @@ def training(wf: WorkerFile, rs: RuleSet) -> Lines:
         capped = "" if amount == full else f", capped: {cap.value - used + amount} fen of the cap was left"
         lines[money_key(PROGRAM, record.enterprise, wf.worker, record.course, None)] = Line(amount, Basis(
             article="Art. 6",
-            reason_en=f"{record.hours} class hours x {rate.value} fen completed {record.completed_on}{capped}",
+            reason_en=(
+                f"{record.hours} class hours x {rate.value} fen completed {record.completed_on}{capped}"
+            ),
             reason_zh=f"线上培训{record.hours}课时 × {rate.value}分，累计不超过{cap.value}分/人",
             params=((rate.name, str(rate.value), rate.since), (cap.name, str(cap.value), cap.since)),
             fact_ids=(record.fact_id,),
