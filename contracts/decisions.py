@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 DecisionKind = Literal[
     "grant", "clawback", "extension", "extension_revoked", "statistic", "statistic_revoked",
@@ -34,6 +34,11 @@ class DecisionV1(BaseModel):
     explanation: dict[str, Any] | None = None
     trace_id: str | None = None
     ledger_sequence: int | None = Field(None, description="position in the eligibility ledger's hash chain")
+    recorded_at: AwareDatetime | None = Field(
+        None,
+        description="when eligibility recorded the decision; payments charges a line without a month to "
+                    "the fiscal year of this date (China Standard Time). Absent from older messages.",
+    )
 
     def line_key(self) -> tuple[str | None, str | None, str | None, str | None, str | None]:
         return (self.program, self.beneficiary, self.subject, self.ref, self.month)

@@ -26,6 +26,7 @@ from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregat
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 from eventsourcing.utils import Environment
 from opentelemetry import trace
+from psycopg.sql import SQL, Literal
 
 from contracts.settings import Settings
 from contracts.telemetry import get_tracer
@@ -83,11 +84,43 @@ def eventsourcing_env(settings: Settings, schema: str) -> dict[str, str]:
     }
 
 
-def ensure_schema(settings: Settings, schema: str) -> None:
+def ensure_schema(settings: Settings, schema: str, tables: tuple[str, ...] = ("events", "tracking")) -> bool:
+    """Create the schema if it is missing; return whether its event tables exist already.
+
+    The schema is looked up first: the services' runtime role may not create schemas (nor event
+    tables; see docs/design/audit.md), and `CREATE SCHEMA IF NOT EXISTS` checks that right first."""
     if not _SCHEMA.fullmatch(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     with psycopg.connect(settings.pg_dsn(), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        found = [
+            conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{schema}_{table}"',)).fetchone()
+            for table in tables
+        ]
+    return all(row and row[0] for row in found)
+
+
+# Inserts into an events table are serialised (so that commit order is notification-id order, which
+# the log followers rely on) by a transaction-scoped advisory lock on the table's name, in place of
+# eventsourcing's `LOCK TABLE ... IN EXCLUSIVE MODE`: that statement needs UPDATE, DELETE or TRUNCATE
+# on the table (PostgreSQL < 17), which the services' runtime role must not have. Every writer runs
+# this code, so every writer takes the same lock. The two-key form never meets a one-key advisory lock
+# (intake's writer lock).
+INSERT_LOCK_CLASS = 0x466C_5845  # "FlXE"
+
+
+def _serialise_inserts_with_advisory_lock(recorder: Any) -> None:
+    statements = getattr(recorder, "lock_table_statements", None)
+    if not statements:
+        return
+    table = f"{recorder.datastore.schema}.{recorder.events_table_name}"
+    recorder.lock_table_statements = [
+        *statements[:-1],  # SET LOCAL lock_timeout
+        SQL("SELECT pg_advisory_xact_lock({0}, hashtext({1}))").format(
+            Literal(INSERT_LOCK_CLASS), Literal(table)
+        ),
+    ]
 
 
 class ServiceApplication(Application[uuid.UUID]):
@@ -98,15 +131,28 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = get_tracer(tracer_provider, self.name)
-        ensure_schema(settings, self.name)
-        super().__init__(env=eventsourcing_env(settings, self.name))
+        snapshots = type(self).is_snapshotting_enabled or bool(type(self).snapshotting_intervals)
+        tables = ("events", "tracking", "snapshots") if snapshots else ("events", "tracking")
+        provisioned = ensure_schema(settings, self.name, tables)
+        if not provisioned and settings.is_app_role:
+            # The runtime role must never create (and so own) event tables: it could then alter them.
+            raise RuntimeError(
+                f"the event tables of schema {self.name!r} do not exist; the owner role creates them: "
+                "`flexledger audit db-roles` (docs/design/audit.md)"
+            )
+        env = eventsourcing_env(settings, self.name)
+        # Tables are created only when missing: creating (even IF NOT EXISTS) needs their owner's rights.
+        env["CREATE_TABLE"] = "n" if provisioned else "y"
+        super().__init__(env=env)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Settings are the only source of configuration: the process environment is ignored.
         return Environment(name, dict(env or {}))
 
     def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()
+        recorder = self.factory.process_recorder()
+        _serialise_inserts_with_advisory_lock(recorder)
+        return recorder
 
     @property
     def process_recorder(self) -> ProcessRecorder:

@@ -1,4 +1,4 @@
-"""Wire models of the facts and payment-order topics, and the partition keys that keep them in order.
+"""Wire models of the facts and payments topics, and the partition keys that keep them in order.
 
 Decisions have their own module (`contracts.decisions`). Every model is versioned by its
 `schema_version` and by the `.v1` suffix of its topic; a breaking change is a new model on a new topic.
@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.decisions import DecisionV1
 
@@ -68,7 +68,13 @@ class FactMessageV1(BaseModel):
 
 
 class PaymentOrderV1(BaseModel):
-    """What payments recorded for one money decision, on flexledger.payments.orders.v1."""
+    """What payments recorded for one money decision, on flexledger.payments.orders.v1.
+
+    `order_created`: a grant became a payment order (`status`: committed to its budget, or waiting for
+    budget with `awaiting_reason`); `clawback_recorded`: a clawback, which cancelled `cancelled_fen` of
+    the line's undisbursed orders and raised a receivable of `claimed_fen` for the rest. The fields
+    after `recorded_at` were added with the payments ledger (issue 5); they are optional, so messages
+    without them stay valid."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     schema_version: Literal[1] = 1
@@ -85,9 +91,152 @@ class PaymentOrderV1(BaseModel):
     rule_set: str
     trace_id: str | None = None
     recorded_at: datetime
+    fiscal_year: int | None = Field(None, description="the budget year the line is charged to")
+    status: Literal["committed", "awaiting_budget"] | None = Field(
+        None, description="order_created: charged to its budget, or waiting for an appropriation"
+    )
+    awaiting_reason: str | None = Field(None, description="why the order waits for budget")
+    cancelled_fen: int | None = Field(None, ge=0, description="clawback_recorded: amount cancelled unpaid")
+    claimed_fen: int | None = Field(None, ge=0, description="clawback_recorded: receivable raised")
 
     def key(self) -> str:
         return partition_key(self.book, self.beneficiary or NO_SUBJECT)
+
+
+class DisbursementEntryV1(BaseModel):
+    """One payment of a disbursement instruction. The beneficiary is in clear: Finance pays it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    entry_id: str = Field(description="<batch_id>-<index>: the key of its settlement result")
+    order_id: str = Field(description="the payment order (= the grant's decision id)")
+    beneficiary: str = Field(description="resident identity number or unified social credit code")
+    program: str
+    fiscal_year: int
+    amount_fen: int = Field(gt=0)
+    attempt: int = Field(ge=1, description="1 the first time; 2 after one bank return, ...")
+
+
+class DisbursementInstructionV1(BaseModel):
+    """A batch of payments for the Finance Bureau, on flexledger.payments.disbursements.v1."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    book: str = Field(pattern=BOOK_PATTERN)
+    batch_id: str = Field(description="<book>-B<n>, unique; also the partition key")
+    cut_at: AwareDatetime = Field(description="when payments cut the batch")
+    entries: list[DisbursementEntryV1] = Field(min_length=1)
+    total_fen: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> DisbursementInstructionV1:
+        if sum(entry.amount_fen for entry in self.entries) != self.total_fen:
+            raise ValueError("total_fen is not the sum of the entries")
+        return self
+
+    def key(self) -> str:
+        return self.batch_id
+
+
+class SettlementResultV1(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    entry_id: str
+    outcome: Literal["paid", "returned"]
+    confirmation: str | None = Field(None, description="the bank's reference of a paid entry")
+    reason: str | None = Field(None, description="why the bank returned the entry")
+
+    @model_validator(mode="after")
+    def _outcome_has_its_detail(self) -> SettlementResultV1:
+        if self.outcome == "paid" and not self.confirmation:
+            raise ValueError("a paid entry needs a confirmation")
+        if self.outcome == "returned" and not self.reason:
+            raise ValueError("a returned entry needs a reason")
+        return self
+
+
+class SettlementV1(BaseModel):
+    """The bank's results for entries of one batch, on flexledger.payments.settlements.v1. A batch may be
+    settled by several messages (confirmations first, returns days later); each entry's result is final,
+    and the same result sent again changes nothing."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    book: str = Field(pattern=BOOK_PATTERN)
+    batch_id: str
+    settlement_id: str = Field(description="the bank's id of this settlement file")
+    settled_at: AwareDatetime
+    results: list[SettlementResultV1] = Field(min_length=1)
+
+    def key(self) -> str:
+        return self.batch_id
+
+
+class IntakeDeadLetterV1(BaseModel):
+    """An agency message intake did not take in as it came, on flexledger.intake.dead-letters.v1.
+
+    Either it never became a fact (`seq` null: unreadable, unknown agency or book, not this agency's
+    to send — as HTTP would answer 400/401/403/413/415 and record nothing), or intake recorded it as
+    a rejected fact (`seq` set: invalid, or its id reused for other content — as HTTP 400/409), so the
+    agency learns why either way. `body_b64` is the original message value, byte for byte (at most
+    intake's one-fact limit; `body_bytes` is the original length). It can hold identity numbers:
+    this topic needs the access the agency input topic needs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    dead_letter_id: str = Field(description="deterministic from the source position: one per message")
+    source_topic: str
+    source_partition: int = Field(ge=0)
+    source_offset: int = Field(ge=0)
+    agency: str | None = Field(None, description="the flexledger-agency header, when it could be read")
+    book: str | None = Field(None, description="the book the fact was for, when it could be read")
+    fact_id: str | None = Field(None, description="the fact's id, when it could be read")
+    status: int = Field(description="what HTTP would have answered: 400, 401, 403, 409, 413, 415 or 500")
+    reason: str = Field(description="why, naming the field or header (never quoting personal data)")
+    seq: int | None = Field(None, description="the book's seq of the recorded rejection; null if none")
+    body_b64: str = Field(description="the original message value, base64 (standard alphabet, padded)")
+    body_bytes: int = Field(ge=0, description="length of the original value; more than body_b64 holds "
+                                              "when it was cut at intake's one-fact limit")
+    dead_lettered_at: datetime
+
+    def key(self) -> str:
+        return f"{self.source_topic}/{self.source_partition}/{self.source_offset}"
+
+
+class StatisticV1(BaseModel):
+    """One urban new-employment statistic (or its revocation) for the Statistics Bureau, on
+    flexledger.eligibility.statistics.v1. It names the worker only by a keyed pseudonym
+    (HMAC-SHA256 under the pseudonym key): never an identity number or a name."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    book: str = Field(pattern=BOOK_PATTERN)
+    statistic_id: str = Field(description="the ledger decision's id (also the CloudEvent id)")
+    kind: Literal["statistic", "statistic_revoked"]
+    pseudonym: str = Field(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 of the worker, hex")
+    month: str = Field(description="the month counted as the worker's new employment of its year")
+    rule_set: str
+    recorded_at: datetime
+
+    def key(self) -> str:
+        return partition_key(self.book, self.pseudonym)
+
+
+class CheckpointV1(BaseModel):
+    """A signed checkpoint of eligibility's ledger, on flexledger.audit.checkpoints.v1
+    (services/eligibility/domain/checkpoint.py). Verify offline: `flexledger audit verify-checkpoint
+    FILE --public-key KEY`; hold the ledger to it: `flexledger audit verify`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    ledger: str = Field(description="whose log: 'eligibility'")
+    book: str | None = Field(None, description="null: the whole log, every book")
+    up_to_notification_id: int = Field(ge=1, description="the last stored event the digest covers")
+    event_count: int = Field(ge=1, description="how many stored events the digest covers")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="running SHA-256 over the stored rows")
+    digest_algorithm: str
+    signed_at: str = Field(description="ISO 8601, exactly as signed")
+    key_id: str = Field(description="first 16 hex digits of SHA-256 of the public key")
+    signature_algorithm: Literal["ed25519"] = "ed25519"
+    signature: str = Field(description="base64 Ed25519 signature of the signed fields")
 
 
 # Every model that crosses a service boundary, by the name of its committed JSON Schema file.
@@ -95,4 +244,9 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "fact-message.v1": FactMessageV1,
     "decision.v1": DecisionV1,
     "payment-order.v1": PaymentOrderV1,
+    "disbursement-instruction.v1": DisbursementInstructionV1,
+    "settlement.v1": SettlementV1,
+    "intake-dead-letter.v1": IntakeDeadLetterV1,
+    "statistic.v1": StatisticV1,
+    "checkpoint.v1": CheckpointV1,
 }

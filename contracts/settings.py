@@ -7,7 +7,7 @@ with the local stack started by `deploy/`. Services read them through `Settings.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,38 @@ class Settings:
     # AES key (base64, 16/24/32 bytes) encrypting event state at rest; empty in development: a key is
     # generated once into <state_dir>/cipher.key and reused (see contracts.eventstore.cipher_key).
     cipher_key: str = ""
+    # Audit (docs/design/audit.md). The role the three services connect as: SELECT and INSERT on the
+    # event tables, never UPDATE or DELETE (`flexledger audit db-roles`, run as `pg_user`, the owner,
+    # creates it); empty: the services connect as `pg_user`.
+    pg_app_user: str = "flexledger_app"
+    pg_app_password: str = "flexledger_app"
+    # Ed25519 private key (base64 of the 32-byte seed) signing eligibility's ledger checkpoints; empty in
+    # development: generated once into <state_dir>/signing.key (contracts.keys.signing_key).
+    signing_key: str = ""
+    # Seconds between two checkpoints of the ledger (one is signed only when the ledger grew).
+    checkpoint_interval_s: int = 60
+    # HMAC-SHA256 key (base64) of the pseudonyms on the statistics topic; empty in development: generated
+    # once into <state_dir>/pseudonym.key (contracts.keys.statistics_key).
+    pseudonym_key: str = ""
+    # Payments (services/payments/config.py): the appropriation a fresh budget (programme, fiscal year)
+    # starts with, "" for none (production: every order waits until Finance appropriates), else
+    # "program=fen,...", "*" for any other programme; and the disbursement batching policy: a batch
+    # when this many orders are ready, or when the oldest has waited this many seconds (-1: by count only).
+    payments_default_appropriations: str = ""
+    payments_batch_max_entries: int = 500
+    payments_batch_max_wait_s: int = 2
+    # Intake's bootstrap operator API key (flk_<16 hex>_<43 base64url>); empty in development: one is
+    # generated once into <state_dir>/operator.key (services.intake.adapters.operator_key); `off`
+    # disables it. Operator keys submit every fact type: keep it like a password.
+    operator_key: str = ""
+    # Intake's limits (docs/design/intake-auth.md): rows and bytes of one bulk request, the per-key rate
+    # (a token bucket: burst, and facts per second refilled; a bulk request costs its rows), and the
+    # time a request may take to send its body or wait for its turn.
+    intake_max_bulk_rows: int = 10_000
+    intake_max_bulk_bytes: int = 16 * 1024 * 1024
+    intake_rate_burst: int = 20_000
+    intake_rate_per_s: int = 5_000
+    intake_request_timeout_s: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +81,18 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         return {self.env_name(k): str(v) for k, v in asdict(self).items()}
+
+    def for_service(self) -> Settings:
+        """The settings a service process runs with: connected as the runtime role `pg_app_user`, which
+        cannot UPDATE or DELETE event tables (unchanged when `pg_app_user` is empty)."""
+        if not self.pg_app_user:
+            return self
+        return replace(self, pg_user=self.pg_app_user, pg_password=self.pg_app_password)
+
+    @property
+    def is_app_role(self) -> bool:
+        """True when these settings connect as the runtime role (a service process)."""
+        return bool(self.pg_app_user) and self.pg_user == self.pg_app_user
 
     def pg_dsn(self, database: str | None = None) -> str:
         db = database or self.pg_database

@@ -56,6 +56,20 @@ CHECKPOINTS = Topic(
     "Ed25519-signed checkpoints of the decision ledger's hash chain", partitions=1,
 )
 
+# Poison input of the eligibility and payments consumers (contracts.kafka.DeadLetters): the source
+# message's bytes, key and headers exactly as consumed, plus `dlq_*` headers (reason, source topic,
+# partition, offset, consumer group). They hold what their source topic holds (identity numbers
+# included), so they need the same access as the source topic.
+ELIGIBILITY_DEAD_LETTERS = Topic(
+    "flexledger.eligibility.dead-letters.v1", "eligibility", "source message's key",
+    "messages on the facts topic eligibility could not decode, with the reason", partitions=1,
+)
+PAYMENTS_DEAD_LETTERS = Topic(
+    "flexledger.payments.dead-letters.v1", "payments", "source message's key",
+    "messages on the decisions topic payments could not decode, with the reason", partitions=1,
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     FACTS, AGENCY_FACTS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS, CHECKPOINTS,
+    ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS,
 )

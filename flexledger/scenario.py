@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,7 +17,7 @@ from services.eligibility.domain.ruleset import CURRENT
 app = typer.Typer(no_args_is_help=True, help="Run acceptance vectors.")
 
 
-class Via(str, Enum):
+class Via(StrEnum):
     engine = "engine"
     pipeline = "pipeline"
 
@@ -24,7 +25,9 @@ class Via(str, Enum):
 @app.command("run")
 def run(
     file: Path,
-    via: Via = typer.Option(Via.engine, help="engine: in-process; pipeline: through the running services"),
+    via: Annotated[
+        Via, typer.Option(help="engine: in-process; pipeline: through the running services")
+    ] = Via.engine,
 ) -> None:
     """Submit the scenario's facts in order and print the decisions as one JSON object."""
     try:

@@ -6,8 +6,9 @@ Where they come from (first match wins):
 3. Otherwise the local broker and PostgreSQL of `flexledger.devstack`, with their own state dir
    (<repo>/var/test) and ports (Kafka 29092/29093, PostgreSQL 25432, services 28081-28083), so tests
    never touch a developer's running stack. A second pytest session running at the same time takes
-   the next free slot (ports +100, var/test-1), so concurrent runs never share a stack. They are stopped at the end of the session, unless they
-   were already running before it or FLEXLEDGER_TEST_KEEP_INFRA=1 (then the next run starts in ~1 s).
+   the next free slot (ports +100, var/test-1), so concurrent runs never share a stack. They are
+   stopped at the end of the session, unless they were already running before it or
+   FLEXLEDGER_TEST_KEEP_INFRA=1 (then the next run starts in ~1 s).
 
 The catalogue topics are created in every case. Unit tests do not use `infra`.
 """
@@ -135,6 +136,9 @@ def infra(infra_source: str) -> Iterator[Settings]:
             )
         if infra_source != "local":
             devstack.create_topics(settings.kafka_bootstrap)
+            from flexledger.audit.roles import provision  # the local stack does it in start_infra
+
+            provision(settings)  # the services' runtime role and the event tables (docs/design/audit.md)
         _REPORT.append(f"infra from {infra_source} ready in {time.monotonic() - t0:.1f}s: "
                        f"kafka {settings.kafka_bootstrap}, postgres {settings.pg_host}:{settings.pg_port}")
         yield settings

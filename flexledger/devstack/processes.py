@@ -126,6 +126,13 @@ def stop_group(pid_path: Path, *, marker: str | None = None, timeout: float = 20
     return True
 
 
+def kill_group(pgid: int, timeout: float = 10.0) -> None:
+    """SIGKILL process group `pgid` and wait until none of it runs (a crash, for fault tests)."""
+    _signal_group(pgid, signal.SIGKILL)
+    if not wait_until(lambda: not _group_alive(pgid), timeout, interval=0.05):
+        raise DevstackError(f"process group {pgid} survived SIGKILL")
+
+
 def _group_alive(pgid: int) -> bool:
     _reap(pgid)
     return bool(group_members(pgid))

@@ -34,9 +34,19 @@ def _marker(name: str) -> str:
     return f"services.{name}"
 
 
-def service_pid(name: str, settings: Settings) -> int | None:
+def instance_part(name: str, instance: str = "") -> str:
+    """The part name of one instance: `eligibility`, or `eligibility-b` for a second instance (its pid
+    file and log). A second instance runs the same code with the same settings except its HTTP port, so
+    it joins the same consumer group: `start_service("eligibility", replace(settings,
+    eligibility_port=...), instance="b")`."""
     _check(name)
-    return processes.running_pid(pid_file(settings, name), _marker(name))
+    if instance and not instance.isalnum():
+        raise DevstackError(f"instance {instance!r} must be letters and digits")
+    return f"{name}-{instance}" if instance else name
+
+
+def service_pid(name: str, settings: Settings, *, instance: str = "") -> int | None:
+    return processes.running_pid(pid_file(settings, instance_part(name, instance)), _marker(name))
 
 
 def service_healthy(name: str, settings: Settings, timeout: float = 2.0) -> bool:
@@ -47,34 +57,67 @@ def service_healthy(name: str, settings: Settings, timeout: float = 2.0) -> bool
     return response.status_code == 200
 
 
-def start_service(name: str, settings: Settings, *, wait: bool = True, timeout: float = 60.0) -> int:
+def start_service(
+    name: str, settings: Settings, *, wait: bool = True, timeout: float = 60.0, instance: str = ""
+) -> int:
     """Start `python -m services.<name>` detached with the settings as environment; return its pid.
 
-    Already running: returns that pid. With `wait`, blocks until GET /health answers 200.
+    Already running: returns that pid. With `wait`, blocks until GET /health answers 200. `instance`
+    names a further instance (see `instance_part`); give it settings with its own HTTP port.
     """
-    pid = service_pid(name, settings)
+    part = instance_part(name, instance)
+    pid = service_pid(name, settings, instance=instance)
     if pid is None:
         port = service_port(name, settings)
         if processes.port_open("127.0.0.1", port):
-            raise DevstackError(f"port 127.0.0.1:{port} is in use by another process; {name} cannot start")
+            raise DevstackError(f"port 127.0.0.1:{port} is in use by another process; {part} cannot start")
         # Leftovers of an earlier run whose leader died (its children keep the group alive).
-        processes.stop_group(pid_file(settings, name), timeout=5.0)
+        processes.stop_group(pid_file(settings, part), timeout=5.0)
         env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
         pid = processes.spawn_detached(
             [sys.executable, "-m", _marker(name)],
-            log_path=log_file(settings, name),
-            pid_path=pid_file(settings, name),
+            log_path=log_file(settings, part),
+            pid_path=pid_file(settings, part),
             env=env,
             cwd=REPO_ROOT,
         )
-    if wait:
+    if wait and not instance:
         from flexledger.devstack.health import wait_healthy
 
         wait_healthy(name, settings, timeout)
+    elif wait:
+        _wait_instance(name, settings, instance, timeout)
     return pid
 
 
-def stop_service(name: str, settings: Settings, timeout: float = 15.0) -> bool:
+def _wait_instance(name: str, settings: Settings, instance: str, timeout: float) -> None:
+    part = instance_part(name, instance)
+    healthy = processes.wait_until(
+        lambda: service_healthy(name, settings) or service_pid(name, settings, instance=instance) is None,
+        timeout, interval=0.5,
+    )
+    if not (healthy and service_healthy(name, settings)):
+        gone = service_pid(name, settings, instance=instance) is None
+        state = "exited" if gone else f"not healthy in {timeout:.0f}s"
+        raise DevstackError(f"{part} {state}; see {log_file(settings, part)}:\n"
+                            f"{processes.tail(log_file(settings, part))}")
+
+
+def stop_service(name: str, settings: Settings, timeout: float = 15.0, *, instance: str = "") -> bool:
     """SIGTERM the service's process group, SIGKILL after `timeout`; True if it was running."""
-    _check(name)
-    return processes.stop_group(pid_file(settings, name), marker=_marker(name), timeout=timeout)
+    part = instance_part(name, instance)
+    return processes.stop_group(pid_file(settings, part), marker=_marker(name), timeout=timeout)
+
+
+def kill_service(name: str, settings: Settings, *, instance: str = "") -> bool:
+    """SIGKILL the service's process group at once (a crash, for fault tests); True if it was running.
+    The pid file stays: `start_service` sees the process is gone and starts a new one."""
+    pid = service_pid(name, settings, instance=instance)
+    if pid is None:
+        return False
+    processes.kill_group(pid)
+    # The leader shows as a zombie while its other threads still exit and hold its sockets open.
+    port = service_port(name, settings)
+    if not processes.wait_until(lambda: not processes.port_open("127.0.0.1", port), 10.0, interval=0.05):
+        raise DevstackError(f"port {port} still open 10s after {instance_part(name, instance)} was killed")
+    return True

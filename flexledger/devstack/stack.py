@@ -33,6 +33,7 @@ def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> 
     t0 = time.monotonic()
     kafka.start_kafka(settings)
     postgres.start_postgres(settings, timeout=timeout)
+    _provision_roles(settings)
     pg_seconds = time.monotonic() - t0
     wait_healthy(kafka.PART, settings, timeout)
     kafka_seconds = time.monotonic() - t0
@@ -44,6 +45,14 @@ def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> 
     log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs, %d topics created) state in %s",
              total, pg_seconds, kafka_seconds, len(created), settings.state_dir)
     return timings
+
+
+def _provision_roles(settings: Settings) -> None:
+    """Roles, schemas and event tables (docs/design/audit.md): the services run as a role that may only
+    SELECT and INSERT events; idempotent."""
+    from flexledger.audit.roles import provision
+
+    provision(settings)
 
 
 def stop_infra(settings: Settings | None = None) -> None:

@@ -8,6 +8,7 @@ breaks replay.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -65,3 +66,49 @@ class SubjectLedger(Aggregate):
         fields = {"book": self.book, "subject": self.subject, **fields}
         link = link_hash(self.head, chain_content(fields))
         self.trigger_event(self.FactProcessed, prev_hash=self.head, hash=link, **fields)
+
+
+class LedgerCheckpoints(Aggregate):
+    """The signed checkpoints of this ledger (`services.eligibility.domain.checkpoint`), one event each.
+
+    One aggregate per ledger, so two instances never sign the same stretch twice (the second append
+    fails on the version). The checkpoint relay publishes each `Signed` to the checkpoints topic."""
+
+    class Started(Aggregate.Created):
+        ledger: str
+
+    class Signed(Aggregate.Event):
+        ledger: str
+        up_to_notification_id: int
+        event_count: int
+        digest: str
+        digest_algorithm: str
+        signed_at: str
+        key_id: str
+        signature: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, LedgerCheckpoints)
+            aggregate.up_to = self.up_to_notification_id
+            aggregate.event_count = self.event_count
+            aggregate.digest = self.digest
+
+    def __init__(self, ledger: str) -> None:
+        self.ledger = ledger
+        self.up_to = 0
+        self.event_count = 0
+        self.digest = "0" * 64
+
+    @classmethod
+    def start(cls, ledger: str) -> LedgerCheckpoints:
+        return cls._create(cls.Started, id=checkpoints_id(ledger), ledger=ledger)
+
+    def sign(self, **fields: Any) -> None:
+        self.trigger_event(self.Signed, ledger=self.ledger, **fields)
+
+
+CHECKPOINTS_NAMESPACE = uuid.UUID("a3f1c9e2-7b4d-5c8e-9f10-2d3e4b5a6c7d")
+
+
+def checkpoints_id(ledger: str) -> uuid.UUID:
+    return uuid.uuid5(CHECKPOINTS_NAMESPACE, ledger)

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -41,6 +42,10 @@ class Outcome(StrEnum):
     PROCESSED = "processed"
     REDELIVERED = "redelivered"  # this Kafka position was already recorded
     REPUBLISHED = "republished"  # this (book, seq) was already processed, from another offset
+
+
+# One fact of a batch: the message, its Kafka position, and the trace id and W3C context of its span.
+BatchItem = tuple[FactMessageV1, Tracking, str | None, dict[str, str]]
 
 
 class ConcurrentWriters(RuntimeError):
@@ -96,10 +101,55 @@ class EligibilityApplication(ServiceApplication):
             return Outcome.PROCESSED, decisions
         raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
 
+    def process_batch(self, items: Sequence[BatchItem]) -> list[tuple[Outcome, list[Decision]]]:
+        """Decide on consecutive facts from the facts topic and record them all in one transaction
+        (every subject stream they touch, with the last item's Kafka position): what `process_fact`
+        does for each, in order, at a fraction of the cost per fact — one commit, one notification
+        wake-up of the relays and projections per batch instead of per fact.
+
+        A fact already processed (its seq is not above its stream's last seq: a redelivery or a
+        republication) is skipped. On any IntegrityError (a redelivered batch whose last position is
+        recorded, or a version conflict: another instance appended to one of the streams) nothing
+        was written: the cached states are dropped and the items go through `process_fact` one by one,
+        which tells the cases apart exactly as before."""
+        touched: dict[uuid.UUID, SubjectState] = {}
+        results: list[tuple[Outcome, list[Decision]]] = []
+        try:
+            for message, _, trace_id, trace_carrier in items:
+                ledger_id = self.ledger_id(message.book, message.subject)
+                state = touched.get(ledger_id) or self._state(ledger_id, message.book, message.subject)
+                if message.seq <= state.stream.last_seq:
+                    results.append((Outcome.REPUBLISHED, []))
+                    continue
+                decisions = self._decide(state.rules, message)
+                state.stream.record(
+                    seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
+                    reason=message.reason, digest=message.digest,
+                    decisions=[dataclasses.asdict(d) for d in decisions], rule_set=state.rules.rule_set.id,
+                    trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
+                    tracestate=trace_carrier.get("tracestate"),
+                )
+                touched[ledger_id] = state
+                results.append((Outcome.PROCESSED, decisions))
+            if touched:
+                self.record(*(state.stream for state in touched.values()), tracking=items[-1][1])
+            else:  # only republished facts: record the position, so they are consumed and not re-read
+                self._skip(items[-1][1])
+        except IntegrityError:
+            for ledger_id in touched:
+                self._states.pop(ledger_id, None)  # the cached states are ahead of the store now
+            log.info("batch of %d facts conflicted; processing them one by one", len(items))
+            return [self.process_fact(*item) for item in items]
+        except BaseException:
+            for ledger_id in touched:
+                self._states.pop(ledger_id, None)
+            raise
+        return results
+
     @staticmethod
     def _decide(rules: Ledger, message: FactMessageV1) -> list[Decision]:
         if message.outcome == "rejected":
-            return [rules.reject(message.fact_id, message.reason or "rejected", message.digest)]
+            return [rules.reject(message.fact_id, message.reason or "rejected", message.digest, message.seq)]
         return rules.apply(parse_fact(message.fact))
 
     def _skip(self, position: Tracking) -> Outcome:

@@ -24,7 +24,7 @@ from flexledger.scenario_file import load_scenario
 from services.eligibility.bootstrap import EligibilityService
 from services.intake.aggregates import FactSubmission
 from services.intake.bootstrap import IntakeService
-from services.payments.aggregates import PaymentOrder
+from services.payments.aggregates import PaymentsBookStream
 from services.payments.bootstrap import PaymentsService
 
 # The services live in the session loop (where async fixtures run): the test must run there too.
@@ -55,7 +55,7 @@ async def stack(infra: Settings) -> AsyncIterator[Stack]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    s = Stack(infra, exporter, provider)
+    s = Stack(infra.for_service(), exporter, provider)  # as the services' runtime role, like a process
     services = (s.intake, s.eligibility, s.payments)
     server = uvicorn.Server(uvicorn.Config(s.intake.http, host="127.0.0.1", port=infra.intake_port,
                                            log_config=None, lifespan="off"))
@@ -91,7 +91,10 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     facts = load_scenario(VECTOR)["facts"]
     book = f"e2e-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=30) as client:
-        responses = [await client.post(f"{stack.intake_url}/v1/facts", json=f, headers={BOOK_HEADER: book})
+        from flexledger.submit import operator_key  # intake wants an API key: the bootstrap operator key
+
+        headers = {BOOK_HEADER: book, "Authorization": f"Bearer {operator_key(stack.settings)}"}
+        responses = [await client.post(f"{stack.intake_url}/v1/facts", json=f, headers=headers)
                      for f in facts]
     assert [r.status_code for r in responses] == [201] * len(facts)
 
@@ -116,7 +119,8 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
                  if e.fact_id == grant["after"]]
     assert len(processed) == 1 and processed[0].trace_id == grant["trace_id"]
     paid = [e for _, e in stack.payments.app.notifications(0, 1_000_000)
-            if isinstance(e, PaymentOrder.PaymentOrderCreated) and e.book == book]
+            if isinstance(e, PaymentsBookStream.Recorded) and e.book == book
+            and e.cause["kind"] == "decision"]
     assert len(paid) == 1 and paid[0].trace_id == grant["trace_id"]
 
     async def traced() -> list[ReadableSpan]:

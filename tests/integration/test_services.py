@@ -28,7 +28,7 @@ from services.eligibility.application import EligibilityApplication, Outcome
 from services.eligibility.domain.chain import verify_chain
 from services.intake.aggregates import FactSubmission
 from services.intake.application import IntakeApplication
-from services.payments.aggregates import PaymentOrder
+from services.payments.aggregates import PaymentsBookStream
 from services.payments.application import PaymentsApplication
 
 # Async fixtures run in the session loop; the tests share it (clients and services in one loop).
@@ -59,6 +59,13 @@ class Flow:
     orders: list[dict[str, Any]]
 
 
+def _auth(settings: Settings) -> dict[str, str]:
+    """Intake wants an API key: the bootstrap operator key of the test stack."""
+    from flexledger.submit import operator_key
+
+    return {"Authorization": f"Bearer {operator_key(settings)}"}
+
+
 def _url(settings: Settings, service: str, path: str) -> str:
     return f"http://127.0.0.1:{getattr(settings, f'{service}_port')}{path}"
 
@@ -69,10 +76,9 @@ async def flow(services: Settings) -> Flow:
     facts = load_scenario(VECTOR)["facts"]
     book = f"test-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=30) as client:
+        headers = {BOOK_HEADER: book, **_auth(services)}
         for fact in facts:
-            response = await client.post(
-                _url(services, "intake", "/v1/facts"), json=fact, headers={BOOK_HEADER: book}
-            )
+            response = await client.post(_url(services, "intake", "/v1/facts"), json=fact, headers=headers)
             assert response.status_code in (201, 400), response.text
 
         async def decided() -> bool:
@@ -115,8 +121,9 @@ async def test_a_fact_becomes_events_in_all_three_services(flow: Flow) -> None:
         assert flow.orders == [{**flow.orders[0], "event": "order_created", "decision_id": grant_id,
                                 "amount_fen": 100000, "trace_id": flow.grant["trace_id"]}]
         stored = [e for _, e in payments.notifications(0, 100_000)
-                  if isinstance(e, PaymentOrder.PaymentOrderCreated) and e.book == flow.book]
-        assert [e.decision_id for e in stored] == [flow.grant["decision_id"]]
+                  if isinstance(e, PaymentsBookStream.Recorded) and e.book == flow.book
+                  and e.cause["kind"] == "decision"]
+        assert [e.cause["decision_id"] for e in stored] == [flow.grant["decision_id"]]
     finally:
         for app in (intake, eligibility, payments):
             app.close()
@@ -148,7 +155,7 @@ async def test_intake_answers_with_the_status_of_each_outcome(services: Settings
         async def post(body: Any, book_header: str = book) -> httpx.Response:
             return await client.post(url, content=body if isinstance(body, bytes) else None,
                                      json=None if isinstance(body, bytes) else body,
-                                     headers={BOOK_HEADER: book_header})
+                                     headers={BOOK_HEADER: book_header, **_auth(services)})
 
         first = await post(fact)
         accepted = {"outcome": "accepted", "fact_id": fact["id"], "seq": 1}

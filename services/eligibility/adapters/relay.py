@@ -26,7 +26,8 @@ def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
     recorded_at = stored.timestamp.astimezone(UTC)
     out = []
     for d in stored.decisions:
-        body = DecisionV1(book=stored.book, trace_id=stored.trace_id, ledger_sequence=notification_id, **d)
+        body = DecisionV1(book=stored.book, trace_id=stored.trace_id, ledger_sequence=notification_id,
+                          recorded_at=recorded_at, **d)
         # Rejections name no beneficiary: they stay with the subject of the rejected fact.
         key = partition_key(stored.book, d["beneficiary"] or d["subject"] or stored.subject)
         event = CloudEvent(

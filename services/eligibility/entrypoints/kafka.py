@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -10,16 +11,22 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import make_broker, strict_decoder
+from contracts.kafka import DeadLetters, make_broker, strict_batch_decoder
 from contracts.messages import FactMessageV1
 from contracts.settings import Settings
-from contracts.topics import DECISIONS, FACTS
+from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
 
 GROUP = "eligibility"
 
 
+# Facts are consumed in batches (at most this many records, across the partitions held): one
+# transaction and one wake-up of the relays per batch. A batch is whatever is already fetched, so a
+# lone fact is not held back waiting for others.
+BATCH_MAX_RECORDS = 500
+
+
 class FactHandler(Protocol):
-    async def on_fact(self, body: FactMessageV1, msg: KafkaMessage) -> None: ...
+    async def on_facts(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None: ...
 
 
 def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[KafkaBroker, DefaultPublisher]:
@@ -31,16 +38,25 @@ def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[Kafka
                     "mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) with traceparent.",
     )
 
+    # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
+    # committed past (contracts.kafka.DeadLetters).
+    dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
+
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is
     # committed in PostgreSQL (never ACK_FIRST). New groups start from the earliest fact.
     @broker.subscriber(
         FACTS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=strict_decoder(FactMessageV1),
+        batch=True, max_records=BATCH_MAX_RECORDS,
+        decoder=strict_batch_decoder(FactMessageV1, dead_letters=dead_letters),
         title=f"{FACTS.name}:{GROUP}",
-        description="Every fact intake recorded, accepted or rejected; processed once per (book, seq).",
+        description="Every fact intake recorded, accepted or rejected; processed once per (book, seq), "
+                    "in batches of consecutive messages (each message is one FactMessageV1).",
     )
-    async def on_fact(body: FactMessageV1, msg: KafkaMessage) -> None:
+    async def on_facts(bodies: list[FactMessageV1 | None], msg: KafkaMessage) -> None:
         assert handler is not None
-        await handler.on_fact(body, msg)
+        records = msg.raw_message
+        batch = [(record, body) for record, body in zip(records, bodies, strict=True) if body is not None]
+        if batch:  # a batch of poison only: dead-lettered by the decoder, nothing to record
+            await handler.on_facts(batch)
 
     return broker, publisher

@@ -1,0 +1,741 @@
+"""End-to-end benchmark (issue 7): the city-scale timeline through the running stack, read against
+what this machine's broker and database can do at all.
+
+Phases, in one run on one machine:
+
+1. throughput — the generator's facts (bench/generate.py) pushed through intake as fast as it takes
+   them (the bulk endpoint, JSON Lines, when intake has one; else concurrent single POSTs). Printed:
+   facts/s accepted by intake, facts/s decided end to end (first submission until eligibility's
+   progress covers every seq), decisions/s and payment orders/s (first submission until the last
+   decision / order arrived on its topic), and CPU seconds per process (where the two cores went).
+2. latency — a fixed offered rate (default 500 facts/s for 60 s), open loop, per fact: single POSTs
+   (and, with --latency-modes, bulk requests every 100 ms). Each fact's send time is recorded by the
+   client; a consumer of the decisions and orders topics timestamps arrivals in the same process and
+   clock. fact→decision is the first decision naming the fact (`after`); fact→order the order of a
+   decision of that fact. p50/p95/p99 of both.
+3. `flexledger audit verify` over the ledger so made, when the command exists: events/s.
+4. raw limits (bench/raw_limits.py) for as many messages/rows as phase 1 had facts, and the ratios.
+
+The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start)
+unless --use-running (the stack of `flexledger dev env`). --profile SERVICE runs that service under
+yappi (all threads, CPU clock) and prints its top functions; `pip install yappi` first.
+
+    python bench/e2e_bench.py                                   # 100,000 facts, 500/s for 60 s
+    python bench/e2e_bench.py --facts 20000 --duration 20 --latency-modes single,bulk
+    python bench/e2e_bench.py --facts 50000 --skip-latency --profile eligibility
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+from generate import generate_facts  # noqa: E402
+from raw_limits import RawLimits, describe, measure  # noqa: E402
+
+from contracts.messages import fact_subject  # noqa: E402
+from contracts.settings import Settings  # noqa: E402
+from contracts.topics import DECISIONS, FACTS, ORDERS  # noqa: E402
+
+BOOK_HEADER = "X-Flexledger-Book"
+TARGET_FACTS_PER_S = 2_000
+TARGET_P99_DECISION_MS = 500
+TARGET_AUDIT_EVENTS_PER_S = 20_000
+BULK_ROWS = 1_000
+SERVICES = ("intake", "eligibility", "payments")
+log = logging.getLogger("e2e_bench")
+
+
+def bench_settings() -> Settings:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:39092", kafka_controller_port=39093, pg_port=35432,
+        intake_port=38081, eligibility_port=38082, payments_port=38083,
+        state_dir=str(ROOT / "var" / "bench"),
+    )
+    names = {f.name for f in fields(Settings)}
+    if "payments_default_appropriations" in names:  # orders are committed, not left awaiting budget
+        settings = replace(settings, payments_default_appropriations="*=100000000000000")
+    return settings
+
+
+def url(settings: Settings, service: str, path: str) -> str:
+    return f"http://127.0.0.1:{getattr(settings, f'{service}_port')}{path}"
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"n": len(ordered), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
+
+
+# ---- the stack ----------------------------------------------------------------------------------
+
+
+def _serve_profiled(module: str, out: str) -> None:
+    """Run `python -m <module>` under yappi (every thread, CPU clock); on exit write pstats to `out`
+    and the top functions to `out`.txt. Started by --profile in place of the plain service."""
+    import runpy
+    import signal
+
+    import yappi  # type: ignore[import-not-found]
+
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; exit through `finally` then.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=False, profile_threads=True)
+    try:
+        sys.argv = [module]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    finally:
+        yappi.stop()
+        stats = yappi.get_func_stats()
+        stats.save(out, type="pstat")
+        import pstats
+
+        with open(out + ".txt", "w") as text:
+            for key in ("tottime", "cumulative"):
+                text.write(f"==== by {key}\n")
+                pstats.Stats(out, stream=text).sort_stats(key).print_stats(45)
+
+
+def start_stack(settings: Settings, fresh: bool, profile: str | None) -> None:
+    from flexledger import devstack
+    from flexledger.devstack import processes
+    from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
+
+    if fresh:
+        stop_stack(settings)
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
+    timings = devstack.start_infra(settings)
+    log.info("infra up: %s", " ".join(f"{k}={v:.1f}s" for k, v in timings.items()))
+    for name in SERVICES:
+        if name == profile:
+            env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+            out = str(Path(settings.state_dir) / f"profile-{name}.pstat")
+            processes.spawn_detached(
+                [sys.executable, str(Path(__file__).resolve()), "--serve-profiled", f"services.{name}", out],
+                log_path=log_file(settings, name), pid_path=pid_file(settings, name), env=env, cwd=REPO_ROOT,
+            )
+            devstack.wait_healthy(name, settings, 120)
+        else:
+            devstack.start_service(name, settings, timeout=120)
+    log.info("services up")
+
+
+def stop_stack(settings: Settings) -> None:
+    from flexledger import devstack
+
+    devstack.down(settings)
+
+
+def process_pids(settings: Settings) -> dict[str, list[int]]:
+    """pids per part: the services, the broker, and PostgreSQL's postmaster with its backends."""
+    from flexledger.devstack import health, postgres
+
+    out: dict[str, list[int]] = {}
+    for part in (*SERVICES, "kafka"):
+        pid = health.part_pid(part, settings)
+        out[part] = [pid] if pid else []
+    master = postgres.postgres_pid(settings)
+    if master:
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    stat = (entry / "stat").read_text()
+                    if int(stat[stat.rfind(")") + 2:].split()[1]) == master:
+                        children.append(int(entry.name))
+        out["postgres"] = [master, *children]
+    return out
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            rest = stat[stat.rfind(")") + 2:].split()
+            total += (int(rest[11]) + int(rest[12])) / ticks
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each part used between start() and stop() (PostgreSQL backends that come and go in
+    between are sampled every second)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.first: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, float]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def _sample(self) -> None:
+        for part, pids in process_pids(self.settings).items():
+            for pid in pids:
+                used = cpu_seconds([pid])
+                self.first.setdefault(part, {}).setdefault(pid, used)
+                self.last.setdefault(part, {})[pid] = used
+
+    async def _loop(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        self.client_start = resource.getrusage(resource.RUSAGE_SELF)
+        self._sample()
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> dict[str, float]:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self._sample()
+        out = {part: sum(self.last[part][pid] - self.first[part].get(pid, 0.0) for pid in self.last[part])
+               for part in self.last}
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        out["bench client"] = (now.ru_utime + now.ru_stime) - (self.client_start.ru_utime
+                                                                + self.client_start.ru_stime)
+        return out
+
+
+# ---- watching the topics ------------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """Arrivals on the decisions and orders topics (time.time() when the consumer got them)."""
+
+    # decision id -> (arrival, book, after, kind)
+    decisions: dict[str, tuple[float, str, str | None, str]] = field(default_factory=dict)
+    orders: dict[str, tuple[float, str]] = field(default_factory=dict)  # decision id -> (t, book)
+    first_decision: dict[tuple[str, str | None], float] = field(default_factory=dict)  # (book, fact id) -> t
+    facts: dict[str, int] = field(default_factory=dict)  # book -> messages on the facts topic
+    last_fact: dict[str, float] = field(default_factory=dict)  # book -> arrival of its last one
+
+    def of_book(self, book: str) -> tuple[list[float], list[float]]:
+        decided = [t for t, b, _, _ in self.decisions.values() if b == book]
+        ordered = [t for t, b in self.orders.values() if b == book]
+        return decided, ordered
+
+
+class Watcher:
+    def __init__(self, settings: Settings, books: set[str]) -> None:
+        self.settings = settings
+        self.books = books
+        self.prefixes = tuple(f"{b}/".encode() for b in books)
+        self.seen = Seen()
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+        await self.ready.wait()
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+                                    max_poll_records=5000, fetch_max_wait_ms=20)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t.name, p) for t in (FACTS, DECISIONS, ORDERS) for p in range(t.partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                await consumer.position(tp)
+            self.ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                for tp, records in batch.items():
+                    for record in records:
+                        if not (record.key and record.key.startswith(self.prefixes) and record.value):
+                            continue
+                        if tp.topic == FACTS.name:  # no need to parse: the key says the book
+                            book = record.key.split(b"/", 1)[0].decode()
+                            self.seen.facts[book] = self.seen.facts.get(book, 0) + 1
+                            self.seen.last_fact[book] = now
+                            continue
+                        body = json.loads(record.value)
+                        if tp.topic == DECISIONS.name:
+                            self._decision(now, body)
+                        else:
+                            self.seen.orders.setdefault(body["decision_id"], (now, body["book"]))
+        finally:
+            await consumer.stop()
+
+    def _decision(self, now: float, body: dict[str, Any]) -> None:
+        if body["decision_id"] in self.seen.decisions:
+            return
+        self.seen.decisions[body["decision_id"]] = (now, body["book"], body.get("after"), body["kind"])
+        self.seen.first_decision.setdefault((body["book"], body.get("after")), now)
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+# ---- submitting ---------------------------------------------------------------------------------
+
+
+def _token(settings: Settings) -> str | None:
+    try:
+        from flexledger.submit import operator_key
+    except ImportError:
+        return None
+    try:
+        return operator_key(settings)
+    except Exception:
+        return None
+
+
+def headers(settings: Settings, book: str, content_type: str) -> dict[str, str]:
+    out = {BOOK_HEADER: book, "Content-Type": content_type}
+    if token := _token(settings):
+        out["Authorization"] = f"Bearer {token}"
+    return out
+
+
+async def has_bulk(client: httpx.AsyncClient, settings: Settings) -> bool:
+    spec = (await client.get(url(settings, "intake", "/openapi.json"))).json()
+    return "/v1/facts/bulk" in spec.get("paths", {})
+
+
+@dataclass
+class Submission:
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    sent_at: dict[str, float] = field(default_factory=dict)  # fact id -> when its request left
+    seq_of: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> fact
+    request_s: list[float] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        self.rows += 1
+        if outcome == "accepted":
+            self.accepted += 1
+        elif outcome == "duplicate":
+            self.duplicates += 1
+        else:
+            self.rejected += 1
+
+
+async def post_bulk(
+    client: httpx.AsyncClient, settings: Settings, book: str, facts: Sequence[dict[str, Any]],
+    out: Submission, hdrs: dict[str, str],
+) -> None:
+    body = "".join(json.dumps(f, ensure_ascii=False, separators=(",", ":")) + "\n" for f in facts).encode()
+    while True:
+        sent = time.time()
+        try:
+            address = url(settings, "intake", "/v1/facts/bulk")
+            response = await client.post(address, content=body, headers=hdrs)
+        except httpx.TransportError:
+            out.retries += 1
+            await asyncio.sleep(0.2)
+            continue
+        if response.status_code in (429, 503):
+            out.retries += 1
+            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+            continue
+        break
+    out.request_s.append(time.time() - sent)
+    if response.status_code != 200:
+        raise RuntimeError(f"bulk answered {response.status_code}: {response.text[:300]}")
+    for fact in facts:
+        out.sent_at.setdefault(str(fact.get("id")), sent)
+    for fact, row in zip(facts, response.json()["results"], strict=True):
+        out.count(row["outcome"])
+        if row.get("seq") is not None and row["outcome"] != "duplicate":
+            out.seq_of[int(row["seq"])] = fact
+
+
+async def post_single(
+    client: httpx.AsyncClient, settings: Settings, book: str, fact: dict[str, Any], out: Submission,
+    hdrs: dict[str, str],
+) -> None:
+    body = json.dumps(fact, ensure_ascii=False).encode()
+    while True:
+        sent = time.time()
+        try:
+            response = await client.post(url(settings, "intake", "/v1/facts"), content=body, headers=hdrs)
+        except httpx.TransportError:
+            out.retries += 1
+            await asyncio.sleep(0.2)
+            continue
+        if response.status_code in (429, 500, 503):
+            out.retries += 1
+            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+            continue
+        break
+    out.request_s.append(time.time() - sent)
+    if response.status_code not in (200, 201, 400, 409):
+        raise RuntimeError(f"intake answered {response.status_code}: {response.text[:300]}")
+    answer = response.json()
+    out.sent_at.setdefault(str(fact.get("id")), sent)
+    out.count("duplicate" if answer.get("duplicate") else str(answer["outcome"]))
+    if not answer.get("duplicate"):
+        out.seq_of[int(answer["seq"])] = fact
+
+
+def chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+async def wait_decided(client: httpx.AsyncClient, settings: Settings, book: str, timeout_s: float) -> float:
+    """time.time() when eligibility's progress first covered intake's last seq."""
+    last = (await client.get(url(settings, "intake", f"/v1/books/{book}/progress"))).json()["last_seq"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            seen = (await client.get(url(settings, "eligibility", f"/v1/books/{book}/progress"))).json()
+            if seen["last_seq"] >= last:
+                return time.time()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"eligibility did not decide book {book} in {timeout_s:.0f}s")
+        await asyncio.sleep(0.25)  # each poll costs eligibility CPU: not too often
+
+
+def expected_decisions(book: str, out: Submission) -> list[dict[str, Any]]:
+    """The engine's decisions for the facts in intake's recording order."""
+    from flexledger.engine import Engine
+
+    engine = Engine(book=book)
+    return [d.to_dict() for seq in sorted(out.seq_of) for d in engine.submit(out.seq_of[seq])[1]]
+
+
+async def wait_topics(watcher: Watcher, book: str, expected: list[dict[str, Any]], timeout_s: float) -> str:
+    """Until every expected decision and a payment message for every money decision arrived."""
+    want_decisions = {d["decision_id"] for d in expected}
+    want_orders = {d["decision_id"] for d in expected if d["kind"] in ("grant", "clawback")}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        have_d = want_decisions & watcher.seen.decisions.keys()
+        have_o = want_orders & watcher.seen.orders.keys()
+        if len(have_d) == len(want_decisions) and len(have_o) == len(want_orders):
+            return "complete"
+        if time.monotonic() > deadline:
+            return (f"incomplete after {timeout_s:.0f}s: {len(have_d)}/{len(want_decisions)} decisions, "
+                    f"{len(have_o)}/{len(want_orders)} money decisions with an order message")
+        await asyncio.sleep(0.1)
+
+
+# ---- phase 1: throughput ------------------------------------------------------------------------
+
+
+async def throughput(
+    settings: Settings, facts: list[dict[str, Any]], bulk: bool, drain_s: float
+) -> dict[str, Any]:
+    book = f"bench-{int(time.time())}"
+    watcher = Watcher(settings, {book})
+    await watcher.start()
+    out = Submission()
+    meter = CpuMeter(settings)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)) as client:
+        meter.start()
+        t0 = time.time()
+        if bulk:
+            hdrs = headers(settings, book, "application/x-ndjson")
+            queue = list(chunks(facts, BULK_ROWS))
+
+            async def sender() -> None:
+                while queue:
+                    await post_bulk(client, settings, book, queue.pop(0), out, hdrs)
+
+            await asyncio.gather(*(sender() for _ in range(2)))  # one in flight while one commits
+        else:
+            hdrs = headers(settings, book, "application/json")
+            lanes: dict[int, list[dict[str, Any]]] = {}
+            for fact in facts:  # one subject's facts in order, in one lane
+                lanes.setdefault(hash(fact_subject(fact)) % 32, []).append(fact)
+
+            async def lane(items: list[dict[str, Any]]) -> None:
+                for fact in items:
+                    await post_single(client, settings, book, fact, out, hdrs)
+
+            await asyncio.gather(*(lane(items) for items in lanes.values()))
+        t_submitted = time.time()
+        t_decided = await wait_decided(client, settings, book, drain_s)
+    cpu = await meter.stop()
+    expected = expected_decisions(book, out)
+    status = await wait_topics(watcher, book, expected, 120)
+    await watcher.stop()
+    decided, ordered = watcher.seen.of_book(book)
+    recorded = len(out.seq_of)
+    result = {
+        "book": book, "mode": "bulk" if bulk else "single", "facts": len(facts), "recorded": recorded,
+        "accepted": out.accepted, "rejected": out.rejected, "duplicates": out.duplicates,
+        "retries": out.retries,
+        "submit_s": t_submitted - t0, "decided_s": t_decided - t0,
+        "accepted_per_s": out.rows / (t_submitted - t0),
+        "e2e_facts_per_s": recorded / (t_decided - t0),
+        "on_facts_topic": watcher.seen.facts.get(book, 0),
+        "relayed_s": watcher.seen.last_fact.get(book, t0) - t0,
+        "decisions": len(decided), "expected_decisions": len(expected),
+        "decisions_per_s": len(decided) / (max(decided) - t0) if decided else 0.0,
+        "orders": len(ordered),
+        "orders_per_s": len(ordered) / (max(ordered) - t0) if ordered else 0.0,
+        "last_order_s": (max(ordered) - t0) if ordered else None,
+        "topics": status, "cpu_s": cpu,
+    }
+    return result
+
+
+# ---- phase 2: latency at a fixed offered rate ---------------------------------------------------
+
+
+async def latency(
+    settings: Settings, facts: list[dict[str, Any]], rate: float, mode: str, drain_s: float,
+) -> dict[str, Any]:
+    book = f"latency-{mode}-{int(time.time())}"
+    watcher = Watcher(settings, {book})
+    await watcher.start()
+    out = Submission()
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as client:
+        t0 = time.time() + 0.5
+        tasks: list[asyncio.Task[None]] = []
+        if mode == "bulk":
+            hdrs = headers(settings, book, "application/x-ndjson")
+            tick_s = 0.1
+            per_tick = max(1, round(rate * tick_s))
+            for k, chunk in enumerate(chunks(facts, per_tick)):
+                await asyncio.sleep(max(0.0, t0 + k * tick_s - time.time()))
+                tasks.append(asyncio.create_task(post_bulk(client, settings, book, chunk, out, hdrs)))
+        else:
+            hdrs = headers(settings, book, "application/json")
+            # One subject's facts must keep their order: a fact waits for the previous one of its subject.
+            previous: dict[str, asyncio.Task[None]] = {}
+
+            async def send(fact: dict[str, Any], before: asyncio.Task[None] | None) -> None:
+                if before is not None:
+                    await before
+                await post_single(client, settings, book, fact, out, hdrs)
+
+            for i, fact in enumerate(facts):
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.time()))
+                subject = fact_subject(fact)
+                task = asyncio.create_task(send(fact, previous.get(subject)))
+                previous[subject] = task
+                tasks.append(task)
+        t_offered = time.time()
+        await asyncio.gather(*tasks)
+        # Latency counts from when each fact was due (open loop: no coordinated omission), not from
+        # when a busy client or intake let its request go.
+        due_every = (1 / rate) if mode != "bulk" else 0.0
+        for i, fact in enumerate(facts):
+            due = t0 + (i * due_every if mode != "bulk" else (i // max(1, round(rate * 0.1))) * 0.1)
+            out.sent_at[str(fact.get("id"))] = min(out.sent_at.get(str(fact.get("id")), due), due)
+        t_submitted = time.time()
+        await wait_decided(client, settings, book, drain_s)
+    expected = expected_decisions(book, out)
+    status = await wait_topics(watcher, book, expected, 120)
+    await watcher.stop()
+    seen = watcher.seen
+    to_decision = [1000 * (t - out.sent_at[str(fact_id)]) for (b, fact_id), t in seen.first_decision.items()
+                   if b == book and str(fact_id) in out.sent_at]
+    after_of = {d: after for d, (_, b, after, _) in seen.decisions.items() if b == book}
+    to_order = [1000 * (t - out.sent_at[str(after_of[d])]) for d, (t, b) in seen.orders.items()
+                if b == book and d in after_of and str(after_of[d]) in out.sent_at]
+    return {
+        "book": book, "mode": mode, "offered_per_s": rate, "facts": len(facts),
+        "offered_s": t_offered - t0, "sent_per_s": len(facts) / (t_submitted - t0),
+        "retries": out.retries, "request_ms": percentiles([1000 * s for s in out.request_s]),
+        "fact_to_decision_ms": percentiles(to_decision), "fact_to_order_ms": percentiles(to_order),
+        "topics": status,
+    }
+
+
+# ---- phase 3: audit verify ----------------------------------------------------------------------
+
+
+def audit_verify(settings: Settings) -> dict[str, Any]:
+    env = {**os.environ, **settings.as_env()}
+    probe = subprocess.run([sys.executable, "-m", "flexledger", "audit", "verify", "--help"], env=env,
+                           capture_output=True, text=True, cwd=ROOT, check=False)
+    if probe.returncode != 0:
+        return {"available": False}
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "flexledger", "audit", "verify"], env=env,
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    seconds = time.perf_counter() - t0
+    output = done.stdout + done.stderr
+    counts = {m.group(2).strip(): int(m.group(1).replace(",", ""))
+              for m in re.finditer(r"(\d[\d,]*)\s+([a-z][a-z ]*?)(?=[,;.\n(]|$)", output)}
+    events = next((v for k, v in counts.items() if "event" in k), None)
+    return {"available": True, "exit": done.returncode, "seconds": seconds, "events": events,
+            "events_per_s": events / seconds if events else None, "output": output[-1500:]}
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def take(workers: int, months: int, seed: int, limit: int) -> list[dict[str, Any]]:
+    return list(islice(generate_facts(workers, None, months, seed), limit))
+
+
+def _pcts(p: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {p.get(k, 0):8.1f}" for k in ("p50", "p95", "p99"))
+
+
+def report(results: dict[str, Any]) -> list[str]:
+    lines = []
+    t = results.get("throughput")
+    if t:
+        lines += [
+            f"throughput ({t['mode']}): {t['facts']:,} facts, {t['recorded']:,} recorded "
+            f"({t['accepted']:,} accepted, {t['rejected']:,} rejected, {t['duplicates']:,} duplicates)",
+            f"  intake accepted        {t['accepted_per_s']:>10,.0f} facts/s  ({t['submit_s']:.1f}s)",
+            f"  on the facts topic     {t['on_facts_topic'] / max(t['relayed_s'], 1e-9):>10,.0f} facts/s  "
+            f"({t['relayed_s']:.1f}s; intake's relay)",
+            f"  end to end (decided)   {t['e2e_facts_per_s']:>10,.0f} facts/s  ({t['decided_s']:.1f}s)"
+            f"   target >= {TARGET_FACTS_PER_S:,}",
+            f"  decisions              {t['decisions_per_s']:>10,.0f} /s       ({t['decisions']:,} of "
+            f"{t['expected_decisions']:,} expected)",
+            f"  payment orders         {t['orders_per_s']:>10,.0f} /s       ({t['orders']:,}; "
+            f"topics {t['topics']})",
+            "  CPU seconds: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
+        ]
+    for lat in results.get("latency", []):
+        d, o, r = lat["fact_to_decision_ms"], lat["fact_to_order_ms"], lat["request_ms"]
+        lines += [
+            f"latency ({lat['mode']}) at {lat['offered_per_s']:.0f} facts/s offered for {lat['facts']:,} "
+            f"facts (sent at {lat['sent_per_s']:.0f}/s):",
+            f"  intake request ms      {_pcts(r)}",
+            f"  fact -> decision ms    {_pcts(d)}  (n={d['n']:,}; target p99 < {TARGET_P99_DECISION_MS})",
+            f"  fact -> order ms       {_pcts(o)}  (n={o['n']:,})",
+        ]
+    a = results.get("audit")
+    if a is not None:
+        if not a["available"]:
+            lines.append("audit verify: no `flexledger audit verify` command")
+        else:
+            rate = f"{a['events_per_s']:,.0f} events/s" if a["events_per_s"] else "events not counted"
+            lines.append(f"audit verify: exit {a['exit']}, {a['events']} events in {a['seconds']:.1f}s = "
+                         f"{rate}   target >= {TARGET_AUDIT_EVENTS_PER_S:,}")
+    raw = results.get("raw")
+    if raw:
+        limits = RawLimits(**raw)
+        lines += describe(limits)
+        if t:
+            e2e = t["e2e_facts_per_s"]
+            lines += [
+                "ratios (end-to-end facts/s to the raw limit):",
+                f"  / kafka produce+consume  {e2e / limits.kafka_produce_consume_per_s:6.1%}",
+                f"  / pg executemany         {e2e / limits.pg_executemany_per_s:6.1%}",
+                f"  / pg 1 row per commit    {e2e / limits.pg_single_commit_per_s:6.1%}",
+            ]
+    return lines
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        bulk = await has_bulk(client, settings) and not args.singles
+    if not args.skip_throughput:
+        facts = take(args.workers, args.months, args.seed, args.facts)
+        log.info("throughput: %d facts (%s)", len(facts), "bulk" if bulk else "single POSTs")
+        results["throughput"] = await throughput(settings, facts, bulk, args.drain)
+        log.info("%s", results["throughput"])
+    if not args.skip_latency:
+        results["latency"] = []
+        count = int(args.rate * args.duration)
+        for n, mode in enumerate(args.latency_modes.split(",")):
+            facts = take(max(100, count // 16), 12, args.seed + 100 + n, count)
+            log.info("latency %s: %d facts at %.0f/s", mode, len(facts), args.rate)
+            results["latency"].append(await latency(settings, facts, args.rate, mode, args.drain))
+            log.info("%s", results["latency"][-1])
+    return results
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-profiled":
+        _serve_profiled(sys.argv[2], sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--facts", type=int, default=100_000, help="facts in the throughput phase")
+    parser.add_argument("--workers", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=500.0, help="offered facts/s in the latency phase")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the latency phase")
+    parser.add_argument("--latency-modes", default="single", help="single and/or bulk, comma separated")
+    parser.add_argument("--drain", type=float, default=1800.0, help="seconds to wait for the pipeline")
+    parser.add_argument("--singles", action="store_true", help="throughput by single POSTs even with bulk")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-audit", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--use-running", action="store_true", help="the stack of `flexledger dev env`")
+    parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
+    parser.add_argument("--profile", choices=SERVICES, help="run this service under yappi")
+    parser.add_argument("--json-out", type=Path, help="write the results as JSON here too")
+    parser.add_argument("--traces", type=Path, help="the services write their spans here (JSON lines)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    settings = Settings.from_env() if args.use_running else bench_settings()
+    if args.traces and not args.use_running:
+        settings = replace(settings, otel_traces_file=str(args.traces.resolve()))
+    if not args.use_running:
+        start_stack(settings, fresh=True, profile=args.profile)
+    try:
+        results = asyncio.run(run(args, settings))
+        if not args.skip_audit:
+            results["audit"] = audit_verify(settings)
+        if not args.skip_raw:
+            n = results.get("throughput", {}).get("facts", args.facts)
+            results["raw"] = asdict(measure(settings, n))
+    finally:
+        if args.profile and not args.use_running:
+            from flexledger import devstack
+
+            devstack.stop_service(args.profile, settings, timeout=60)  # writes the profile
+            text = Path(settings.state_dir) / f"profile-{args.profile}.pstat.txt"
+            if text.is_file():
+                print(text.read_text()[:12000])
+        if not (args.use_running or args.keep):
+            stop_stack(settings)
+    print("\n".join(report(results)))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""`stack`: the broker, PostgreSQL and the three services as processes, healthy before every test.
+
+The fault tests kill and restart parts of the stack, so each test first brings back whatever is not
+healthy (a test that failed half-way must not take the next one down with it). Services started here
+are stopped at the end of the session (the `infra` fixture stops the broker and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from contracts.settings import Settings
+
+SECOND_INSTANCE = "b"
+
+
+def _bring_up(settings: Settings, local: bool) -> None:
+    from flexledger import devstack
+    from flexledger.devstack import kafka, postgres
+
+    if local and not devstack.is_healthy("kafka", settings):
+        kafka.start_kafka(settings)
+        devstack.wait_healthy("kafka", settings, 120)
+    if local and not devstack.is_healthy("postgres", settings):
+        postgres.start_postgres(settings)
+    for name in devstack.SERVICES:
+        if not devstack.is_healthy(name, settings):
+            devstack.stop_service(name, settings)
+            devstack.start_service(name, settings, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def fault_stack(infra: Settings, infra_source: str) -> Iterator[Settings]:
+    from flexledger import devstack
+    from flexledger.devstack import services
+
+    try:
+        yield infra
+    finally:
+        services.stop_service("eligibility", infra, instance=SECOND_INSTANCE)
+        for name in reversed(devstack.SERVICES):
+            devstack.stop_service(name, infra)
+
+
+@pytest.fixture
+def stack(fault_stack: Settings, infra_source: str) -> Settings:
+    """The stack, every part healthy (restarted if a previous test left it down)."""
+    t0 = time.monotonic()
+    _bring_up(fault_stack, infra_source == "local")
+    print(f"stack healthy in {time.monotonic() - t0:.1f}s")
+    return fault_stack
+
+
+@pytest.fixture
+def local_infra(infra_source: str) -> None:
+    """Faults of the broker and the database need the local ones (devstack), not containers or given
+    endpoints."""
+    if infra_source != "local":
+        pytest.skip(f"the broker and database come from {infra_source}: they cannot be restarted here")
