@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,10 +34,11 @@ _SLOT_LOCK: Any = None  # held open for the whole session
 
 
 def _claim_slot() -> int:
-    """A slot of ports and state dir no other test session on this machine holds (flock'ed), so two
-    pytest runs at once (two developers' checkouts, or CI beside a developer) never share a stack."""
+    """A slot of ports and state dir no other test session on this machine holds (flock'ed in the
+    temporary directory), so two pytest runs at once (two checkouts, or CI beside a developer) never
+    share a stack."""
     global _SLOT_LOCK
-    lock_dir = PROJECT_ROOT / "var" / "test-slots"
+    lock_dir = Path(tempfile.gettempdir()) / "flexledger-test-slots"  # machine-wide: ports are too
     lock_dir.mkdir(parents=True, exist_ok=True)
     for slot in range(SLOTS_MAX):
         handle = open(lock_dir / f"{slot}.lock", "w")  # noqa: SIM115 - kept open to hold the lock
