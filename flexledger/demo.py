@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from contracts.settings import Settings
 from flexledger.demo_data import MONTH, DemoCity
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
 
-console = Console()
+console = Console(width=150)  # wide enough for the payments table, also when piped
 DRAIN_TIMEOUT_S = 600.0
 PROGRAMMES = (
     "employment_service",
@@ -37,7 +38,9 @@ PROGRAMMES = (
     "park_construction",
     "talent",
 )
-FISCAL_YEARS = (2021, 2022, 2023, 2024)
+# Lines without a month fall in the fiscal year their decision was recorded in (docs/design/payments.md),
+# which for the demo is this calendar year.
+FISCAL_YEARS = tuple(range(2021, datetime.now(UTC).year + 1))
 # Finance's appropriation per programme and year for the demo city; the talent budget starts empty so
 # that its order waits as awaiting-budget until the demo raises it.
 DEMO_APPROPRIATION_FEN = 50_000_000_00
@@ -132,7 +135,7 @@ def _payments(client: httpx.Client, settings: Settings, book: str) -> None:
     base = f"{_url(settings.payments_port)}/v1/books/{book}"
     console.print(totals_table(_get(client, f"{base}/totals", "payments")))
     balance = _get(client, f"{base}/trial-balance", "payments")
-    console.print(f"trial balance: {balance}", highlight=False)
+    console.print(f"trial balance: {balance['trial_balance_fen']} fen (balanced: {balance['balanced']})")
 
 
 def demo(
@@ -163,7 +166,9 @@ def demo(
                     year,
                     0 if program == "talent" else DEMO_APPROPRIATION_FEN,
                 )
-        bank = subprocess.Popen(
+        bank_log = work / "bank-simulator.log"
+        bank_log.parent.mkdir(parents=True, exist_ok=True)
+        bank = subprocess.Popen(  # the Finance Bureau's bank, settling disbursement batches as they come
             [
                 sys.executable,
                 "-m",
@@ -174,7 +179,9 @@ def demo(
                 "7",
                 "--idle-exit",
                 str(SETTLE_WAIT_S),
-            ]
+            ],
+            stdout=bank_log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         console.rule(f"History 2021-06 .. 2024-05: {workers} workers, 3 platforms")
         _upload(_write_jsonl(work / "history.jsonl", list(city.history())), key, settings, book)
@@ -196,15 +203,18 @@ def demo(
             f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions?after_seq={before}",
             "eligibility",
         )["decisions"]
+        if not month:
+            console.print(f"the facts of {MONTH} were already in book {book}: nothing new was decided")
         console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
         _show_examples(month)
         console.print(_totals_table(everything))
         console.rule("Payments: talent budget raised, disbursed to the bank simulator")
         console.print(
-            f"talent 2024 appropriation raised: "
-            f"{_appropriate(client, settings, book, 'talent', 2024, DEMO_APPROPRIATION_FEN)}"
+            f"talent {FISCAL_YEARS[-1]} appropriation raised: "
+            f"{_appropriate(client, settings, book, 'talent', FISCAL_YEARS[-1], DEMO_APPROPRIATION_FEN)}"
         )
         bank.wait(timeout=DRAIN_TIMEOUT_S)
+        console.print(f"{bank_log.read_text().strip().splitlines()[-1]} (log: {bank_log})")
         _payments(client, settings, book)
     console.rule("audit verify")
     result = subprocess.run(
