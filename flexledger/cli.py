@@ -1,6 +1,7 @@
 """The `flexledger` command: operators', auditors' and developers' entry point.
 
-Each command group lives in its own module; this file only wires them together.
+Each command group lives in its own module; this file only wires them together. Imports happen in
+`_register` so that `import flexledger.cli` stays cheap.
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from flexledger import demo, scenario, submit
+    from flexledger import demo, keys_cli, payments_cli, scenario, submit
+    from flexledger.audit import cli as audit_cli
+    from flexledger.devstack import cli as dev_cli
 
     app.add_typer(scenario.app, name="scenario")
-    from flexledger.audit import cli as audit_cli
-
-    app.add_typer(audit_cli.app, name="audit")
-    app.command("submit")(submit.submit)
-    from flexledger import keys_cli
-
-    app.add_typer(keys_cli.app, name="keys")
-    app.command("demo")(demo.demo)
-    app.add_typer(__import__("flexledger.payments_cli").payments_cli.app, name="payments")
-    try:
-        from flexledger.devstack import cli as dev_cli
-    except ImportError:  # the dev stack module is optional while it is being built
-        return
     app.add_typer(dev_cli.app, name="dev")
+    app.add_typer(audit_cli.app, name="audit")
+    app.add_typer(keys_cli.app, name="keys")
+    app.add_typer(payments_cli.app, name="payments")
+    app.command("submit")(submit.submit)
+    app.command("demo")(demo.demo)
 
 
 def main() -> None:
