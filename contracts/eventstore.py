@@ -13,11 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,28 +26,17 @@ from eventsourcing.utils import Environment
 from opentelemetry import trace
 from psycopg.sql import SQL, Literal
 
+from contracts.keys import state_key
 from contracts.settings import Settings
 from contracts.telemetry import get_tracer
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
-CIPHER_KEY_BYTES = 32
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def cipher_key(settings: Settings) -> str:
     """The AES key: from settings, else `<state_dir>/cipher.key`, created once (race-free) if absent."""
-    if settings.cipher_key:
-        return settings.cipher_key
-    path = Path(settings.state_dir) / "cipher.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = base64.b64encode(os.urandom(CIPHER_KEY_BYTES)).decode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+    return state_key(settings, settings.cipher_key, "cipher.key")
 
 
 def pseudonym_key(settings: Settings) -> bytes:

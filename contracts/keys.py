@@ -21,26 +21,31 @@ from contracts.settings import Settings
 KEY_BYTES = 32
 
 
-def _state_key(settings: Settings, configured: str, filename: str) -> str:
-    if configured:
-        return configured
-    path = Path(settings.state_dir) / filename
+def write_once(path: Path, secret: str) -> str:
+    """`secret` written to `path` (mode 0600) unless the file exists; the secret the file holds.
+    O_EXCL makes it race-free: of two processes starting at once, both end up with the same key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = base64.b64encode(os.urandom(KEY_BYTES)).decode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def state_key(settings: Settings, configured: str, filename: str) -> str:
+    """The configured key, else a random 32-byte key (base64) kept in `<state_dir>/<filename>`."""
+    if configured:
+        return configured
+    return write_once(Path(settings.state_dir) / filename, base64.b64encode(os.urandom(KEY_BYTES)).decode())
 
 
 def signing_key(settings: Settings) -> str:
     """The checkpoint signing key: base64 of an Ed25519 private key's 32-byte seed."""
-    return _state_key(settings, settings.signing_key, "signing.key")
+    return state_key(settings, settings.signing_key, "signing.key")
 
 
 def statistics_key(settings: Settings) -> bytes:
     """The key of the statistics topic's keyed pseudonyms (HMAC-SHA256)."""
-    return base64.b64decode(_state_key(settings, settings.pseudonym_key, "pseudonym.key"))
+    return base64.b64decode(state_key(settings, settings.pseudonym_key, "pseudonym.key"))

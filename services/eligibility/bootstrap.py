@@ -9,12 +9,11 @@ from contextlib import ExitStack
 from typing import Any
 
 import asyncpg
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from contracts.eventstore import kafka_tracking
-from contracts.kafka import consuming, consuming_record
+from contracts.kafka import consuming_record
 from contracts.keys import statistics_key
 from contracts.messages import FactMessageV1
 from contracts.outbox import LogFollower, create_positions_table
@@ -90,26 +89,6 @@ class EligibilityService:
             await self.pool.close()
         if self.app is not None:
             self.app.close()
-
-    async def on_fact(self, body: FactMessageV1, msg: KafkaMessage) -> None:
-        """One fact from intake: decide and record it (retrying until committed), then wake the relays."""
-        app = self.app
-        assert app is not None
-        record = msg.raw_message
-        assert not isinstance(record, tuple)
-        position = kafka_tracking(record.topic, record.partition, record.offset)
-        with consuming(self.tracer, msg, GROUP) as span:
-            span.set_attributes({"flexledger.book": body.book, "flexledger.seq": body.seq,
-                                 "flexledger.outcome": body.outcome})
-            trace_id, carrier = trace_id_hex(span), current_carrier()
-            outcome, decisions = await until_done(
-                f"processing fact {body.book}/{body.seq}",
-                lambda: asyncio.to_thread(app.process_fact, body, position, trace_id, carrier),
-            )
-            span.set_attributes({"flexledger.result": outcome.value, "flexledger.decisions": len(decisions)})
-        if outcome is Outcome.PROCESSED:
-            for follower in self.followers:
-                follower.wake()
 
     async def on_facts(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None:
         """Consecutive facts from intake, as (Kafka record, fact) pairs: decided and recorded in one

@@ -13,9 +13,9 @@ The bootstrap key is not an event in the key ring: it is configuration, so it ca
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from contracts.keys import write_once
 from contracts.settings import Settings
 from services.intake.domain.credentials import ApiKey, new_api_key, parse_api_key
 
@@ -59,12 +59,4 @@ def ensure_operator_key(settings: Settings) -> ApiKey | None:
     if settings.operator_key:
         return read_operator_key(settings)
     path = operator_key_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = new_api_key()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _parsed(path.read_text(encoding="ascii"), str(path))
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(key.token + "\n")
-    return key
+    return _parsed(write_once(path, new_api_key().token), str(path))
