@@ -16,7 +16,8 @@ Phases, in one run on one machine:
 3. `flexledger audit verify` over the ledger so made, when the command exists: events/s.
 4. raw limits (bench/raw_limits.py) for as many messages/rows as phase 1 had facts, and the ratios.
 
-The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start)
+The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start;
+--port-offset N shifts them all and uses var/bench-N)
 unless --use-running (the stack of `flexledger dev env`). --profile SERVICE runs that service under
 yappi (all threads, CPU clock) and prints its top functions; `pip install yappi` first.
 
@@ -66,11 +67,14 @@ SERVICES = ("intake", "eligibility", "payments")
 log = logging.getLogger("e2e_bench")
 
 
-def bench_settings() -> Settings:
+def bench_settings(port_offset: int = 0) -> Settings:
+    """The bench stack's settings; `port_offset` shifts every port and the state dir, so that two
+    benchmarks on one machine do not share a stack."""
+    o = port_offset
     settings = Settings(
-        kafka_bootstrap="127.0.0.1:39092", kafka_controller_port=39093, pg_port=35432,
-        intake_port=38081, eligibility_port=38082, payments_port=38083,
-        state_dir=str(ROOT / "var" / "bench"),
+        kafka_bootstrap=f"127.0.0.1:{39092 + o}", kafka_controller_port=39093 + o, pg_port=35432 + o,
+        intake_port=38081 + o, eligibility_port=38082 + o, payments_port=38083 + o,
+        state_dir=str(ROOT / "var" / (f"bench-{o}" if o else "bench")),
     )
     names = {f.name for f in fields(Settings)}
     if "payments_default_appropriations" in names:  # orders are committed, not left awaiting budget
@@ -700,6 +704,7 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-audit", action="store_true")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--port-offset", type=int, default=0, help="shift the bench stack's ports by this")
     parser.add_argument("--use-running", action="store_true", help="the stack of `flexledger dev env`")
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
     parser.add_argument("--profile", choices=SERVICES, help="run this service under yappi")
@@ -710,7 +715,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    settings = Settings.from_env() if args.use_running else bench_settings()
+    settings = Settings.from_env() if args.use_running else bench_settings(args.port_offset)
     if args.traces and not args.use_running:
         settings = replace(settings, otel_traces_file=str(args.traces.resolve()))
     if not args.use_running:
