@@ -15,16 +15,17 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 from opentelemetry import trace
-from psycopg.sql import SQL, Literal
+from psycopg.sql import SQL, Identifier, Literal
 
 from contracts.keys import state_key
 from contracts.settings import Settings
@@ -114,7 +115,7 @@ class ServiceApplication(Application[uuid.UUID]):
     """An eventsourcing application of one service, in its own schema.
 
     It records with a process recorder, so a Kafka position (`Tracking`) commits in the same
-    transaction as the events it caused, and wraps every commit in a span."""
+    transaction as the events it caused, and wraps every commit made inside a trace in a span."""
 
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = get_tracer(tracer_provider, self.name)
@@ -147,6 +148,8 @@ class ServiceApplication(Application[uuid.UUID]):
         return self.recorder
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
+        if not trace.get_current_span().is_recording():
+            return super()._record(processing_event)  # outside a trace (a batch spans its own commits)
         with self.tracer.start_as_current_span(
             f"{self.name} db commit",
             attributes={"db.system": "postgresql", "db.namespace": self.name,
@@ -167,6 +170,27 @@ class ServiceApplication(Application[uuid.UUID]):
         """After an IntegrityError: True if it was this position that was already recorded (a
         redelivery), False if it was something else (an aggregate version conflict)."""
         return self.process_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+
+    def events_of(
+        self, ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]]:
+        """The stored events of many aggregates, in version order, in one query (`self.events.get`
+        costs a query per aggregate). Aggregates with no events are absent."""
+        recorder = self.recorder
+        assert isinstance(recorder, PostgresAggregateRecorder)
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        found: dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]] = {}
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, [list(ids)])
+            for row in curs.fetchall():
+                stored = StoredEvent(originator_id=row["originator_id"],
+                                     originator_version=row["originator_version"],
+                                     topic=row["topic"], state=bytes(row["state"]))
+                found.setdefault(row["originator_id"], []).append(self.mapper.to_domain_event(stored))
+        return found
 
     def notifications(self, after: int, limit: int) -> Sequence[tuple[int, DomainEventProtocol[uuid.UUID]]]:
         """Up to `limit` (notification id, decrypted event) pairs after notification id `after`."""

@@ -9,11 +9,15 @@ publishing and committing the position republishes the batch; consumers de-dupli
 PostgreSQL NOTIFY (sent by eventsourcing on every insert) wakes the follower; a poll interval backs
 it up. The events table's lock makes commit order equal id order, so reading past a gap never skips
 an event committed later.
+
+Followers of one application share a `NotificationReader`: each event is read and decrypted once,
+however many relays and projections handle it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import uuid
@@ -35,6 +39,7 @@ Handler = Callable[[Connection, Batch], Awaitable[None]]
 BATCH_LIMIT = 500
 POLL_INTERVAL_S = 1.0
 RETRY_BACKOFF_MAX_S = 5.0
+READER_CAPACITY = 20_000  # decrypted events kept for followers that have not handled them yet
 
 
 async def create_positions_table(pool: asyncpg.Pool, schema: str) -> None:
@@ -44,15 +49,68 @@ async def create_positions_table(pool: asyncpg.Pool, schema: str) -> None:
     )
 
 
+class NotificationReader:
+    """The notification log of one application, read once for all its followers.
+
+    It keeps the decrypted events of a window (low, high] of notification ids. The window is complete:
+    commit order is id order (module docstring), so once id `high` has been read no event with a lower
+    id can still appear. A follower reading from inside the window is served from it, and the window
+    is extended from the database when the follower reaches its end; events every follower has passed
+    are dropped. A follower behind the window (after a restart, say) restarts the window at its own
+    position: correct, only not shared until the others catch up with it."""
+
+    def __init__(self, app: ServiceApplication, capacity: int = READER_CAPACITY) -> None:
+        self.app = app
+        self.capacity = capacity
+        self._low = self._high = 0
+        self._events: list[tuple[int, DomainEventProtocol[uuid.UUID]]] = []
+        self._positions: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    def register(self, follower: str) -> None:
+        """A follower that will read: nothing it has not passed is dropped, even before its first read."""
+        self._positions.setdefault(follower, 0)
+
+    async def read(self, follower: str, after: int, limit: int) -> Batch:
+        """Up to `limit` events after notification id `after`, for the follower named `follower`."""
+        async with self._lock:
+            self._positions[follower] = after
+            if not self._low <= after <= self._high:
+                self._low = self._high = after
+                self._events = []
+            start = bisect.bisect_right(self._events, after, key=lambda item: item[0])
+            served = self._events[start:start + limit]
+            if len(served) < limit:
+                more = await asyncio.to_thread(self.app.notifications, self._high, limit)
+                if more:
+                    self._events.extend(more)
+                    self._high = more[-1][0]
+                    served = self._events[start:start + limit]
+            self._forget_passed()
+            return served
+
+    def _forget_passed(self) -> None:
+        """Drop what every follower has passed, and the oldest events beyond the capacity."""
+        floor = min(self._positions.values())
+        cut = bisect.bisect_right(self._events, floor, key=lambda item: item[0])
+        cut = max(cut, len(self._events) - self.capacity)
+        if cut > 0:
+            self._low = self._events[cut - 1][0]
+            del self._events[:cut]
+
+
 class LogFollower:
     def __init__(
         self, name: str, app: ServiceApplication, pool: asyncpg.Pool, handler: Handler,
         *, batch_limit: int = BATCH_LIMIT, poll_interval_s: float = POLL_INTERVAL_S,
+        reader: NotificationReader | None = None,
     ) -> None:
         self.name = name
         self.app = app
         self.pool = pool
         self.handler = handler
+        self.reader = reader or NotificationReader(app)
+        self.reader.register(name)
         self.batch_limit = batch_limit
         self.poll_interval_s = poll_interval_s
         self.schema = app.name
@@ -71,7 +129,7 @@ class LogFollower:
     async def step(self) -> int:
         """Handle one batch after the recorded position; return how many events it held."""
         after = await self._read_position()
-        batch = await asyncio.to_thread(self.app.notifications, after, self.batch_limit)
+        batch = await self.reader.read(self.name, after, self.batch_limit)
         if not batch:
             self.position = after
             return 0

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -114,9 +114,10 @@ class EligibilityApplication(ServiceApplication):
         which tells the cases apart exactly as before."""
         touched: dict[uuid.UUID, SubjectState] = {}
         results: list[tuple[Outcome, list[Decision]]] = []
+        ledger_ids = [self.ledger_id(message.book, message.subject) for message, *_ in items]
+        self._load_missing(ledger_ids, items)
         try:
-            for message, _, trace_id, trace_carrier in items:
-                ledger_id = self.ledger_id(message.book, message.subject)
+            for ledger_id, (message, _, trace_id, trace_carrier) in zip(ledger_ids, items, strict=True):
                 state = touched.get(ledger_id) or self._state(ledger_id, message.book, message.subject)
                 if message.seq <= state.stream.last_seq:
                     results.append((Outcome.REPUBLISHED, []))
@@ -166,16 +167,34 @@ class EligibilityApplication(ServiceApplication):
             self._states.move_to_end(ledger_id)
             return state
         state = self._load(ledger_id, book, subject)
+        self._cache(ledger_id, state)
+        return state
+
+    def _cache(self, ledger_id: uuid.UUID, state: SubjectState) -> None:
         self._states[ledger_id] = state
         while len(self._states) > CACHE_SUBJECTS_MAX:
             self._states.popitem(last=False)
-        return state
+
+    def _load_missing(self, ledger_ids: list[uuid.UUID], items: Sequence[BatchItem]) -> None:
+        """Load the states of a batch's subjects that are not cached, in one query."""
+        missing = {ledger_id: message for ledger_id, (message, *_) in zip(ledger_ids, items, strict=True)
+                   if ledger_id not in self._states}
+        if not missing:
+            return
+        stored = self.events_of(missing)
+        for ledger_id, message in missing.items():
+            self._cache(ledger_id, self._fold(ledger_id, message.book, message.subject,
+                                              stored.get(ledger_id, [])))
 
     def _load(self, ledger_id: uuid.UUID, book: str, subject: str) -> SubjectState:
         """Rebuild a subject's stream and rules state from its stored events."""
+        return self._fold(ledger_id, book, subject, self.events.get(ledger_id))
+
+    @staticmethod
+    def _fold(ledger_id: uuid.UUID, book: str, subject: str, events: Iterable[object]) -> SubjectState:
         stream: SubjectLedger | None = None
         rules: Ledger | None = None
-        for stored in self.events.get(ledger_id):
+        for stored in events:
             assert isinstance(stored, SubjectLedger.Opened | SubjectLedger.FactProcessed)
             stream = cast(SubjectLedger, stored.mutate(stream))
             if isinstance(stored, SubjectLedger.FactProcessed):

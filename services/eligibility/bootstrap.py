@@ -5,22 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from contextlib import ExitStack
 from typing import Any
 
 import asyncpg
 from opentelemetry import trace
-from opentelemetry.trace import Span
 
+from contracts.batch_spans import ConsumedBatch
 from contracts.eventstore import kafka_tracking
-from contracts.kafka import consuming_record
 from contracts.keys import statistics_key
 from contracts.messages import FactMessageV1
-from contracts.outbox import LogFollower, create_positions_table
+from contracts.outbox import LogFollower, NotificationReader, create_positions_table
 from contracts.runtime import until_done
 from contracts.settings import Settings
-from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
-from contracts.topics import CHECKPOINTS, DECISIONS, STATISTICS
+from contracts.telemetry import get_tracer
+from contracts.topics import CHECKPOINTS, DECISIONS, FACTS, STATISTICS
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
 from services.eligibility.adapters.relay import DecisionRelay
@@ -56,9 +54,10 @@ class EligibilityService:
         await create_positions_table(self.pool, self.app.name)
         await projection.create_tables(self.pool)
         relay, view = DecisionRelay(self.publisher, self.tracer), projection.DecisionsProjection()
+        reader = NotificationReader(self.app)  # the four followers below read each event once
         self.followers = [
-            LogFollower(f"kafka:{DECISIONS.name}", self.app, self.pool, relay),
-            LogFollower("projection:eligibility_decisions", self.app, self.pool, view),
+            LogFollower(f"kafka:{DECISIONS.name}", self.app, self.pool, relay, reader=reader),
+            LogFollower("projection:eligibility_decisions", self.app, self.pool, view, reader=reader),
         ]
         # Audit (docs/design/audit.md): pseudonymised statistics, and signed checkpoints of the ledger,
         # recorded as events and published from the notification log like the decisions.
@@ -66,9 +65,12 @@ class EligibilityService:
             self.audit_publishers.statistics, self.tracer, statistics_key(self.settings)
         )
         checkpoints = CheckpointRelay(self.audit_publishers.checkpoints, self.tracer)
-        checkpoint_follower = LogFollower(f"kafka:{CHECKPOINTS.name}", self.app, self.pool, checkpoints)
+        checkpoint_follower = LogFollower(
+            f"kafka:{CHECKPOINTS.name}", self.app, self.pool, checkpoints, reader=reader
+        )
         self.followers += [
-            LogFollower(f"kafka:{STATISTICS.name}", self.app, self.pool, statistics), checkpoint_follower,
+            LogFollower(f"kafka:{STATISTICS.name}", self.app, self.pool, statistics, reader=reader),
+            checkpoint_follower,
         ]
         self.checkpointer = Checkpointer(self.app, self.settings)
         await self.broker.start()
@@ -92,37 +94,26 @@ class EligibilityService:
 
     async def on_facts(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None:
         """Consecutive facts from intake, as (Kafka record, fact) pairs: decided and recorded in one
-        transaction (retried until committed), then the relays are woken once. Each fact keeps its own
-        CONSUMER span and trace; each trace gets its `eligibility db commit` span."""
+        transaction (retried until committed), then the relays are woken once. Each trace the facts
+        came in gets its CONSUMER span and its `eligibility db commit` span (contracts.batch_spans)."""
         app = self.app
         assert app is not None and batch
+        spans = ConsumedBatch(self.tracer, FACTS.name, GROUP)
         items: list[BatchItem] = []
-        with ExitStack() as stack:
-            spans: list[Span] = []
-            for record, body in batch:
-                span = stack.enter_context(consuming_record(self.tracer, record, GROUP))
-                span.set_attributes({"flexledger.book": body.book, "flexledger.seq": body.seq,
-                                     "flexledger.outcome": body.outcome})
-                spans.append(span)
-                position = kafka_tracking(record.topic, record.partition, record.offset)
-                items.append((body, position, trace_id_hex(span), current_carrier()))
-            # The commit's own span is a child of the current (last) span; the other traces get theirs.
-            commits = [self.tracer.start_span(
-                f"{app.name} db commit", context=trace.set_span_in_context(span),
-                attributes={"db.system": "postgresql", "db.namespace": app.name,
-                            "flexledger.batch": len(items)},
-            ) for span in spans[:-1]]
-            try:
+        for record, body in batch:
+            group = spans.group_of(record)
+            position = kafka_tracking(record.topic, record.partition, record.offset)
+            items.append((body, position, group.trace_id, group.carrier))
+        try:
+            with spans.child_spans(f"{app.name} db commit", {
+                "db.system": "postgresql", "db.namespace": app.name, "flexledger.batch": len(items),
+            }):
                 results = await until_done(
                     f"processing {len(items)} facts from {batch[0][1].book}/{batch[0][1].seq}",
                     lambda: asyncio.to_thread(app.process_batch, items),
                 )
-            finally:
-                for commit in commits:
-                    commit.end()
-            for span, (outcome, decisions) in zip(spans, results, strict=True):
-                span.set_attributes({"flexledger.result": outcome.value,
-                                     "flexledger.decisions": len(decisions)})
+        finally:
+            spans.end()
         if any(outcome is Outcome.PROCESSED for outcome, _ in results):
             for follower in self.followers:
                 follower.wake()
