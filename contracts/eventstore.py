@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.domain import BaseAggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import Environment
 from opentelemetry import trace
 from psycopg.sql import SQL, Identifier, Literal
@@ -32,6 +32,7 @@ from contracts.settings import Settings
 from contracts.telemetry import get_tracer
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
+PROCESS_RECORDER_TOPIC = "contracts.eventstore:ColumnArraysProcessRecorder"
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -68,6 +69,7 @@ def eventsourcing_env(settings: Settings, schema: str) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_PRE_PING": "y",  # a restarted database must not hand us dead pooled connections
         "CIPHER_TOPIC": CIPHER_TOPIC,
+        "PROCESS_RECORDER_TOPIC": PROCESS_RECORDER_TOPIC,
         "CIPHER_KEY": cipher_key(settings),
     }
 
@@ -109,6 +111,33 @@ def _serialise_inserts_with_advisory_lock(recorder: Any) -> None:
             Literal(INSERT_LOCK_CLASS), Literal(table)
         ),
     ]
+
+
+class ColumnArraysProcessRecorder(PostgresProcessRecorder):
+    """eventsourcing's process recorder, inserting a transaction's events as four column arrays
+    (`unnest(uuid[], bigint[], text[], bytea[])`) instead of one array of its composite type: psycopg
+    dumps composites in Python, text format, which cost eligibility a sixth of its CPU; arrays of
+    plain types it dumps in binary, in C. The rows, the lock, the NOTIFY and RETURNING are unchanged
+    (this replaces `PostgresAggregateRecorder._insert_stored_events` of eventsourcing 9.5)."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events",
+                 tracking_table_name: str = "notification_tracking") -> None:
+        super().__init__(datastore, events_table_name=events_table_name,
+                         tracking_table_name=tracking_table_name)
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING notification_id"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name),
+                 id_type=Identifier(datastore.originator_id_type))
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(self.insert_events_statement, (
+            [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events], [e.state for e in stored_events],
+        ))
 
 
 class ServiceApplication(Application[uuid.UUID]):
@@ -163,7 +192,14 @@ class ServiceApplication(Application[uuid.UUID]):
     ) -> list[Recording[uuid.UUID]]:
         """Save the pending events of `objs` and the consumed position `tracking` in one transaction."""
         processing_event: ProcessingEvent[uuid.UUID] = ProcessingEvent(tracking)
-        processing_event.collect_events(*objs)
+        for obj in objs:
+            # Aggregates directly: `collect_events` tells them from events by runtime-checked Protocols,
+            # an isinstance that cost a tenth of eligibility's CPU (one per stream of a batch).
+            if isinstance(obj, BaseAggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
         return self._record(processing_event)
 
     def already_tracked(self, tracking: Tracking) -> bool:
