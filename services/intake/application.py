@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -33,6 +35,7 @@ from eventsourcing.persistence import (
     InterfaceError,
     OperationalError,
     ProcessRecorder,
+    Recording,
     Tracking,
 )
 from eventsourcing.utils import retry
@@ -49,6 +52,7 @@ from services.intake.domain.submission import IntakeBook, Outcome, Submission
 
 log = logging.getLogger(__name__)
 REBUILD_BATCH = 1000
+RECENT_EVENTS = 20_000  # recorded events kept in memory for the outbox relay (a few bulk requests)
 KEY_COMMAND_RETRIES = 5
 
 
@@ -72,6 +76,15 @@ class Incoming:
 
     raw: Any
     problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One single submission of a group (`submit_group`): its book, its fact, its request's trace."""
+
+    book: str
+    item: Incoming
+    trace_carrier: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,40 @@ def _insert_arrays_statement(recorder: Any) -> sql.Composed:
              table=sql.Identifier(recorder.events_table_name), id_type=id_type)
 
 
+class _RecentEvents:
+    """The events this process recorded lately, by notification id, so that the outbox relay can
+    publish them without reading them back from the store and decrypting them. The relay still asks
+    the store which ids follow its position (`IntakeApplication.notifications`): what another process
+    wrote, or what was evicted, is read from the store as before, and gaps are seen as before.
+    Filled by writer threads, read by the relay's: one lock."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._events: OrderedDict[int, DomainEventProtocol[uuid.UUID]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, recordings: Sequence[Recording[uuid.UUID]]) -> None:
+        with self._lock:
+            for recording in recordings:
+                self._events[recording.notification.id] = recording.domain_event
+            while len(self._events) > self.capacity:
+                self._events.popitem(last=False)
+
+    def get(self, ids: Sequence[int]) -> list[DomainEventProtocol[uuid.UUID]] | None:
+        """The events of all `ids`, or None if one of them is not here."""
+        with self._lock:
+            try:
+                return [self._events[i] for i in ids]
+            except KeyError:
+                return None
+
+    def forget_through(self, position: int) -> None:
+        """Drop the events up to `position`: the relay has published them."""
+        with self._lock:
+            while self._events and next(iter(self._events)) <= position:
+                self._events.popitem(last=False)
+
+
 @dataclass
 class _Batch:
     """The submissions of one batch: creation events not stored yet, and the aggregates of ids reused
@@ -162,6 +209,7 @@ class IntakeApplication(ServiceApplication):
         self.books: dict[str, BookState] = {}
         self.stale_books: set[str] = set()  # books to re-read before their next submission
         self.dead_letter_max_bytes = dead_letter_max_bytes
+        self.recent = _RecentEvents(RECENT_EVENTS)
 
     def construct_recorder(self) -> ProcessRecorder:
         recorder = super().construct_recorder()
@@ -169,6 +217,33 @@ class IntakeApplication(ServiceApplication):
                                                     "_fetch_ids_after_insert_events")):
             recorder.insert_events = partial(_insert_events_without_pipeline, recorder)  # type: ignore[method-assign]
         return recorder
+
+    def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
+        recordings = super()._record(processing_event)
+        self.recent.add(recordings)
+        return recordings
+
+    def notifications(self, after: int, limit: int) -> Sequence[tuple[int, DomainEventProtocol[uuid.UUID]]]:
+        """As the store has them (ids after `after`, in order), but taking the events this process
+        recorded from memory when it still has every one of them (see _RecentEvents)."""
+        ids = self._notification_ids(after, limit)
+        events = self.recent.get(ids)
+        if events is None:
+            return super().notifications(after, limit)
+        self.recent.forget_through(after)
+        return list(zip(ids, events, strict=True))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _notification_ids(self, after: int, limit: int) -> list[int]:
+        recorder: Any = self.recorder
+        statement = sql.SQL(
+            "SELECT notification_id FROM {schema}.{table} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=sql.Identifier(recorder.datastore.schema),
+                 table=sql.Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (after, limit), prepare=True)
+            return [row["notification_id"] for row in curs.fetchall()]
 
     # ---- facts ----------------------------------------------------------------------------------
 
@@ -183,12 +258,9 @@ class IntakeApplication(ServiceApplication):
         """Check each fact in order against the book as the ones before left it; record them all, and
         `tracking` (a consumed Kafka position) with them, in one transaction. With `source` (a fact
         from an agency feed), a rejection is also kept as a dead letter in the same transaction."""
-        self._ensure_book(book)
-        state = self.books.setdefault(book, BookState())
-        events: list[DomainEventProtocol[uuid.UUID]] = []
-        batch = _Batch()
-        results: list[Result] = []
-        try:
+
+        def plan(events: list[DomainEventProtocol[uuid.UUID]]) -> list[Result]:
+            state, batch, results = self.books[book], _Batch(), []
             for item in items:
                 result = self._plan(book, state, item, trace_carrier, batch, events)
                 results.append(result)
@@ -196,15 +268,46 @@ class IntakeApplication(ServiceApplication):
                     status = 409 if result.conflict else 400
                     events.extend(self._dead_letter(source, book, result.fact_id, status,
                                                     result.reason or "rejected", result.seq, trace_carrier))
+            return results
+
+        return self._plan_and_record([book], plan, tracking)
+
+    def submit_group(self, requests: Sequence[Request]) -> list[Result]:
+        """Single submissions that arrived together (to one book or several), in ONE transaction: each
+        checked in its turn as if submitted alone, with its own seq and its own request's trace. All or
+        nothing; the caller submits each on its own after a failure, so one never fails the others."""
+
+        def plan(events: list[DomainEventProtocol[uuid.UUID]]) -> list[Result]:
+            batch = _Batch()  # aggregate ids include the book: one batch serves every book
+            return [self._plan(r.book, self.books[r.book], r.item, r.trace_carrier, batch, events)
+                    for r in requests]
+
+        return self._plan_and_record(list(dict.fromkeys(r.book for r in requests)), plan)
+
+    def _plan_and_record(
+        self, books: list[str], plan: Callable[[list[DomainEventProtocol[uuid.UUID]]], list[Result]],
+        tracking: Tracking | None = None,
+    ) -> list[Result]:
+        """Run `plan` (which checks submissions against the books and appends their events, in seq
+        order) and record its events and `tracking` in one transaction."""
+        for book in books:
+            self._ensure_book(book)
+            self.books.setdefault(book, BookState())
+        events: list[DomainEventProtocol[uuid.UUID]] = []
+        try:
+            results = plan(events)
             if events or tracking is not None:
                 processing = ProcessingEvent[uuid.UUID](tracking)
                 processing.events.extend(events)  # as they are: in seq order, one transaction
                 self._record(processing)
         except BaseException:
-            # The book ran ahead of the store: read it again from what the store holds.
-            self._reload_book(book)
+            # The books ran ahead of the store: read them again from what the store holds.
+            for book in books:
+                self._reload_book(book)
             raise
-        state.committed_seq = state.last_seq
+        for book in books:
+            state = self.books[book]
+            state.committed_seq = state.last_seq
         return results
 
     def _plan(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from contracts.topics import FACTS
 from services.intake.adapters.operator_key import ensure_operator_key
 from services.intake.adapters.relay import FactRelay
 from services.intake.adapters.writer_lock import WriterLock
-from services.intake.application import Incoming, IntakeApplication, Result, Source
+from services.intake.application import Incoming, IntakeApplication, Request, Result, Source
 from services.intake.domain.credentials import (
     KeyIssued,
     KeyRing,
@@ -42,6 +43,9 @@ LOCK_CHECK_INTERVAL_S = 1.0
 KEY_REFRESH_INTERVAL_S = 1.0  # a revoked key stops working within about this long
 # An unknown key id re-reads the ring (it may have just been issued), at most this often.
 KEY_MISS_REFRESH_BURST, KEY_MISS_REFRESH_PER_S = 50, 20.0
+# Events the relay publishes per step (one read of the log, one wait for the broker, one position
+# write): large enough that a bulk request goes out in a few steps, as a few large record batches.
+RELAY_BATCH = 2000
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -63,6 +67,8 @@ class IntakeService:
         self.broker, self.publisher, self.dead_letter_publisher = build_broker(settings, self)
         self.writer_lock = WriterLock(settings.pg_dsn())
         self.lock = asyncio.Lock()  # one submission at a time: the book's sequence has one writer
+        self._queue: list[_Waiting] = []  # single submissions waiting for the next group commit
+        self._recording: asyncio.Task[None] | None = None  # the group commit running, if any
         self.rate = RateLimiter(self.limits.rate_burst_facts, self.limits.rate_facts_per_s)
         self.ring = KeyRing()
         self.ring_version = 0
@@ -88,7 +94,7 @@ class IntakeService:
         self.pool = await asyncpg.create_pool(self.settings.pg_dsn(), min_size=1, max_size=4)
         await create_positions_table(self.pool, self.app.name)
         relay = FactRelay(self.publisher, self.tracer, self.dead_letter_publisher)
-        self.relay = LogFollower(f"kafka:{FACTS.name}", self.app, self.pool, relay)
+        self.relay = LogFollower(f"kafka:{FACTS.name}", self.app, self.pool, relay, batch_limit=RELAY_BATCH)
         await self.broker.start()
         self.tasks = [
             asyncio.create_task(self.relay.run(), name="intake-relay"),
@@ -187,20 +193,77 @@ class IntakeService:
         self, book: str, items: Sequence[Incoming], *, wait_s: float | None = None
     ) -> list[Result]:
         """Record a batch in one transaction; Busy when the writer is not free within `wait_s`."""
-        assert self.app is not None and self.relay is not None
+        assert self.app is not None
         app = self.app
+        await self._acquire_writer(wait_s)
+        try:
+            results = await asyncio.to_thread(app.submit_many, book, items, current_carrier())
+        finally:
+            self.lock.release()
+        self._wake_relay(results)
+        return results
+
+    async def submit_one(self, book: str, item: Incoming, *, wait_s: float | None = None) -> Result:
+        """Record one fact, in a group commit with the single submissions waiting with it.
+
+        Every request queues its fact, then waits for the writer; whoever gets the writer records
+        everything queued by then in one transaction (`submit_group`) and answers each request, which
+        then finds its answer ready. So requests that arrive while a commit runs share the next one,
+        each answered only once its fact is recorded. Busy when the writer is not free within `wait_s`
+        and the fact was not taken into a group."""
+        waiting = _Waiting(Request(book, item, current_carrier()), asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        try:
+            await self._acquire_writer(wait_s)
+        except Busy:
+            if waiting in self._queue:  # not taken by a group: nothing of it will be recorded
+                self._queue.remove(waiting)
+                raise
+        else:
+            if waiting.answer.done():  # recorded by the group of an earlier request
+                self.lock.release()
+            else:
+                group, self._queue = self._queue, []
+                # A task, so that the group is recorded (and the writer released only after it) even
+                # if this request is cancelled.
+                self._recording = asyncio.create_task(self._record_group(group))
+                self._recording.add_done_callback(lambda _: self.lock.release())
+        return await asyncio.shield(waiting.answer)
+
+    async def _record_group(self, group: list[_Waiting]) -> None:
+        """Record a group in one transaction; if that fails, each on its own (so that a bad one fails
+        alone), each request getting its result or its own exception."""
+        assert self.app is not None
+        app = self.app
+        try:
+            results = await asyncio.to_thread(app.submit_group, [w.request for w in group])
+        except Exception:
+            if len(group) > 1:
+                log.warning("a group commit of %d submissions failed; recording each on its own", len(group),
+                            exc_info=True)
+            for waiting in group:
+                try:
+                    result = (await asyncio.to_thread(app.submit_group, [waiting.request]))[0]
+                except Exception as exc:
+                    waiting.answer.set_exception(exc)
+                else:
+                    waiting.answer.set_result(result)
+                    self._wake_relay([result])
+            return
+        for waiting, result in zip(group, results, strict=True):
+            waiting.answer.set_result(result)
+        self._wake_relay(results)
+
+    async def _acquire_writer(self, wait_s: float | None) -> None:
         try:
             async with asyncio.timeout(wait_s):
                 await self.lock.acquire()
         except TimeoutError:
             raise Busy(f"intake is busy with other submissions for more than {wait_s:.0f}s") from None
-        try:
-            results = await asyncio.to_thread(app.submit_many, book, items, current_carrier())
-        finally:
-            self.lock.release()
-        if any(not r.replayed for r in results):
+
+    def _wake_relay(self, results: Sequence[Result]) -> None:
+        if self.relay is not None and any(not r.replayed for r in results):
             self.relay.wake()
-        return results
 
     async def on_agency_fact(self, msg: KafkaMessage) -> None:
         """One agency message: recorded as a fact (and dead-lettered if rejected) or dead-lettered, with
@@ -262,6 +325,12 @@ class IntakeService:
             "service": self.name, "writer_lock": self.writer_lock.held, "tasks": alive,
             "relayed_position": self.relay.position if self.relay else 0, "keys": len(self.ring.records),
         }
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: each is one request
+class _Waiting:
+    request: Request
+    answer: asyncio.Future[Result]
 
 
 def _header_text(headers: Sequence[tuple[str, bytes | None]]) -> str | None:

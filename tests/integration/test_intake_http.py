@@ -30,6 +30,7 @@ from intake_support import (
     start_intake_only,
     stop_intake,
     url,
+    worker_id,
     worker_registered,
 )
 from typer.testing import CliRunner
@@ -125,6 +126,34 @@ async def test_201_200_409_and_400_are_the_facts_own_outcomes(
     assert malformed.status_code == 400 and malformed.json()["reason"].startswith("month")
     assert await _progress(client, intake, name) == 4
     assert [e.seq for e in recorded(intake, name, since)] == [1, 2, 3, 4]
+
+
+async def test_concurrent_single_posts_each_get_their_own_outcome_seq_and_trace(
+    intake: Settings, client: httpx.AsyncClient
+) -> None:
+    """Requests arriving together share group commits; each is still answered with its own outcome
+    and seq, and a bad fact among them changes nothing for the others."""
+    _, platform = issue_key(intake, "platform", E1)
+    name = book()
+    since = log_position(intake)
+    assert (await _post(client, intake, platform, name, enterprise_registered("e"))).status_code == 201
+    workers = [worker_registered(f"w{k}", worker_id(100 + k)) for k in range(12)]
+    bad = [{**monthly_report(f"m{k}"), "month": "2021-13"} for k in range(3)]
+    reused = {**enterprise_registered("e"), "name": "other"}
+    bodies = [*workers, *bad, reused, enterprise_registered("e")]
+    answers = await asyncio.gather(*(_post(client, intake, platform, name, b) for b in bodies))
+    assert [a.status_code for a in answers] == [201] * 12 + [400] * 3 + [409, 200]
+    assert all("month" in a.json()["reason"] for a in answers[12:15])
+    assert answers[-1].json()["seq"] == 1  # the duplicate answers the original's seq
+    seqs = sorted(a.json()["seq"] for a in answers[:-1])
+    assert seqs == list(range(2, 18)) and await _progress(client, intake, name) == 17
+    stored = recorded(intake, name, since)
+    assert [e.seq for e in stored] == list(range(1, 18))
+    by_id = {e.fact_id: e for e in stored[1:] if e.fact_id != "e"}
+    assert {a.json()["fact_id"]: a.json()["seq"] for a in answers[:15]} == {
+        fact_id: e.seq for fact_id, e in by_id.items()
+    }
+    assert len({e.traceparent for e in stored}) == 17  # each request's own trace
 
 
 async def test_401_for_missing_malformed_unknown_and_wrong_keys_and_nothing_is_stored(

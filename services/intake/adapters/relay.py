@@ -4,6 +4,7 @@ not published."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC
 from typing import Literal
@@ -40,11 +41,21 @@ def to_message(stored: object) -> Outgoing | None:
     )
     event = CloudEvent(
         # The same submission always gets the same id, so a republished message is recognisable.
-        id=str(uuid.uuid5(_CE_NAMESPACE, f"{stored.book}/{stored.seq}")), source=SOURCE, type=EVENT_TYPE,
+        id=_uuid5_text(_CE_NAMESPACE, f"{stored.book}/{stored.seq}"), source=SOURCE, type=EVENT_TYPE,
         subject=f"{stored.book}/{stored.seq}", time=recorded_at,
         traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
     return Outgoing(body=body, key=body.key(), event=event)
+
+
+def _uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))`, without building the UUID object (a quarter of the CPU; the
+    relay makes one per message): SHA-1, then the version and variant bits, as RFC 4122 says."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def to_dead_letter(stored: object) -> Outgoing | None:

@@ -238,6 +238,8 @@ def string_problem(text: str) -> str | None:
 
 
 def _too_deep(text: str, max_depth: int) -> bool:
+    if text.count("{") + text.count("[") <= max_depth:
+        return False  # nesting never exceeds the number of openers (a fact has one): no scan needed
     depth = 0
     in_string = False
     skip_until = -1
@@ -269,29 +271,44 @@ def _child(path: str, key: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _check_values(root: dict[str, Any], where: str, max_abs: int) -> None:
-    stack: list[tuple[str, Any]] = [("", root)]
-    while stack:
-        path, value = stack.pop()
-        shown_path = path or where
-        if isinstance(value, dict):
-            for key in value:
+def _check_values(root: dict[str, Any], where: str, max_abs: int, *, strings_safe: bool = False) -> None:
+    """BadInput for the first hostile key or value, in document order. `strings_safe`: the text had no
+    escape and no unsafe character, so no key or string can hold one (only numbers need a look)."""
+    _check_container(root, "", where, max_abs, strings_safe)
+
+
+def _check_container(container: dict[str, Any] | list[Any], path: str, where: str, max_abs: int,
+                     strings_safe: bool) -> None:
+    # Recursion is bounded: the depth was checked before parsing. Paths are built only for a problem.
+    shown_path = path or where
+    if isinstance(container, dict):
+        if not strings_safe:
+            for key in container:
                 if problem := string_problem(key):
                     raise BadInput(shown_path, f"has a key that {problem}")
-            stack.extend((_child(path, key), item) for key, item in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend((_child(path, index), item) for index, item in reversed(list(enumerate(value))))
+        items: Any = container.items()
+    else:
+        items = enumerate(container)
+    for key, value in items:
+        if isinstance(value, dict | list):
+            _check_container(value, _child(path, key), where, max_abs, strings_safe)
         elif isinstance(value, str):
-            if problem := string_problem(value):
-                raise BadInput(shown_path, problem)
-        elif isinstance(value, _OutOfRange):
-            if value.text in ("NaN", "Infinity", "-Infinity"):
-                raise BadInput(shown_path, f"{value.text} is not a JSON number")
-            raise BadInput(shown_path, f"{_shown(value.text)} is beyond the limit of ±{_magnitude(max_abs)}")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise BadInput(shown_path, f"is beyond the limit of ±{_magnitude(max_abs)}")
-        elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > max_abs:
-            raise BadInput(shown_path, f"{value!r} is beyond the limit of ±{_magnitude(max_abs)}")
+            if not strings_safe and (problem := string_problem(value)):
+                raise BadInput(_child(path, key), problem)
+        elif (problem := _number_problem(value, max_abs)) is not None:
+            raise BadInput(_child(path, key), problem)
+
+
+def _number_problem(value: Any, max_abs: int) -> str | None:
+    if isinstance(value, _OutOfRange):
+        if value.text in ("NaN", "Infinity", "-Infinity"):
+            return f"{value.text} is not a JSON number"
+        return f"{_shown(value.text)} is beyond the limit of ±{_magnitude(max_abs)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is beyond the limit of ±{_magnitude(max_abs)}"
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > max_abs:
+        return f"{value!r} is beyond the limit of ±{_magnitude(max_abs)}"
+    return None
 
 
 def _magnitude(number: int) -> str:
@@ -303,6 +320,12 @@ def _magnitude(number: int) -> str:
 def _type_name(value: object) -> str:
     names = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+# One decoder for every body (json.loads would build a new one per call). The hooks refuse duplicate keys
+# and keep out-of-range numbers as text, to be reported with their path.
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
+                            parse_constant=_OutOfRange)
 
 
 def parse_json_body(
@@ -324,8 +347,7 @@ def parse_json_body(
     if _too_deep(text, max_depth):
         raise BadInput(where, f"nests arrays or objects deeper than {max_depth} levels")
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
-                           parse_constant=_OutOfRange)
+        value = _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise BadInput(where, f"has the key {_shown(exc.key)} twice in one object") from None
     except json.JSONDecodeError as exc:
@@ -336,7 +358,8 @@ def parse_json_body(
     if not isinstance(value, dict):
         raise BadInput(where, f"must be a JSON object, not {_type_name(value)}")
     try:
-        _check_values(value, where, max_abs_number)
+        strings_safe = "\\" not in text and _UNSAFE_CHAR.search(text) is None
+        _check_values(value, where, max_abs_number, strings_safe=strings_safe)
     except BadInput as exc:
         fact_id = value.get("id")
         safe = isinstance(fact_id, str) and len(fact_id) <= 200 and not string_problem(fact_id)

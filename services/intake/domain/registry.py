@@ -26,13 +26,14 @@ class Registry:
 
     def problem(self, fact: f.AnyFact) -> str | None:
         """Why `fact` cannot be accepted now (RULES.md section 5), or None."""
-        if (month := getattr(fact, "month", None)) is not None and month > fact.at_month:
+        fields = vars(fact)  # a model's fields; getattr of a missing one goes through pydantic's slow path
+        if (month := fields.get("month")) is not None and month > fact.at_month:
             return f"month {month} is after the month of its own submission time at={fact.at}"
-        if (enterprise := getattr(fact, "enterprise", None)) is not None and not isinstance(
+        if (enterprise := fields.get("enterprise")) is not None and not isinstance(
             fact, f.EnterpriseRegistered
         ) and enterprise not in self.enterprises:
             return f"enterprise {enterprise} is not registered"
-        if (worker := getattr(fact, "worker", None)) is not None and not isinstance(
+        if (worker := fields.get("worker")) is not None and not isinstance(
             fact, f.WorkerRegistered
         ) and worker not in self.workers:
             return f"worker {mask(worker)} is not registered"

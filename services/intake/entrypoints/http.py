@@ -71,6 +71,8 @@ class IntakePort(Protocol):
         self, book: str, items: list[Incoming], *, wait_s: float | None = None
     ) -> list[Result]: ...
 
+    async def submit_one(self, book: str, item: Incoming, *, wait_s: float | None = None) -> Result: ...
+
     def last_seq(self, book: str) -> int: ...
 
     def health(self) -> dict[str, Any]: ...
@@ -279,7 +281,7 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         if refusal is not None:
             return _refused(refusal.status, refusal.reason, "fact")
         try:
-            result = (await service.submit_many(book, [item], wait_s=limits.request_timeout_s))[0]
+            result = await service.submit_one(book, item, wait_s=limits.request_timeout_s)
         except Busy as exc:
             return _busy(str(exc))
         except Exception:
@@ -434,6 +436,9 @@ class _DocumentOnly:
     async def submit_many(
         self, book: str, items: list[Incoming], *, wait_s: float | None = None
     ) -> list[Result]:
+        raise Busy("documentation only")
+
+    async def submit_one(self, book: str, item: Incoming, *, wait_s: float | None = None) -> Result:
         raise Busy("documentation only")
 
     def last_seq(self, book: str) -> int:
