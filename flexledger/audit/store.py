@@ -4,20 +4,28 @@ The auditor reads the rows as stored (not through the services, not through the 
 that what it checks is what PostgreSQL holds: a row whose bytes were changed either fails to decrypt
 (AES-GCM authenticates the ciphertext) or decodes to content the hash chain refutes; either way it is
 reported as tampering (`Undecodable`), never a crash.
+
+`audit verify` reads every row of the ledger, so this is its hot path: rows are fetched in large pages
+with asyncpg (its C row decoding is ~10x cheaper than psycopg's pure-Python one installed here), and
+state is decrypted and decoded without eventsourcing's per-event objects (same format, same result).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import asyncpg
 import psycopg
-from eventsourcing.cryptography import AESCipher
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
-from eventsourcing.utils import Environment, get_topic
+from eventsourcing.utils import get_topic
+from pydantic_core import from_json
 
 from contracts.eventstore import CIPHER_TOPIC, cipher_key, keyed_uuid, pseudonym_key
 from contracts.identifiers import mask
@@ -29,12 +37,13 @@ OPENED = get_topic(SubjectLedger.Opened)
 PROCESSED = get_topic(SubjectLedger.FactProcessed)
 CHECKPOINT_STARTED = get_topic(LedgerCheckpoints.Started)
 CHECKPOINT_SIGNED = get_topic(LedgerCheckpoints.Signed)
-READ_BATCH = 5000
+READ_BATCH = 10_000
 assert CIPHER_TOPIC.endswith("AESCipher")
+_JSON = json.JSONDecoder()
+_TYPED = b'"_type_"'  # how eventsourcing's JSONTranscoder marks a transcoded value (ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """One stored event, as the events table holds it."""
 
     notification_id: int
@@ -48,23 +57,63 @@ class Undecodable(ValueError):
     """A stored row that cannot be decrypted or decoded: its bytes were altered."""
 
 
+def loads(text: bytes) -> Any:
+    """What `json.loads` returns, parsed by pydantic_core's Rust parser (~1.7x faster on events).
+    What it refuses and json accepts (a lone surrogate escape) is left to json, which also raises
+    json's own errors."""
+    try:
+        return from_json(text)
+    except ValueError:
+        return _JSON.decode(text.decode("utf-8"))
+
+
 class Decoder:
-    """Decrypts and decodes stored event state (AES-GCM, then eventsourcing's JSON transcoding)."""
+    """Decrypts and decodes stored event state: AES-GCM as eventsourcing's `AESCipher` stores it
+    (nonce 12 bytes | tag 16 bytes | ciphertext), then eventsourcing's JSON transcoding."""
 
     def __init__(self, settings: Settings) -> None:
-        self.cipher = AESCipher(Environment("audit", {AESCipher.CIPHER_KEY: cipher_key(settings)}))
+        self.aesgcm = AESGCM(base64.b64decode(cipher_key(settings)))  # raises on a bad key size
         self.transcoder = JSONTranscoder()
         for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
             self.transcoder.register(transcoding)
 
+    def decrypt(self, stored: bytes) -> bytes:
+        if len(stored) < 28:
+            raise ValueError("Damaged cipher text: too short for nonce and tag")
+        try:
+            return self.aesgcm.decrypt(stored[:12], stored[28:] + stored[12:28], None)
+        except InvalidTag:
+            raise ValueError("Invalid cipher tag") from None
+
+    def transcoded(self, plaintext: bytes) -> Any:
+        """What `JSONTranscoder.decode` returns, without its object hook (a Python call per dict): the
+        transcoded values at the top level (an event's timestamp, first) are converted afterwards; a
+        state with transcoded values deeper down is decoded the library's way."""
+        state = loads(plaintext)
+        marks = plaintext.count(_TYPED)
+        if marks and isinstance(state, dict):
+            for name, value in state.items():  # the timestamp comes first: usually one step
+                if isinstance(value, dict) and len(value) == 2 and "_type_" in value and "_data_" in value:
+                    transcoding = self.transcoder.names.get(value["_type_"])
+                    if transcoding is None:
+                        break
+                    state[name] = transcoding.decode(value["_data_"])
+                    marks -= 1
+                    if not marks:
+                        break
+        return state if not marks else self.transcoder.decode(plaintext)
+
     def decode(self, row: Row) -> dict[str, Any]:
         try:
-            state = self.transcoder.decode(self.cipher.decrypt(row.state))
+            state = self.transcoded(self.decrypt(row.state))
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Undecodable(f"cannot be decrypted or decoded ({exc})") from None
         if not isinstance(state, dict):
             raise Undecodable("does not decode to an event")
         return state
+
+
+_COLUMNS = "notification_id, originator_id::text, originator_version, topic"
 
 
 class EventTable:
@@ -85,22 +134,45 @@ class EventTable:
             found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table,)).fetchone()
         return bool(found and found[0])
 
-    def rows(self, after: int = 0, topic: str | None = None) -> Iterator[Row]:
-        """Every row after notification id `after` (optionally of one topic), in notification order."""
-        where = " AND topic = %s" if topic else ""
-        with self._connect() as conn:
-            while True:
-                params: tuple[Any, ...] = (after, topic, READ_BATCH) if topic else (after, READ_BATCH)
-                batch = conn.execute(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    f"FROM {self.table} WHERE notification_id > %s{where} ORDER BY notification_id LIMIT %s",
-                    params,
-                ).fetchall()
-                for n, oid, version, t, state in batch:
-                    yield Row(int(n), str(oid), int(version), str(t), bytes(state))
-                if len(batch) < READ_BATCH:
-                    return
-                after = int(batch[-1][0])
+    def rows(
+        self, after: int = 0, topic: str | None = None, *, up_to: int | None = None,
+        part: tuple[int, int] | None = None, hashed: bool = False,
+    ) -> Iterator[Row]:
+        """Every row after notification id `after` (and up to `up_to`), in notification order, fetched a
+        page at a time. `topic`: only rows of that topic. `part` = (k, n): only the rows of the streams
+        in part k of n (by a byte of the stream id: keyed ids are uniform), so that n processes can
+        share a table's streams. `hashed`: each row's state is the SHA-256 of the stored state, as
+        PostgreSQL computes it. Runs its own event loop: call it from synchronous code."""
+        conditions = ["notification_id > $1"]
+        args: list[Any] = [after, READ_BATCH]
+        if topic is not None:
+            args.append(topic)
+            conditions.append(f"topic = ${len(args)}")
+        if up_to is not None:
+            args.append(up_to)
+            conditions.append(f"notification_id <= ${len(args)}")
+        if part is not None:
+            args += part
+            conditions.append(f"get_byte(uuid_send(originator_id), 15) % ${len(args)} = ${len(args) - 1}")
+        query = (
+            f"SELECT {_COLUMNS}{', sha256(state)' if hashed else ', state'} FROM {self.table} "
+            f"WHERE {' AND '.join(conditions)} "
+            "ORDER BY notification_id LIMIT $2"
+        )
+        loop = asyncio.new_event_loop()
+        try:
+            conn = loop.run_until_complete(_connect(self.settings))
+            try:
+                while True:
+                    batch = loop.run_until_complete(_fetch(conn, query, *args))
+                    yield from map(Row._make, batch)
+                    if len(batch) < READ_BATCH:
+                        return
+                    args[0] = batch[-1][0]
+            finally:
+                loop.run_until_complete(conn.close())
+        finally:
+            loop.close()
 
     def stream(self, originator_id: uuid.UUID | str) -> list[Row]:
         """Every row of one aggregate, in version order."""
@@ -113,9 +185,38 @@ class EventTable:
         return [Row(int(n), str(oid), int(v), str(t), bytes(s)) for n, oid, v, t, s in found]
 
 
+# asyncpg's errors are raised as psycopg's, which every audit command already reports ("cannot read
+# the ledger"), so that the driver used for bulk reads stays this module's business.
+_READ_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(settings.pg_dsn(), timeout=10)
+    except _READ_ERRORS as exc:
+        raise psycopg.OperationalError(f"cannot connect: {exc}") from exc
+
+
+async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[Any]:
+    try:
+        return await conn.fetch(query, *args)
+    except _READ_ERRORS as exc:
+        raise psycopg.OperationalError(str(exc)) from exc
+
+
+class StreamIds:
+    """Keyed stream ids, the key derived once (it is read from the key file)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = pseudonym_key(settings)
+
+    def __call__(self, book: str, subject: str) -> uuid.UUID:
+        return keyed_uuid(self.key, "subject-ledger", book, subject)
+
+
 def stream_id(settings: Settings, book: str, subject: str) -> uuid.UUID:
     """The id of a subject's ledger stream (as services.eligibility.application.ledger_id)."""
-    return keyed_uuid(pseudonym_key(settings), "subject-ledger", book, subject)
+    return StreamIds(settings)(book, subject)
 
 
 def masked(subject: str | None) -> str:

@@ -205,6 +205,14 @@ def test_audit_verify_exits_0_on_the_untouched_ledger(audited: Audited) -> None:
     assert " 0 checkpoints" not in counts and " 0 decisions" not in counts, counts
 
 
+def test_verifys_parts_share_the_streams_and_cover_every_row_once(audited: Audited) -> None:
+    table = EventTable(audited.settings, "eligibility")
+    every = [(row.notification_id, row.originator_id) for row in table.rows()]
+    parts = [[(row.notification_id, row.originator_id) for row in table.rows(part=(k, 2))] for k in (0, 1)]
+    assert all(parts) and sorted(parts[0] + parts[1]) == every
+    assert not {oid for _, oid in parts[0]} & {oid for _, oid in parts[1]}, "a stream split between parts"
+
+
 def test_checkpoints_are_published_and_verify_offline(audited: Audited, tmp_path: Path) -> None:
     published = asyncio.run(read_topic(audited.settings, timeout_s=20))
     assert published, f"nothing on {CHECKPOINTS.name}"

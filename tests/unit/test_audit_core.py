@@ -116,6 +116,19 @@ def test_the_log_digest_depends_on_every_row_and_their_order() -> None:
         digest([rows[1], rows[0]])  # out of order
 
 
+def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does() -> None:
+    from hashlib import sha256
+
+    from flexledger.audit.verify import _HashedLogDigest
+
+    rows = [(n, str(uuid.UUID(int=n)), n % 3 + 1, "t:é", bytes([n]) * n) for n in (1, 2, 5, 9)]
+    log, hashed = cp.LogDigest(), _HashedLogDigest()
+    for n, oid, version, topic, state in rows:
+        log.add(n, oid, version, topic, state)
+        hashed.add(n, oid, version, topic, sha256(state).digest())
+        assert (hashed.digest, hashed.count) == (log.digest, log.count)
+
+
 def test_verify_checkpoint_is_an_offline_command(tmp_path: Path) -> None:
     public = cp.public_key_b64(SEED)
     good = {**_content(), "signature": cp.sign(SEED, _content())}
@@ -143,6 +156,47 @@ def test_a_recorded_checkpoint_becomes_its_wire_message() -> None:
     assert message is not None and message.key == "eligibility"
     body = message.body.model_dump()
     assert cp.check(cp.public_key_b64(SEED), body) == []
+
+
+# --- the auditor's reader: eventsourcing's format, without its per-event objects ---------------------------
+
+def test_the_auditors_decoder_reads_what_eventsourcing_wrote() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from eventsourcing.cryptography import AESCipher
+    from eventsourcing.utils import Environment
+
+    from contracts.settings import Settings
+    from flexledger.audit.store import Decoder, Row, Undecodable
+
+    key = AESCipher.create_key(32)
+    settings = Settings(cipher_key=key)
+    decoder = Decoder(settings)
+    cipher = AESCipher(Environment("t", {AESCipher.CIPHER_KEY: key}))
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    plain = {"timestamp": now, "book": "b", "fact": {"id": "f1", "hours": 120}, "decisions": [], "seq": 7}
+    nested = {**plain, "fact": {"id": "f1", "amount": Decimal("1.50"), "ref": uuid.UUID(int=5)}}
+    for state in (plain, nested):  # a top-level timestamp (the fast path) and values deeper down
+        stored = cipher.encrypt(decoder.transcoder.encode(state))
+        decoded = decoder.decode(Row(1, str(uuid.UUID(int=1)), 1, "t", stored))
+        assert decoded == state == decoder.transcoder.decode(cipher.decrypt(stored))
+    altered = bytearray(stored)
+    altered[40] ^= 1
+    for bad in (bytes(altered), stored[:20], cipher.encrypt(b"[1, 2]"), cipher.encrypt(b"{not json")):
+        with pytest.raises(Undecodable):
+            decoder.decode(Row(1, str(uuid.UUID(int=1)), 1, "t", bad))
+
+
+def test_the_auditors_json_reads_as_json_loads() -> None:
+    from flexledger.audit.store import loads
+
+    for text in (b'{"a":1,"a":2}', b'{"n":123456789012345678901234567890}', b'{"f":0.1,"g":-0.0,"h":1e400}',
+                 b'{"s":"\\ud800"}', b'{"s":"\\ud83d\\ude00","k":"\xe5\xb9\xb3"}', b'{"x":NaN}', b"[1,2] "):
+        assert repr(loads(text)) == repr(json.loads(text)), text
+    for bad in (b'{"a":1} x', b"{", b'{"k":"\xff"}'):
+        with pytest.raises(ValueError):
+            loads(bad)
 
 
 # --- statistics: a keyed pseudonym, never the identity number ----------------------------------------------
