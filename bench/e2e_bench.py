@@ -468,7 +468,8 @@ async def throughput(
     await watcher.start()
     out = Submission()
     meter = CpuMeter(settings)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0)) as client:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # one kept per lane
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as client:
         meter.start()
         t0 = time.time()
         if bulk:
