@@ -53,6 +53,12 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
+def static_member(settings: Settings, group: str) -> str | None:
+    """The `group_instance_id` of this process in consumer group `group`, None for dynamic membership
+    (`Settings.kafka_instance_id`)."""
+    return f"{settings.kafka_instance_id}/{group}" if settings.kafka_instance_id else None
+
+
 class PoisonMessage(ValueError):
     """A message that is not the topic's model. Its text never quotes the message: facts carry identity
     numbers, and pydantic's own errors would print them into the log."""

@@ -63,6 +63,11 @@ class Settings:
     intake_rate_burst: int = 20_000
     intake_rate_per_s: int = 5_000
     intake_request_timeout_s: int = 30
+    # Kafka static group membership (KIP-345): this process's stable name in its consumer groups. A
+    # restarted process with the same name takes its partitions back at once, without a rebalance
+    # (else the group waits for the dead member's session to expire). Must be unique per process:
+    # empty (dynamic membership) unless each replica gets its own (devstack names each instance).
+    kafka_instance_id: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:

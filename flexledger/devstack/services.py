@@ -74,6 +74,8 @@ def start_service(
         # Leftovers of an earlier run whose leader died (its children keep the group alive).
         processes.stop_group(pid_file(settings, part), timeout=5.0)
         env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        # Each instance its own static Kafka group membership: a restart takes its partitions back.
+        env[settings.env_name("kafka_instance_id")] = settings.kafka_instance_id or part
         pid = processes.spawn_detached(
             [sys.executable, "-m", _marker(name)],
             log_path=log_file(settings, part),

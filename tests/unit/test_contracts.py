@@ -131,3 +131,12 @@ def test_json_lines_exporter_writes_one_span_per_line(tmp_path: Path) -> None:
         pass
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["name"] for line in lines] == ["b", "a"]
+
+
+def test_static_group_membership_only_when_the_process_is_named() -> None:
+    from contracts.kafka import static_member
+    from contracts.settings import Settings
+
+    named = Settings(kafka_instance_id="eligibility-b")
+    assert static_member(named, "eligibility") == "eligibility-b/eligibility"
+    assert static_member(Settings(), "eligibility") is None

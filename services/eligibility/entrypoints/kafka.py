@@ -11,7 +11,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import DeadLetters, make_broker, strict_batch_decoder
+from contracts.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder
 from contracts.messages import FactMessageV1
 from contracts.settings import Settings
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
@@ -45,7 +45,8 @@ def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[Kafka
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is
     # committed in PostgreSQL (never ACK_FIRST). New groups start from the earliest fact.
     @broker.subscriber(
-        FACTS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
+        FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
         decoder=strict_batch_decoder(FactMessageV1, dead_letters=dead_letters),
         title=f"{FACTS.name}:{GROUP}",

@@ -15,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
-from contracts.kafka import make_broker
+from contracts.kafka import make_broker, static_member
 from contracts.messages import FactMessageV1, IntakeDeadLetterV1
 from contracts.settings import Settings
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
@@ -56,8 +56,9 @@ def build_broker(
     # ACK: committed after the handler returns, and it returns only once the message's effect (a
     # recorded fact, or a dead letter) is committed in PostgreSQL together with its position.
     @broker.subscriber(
-        AGENCY_FACTS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=_raw_body, title=f"{AGENCY_FACTS.name}:{GROUP}",
+        AGENCY_FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        ack_policy=AckPolicy.ACK, auto_offset_reset="earliest", decoder=_raw_body,
+        title=f"{AGENCY_FACTS.name}:{GROUP}",
         description="One fact per message, as JSON (a scenarios/FORMAT.md fact), with the headers "
                     f"{AGENCY_HEADER} (hr_bureau | social_insurance_agency | talent_office | "
                     f"park_authority) and optionally {BOOK_HEADER} (default main). Validated and recorded "
