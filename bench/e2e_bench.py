@@ -16,6 +16,11 @@ Phases, in one run on one machine:
 3. `flexledger audit verify` over the ledger so made, when the command exists: events/s.
 4. raw limits (bench/raw_limits.py) for as many messages/rows as phase 1 had facts, and the ratios.
 
+Facts are sent by `FactClient`, a small keep-alive HTTP/1.1 client on asyncio streams (httpx cost
+about as much CPU per request as intake did, on the cores being measured); it needs answers with a
+Content-Length, as intake's are. The latency phase stays open loop: a fact's latency counts from when it
+was due, and one subject's facts are sent in order, each after the previous one was answered.
+
 The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start;
 --port-offset N shifts them all and uses var/bench-N)
 unless --use-running (the stack of `flexledger dev env`). --profile SERVICE runs that service under
@@ -330,6 +335,75 @@ def headers(settings: Settings, book: str, content_type: str) -> dict[str, str]:
     return out
 
 
+@dataclass
+class Answer:
+    status_code: int
+    headers: dict[str, str]  # names in lower case
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class FactClient:
+    """The load generator's HTTP client: keep-alive HTTP/1.1 on asyncio streams, at most
+    `max_connections` requests at once, each on a connection of its own. Bodies go with a
+    Content-Length and answers must come with one (intake's do). httpx spent about as much CPU per
+    request as intake did handling it, on the two cores being measured; this spends a small fraction.
+    Failures raise OSError (TimeoutError, ConnectionError) or asyncio.IncompleteReadError."""
+
+    IDLE_S = 4.0  # uvicorn closes a connection idle for 5 s: never reuse one that may be closing
+    TIMEOUT_S = 300.0
+
+    def __init__(self, settings: Settings, max_connections: int) -> None:
+        self.host, self.port = "127.0.0.1", settings.intake_port
+        self.slots = asyncio.Semaphore(max_connections)
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> FactClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for _, _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                   f"Content-Length: {len(body)}\r\n{head}\r\n").encode("latin-1") + body
+        async with self.slots:
+            while self.idle:
+                since, reader, writer = self.idle.pop()
+                if time.monotonic() - since < self.IDLE_S:
+                    break
+                writer.close()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                async with asyncio.timeout(self.TIMEOUT_S):
+                    writer.write(request)
+                    status, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                    fields = (line.partition(":") for line in lines if line)
+                    answer_headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+                    content = await reader.readexactly(int(answer_headers["content-length"]))
+            except BaseException:
+                writer.close()
+                raise
+            if answer_headers.get("connection", "").lower() == "close":
+                writer.close()
+            else:
+                self.idle.append((time.monotonic(), reader, writer))
+            return Answer(int(status.split(" ", 2)[1]), answer_headers, content)
+
+
+TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError)
+
+
 async def has_bulk(client: httpx.AsyncClient, settings: Settings) -> bool:
     spec = (await client.get(url(settings, "intake", "/openapi.json"))).json()
     return "/v1/facts/bulk" in spec.get("paths", {})
@@ -357,22 +431,20 @@ class Submission:
 
 
 async def post_bulk(
-    client: httpx.AsyncClient, settings: Settings, book: str, facts: Sequence[dict[str, Any]],
-    out: Submission, hdrs: dict[str, str],
+    client: FactClient, book: str, facts: Sequence[dict[str, Any]], out: Submission, hdrs: dict[str, str],
 ) -> None:
     body = "".join(json.dumps(f, ensure_ascii=False, separators=(",", ":")) + "\n" for f in facts).encode()
     while True:
         sent = time.time()
         try:
-            address = url(settings, "intake", "/v1/facts/bulk")
-            response = await client.post(address, content=body, headers=hdrs)
-        except httpx.TransportError:
+            response = await client.post("/v1/facts/bulk", body, hdrs)
+        except TRANSPORT_ERRORS:
             out.retries += 1
             await asyncio.sleep(0.2)
             continue
         if response.status_code in (429, 503):
             out.retries += 1
-            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+            await asyncio.sleep(float(response.headers.get("retry-after", "0.2")))
             continue
         break
     out.request_s.append(time.time() - sent)
@@ -387,21 +459,20 @@ async def post_bulk(
 
 
 async def post_single(
-    client: httpx.AsyncClient, settings: Settings, book: str, fact: dict[str, Any], out: Submission,
-    hdrs: dict[str, str],
+    client: FactClient, book: str, fact: dict[str, Any], out: Submission, hdrs: dict[str, str],
 ) -> None:
     body = json.dumps(fact, ensure_ascii=False).encode()
     while True:
         sent = time.time()
         try:
-            response = await client.post(url(settings, "intake", "/v1/facts"), content=body, headers=hdrs)
-        except httpx.TransportError:
+            response = await client.post("/v1/facts", body, hdrs)
+        except TRANSPORT_ERRORS:
             out.retries += 1
             await asyncio.sleep(0.2)
             continue
         if response.status_code in (429, 500, 503):
             out.retries += 1
-            await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+            await asyncio.sleep(float(response.headers.get("retry-after", "0.2")))
             continue
         break
     out.request_s.append(time.time() - sent)
@@ -468,8 +539,7 @@ async def throughput(
     await watcher.start()
     out = Submission()
     meter = CpuMeter(settings)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # one kept per lane
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as client:
+    async with FactClient(settings, 64) as client, httpx.AsyncClient(timeout=10) as poller:
         meter.start()
         t0 = time.time()
         if bulk:
@@ -478,7 +548,7 @@ async def throughput(
 
             async def sender() -> None:
                 while queue:
-                    await post_bulk(client, settings, book, queue.pop(0), out, hdrs)
+                    await post_bulk(client, book, queue.pop(0), out, hdrs)
 
             await asyncio.gather(*(sender() for _ in range(2)))  # one in flight while one commits
         else:
@@ -489,11 +559,11 @@ async def throughput(
 
             async def lane(items: list[dict[str, Any]]) -> None:
                 for fact in items:
-                    await post_single(client, settings, book, fact, out, hdrs)
+                    await post_single(client, book, fact, out, hdrs)
 
             await asyncio.gather(*(lane(items) for items in lanes.values()))
         t_submitted = time.time()
-        t_decided = await wait_decided(client, settings, book, drain_s)
+        t_decided = await wait_decided(poller, settings, book, drain_s)
     cpu = await meter.stop()
     expected = expected_decisions(book, out)
     status = await wait_topics(watcher, book, expected, 120)
@@ -529,8 +599,7 @@ async def latency(
     watcher = Watcher(settings, {book})
     await watcher.start()
     out = Submission()
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as client:
+    async with FactClient(settings, 256) as client, httpx.AsyncClient(timeout=10) as poller:
         t0 = time.time() + 0.5
         tasks: list[asyncio.Task[None]] = []
         if mode == "bulk":
@@ -539,7 +608,7 @@ async def latency(
             per_tick = max(1, round(rate * tick_s))
             for k, chunk in enumerate(chunks(facts, per_tick)):
                 await asyncio.sleep(max(0.0, t0 + k * tick_s - time.time()))
-                tasks.append(asyncio.create_task(post_bulk(client, settings, book, chunk, out, hdrs)))
+                tasks.append(asyncio.create_task(post_bulk(client, book, chunk, out, hdrs)))
         else:
             hdrs = headers(settings, book, "application/json")
             # One subject's facts must keep their order: a fact waits for the previous one of its subject.
@@ -548,7 +617,7 @@ async def latency(
             async def send(fact: dict[str, Any], before: asyncio.Task[None] | None) -> None:
                 if before is not None:
                     await before
-                await post_single(client, settings, book, fact, out, hdrs)
+                await post_single(client, book, fact, out, hdrs)
 
             for i, fact in enumerate(facts):
                 await asyncio.sleep(max(0.0, t0 + i / rate - time.time()))
@@ -565,7 +634,7 @@ async def latency(
             due = t0 + (i * due_every if mode != "bulk" else (i // max(1, round(rate * 0.1))) * 0.1)
             out.sent_at[str(fact.get("id"))] = min(out.sent_at.get(str(fact.get("id")), due), due)
         t_submitted = time.time()
-        await wait_decided(client, settings, book, drain_s)
+        await wait_decided(poller, settings, book, drain_s)
     expected = expected_decisions(book, out)
     status = await wait_topics(watcher, book, expected, 120)
     await watcher.stop()

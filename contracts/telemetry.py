@@ -115,12 +115,17 @@ class TracingMiddleware:
         if scope["type"] != "http" or scope.get("path") == "/health":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        parent = context_from_headers(headers)
+        traceparent = tracestate = None
+        for name, value in scope.get("headers", ()):  # only the two headers it needs: no dict per request
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = value.decode("latin-1")
         method = scope.get("method", "GET")
+        path = scope.get("path", "")
         with self.tracer.start_as_current_span(
-            f"{method} {scope.get('path', '')}", context=parent, kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+            f"{method} {path}", context=context_from(traceparent, tracestate), kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path},
         ) as span:
 
             async def send_with_status(message: MutableMapping[str, Any]) -> None:

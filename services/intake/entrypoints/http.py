@@ -14,17 +14,22 @@ id was used before with other content (recorded as a rejection too).
 `POST /v1/facts/bulk` (application/x-ndjson, or text/csv of monthly_report) answers 200 with one
 result per row, or refuses the whole request (401/408/413/415/429/400/503) recording nothing. Rows
 are recorded in one transaction, in order.
+
+`POST /v1/facts` is the busiest route, so a well-formed one skips FastAPI's routing and parameter
+solving (`_SingleFactRoute`); FastAPI still documents it and answers a malformed book header (422).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Header, Request, Security
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from opentelemetry import trace
 from pydantic import BaseModel, Field
@@ -32,7 +37,7 @@ from pydantic.json_schema import models_json_schema
 
 from contracts.facts import FACT_TYPES
 from contracts.messages import BOOK_PATTERN, DEFAULT_BOOK, valid_book
-from contracts.telemetry import TracingMiddleware
+from contracts.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
 from services.intake.application import Incoming, Result
 from services.intake.domain.authorization import UNAUTHENTICATED, authorize
 from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
@@ -51,6 +56,7 @@ from services.intake.domain.principals import Principal
 
 log = logging.getLogger(__name__)
 BOOK_HEADER = "X-Flexledger-Book"
+FACTS_PATH = "/v1/facts"
 JSON_MEDIA_TYPES = ("application/json",)
 MAX_BODY_BYTES = Limits().max_fact_bytes  # kept for callers of the walking skeleton
 
@@ -240,27 +246,7 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         report = service.health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    @http.post(
-        "/v1/facts", status_code=201, response_model=FactResult,
-        dependencies=[Security(bearer)],
-        responses={
-            200: {"model": FactResult, "description": "identical resubmission: the original result"},
-            201: {"model": FactResult, "description": "accepted and recorded"},
-            400: {"model": FactResult | Refused,
-                  "description": "rejected with the reason naming the field (recorded, outcome rejected), "
-                                 "or the body is not one readable JSON object (nothing recorded, refused)"},
-            403: {"model": Refused, "description": "this key may not submit this fact; nothing recorded"},
-            409: {"model": FactResult, "description": "the id was used before with other content (recorded)"},
-            **_REFUSALS,
-        },
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Fact"}},
-        }}},
-    )
-    async def submit_fact(
-        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
-    ) -> JSONResponse:
-        """Submit one fact (a JSON object of one of the scenarios/FORMAT.md types) to a book."""
+    async def record_fact(request: Request, book: str) -> JSONResponse:
         checked = await _precheck(service, request, limits.max_fact_bytes, JSON_MEDIA_TYPES,
                                   "application/json")
         if isinstance(checked, JSONResponse):
@@ -288,6 +274,30 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
             log.exception("recording a fact failed")
             return _busy("intake could not record the fact (its database?); resending it is safe")
         return JSONResponse(_fact_body(result), status_code=_status(result))
+
+    @http.post(
+        FACTS_PATH, status_code=201, response_model=FactResult,
+        dependencies=[Security(bearer)],
+        responses={
+            200: {"model": FactResult, "description": "identical resubmission: the original result"},
+            201: {"model": FactResult, "description": "accepted and recorded"},
+            400: {"model": FactResult | Refused,
+                  "description": "rejected with the reason naming the field (recorded, outcome rejected), "
+                                 "or the body is not one readable JSON object (nothing recorded, refused)"},
+            403: {"model": Refused, "description": "this key may not submit this fact; nothing recorded"},
+            409: {"model": FactResult, "description": "the id was used before with other content (recorded)"},
+            **_REFUSALS,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Fact"}},
+        }}},
+    )
+    async def submit_fact(
+        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
+    ) -> JSONResponse:
+        """Submit one fact (a JSON object of one of the scenarios/FORMAT.md types) to a book."""
+        # Reached only when _SingleFactRoute passes the request on (FastAPI answers a bad book with 422).
+        return await record_fact(request, book)
 
     @http.post(
         "/v1/facts/bulk", response_model=BulkResult,
@@ -370,8 +380,35 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         return http.openapi_schema
 
     http.openapi = openapi  # type: ignore[method-assign]
-    http.add_middleware(TracingMiddleware, tracer=tracer)
+    route = next(r for r in http.routes if isinstance(r, APIRoute) and r.path == FACTS_PATH)
+    http.add_middleware(_SingleFactRoute, record_fact=record_fact, route=route)
+    http.add_middleware(TracingMiddleware, tracer=tracer)  # outside: it names the span by scope["route"]
     return http
+
+
+class _SingleFactRoute:
+    """ASGI middleware: `POST /v1/facts` with a well-formed book header (or none) goes straight to
+    `record_fact`, without FastAPI's exception middleware, routing and dependency solving (there is
+    nothing to solve but the header); it is the busiest route. Everything else goes on to FastAPI,
+    which documents this route too and answers a malformed book header with its 422."""
+
+    def __init__(
+        self, app: ASGIApp, record_fact: Callable[[Request, str], Awaitable[JSONResponse]], route: APIRoute,
+    ) -> None:
+        self.app = app
+        self.record_fact = record_fact
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == FACTS_PATH and scope["method"] == "POST":
+            request = Request(scope, receive)
+            book = request.headers.get(BOOK_HEADER, DEFAULT_BOOK)
+            if valid_book(book):
+                scope["route"] = self.route
+                response = await self.record_fact(request, book)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _row_item(principal: Principal, row: Row) -> tuple[dict[str, Any] | None, Incoming | None]:
