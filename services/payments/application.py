@@ -11,19 +11,20 @@ a message republished at a new offset is recognised by the domain (a decision id
 same settlement result for an entry) and only its position is recorded. If a save fails for any other
 reason, the in-memory book is thrown away and reloaded from the stream (another writer appended: retry).
 
-Use cases: `record_decision` (decisions topic), `record_settlement` (settlements topic),
-`set_appropriation` and `record_repayment` (operators), `cut_batches` (the batching loop).
+Use cases: `record_decisions` (a batch from the decisions topic, in one transaction; `record_decision`
+for one), `record_settlement` (settlements topic), `set_appropriation` and `record_repayment`
+(operators), `cut_batches` (the batching loop).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
@@ -72,6 +73,16 @@ class Change:
     refusal: str | None = None
 
 
+class DecisionItem(NamedTuple):
+    """One consumed decision: `record_decision`'s arguments."""
+
+    decision: DecisionV1
+    position: Tracking
+    recorded_at: datetime
+    trace_id: str | None
+    carrier: dict[str, str]
+
+
 @dataclass(slots=True)
 class Step:
     outcome: Outcome
@@ -80,7 +91,8 @@ class Step:
 
 
 class _Refused(Exception):
-    """A consumed message the book refuses: recorded with the reason (once), never retried."""
+    """A consumed message the book refuses after events were folded into it: the book is reloaded,
+    then the refusal is recorded with the reason (once), never retried."""
 
     def __init__(self, cause: dict[str, Any], reason: str) -> None:
         super().__init__(reason)
@@ -296,23 +308,87 @@ class PaymentsApplication(ServiceApplication):
         if not valid_book(decision.book):  # eligibility never sends one; its orders could not be published
             log.warning("decision %s names an invalid book; skipped", decision.decision_id)
             return self._position_only(position, Outcome.REFUSED)
-        recorded_at = _aware(recorded_at)
+        at = _aware(recorded_at)
+        return self._execute(
+            decision.book, lambda state: self._decide(state, decision, at), position, trace_id, carrier or {}
+        ).outcome
 
-        def step(state: BookState) -> Step:
-            if state.ledger.has_applied(decision.decision_id) or decision.decision_id in state.refused:
-                return Step(Outcome.REPUBLISHED)
-            cause = decision_cause(decision, recorded_at)
-            changes: list[Change] = []
+    def record_decisions(self, items: Sequence[DecisionItem]) -> list[Outcome]:
+        """Consecutive decisions from the decisions topic, recorded in ONE transaction: what
+        `record_decision` does for each, in order — every book they change, with the Kafka position of
+        the last item. Non-money and republished decisions (decision id already applied or refused)
+        change nothing and cost no commit of their own; a refusal is recorded in the batch.
+
+        On an IntegrityError (a redelivered batch whose last position is recorded, or another writer
+        appended to a book), or a refusal that left its book needing a reload, nothing was written: the
+        books are reloaded and the items go through `record_decision` one by one, which tells the cases
+        apart exactly as before."""
+        if not items:
+            return []
+        with self._lock:
+            seen: dict[str, BookState] = {}
+            refusals: list[tuple[str, Change]] = []
             try:
-                if decision.kind == "grant":
-                    changes.extend(self._default_appropriation(state, decision, recorded_at))
-                events = state.ledger.apply_decision(decision, recorded_at)
-            except PaymentsError as exc:
-                raise _Refused(cause, f"{type(exc).__name__}: {exc}") from None
-            changes.append(Change(cause, events))
-            return Step(Outcome.RECORDED, changes)
+                outcomes = [self._batch_step(item, seen, refusals) for item in items]
+                changed = [state for state in seen.values() if state.stream.pending_events]
+                self.record(*(state.stream for state in changed), tracking=items[-1].position)
+            except (_Refused, IntegrityError) as exc:
+                for book in seen:
+                    self._forget(book)  # they hold what was not saved
+                why = "needs a book reloaded" if isinstance(exc, _Refused) else "conflicted"
+                log.info("batch of %d decisions %s; recording them one by one", len(items), why)
+                return [self.record_decision(*item) for item in items]
+            except BaseException:
+                for book in seen:
+                    self._forget(book)
+                raise
+            for state in changed:
+                state.stored = True
+            for book, state in seen.items():
+                if not state.stored:
+                    self._forget(book)
+            for book, change in refusals:
+                self._log_refusals(book, [change])
+            return outcomes
 
-        return self._execute(decision.book, step, position, trace_id, carrier or {}).outcome
+    def _batch_step(
+        self, item: DecisionItem, seen: dict[str, BookState], refusals: list[tuple[str, Change]]
+    ) -> Outcome:
+        """One decision of a batch: folded into its book and appended to the book's stream (not saved)."""
+        decision = item.decision
+        if decision.kind not in MONEY_KINDS:
+            return Outcome.NO_MONEY
+        if not valid_book(decision.book):
+            log.warning("decision %s names an invalid book; skipped", decision.decision_id)
+            return Outcome.REFUSED
+        state = seen.get(decision.book)
+        if state is None:
+            state = seen[decision.book] = self._state(decision.book)
+        result = self._decide(state, decision, _aware(item.recorded_at))
+        for change in result.changes:
+            state.append(change, item.trace_id, item.carrier)
+            if change.refusal:
+                refusals.append((decision.book, change))
+        return result.outcome
+
+    def _decide(self, state: BookState, decision: DecisionV1, recorded_at: datetime) -> Step:
+        """What a money decision does to the book, folded into it: its changes, or its refusal."""
+        if state.ledger.has_applied(decision.decision_id) or decision.decision_id in state.refused:
+            return Step(Outcome.REPUBLISHED)
+        cause = decision_cause(decision, recorded_at)
+        changes: list[Change] = []
+        folded = state.ledger.event_count
+        try:
+            if decision.kind == "grant":
+                changes.extend(self._default_appropriation(state, decision, recorded_at))
+            events = state.ledger.apply_decision(decision, recorded_at)
+        except PaymentsError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if state.ledger.event_count != folded:  # a default appropriation was folded: reload the book
+                raise _Refused(cause, reason) from None
+            return Step(Outcome.REFUSED, [Change(cause, [], reason)], {"reason": reason})
+        changes.append(Change(cause, events))
+        return Step(Outcome.RECORDED, changes)
 
     def _default_appropriation(self, state: BookState, decision: DecisionV1, at: datetime) -> list[Change]:
         """The configured default appropriation of a budget no one has appropriated yet."""
@@ -407,21 +483,26 @@ class PaymentsApplication(ServiceApplication):
 
         return self._execute(settlement.book, step, position, trace_id, carrier or {}).outcome
 
-    def due_books(self, now: datetime) -> list[str]:
-        """The books where the batching policy cuts a batch at `now` (what `cut_batches` would do)."""
+    def due_books(self, now: datetime) -> tuple[list[str], datetime | None]:
+        """The books where the batching policy cuts a batch at `now` (what `cut_batches` would do), and
+        when the first of the others falls due by time (None: none does until something changes)."""
         policy = self.config.batch_policy
-        due = []
+        due: list[str] = []
+        next_at: datetime | None = None
         with self._lock:
             for name, state in self._books.items():
-                ready = state.ledger.ready_order_ids()
-                if not ready:
+                ready, oldest = state.ledger.ready_count(), state.ledger.oldest_ready_at()
+                if oldest is None:
                     continue
-                oldest = state.ledger.order(ready[0]).ready_at
-                if len(ready) >= policy.max_entries or (
-                    policy.max_wait is not None and oldest is not None and now - oldest >= policy.max_wait
-                ):
+                if ready >= policy.max_entries:
                     due.append(name)
-        return due
+                elif policy.max_wait is not None:
+                    at = oldest + policy.max_wait
+                    if at <= now:
+                        due.append(name)
+                    elif next_at is None or at < next_at:
+                        next_at = at
+        return due, next_at
 
     def cut_batches(
         self, now: datetime, trace_id: str | None = None, carrier: dict[str, str] | None = None,
@@ -432,7 +513,7 @@ class PaymentsApplication(ServiceApplication):
         policy = self.config.batch_policy
         with self._lock:
             due = books if books is not None else [
-                name for name, state in self._books.items() if state.ledger.ready_order_ids()
+                name for name, state in self._books.items() if state.ledger.ready_count()
             ]
         cut: list[str] = []
         for book in due:
@@ -470,4 +551,6 @@ class PaymentsApplication(ServiceApplication):
             }
 
 
-__all__ = ["BookState", "Change", "ConcurrentWriters", "Outcome", "PaymentsApplication", "Step"]
+__all__ = [
+    "BookState", "Change", "ConcurrentWriters", "DecisionItem", "Outcome", "PaymentsApplication", "Step",
+]

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
+from opentelemetry.trace import Span
 
-from contracts.decisions import DecisionV1
+from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.eventstore import kafka_tracking
-from contracts.kafka import consuming
+from contracts.kafka import consuming, consuming_record
 from contracts.messages import SettlementV1
 from contracts.outbox import LogFollower, create_positions_table
 from contracts.runtime import until_done
@@ -28,30 +31,27 @@ from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
 from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
-from services.payments.application import Outcome, PaymentsApplication
+from services.payments.application import DecisionItem, Outcome, PaymentsApplication
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import GROUP, SETTLEMENTS_GROUP, build_broker
 from services.payments.redaction import redact
 
 log = logging.getLogger(__name__)
-BATCH_TICK_S = 0.5
 RETRY_BACKOFF_MAX_S = 5.0
 
 
-def _recorded_at(body: DecisionV1, msg: KafkaMessage) -> datetime:
+def _recorded_at(body: DecisionV1, record: Any) -> datetime:
     """When eligibility recorded the decision: the message's field, else its ce_time, else the Kafka
-    record's timestamp (decisions published before the field existed)."""
+    record's timestamp (decisions published before the field existed). `record`: aiokafka's."""
     if body.recorded_at is not None:
         return body.recorded_at
-    raw = (msg.headers or {}).get("ce_time")
-    if isinstance(raw, str):
+    raw = dict(record.headers or ()).get("ce_time")
+    if isinstance(raw, bytes):
         with contextlib.suppress(ValueError):
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(raw.decode("utf-8", "replace").replace("Z", "+00:00"))
             if moment.tzinfo is not None:
                 return moment
-    record = msg.raw_message
-    assert not isinstance(record, tuple)
     return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
@@ -121,25 +121,45 @@ class PaymentsService:
 
     # ---- Kafka --------------------------------------------------------------------------------------
 
-    async def on_decision(self, body: DecisionV1, msg: KafkaMessage) -> None:
-        """One decision: record what it does to the book (retrying until committed), then wake the rest."""
+    async def on_decisions(self, batch: Sequence[tuple[Any, DecisionV1]]) -> None:
+        """Consecutive decisions, as (Kafka record, decision) pairs: recorded in one transaction (retried
+        until committed), then the relays and the batching loop are woken once. Each decision keeps its
+        own CONSUMER span, so its trace continues; each money decision's trace gets its commit span."""
         app = self.app
-        assert app is not None
-        record = msg.raw_message
-        assert not isinstance(record, tuple)
-        position = kafka_tracking(record.topic, record.partition, record.offset)
-        recorded_at = _recorded_at(body, msg)
-        with consuming(self.tracer, msg, GROUP) as span:
-            span.set_attributes({"flexledger.book": body.book, "flexledger.decision_id": body.decision_id,
-                                 "flexledger.kind": body.kind})
-            trace_id, carrier = trace_id_hex(span), current_carrier()
-            outcome = await until_done(
-                f"recording decision {body.decision_id}",
-                lambda: asyncio.to_thread(app.record_decision, body, position, recorded_at, trace_id,
-                                          carrier),
-            )
-            span.set_attribute("flexledger.result", outcome.value)
-        if outcome in (Outcome.RECORDED, Outcome.REFUSED):
+        assert app is not None and batch
+        with ExitStack() as stack:
+            spans: list[Span] = []
+            items: list[DecisionItem] = []
+            for record, body in batch:
+                span = stack.enter_context(consuming_record(self.tracer, record, GROUP))
+                span.set_attributes({"flexledger.book": body.book, "flexledger.decision_id": body.decision_id,
+                                     "flexledger.kind": body.kind})
+                spans.append(span)
+                position = kafka_tracking(record.topic, record.partition, record.offset)
+                money = body.kind in MONEY_KINDS  # only a money decision is stored, with its trace
+                items.append(DecisionItem(body, position, _recorded_at(body, record),
+                                          trace_id_hex(span) if money else None,
+                                          current_carrier() if money else {}))
+            # The commit span of the last trace is the current one; earlier money decisions get their own.
+            commits = [
+                self.tracer.start_span(
+                    f"{app.name} db commit", context=trace.set_span_in_context(span),
+                    attributes={"db.system": "postgresql", "db.namespace": app.name,
+                                "flexledger.batch": len(items)},
+                )
+                for span, item in zip(spans[:-1], items, strict=False) if item.decision.kind in MONEY_KINDS
+            ]
+            try:
+                outcomes = await until_done(
+                    f"recording {len(items)} decisions from {items[0].decision.decision_id}",
+                    lambda: asyncio.to_thread(app.record_decisions, items),
+                )
+            finally:
+                for commit in commits:
+                    commit.end()
+            for span, outcome in zip(spans, outcomes, strict=True):
+                span.set_attribute("flexledger.result", outcome.value)
+        if any(outcome in (Outcome.RECORDED, Outcome.REFUSED) for outcome in outcomes):
             self._changed()
 
     async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None:
@@ -164,27 +184,14 @@ class PaymentsService:
     # ---- the batching loop --------------------------------------------------------------------------
 
     async def _batching(self) -> None:
-        """Cut disbursement batches as the policy makes them due: woken after every change, and on a
-        tick for the time limit. The instructions go out through the outbox relay."""
-        app = self.app
-        assert app is not None
+        """Cut disbursement batches as the policy makes them due. It sleeps until the next batch falls
+        due by time, or until a change wakes it (a change may fill a batch, or make a first order ready);
+        with nothing ready it sleeps until a change. The instructions go out through the outbox relay."""
         backoff_s = 0.1
         while True:
             self._batch_wake.clear()
             try:
-                now = datetime.now(UTC)
-                due = await asyncio.to_thread(app.due_books, now)
-                if due:
-                    with self.tracer.start_as_current_span(
-                        "payments batch cut", attributes={"flexledger.books": len(due)}
-                    ) as span:
-                        trace_id, carrier = trace_id_hex(span), current_carrier()
-                        cut = await asyncio.to_thread(app.cut_batches, now, trace_id, carrier, due)
-                        span.set_attribute("flexledger.batches", len(cut))
-                    if cut:
-                        log.info("payments: %d disbursement batch(es) cut", len(cut))
-                        for follower in self.followers:
-                            follower.wake()
+                next_at = await self._cut_due()
                 backoff_s = 0.1
             except asyncio.CancelledError:
                 raise
@@ -193,8 +200,30 @@ class PaymentsService:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
                 continue
+            wait_s = None if next_at is None else max(0.0, (next_at - datetime.now(UTC)).total_seconds())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._batch_wake.wait(), BATCH_TICK_S)
+                await asyncio.wait_for(self._batch_wake.wait(), wait_s)
+
+    async def _cut_due(self) -> datetime | None:
+        """Cut the batches due now; when to look again (None: not before a change)."""
+        app = self.app
+        assert app is not None
+        now = datetime.now(UTC)
+        due, next_at = await asyncio.to_thread(app.due_books, now)
+        if not due:
+            return next_at
+        with self.tracer.start_as_current_span(
+            "payments batch cut", attributes={"flexledger.books": len(due)}
+        ) as span:
+            trace_id, carrier = trace_id_hex(span), current_carrier()
+            cut = await asyncio.to_thread(app.cut_batches, now, trace_id, carrier, due)
+            span.set_attribute("flexledger.batches", len(cut))
+        if not cut:
+            return next_at
+        log.info("payments: %d disbursement batch(es) cut", len(cut))
+        for follower in self.followers:
+            follower.wake()
+        return now  # at once: what is left in the books just cut falls due later
 
     # ---- HTTP ---------------------------------------------------------------------------------------
 

@@ -290,18 +290,28 @@ async def test_a_grant_through_intake_becomes_an_order_a_batch_entry_and_a_payme
 
 
 async def test_a_clawback_before_payment_cancels_what_is_unpaid(pay: Payments) -> None:
+    """The clawback comes before any batch because the grant cannot be batched until Finance funds it,
+    after the clawback is in: no race with the batching timer. (A committed order clawed back before
+    its batch is cut, with the clock passed in: test_payments_application.)"""
     book = pay.book()
-    assert (await pay.appropriate(book, "social_insurance", 2024, 500_000)).status_code == 200
     grant = decision(book, "grant", 60_000)
-    clawback = decision(book, "clawback", 20_000)  # the same line, before the batch is cut (2 s policy)
+    clawback = decision(book, "clawback", 20_000)  # the same line
     waiting = decision(book, "grant", 37_000, program="training", ref="first-aid", month=None,
                        recorded_at=datetime(2024, 5, 2, 10, tzinfo=CST))  # no training budget: waits
     waiting_back = decision(book, "clawback", 37_000, program="training", ref="first-aid", month=None,
                             recorded_at=datetime(2024, 5, 3, 10, tzinfo=CST))
+    await pay.publish(grant, clawback, waiting, waiting_back)
+
+    async def clawed_back() -> dict[str, Any] | None:
+        order = (await pay.orders(book)).get(grant.decision_id)
+        return order if order is not None and order["cancelled_fen"] == 20_000 else None
+
+    held = await eventually("the clawback on the waiting order", clawed_back)
+    assert (held["state"], held["amount_fen"]) == ("awaiting_budget", 40_000)
+    cancelled = await pay.until_order(book, waiting.decision_id, "cancelled")
     async with bank(pay.settings, book):
-        await pay.publish(grant, clawback, waiting, waiting_back)
+        assert (await pay.appropriate(book, "social_insurance", 2024, 500_000)).status_code == 200
         order = await pay.until_order(book, grant.decision_id, "paid")
-        cancelled = await pay.until_order(book, waiting.decision_id, "cancelled")
     assert (order["granted_fen"], order["cancelled_fen"], order["amount_fen"], order["paid_fen"]) == (
         60_000, 20_000, 40_000, 40_000)
     assert (cancelled["granted_fen"], cancelled["amount_fen"]) == (37_000, 0)

@@ -1,5 +1,6 @@
 """The payments application on the real PostgreSQL, without Kafka in between: positions recorded with
-the events, the default appropriation, rebuilding books from the store, and two writers on one book."""
+the events, the default appropriation, rebuilding books from the store, two writers on one book, a
+batch of decisions in one transaction, and a clawback before the batch is cut (the clock passed in)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from eventsourcing.persistence import Tracking
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.decisions import DecisionV1
 from contracts.messages import SettlementResultV1, SettlementV1
 from contracts.settings import Settings
-from services.payments.application import Outcome, PaymentsApplication
+from services.payments.application import DecisionItem, Outcome, PaymentsApplication
 from services.payments.config import PaymentsConfig
 from services.payments.domain import BatchPolicy, OrderState
 
@@ -130,3 +134,126 @@ def test_a_redelivered_position_is_told_apart_from_a_version_conflict(infra: Set
     finally:
         a.close()
         b.close()
+
+
+def statistic(book: str) -> DecisionV1:
+    return DecisionV1(book=book, decision_id=str(uuid.uuid4()), rule_set="wuxi-2021-26/1", after="f1",
+                      kind="statistic", subject=WORKER, month="2024-02", amount_fen=0, recorded_at=AT)
+
+
+def test_a_batch_of_decisions_is_recorded_in_one_transaction_and_applied_once(infra: Settings) -> None:
+    """Decisions of several books, non-money ones, a refusal and a repeat, consumed as one Kafka batch;
+    then the same batch redelivered, then republished at new offsets, then after another writer."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = PaymentsConfig(batch_policy=AT_ONCE)
+    app, other = PaymentsApplication(infra, provider, config), PaymentsApplication(infra, config=config)
+    source = Source()
+    book, second = f"pay-{uuid.uuid4().hex[:16]}", f"pay-{uuid.uuid4().hex[:16]}"
+    try:
+        assert app.set_appropriation(book, "social_insurance", 2024, 1_000_000).outcome is Outcome.RECORDED
+        g1, g2 = grant(book, 60_000), grant(second, 5_000)
+        clawback = grant(book, 20_000, kind="clawback", decision_id=f"c-{g1.decision_id}")
+        too_much = grant(book, 50_000, kind="clawback")  # 40,000 left on the line: refused
+        decisions = [statistic(book), g1, g2, g1, clawback, too_much, statistic(second)]
+
+        def batch(*ds: DecisionV1) -> list[DecisionItem]:
+            return [DecisionItem(d, source.next(), AT, None, {}) for d in ds]
+
+        def commits(items: list[DecisionItem]) -> tuple[list[Outcome], int]:
+            """The outcomes, and how many transactions were committed (their spans, in a consumer's span)."""
+            exporter.clear()
+            with provider.get_tracer("test").start_as_current_span("consumer"):
+                outcomes = app.record_decisions(items)
+            return outcomes, [s.name for s in exporter.get_finished_spans()].count("payments db commit")
+
+        first = batch(*decisions)
+        assert commits(first) == ([
+            Outcome.NO_MONEY, Outcome.RECORDED, Outcome.RECORDED, Outcome.REPUBLISHED, Outcome.RECORDED,
+            Outcome.REFUSED, Outcome.NO_MONEY], 1)
+        assert app.process_recorder.max_tracking_id(source.name) == first[-1].position.notification_id
+        ledger = app._books[book].ledger
+        assert ledger.order(g1.decision_id).amount_fen == 40_000
+        assert app._books[book].refused == {too_much.decision_id}
+        assert app._books[second].ledger.order(g2.decision_id).state is OrderState.AWAITING_BUDGET
+        books = {name: app._books[name].ledger.snapshot() for name in (book, second)}
+        versions = {name: app._books[name].stream.version for name in (book, second)}
+
+        # Redelivered (the same offsets): nothing written, told apart one by one.
+        assert app.record_decisions(first) == [Outcome.REDELIVERED] * len(first)
+        # Republished at new offsets: nothing applied again, the refusal not recorded again; one commit.
+        assert commits(batch(*decisions)) == ([
+            Outcome.NO_MONEY, Outcome.REPUBLISHED, Outcome.REPUBLISHED, Outcome.REPUBLISHED,
+            Outcome.REPUBLISHED, Outcome.REPUBLISHED, Outcome.NO_MONEY], 1)
+        assert {name: app._books[name].ledger.snapshot() for name in (book, second)} == books
+        assert {name: app._books[name].stream.version for name in (book, second)} == versions
+
+        # Another writer appended to the book: the batch conflicts, then each decision is recorded.
+        g3, g4 = grant(book, 1_000, month="2024-03"), grant(book, 2_000, month="2024-04")
+        assert other.record_decision(g3, source.next(), AT) is Outcome.RECORDED
+        assert app.record_decisions(batch(g3, g4)) == [Outcome.REPUBLISHED, Outcome.RECORDED]
+
+        again = PaymentsApplication(infra, config=config)
+        try:
+            again.rebuild()
+            for name in (book, second):
+                assert again._books[name].ledger.snapshot() == app._books[name].ledger.snapshot()
+                assert again._books[name].refused == app._books[name].refused
+        finally:
+            again.close()
+        assert app.reconciliation(book)["problems"] == []
+    finally:
+        app.close()
+        other.close()
+
+
+def test_a_clawback_before_the_batch_is_cut_cancels_the_unpaid_order(infra: Settings) -> None:
+    """A committed order not yet batched: the clawback cancels from it, and only the rest is batched."""
+    config = PaymentsConfig(batch_policy=BatchPolicy(max_entries=100, max_wait=timedelta(seconds=2)))
+    app = PaymentsApplication(infra, config=config)
+    source = Source()
+    book = f"pay-{uuid.uuid4().hex[:16]}"
+    try:
+        assert app.set_appropriation(book, "social_insurance", 2024, 500_000).outcome is Outcome.RECORDED
+        granted = grant(book, 60_000)
+        assert app.record_decision(granted, source.next(), AT) is Outcome.RECORDED
+        assert app.due_books(AT + timedelta(seconds=1)) == ([], AT + timedelta(seconds=2))  # not yet due
+        clawback = grant(book, 20_000, kind="clawback")
+        assert app.record_decision(clawback, source.next(), AT) is Outcome.RECORDED
+        order = app._books[book].ledger.order(granted.decision_id)
+        assert (order.state, order.amount_fen, order.cancelled_fen) == (OrderState.READY, 40_000, 20_000)
+        assert app.due_books(AT + timedelta(seconds=2)) == ([book], None)
+        [batch_id] = app.cut_batches(AT + timedelta(seconds=2))
+        [entry] = app._books[book].ledger.entries.values()
+        assert (entry.batch_id, entry.order_id, entry.amount_fen) == (batch_id, granted.decision_id, 40_000)
+        assert app.due_books(AT + timedelta(days=1)) == ([], None)  # nothing ready: nothing to wake for
+        assert app.reconciliation(book)["problems"] == []
+    finally:
+        app.close()
+
+
+def test_a_batch_whose_refusal_left_a_default_appropriation_folded_is_recorded_one_by_one(
+    infra: Settings,
+) -> None:
+    """A grant of 0 fen for a fresh budget: the default appropriation is folded before the grant is
+    refused, so the book must be reloaded: the batch goes one by one, and the default is not kept."""
+    config = PaymentsConfig(default_appropriations={"social_insurance": 100_000}, batch_policy=AT_ONCE)
+    app = PaymentsApplication(infra, config=config)
+    source = Source()
+    book = f"pay-{uuid.uuid4().hex[:16]}"
+    try:
+        good, empty = grant(book, 1_000), grant(book, 0, month="2023-05")
+        items = [DecisionItem(d, source.next(), AT, None, {}) for d in (good, empty, statistic(book))]
+        assert app.record_decisions(items) == [Outcome.RECORDED, Outcome.REFUSED, Outcome.NO_MONEY]
+        state = app._books[book]
+        assert state.refused == {empty.decision_id}
+        assert state.budgets_decided == {("social_insurance", 2024)}  # 2023's default was not recorded
+        assert app.process_recorder.max_tracking_id(source.name) == items[-1].position.notification_id
+        again = PaymentsApplication(infra, config=config)
+        try:
+            assert again._load(book).ledger.snapshot() == state.ledger.snapshot()
+        finally:
+            again.close()
+    finally:
+        app.close()

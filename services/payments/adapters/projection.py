@@ -2,7 +2,8 @@
 
 The projection keeps its own copy of each book (`PaymentsBook`, folded from the same events as the
 write side, up to its own position in the log) and, for every batch of notifications, rewrites the
-rows of what the batch touched from that copy with the domain's own reports (`programme_totals`,
+rows of what the batch touched from that copy with the domain's own reports (`RunningTotals`, which
+keeps `programme_totals` per programme and year by re-counting only the orders and claims touched, and
 `beneficiary_balance`) — so a figure on the read side is computed exactly as the domain defines it.
 Rows and the follower's position commit in one transaction (`contracts.outbox.LogFollower`). If that
 transaction fails, the same notifications come again: they are not folded twice (the copy knows how
@@ -30,9 +31,9 @@ from services.payments.domain import (
     Account,
     AccountKind,
     PaymentsBook,
+    RunningTotals,
     beneficiary_balance,
     postings_for,
-    programme_totals,
 )
 from services.payments.domain import events as e
 
@@ -204,8 +205,9 @@ class _Touched:
     books: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)  # version, position, at
     orders: set[tuple[str, str]] = field(default_factory=set)
     order_meta: dict[tuple[str, str], tuple[str | None, str | None, int]] = field(default_factory=dict)
+    claims: set[tuple[str, str]] = field(default_factory=set)
     beneficiaries: set[tuple[str, str]] = field(default_factory=set)
-    years: set[tuple[str, int]] = field(default_factory=set)
+    programmes: set[tuple[str, str, int]] = field(default_factory=set)  # (book, program, fiscal year)
     accounts: set[tuple[str, Account]] = field(default_factory=set)
     entries: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     refusals: list[tuple[Any, ...]] = field(default_factory=list)
@@ -227,6 +229,7 @@ class PaymentsProjection:
 
     def __init__(self) -> None:
         self.books: dict[str, PaymentsBook] = {}
+        self.totals: dict[str, RunningTotals] = {}  # per book, made when its rows are first written
         self.cut_at: dict[tuple[str, str], datetime] = {}  # (book, batch id) -> when it was cut
         self.folded = 0  # the last notification id folded into `books`
         self._handed = 0  # the last notification id of the batch last handed to us
@@ -240,6 +243,7 @@ class PaymentsProjection:
         self._replay_until = self.folded = self._handed = position
         self._touched = _Touched()
         self.books.clear()
+        self.totals.clear()
         self.cut_at.clear()
 
     def observe(self, notification_id: int, stored: Any) -> None:
@@ -272,6 +276,7 @@ class PaymentsProjection:
     def _fold(self, notification_id: int, stored: Any, touched: _Touched | None) -> None:
         if isinstance(stored, PaymentsBookStream.Opened):
             self.books[stored.book] = PaymentsBook(stored.book)
+            self.totals.pop(stored.book, None)
             return
         if not isinstance(stored, PaymentsBookStream.Recorded):
             return  # the walking skeleton's events
@@ -309,12 +314,13 @@ class PaymentsProjection:
             o = book.orders[order_id]
             t.orders.add((name, order_id))
             t.beneficiaries.add((name, o.beneficiary))
-            t.years.add((name, o.fiscal_year))
+            t.programmes.add((name, o.program, o.fiscal_year))
 
         def claim(claim_id: str) -> None:
             c = book.claims[claim_id]
+            t.claims.add((name, claim_id))
             t.beneficiaries.add((name, c.beneficiary))
-            t.years.add((name, c.fiscal_year))
+            t.programmes.add((name, c.line.program, c.fiscal_year))
 
         if (order_id := getattr(event, "order_id", None)) is not None:
             order(order_id)
@@ -323,9 +329,8 @@ class PaymentsProjection:
         match event:
             case e.DecisionReceived():
                 t.beneficiaries.add((name, event.line.beneficiary))
-                t.years.add((name, event.fiscal_year))
             case e.AppropriationSet():
-                t.years.add((name, event.fiscal_year))
+                t.programmes.add((name, event.program, event.fiscal_year))
             case e.BatchCut():
                 for entry in event.entries:
                     order(entry.order_id)
@@ -346,6 +351,23 @@ class PaymentsProjection:
             for leg in posting.legs:
                 t.accounts.add((name, leg.account))
 
+    def _count(self, t: _Touched) -> None:
+        """Bring each touched book's running programme totals up to date: a book's first count scans
+        it once; after that only the orders and claims the notifications touched are counted again
+        (counting one again is harmless, so a retried transaction's set is simply counted anew)."""
+        orders: dict[str, list[str]] = {}
+        claims: dict[str, list[str]] = {}
+        for name, order_id in t.orders:
+            orders.setdefault(name, []).append(order_id)
+        for name, claim_id in t.claims:
+            claims.setdefault(name, []).append(claim_id)
+        for name in {name for name, _, _ in t.programmes}:
+            running = self.totals.get(name)
+            if running is None:
+                self.totals[name] = RunningTotals(self.books[name])
+            else:
+                running.refresh(orders.get(name, ()), claims.get(name, ()))
+
     def _rows(self, t: _Touched) -> _Rows:
         rows = _Rows()
         for name, (version, position, at) in t.books.items():
@@ -360,10 +382,11 @@ class PaymentsProjection:
                 o.paid_fen, o.in_transit_fen, o.unpaid_fen, o.state.value, o.awaiting_reason, o.attempts,
                 o.last_return_reason, rule_set, trace_id, o.created_at, position,
             ))
-        for name, year in t.years:
-            for r in programme_totals(self.books[name], year):
+        self._count(t)
+        for name, program, year in t.programmes:
+            if (r := self.totals[name].row(program, year)) is not None:
                 rows.totals.append((
-                    name, r.program, year, r.appropriated_fen, r.committed_fen, r.paid_by_bank_fen,
+                    name, program, year, r.appropriated_fen, r.committed_fen, r.paid_by_bank_fen,
                     r.paid_by_offset_fen, r.recovered_fen, r.receivables_outstanding_fen,
                     r.awaiting_budget_fen, r.awaiting_budget_orders,
                 ))

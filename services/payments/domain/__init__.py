@@ -33,6 +33,7 @@ from services.payments.domain.reconcile import reconcile
 from services.payments.domain.report import (
     BeneficiaryBalance,
     ProgrammeTotals,
+    RunningTotals,
     beneficiary_balance,
     beneficiary_balances,
     programme_totals,
@@ -59,6 +60,7 @@ __all__ = [
     "Posting",
     "ProgrammeTotals",
     "RepaymentExceedsReceivable",
+    "RunningTotals",
     "SettlementConflict",
     "SettlementOutcome",
     "SettlementResult",

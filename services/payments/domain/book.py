@@ -573,6 +573,13 @@ class PaymentsBook:
     def ready_order_ids(self) -> list[str]:
         return list(self._ready)
 
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    def oldest_ready_at(self) -> datetime | None:
+        """When the first order of the ready queue (the next to be batched) became ready."""
+        return self._ready_at(next(iter(self._ready))) if self._ready else None
+
     def ready_orders(self) -> list[PaymentOrder]:
         """Orders ready to pay, in the order they will be batched."""
         return [self.orders[order_id] for order_id in self._ready]

@@ -13,10 +13,12 @@ Definitions (all integer fen):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.payments.domain.book import PaymentsBook
-from services.payments.domain.orders import OrderState
+from services.payments.domain.orders import OrderState, PaymentOrder
+from services.payments.domain.recovery import Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,49 @@ class _Totals:
     awaiting_budget_fen: int = 0
     awaiting_budget_orders: int = 0
 
+    def add(self, part: _Totals, sign: int) -> None:
+        """Add (sign 1) or take away (sign -1) what one order or claim counts (never appropriations)."""
+        self.committed_fen += sign * part.committed_fen
+        self.paid_by_bank_fen += sign * part.paid_by_bank_fen
+        self.paid_by_offset_fen += sign * part.paid_by_offset_fen
+        self.recovered_fen += sign * part.recovered_fen
+        self.receivables_outstanding_fen += sign * part.receivables_outstanding_fen
+        self.awaiting_budget_fen += sign * part.awaiting_budget_fen
+        self.awaiting_budget_orders += sign * part.awaiting_budget_orders
+
+
+def _count_order(r: _Totals, order: PaymentOrder) -> None:
+    if order.state is OrderState.AWAITING_BUDGET:
+        r.awaiting_budget_fen += order.amount_fen
+        r.awaiting_budget_orders += 1
+    elif order.committed:
+        r.committed_fen += order.unpaid_fen + order.in_transit_fen
+        r.paid_by_bank_fen += order.paid_fen
+        r.paid_by_offset_fen += order.offset_fen
+
+
+def _count_claim(r: _Totals, claim: Claim) -> None:
+    r.recovered_fen += claim.recovered_fen
+    r.receivables_outstanding_fen += claim.open_fen
+
+
+def _report(program: str, fiscal_year: int | None, r: _Totals) -> ProgrammeTotals:
+    paid_fen = r.paid_by_bank_fen + r.paid_by_offset_fen
+    return ProgrammeTotals(
+        program=program,
+        fiscal_year=fiscal_year,
+        appropriated_fen=r.appropriated_fen,
+        committed_fen=r.committed_fen,
+        paid_fen=paid_fen,
+        paid_by_bank_fen=r.paid_by_bank_fen,
+        paid_by_offset_fen=r.paid_by_offset_fen,
+        available_fen=r.appropriated_fen - r.committed_fen - paid_fen,
+        recovered_fen=r.recovered_fen,
+        receivables_outstanding_fen=r.receivables_outstanding_fen,
+        awaiting_budget_fen=r.awaiting_budget_fen,
+        awaiting_budget_orders=r.awaiting_budget_orders,
+    )
+
 
 def programme_totals(book: PaymentsBook, fiscal_year: int | None = None) -> list[ProgrammeTotals]:
     """One row per programme (sorted), for one fiscal year or, with None, all years summed."""
@@ -60,39 +105,55 @@ def programme_totals(book: PaymentsBook, fiscal_year: int | None = None) -> list
         if (r := row(program, year)) is not None:
             r.appropriated_fen += budget.appropriated_fen
     for order in book.orders.values():
-        if (r := row(order.program, order.fiscal_year)) is None:
-            continue
-        if order.state is OrderState.AWAITING_BUDGET:
-            r.awaiting_budget_fen += order.amount_fen
-            r.awaiting_budget_orders += 1
-        elif order.committed:
-            r.committed_fen += order.unpaid_fen + order.in_transit_fen
-            r.paid_by_bank_fen += order.paid_fen
-            r.paid_by_offset_fen += order.offset_fen
+        if (r := row(order.program, order.fiscal_year)) is not None:
+            _count_order(r, order)
     for claim in book.claims.values():
         if (r := row(claim.line.program, claim.fiscal_year)) is not None:
-            r.recovered_fen += claim.recovered_fen
-            r.receivables_outstanding_fen += claim.open_fen
-    out: list[ProgrammeTotals] = []
-    for program, r in sorted(rows.items()):
-        paid_fen = r.paid_by_bank_fen + r.paid_by_offset_fen
-        out.append(
-            ProgrammeTotals(
-                program=program,
-                fiscal_year=fiscal_year,
-                appropriated_fen=r.appropriated_fen,
-                committed_fen=r.committed_fen,
-                paid_fen=paid_fen,
-                paid_by_bank_fen=r.paid_by_bank_fen,
-                paid_by_offset_fen=r.paid_by_offset_fen,
-                available_fen=r.appropriated_fen - r.committed_fen - paid_fen,
-                recovered_fen=r.recovered_fen,
-                receivables_outstanding_fen=r.receivables_outstanding_fen,
-                awaiting_budget_fen=r.awaiting_budget_fen,
-                awaiting_budget_orders=r.awaiting_budget_orders,
-            )
-        )
-    return out
+            _count_claim(r, claim)
+    return [_report(program, fiscal_year, r) for program, r in sorted(rows.items())]
+
+
+class RunningTotals:
+    """`programme_totals` of one book per (programme, fiscal year), kept up to date without scanning the
+    book: after events are folded, `refresh` re-counts only the orders and claims they touched (what
+    each counted is kept, so it is taken away before its new count is added; refreshing an untouched
+    one changes nothing). `row(program, year)` is that programme's row of `programme_totals(book,
+    year)`, or None where that report has no row."""
+
+    def __init__(self, book: PaymentsBook) -> None:
+        self._book = book
+        self._rows: dict[tuple[str, int], _Totals] = {}
+        self._parts: dict[tuple[str, str], tuple[tuple[str, int], _Totals]] = {}  # ("order"/"claim", id)
+        self.refresh(book.orders, book.claims)
+
+    def refresh(self, order_ids: Iterable[str], claim_ids: Iterable[str]) -> None:
+        for order_id in order_ids:
+            order = self._book.orders[order_id]
+            part = _Totals()
+            _count_order(part, order)
+            self._replace(("order", order_id), (order.program, order.fiscal_year), part)
+        for claim_id in claim_ids:
+            claim = self._book.claims[claim_id]
+            part = _Totals()
+            _count_claim(part, claim)
+            self._replace(("claim", claim_id), (claim.line.program, claim.fiscal_year), part)
+
+    def _replace(self, ref: tuple[str, str], key: tuple[str, int], part: _Totals) -> None:
+        old = self._parts.get(ref)
+        if old is not None:
+            self._rows[old[0]].add(old[1], -1)
+        self._rows.setdefault(key, _Totals()).add(part, 1)
+        self._parts[ref] = (key, part)
+
+    def row(self, program: str, fiscal_year: int) -> ProgrammeTotals | None:
+        budget = self._book.budgets.get((program, fiscal_year))
+        counted = self._rows.get((program, fiscal_year))
+        if budget is None and counted is None:
+            return None
+        r = _Totals(appropriated_fen=budget.appropriated_fen if budget is not None else 0)
+        if counted is not None:
+            r.add(counted, 1)
+        return _report(program, fiscal_year, r)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -11,7 +12,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import DeadLetters, make_broker, strict_decoder
+from contracts.kafka import DeadLetters, make_broker, strict_batch_decoder, strict_decoder
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
 from contracts.settings import Settings
 from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
@@ -19,9 +20,14 @@ from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LET
 GROUP = "payments"
 SETTLEMENTS_GROUP = "payments-settlements"
 
+# Decisions are consumed in batches (at most this many records, across the partitions held): one
+# transaction and one wake-up of the relays per batch. A batch is whatever is already fetched, so a lone
+# decision is not held back waiting for others.
+BATCH_MAX_RECORDS = 500
+
 
 class MessageHandler(Protocol):
-    async def on_decision(self, body: DecisionV1, msg: KafkaMessage) -> None: ...
+    async def on_decisions(self, batch: Sequence[tuple[Any, DecisionV1]]) -> None: ...
 
     async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None: ...
 
@@ -55,13 +61,17 @@ def build_broker(settings: Settings, handler: MessageHandler | None) -> Payments
     # ACK after the handler, which returns only once the effect is committed (never ACK_FIRST).
     @broker.subscriber(
         DECISIONS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=strict_decoder(DecisionV1, dead_letters=dead_letters),
+        batch=True, max_records=BATCH_MAX_RECORDS,
+        decoder=strict_batch_decoder(DecisionV1, dead_letters=dead_letters),
         title=f"{DECISIONS.name}:{GROUP}",
         description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each.",
     )
-    async def on_decision(body: DecisionV1, msg: KafkaMessage) -> None:
+    async def on_decisions(bodies: list[DecisionV1 | None], msg: KafkaMessage) -> None:
         assert handler is not None
-        await handler.on_decision(body, msg)
+        records = msg.raw_message
+        batch = [(record, body) for record, body in zip(records, bodies, strict=True) if body is not None]
+        if batch:  # a batch of poison only: dead-lettered by the decoder, nothing to record
+            await handler.on_decisions(batch)
 
     @broker.subscriber(
         SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",

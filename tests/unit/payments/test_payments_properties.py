@@ -8,6 +8,7 @@ Invariants checked after every step, from the events alone where possible (not t
 - for every line, paid minus claimed back never exceeds grants minus clawbacks, paid never exceeds
   grants, and a claim is never raised for money that had not gone out;
 - replaying the events rebuilds the same book;
+- the running programme totals (re-counting only what each step's events touched) equal the report;
 - drained (budgets raised, everything batched and paid), every line is paid exactly its net entitlement
   once its claims are counted.
 """
@@ -28,8 +29,10 @@ from services.payments.domain import (
     ClawbackExceedsLine,
     Line,
     PaymentsBook,
+    RunningTotals,
     SettlementOutcome,
     SettlementResult,
+    programme_totals,
     reconcile,
 )
 from services.payments.domain import events as e
@@ -86,10 +89,15 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.settled: Counter[Line] = Counter()
         self.in_transit: Counter[Line] = Counter()
         self.claimed: Counter[Line] = Counter()
+        self.running = RunningTotals(self.book)
 
     # ---- bookkeeping from events ------------------------------------------------------------------
 
     def record(self, events: list[e.PaymentsEvent]) -> None:
+        cut = [entry.order_id for ev in events if isinstance(ev, e.BatchCut) for entry in ev.entries]
+        repaid = [a.claim_id for ev in events if isinstance(ev, e.RepaymentReceived) for a in ev.allocations]
+        self.running.refresh([ev.order_id for ev in events if hasattr(ev, "order_id")] + cut,
+                             [ev.claim_id for ev in events if hasattr(ev, "claim_id")] + repaid)
         for event in events:
             self.log.append(event)
             match event:
@@ -240,6 +248,14 @@ class PaymentsMachine(RuleBasedStateMachine):
     def no_decision_received_twice(self) -> None:
         assert all(count == 1 for count in self.received.values())
         assert set(self.received) == {d.decision_id for d in self.sent}
+
+    @invariant()
+    def running_totals_are_the_report(self) -> None:
+        for year in (2021, 2022):
+            for row in programme_totals(self.book, year):
+                assert self.running.row(row.program, year) == row
+        assert {key for key in BUDGETS if self.running.row(*key) is not None} == {
+            (row.program, year) for year in (2021, 2022) for row in programme_totals(self.book, year)}
 
     @invariant()
     def budgets_never_overspent(self) -> None:
