@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import uvicorn
+import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.identifiers import mask
@@ -98,6 +99,8 @@ def main(
     log.info("%s starting on 127.0.0.1:%d (kafka %s, postgres %s:%d)", name, port_of(settings),
              settings.kafka_bootstrap, settings.pg_host, settings.pg_port)
     try:
-        asyncio.run(serve(service, port_of(settings)))
+        # uvloop: the event loop in C. asyncio's own loop was a visible share of every service's CPU
+        # per message and per request.
+        uvloop.run(serve(service, port_of(settings)))
     finally:
         provider.shutdown()

@@ -24,7 +24,7 @@ from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.eventstore import kafka_tracking
 from contracts.kafka import consuming, consuming_record
 from contracts.messages import SettlementV1
-from contracts.outbox import LogFollower, create_positions_table
+from contracts.outbox import LogFollower, NotificationReader, create_positions_table
 from contracts.runtime import until_done
 from contracts.settings import Settings
 from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
@@ -80,7 +80,8 @@ class PaymentsService:
         self.pool = await asyncpg.create_pool(self.settings.pg_dsn(), min_size=1, max_size=6)
         await create_positions_table(self.pool, app.name)
         await projection.create_tables(self.pool)
-        view = LogFollower(projection.NAME, app, self.pool, self.projection)
+        reader = NotificationReader(app)  # the three followers below read each event once
+        view = LogFollower(projection.NAME, app, self.pool, self.projection, reader=reader)
         position = await self.pool.fetchval(
             f'SELECT position FROM "{app.name}".follower_positions WHERE name = $1', projection.NAME
         )
@@ -91,9 +92,9 @@ class PaymentsService:
                  len(app.books()), last, asyncio.get_running_loop().time() - t0)
         self.followers = [
             LogFollower(f"kafka:{ORDERS.name}", app, self.pool,
-                        OrderRelay(self.orders_publisher, self.tracer)),
+                        OrderRelay(self.orders_publisher, self.tracer), reader=reader),
             LogFollower(f"kafka:{DISBURSEMENTS.name}", app, self.pool,
-                        DisbursementRelay(self.disbursements_publisher, self.tracer)),
+                        DisbursementRelay(self.disbursements_publisher, self.tracer), reader=reader),
             view,
         ]
         await self.broker.start()

@@ -12,7 +12,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import DeadLetters, make_broker, strict_batch_decoder, strict_decoder
+from contracts.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder, strict_decoder
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
 from contracts.settings import Settings
 from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
@@ -60,7 +60,8 @@ def build_broker(settings: Settings, handler: MessageHandler | None) -> Payments
 
     # ACK after the handler, which returns only once the effect is committed (never ACK_FIRST).
     @broker.subscriber(
-        DECISIONS.name, group_id=GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
+        DECISIONS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
         decoder=strict_batch_decoder(DecisionV1, dead_letters=dead_letters),
         title=f"{DECISIONS.name}:{GROUP}",
@@ -74,7 +75,9 @@ def build_broker(settings: Settings, handler: MessageHandler | None) -> Payments
             await handler.on_decisions(batch)
 
     @broker.subscriber(
-        SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP, ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
+        SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP,
+        group_instance_id=static_member(settings, SETTLEMENTS_GROUP),
+        ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         decoder=strict_decoder(SettlementV1, dead_letters=settlement_dead_letters),
         title=f"{SETTLEMENTS.name}:{SETTLEMENTS_GROUP}",
         description="The bank's confirmations and returns; a returned payment is re-queued with its reason. "
