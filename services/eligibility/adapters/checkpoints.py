@@ -1,9 +1,9 @@
 """Signed checkpoints of eligibility's ledger (docs/design/audit.md), published through the outbox.
 
-`Checkpointer` wakes every `checkpoint_interval_s`, folds the stored rows of the notification log it
-has not seen into the running digest (`services.eligibility.domain.checkpoint.LogDigest`, over the
-rows as stored, ciphertext included), and when the ledger grew since the last checkpoint signs one and
-records it as a `LedgerCheckpoints.Signed` event in the same event store (INSERT only, like every
+`Checkpointer` folds the stored rows of the notification log it has not seen (every second) into the
+running digest (`services.eligibility.domain.checkpoint.LogDigest`, over the rows as stored, ciphertext
+included), and every `checkpoint_interval_s`, when the ledger grew since the last checkpoint, signs one
+and records it as a `LedgerCheckpoints.Signed` event in the same event store (INSERT only, like every
 event). `CheckpointRelay` follows the notification log and publishes each signed checkpoint to
 flexledger.audit.checkpoints.v1: at least once, in order, and never from a request handler.
 
@@ -47,6 +47,7 @@ LEDGER = "eligibility"
 EVENT_TYPE = "flexledger.audit.checkpoint.v1"
 SOURCE = "/flexledger/eligibility"
 READ_BATCH = 1000
+FOLD_INTERVAL_S = 1.0
 CHECKPOINT_TOPICS = frozenset({get_topic(LedgerCheckpoints.Started), get_topic(LedgerCheckpoints.Signed)})
 
 
@@ -127,15 +128,24 @@ class Checkpointer:
         return {**content, "signature": signature}
 
     async def run(self, on_signed: Callable[[], None] | None = None) -> None:
-        """Every interval: a step (errors are logged; the next interval tries again)."""
+        """Fold new rows every second, sign every interval (errors are logged; the next interval tries
+        again). Folding as the rows come spreads the hashing evenly: folded once a minute, a busy
+        minute's rows held the interpreter for seconds and stalled the consumer behind it."""
+        loop = asyncio.get_running_loop()
+        sign_at = loop.time() + self.interval_s
         while True:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(FOLD_INTERVAL_S)
+            signing = loop.time() >= sign_at
             try:
+                if not signing:
+                    await asyncio.to_thread(self._fold_new_rows)
+                    continue
+                sign_at = loop.time() + self.interval_s
                 signed = await asyncio.to_thread(self.step)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("signing a checkpoint failed; trying again in %ds", self.interval_s)
+                log.exception("checkpointing failed; trying again in %ds", FOLD_INTERVAL_S)
                 self._log = None
                 continue
             if signed is not None:
