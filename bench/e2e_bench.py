@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import islice
@@ -639,16 +640,31 @@ async def latency(
     status = await wait_topics(watcher, book, expected, 120)
     await watcher.stop()
     seen = watcher.seen
-    to_decision = [1000 * (t - out.sent_at[str(fact_id)]) for (b, fact_id), t in seen.first_decision.items()
-                   if b == book and str(fact_id) in out.sent_at]
-    after_of = {d: after for d, (_, b, after, _) in seen.decisions.items() if b == book}
-    to_order = [1000 * (t - out.sent_at[str(after_of[d])]) for d, (t, b) in seen.orders.items()
-                if b == book and d in after_of and str(after_of[d]) in out.sent_at]
+    # Only ids sent once are timed: for the generator's resubmissions (an id sent twice, the second
+    # rejected or a no-op) a decision cannot tell which send it answers.
+    sends = Counter(str(f.get("id")) for f in facts)
+    due_at = {fid: at for fid, at in out.sent_at.items() if sends[fid] == 1}
+    delays = sorted(((1000 * (t - due_at[str(fid)]), str(fid))
+                     for (b, fid), t in seen.first_decision.items() if b == book and str(fid) in due_at),
+                    reverse=True)
+    to_decision = [ms for ms, _ in delays]
+    type_of = {str(f.get("id")): f.get("type") for f in facts}
+    kinds_after: dict[str, list[str]] = {}
+    after_of: dict[str, Any] = {}
+    for d, (_, b, after, kind) in seen.decisions.items():
+        if b == book:
+            kinds_after.setdefault(str(after), []).append(kind)
+            after_of[d] = after
+    slowest = [{"ms": round(ms), "fact": type_of.get(fid), "decisions": kinds_after.get(fid)}
+               for ms, fid in delays[:3]]
+    to_order = [1000 * (t - due_at[str(after_of[d])]) for d, (t, b) in seen.orders.items()
+                if b == book and d in after_of and str(after_of[d]) in due_at]
     return {
         "book": book, "mode": mode, "offered_per_s": rate, "facts": len(facts),
         "offered_s": t_offered - t0, "sent_per_s": len(facts) / (t_submitted - t0),
         "retries": out.retries, "request_ms": percentiles([1000 * s for s in out.request_s]),
         "fact_to_decision_ms": percentiles(to_decision), "fact_to_order_ms": percentiles(to_order),
+        "slowest_to_decision": slowest,
         "topics": status,
     }
 
@@ -712,6 +728,9 @@ def report(results: dict[str, Any]) -> list[str]:
             f"  intake request ms      {_pcts(r)}",
             f"  fact -> decision ms    {_pcts(d)}  (n={d['n']:,}; target p99 < {TARGET_P99_DECISION_MS})",
             f"  fact -> order ms       {_pcts(o)}  (n={o['n']:,})",
+            "  slowest to a decision  " + "; ".join(
+                f"{x['ms']:,} ms ({x['fact']}: {', '.join(x['decisions'] or [])})"
+                for x in lat.get("slowest_to_decision", [])),
         ]
     a = results.get("audit")
     if a is not None:
