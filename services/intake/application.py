@@ -25,7 +25,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -34,7 +33,6 @@ from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     OperationalError,
-    ProcessRecorder,
     Recording,
     Tracking,
 )
@@ -100,42 +98,6 @@ class Source:
     @property
     def tracking(self) -> Tracking:
         return Tracking(application_name=f"kafka:{self.topic}:{self.partition}", notification_id=self.offset)
-
-
-@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-def _insert_events_without_pipeline(recorder: Any, stored_events: Sequence[Any], **kwargs: Any) -> Any:
-    """eventsourcing's PostgreSQL `insert_events`: the tracking record, the events table's lock, the
-    NOTIFY and one INSERT of all the events, RETURNING their notification ids, in one transaction. Two
-    differences, both for large transactions (a bulk request's is ~12 MB):
-
-    - not in psycopg's pipeline mode: there, psycopg 3.3 (its Python and its C implementation) may stop
-      sending a query of a few megabytes half-way and wait for results that cannot come (psycopg issue
-      #685; the server sits in ClientRead). Out of pipeline mode each statement is sent whole before its
-      result is awaited: a few round trips more per transaction, nothing per row;
-    - the events go as four arrays in binary (`unnest(uuid[], bigint[], text[], bytea[])`) rather than
-      one array of a composite type in text, which pure-Python psycopg escapes byte by byte: 10,000
-      events take 0.2 s instead of 1.3-1.6 s. Same columns, same order, same ids."""
-    with recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-        recorder._insert_events(curs, stored_events, **kwargs)  # the tracking record, if any
-        if not stored_events:
-            return None
-        recorder._lock_table(curs)
-        recorder._notify_channel(curs)
-        curs.execute(_insert_arrays_statement(recorder), [
-            [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events], [e.state for e in stored_events],
-        ])
-        return recorder._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-
-
-def _insert_arrays_statement(recorder: Any) -> sql.Composed:
-    id_type = sql.SQL("uuid[]" if recorder.datastore.originator_id_type == "uuid" else "text[]")
-    return sql.SQL(
-        "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-        "SELECT * FROM unnest(%b::{id_type}, %b::bigint[], %b::text[], %b::bytea[]) "
-        "RETURNING notification_id"
-    ).format(schema=sql.Identifier(recorder.datastore.schema),
-             table=sql.Identifier(recorder.events_table_name), id_type=id_type)
 
 
 class _RecentEvents:
@@ -210,13 +172,6 @@ class IntakeApplication(ServiceApplication):
         self.stale_books: set[str] = set()  # books to re-read before their next submission
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.recent = _RecentEvents(RECENT_EVENTS)
-
-    def construct_recorder(self) -> ProcessRecorder:
-        recorder = super().construct_recorder()
-        if all(hasattr(recorder, name) for name in ("datastore", "_insert_stored_events",
-                                                    "_fetch_ids_after_insert_events")):
-            recorder.insert_events = partial(_insert_events_without_pipeline, recorder)  # type: ignore[method-assign]
-        return recorder
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
         recordings = super()._record(processing_event)
