@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
+from contracts.kafka import consumer_span_attributes
 from contracts.telemetry import context_from
 
 
@@ -65,10 +66,7 @@ class ConsumedBatch:
         if found is None:
             span = self.tracer.start_span(
                 f"{self.topic} process", context=context_from(*parent), kind=SpanKind.CONSUMER,
-                attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic,
-                            "messaging.operation.type": "process",
-                            "messaging.consumer.group.name": self.group,
-                            "messaging.destination.partition.id": str(record.partition)},
+                attributes=consumer_span_attributes(self.topic, self.group, record.partition),
             )
             found = self.groups[parent] = TraceGroup(span, *_identity(span))
         found.offsets.append(record.offset)

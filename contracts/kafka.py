@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -315,35 +315,28 @@ def _trace_headers(span: Span) -> dict[str, str]:
     return headers
 
 
+def consumer_span_attributes(topic: str, group: str, partition: int) -> dict[str, str]:
+    """The OpenTelemetry messaging attributes of a CONSUMER span (one record's, or a batch's)."""
+    return {"messaging.system": "kafka", "messaging.destination.name": topic,
+            "messaging.operation.type": "process", "messaging.consumer.group.name": group,
+            "messaging.destination.partition.id": str(partition)}
+
+
 @contextmanager
 def consuming_record(tracer: trace.Tracer, record: Any, group: str) -> Iterator[Span]:
-    """A CONSUMER span for one record of a batch (an aiokafka ConsumerRecord), child of its producer's
+    """A CONSUMER span for one record (an aiokafka ConsumerRecord), child of its producer's
     `traceparent` header; the span is current inside the block."""
     headers = {name: (value or b"").decode("utf-8", "replace") for name, value in (record.headers or ())}
     with tracer.start_as_current_span(
         f"{record.topic} process", context=context_from_headers(headers), kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka", "messaging.destination.name": record.topic,
-            "messaging.operation.type": "process", "messaging.consumer.group.name": group,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-        },
+        attributes={**consumer_span_attributes(record.topic, group, record.partition),
+                    "messaging.kafka.offset": record.offset},
     ) as span:
         yield span
 
 
-@contextmanager
-def consuming(tracer: trace.Tracer, msg: KafkaMessage, group: str) -> Iterator[Span]:
-    """A CONSUMER span for one message, child of the producer's `traceparent` header."""
+def consuming(tracer: trace.Tracer, msg: KafkaMessage, group: str) -> AbstractContextManager[Span]:
+    """`consuming_record` for a message of a non-batch subscriber."""
     record = msg.raw_message
     assert not isinstance(record, tuple), "batch consumption is not used"
-    with tracer.start_as_current_span(
-        f"{record.topic} process", context=context_from_headers(msg.headers), kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka", "messaging.destination.name": record.topic,
-            "messaging.operation.type": "process", "messaging.consumer.group.name": group,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-        },
-    ) as span:
-        yield span
+    return consuming_record(tracer, record, group)
