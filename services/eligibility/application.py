@@ -79,14 +79,7 @@ class EligibilityApplication(ServiceApplication):
             state = self._state(ledger_id, message.book, message.subject)
             if message.seq <= state.stream.last_seq:
                 return self._skip(position), []
-            decisions = self._decide(state.rules, message)
-            state.stream.record(
-                seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
-                reason=message.reason, digest=message.digest,
-                decisions=[dataclasses.asdict(d) for d in decisions], rule_set=state.rules.rule_set.id,
-                trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
-                tracestate=trace_carrier.get("tracestate"),
-            )
+            decisions = self._decide_and_append(state, message, trace_id, trace_carrier)
             try:
                 self.record(state.stream, tracking=position)
             except IntegrityError:
@@ -122,14 +115,7 @@ class EligibilityApplication(ServiceApplication):
                 if message.seq <= state.stream.last_seq:
                     results.append((Outcome.REPUBLISHED, []))
                     continue
-                decisions = self._decide(state.rules, message)
-                state.stream.record(
-                    seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
-                    reason=message.reason, digest=message.digest,
-                    decisions=[dataclasses.asdict(d) for d in decisions], rule_set=state.rules.rule_set.id,
-                    trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
-                    tracestate=trace_carrier.get("tracestate"),
-                )
+                decisions = self._decide_and_append(state, message, trace_id, trace_carrier)
                 touched[ledger_id] = state
                 results.append((Outcome.PROCESSED, decisions))
             if touched:
@@ -148,10 +134,25 @@ class EligibilityApplication(ServiceApplication):
         return results
 
     @staticmethod
-    def _decide(rules: Ledger, message: FactMessageV1) -> list[Decision]:
+    def _decide_and_append(
+        state: SubjectState, message: FactMessageV1, trace_id: str | None, trace_carrier: dict[str, str]
+    ) -> list[Decision]:
+        """Decide on the fact with the subject's rules state and append it to the subject's stream
+        (not yet saved)."""
+        rules = state.rules
         if message.outcome == "rejected":
-            return [rules.reject(message.fact_id, message.reason or "rejected", message.digest, message.seq)]
-        return rules.apply(parse_fact(message.fact))
+            reason = message.reason or "rejected"
+            decisions = [rules.reject(message.fact_id, reason, message.digest, message.seq)]
+        else:
+            decisions = rules.apply(parse_fact(message.fact))
+        state.stream.record(
+            seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
+            reason=message.reason, digest=message.digest,
+            decisions=[dataclasses.asdict(d) for d in decisions], rule_set=rules.rule_set.id,
+            trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
+            tracestate=trace_carrier.get("tracestate"),
+        )
+        return decisions
 
     def _skip(self, position: Tracking) -> Outcome:
         """Record only the position of a message whose fact was already processed."""
