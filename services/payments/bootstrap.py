@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
 from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
-from services.payments.application import DecisionItem, Outcome, PaymentsApplication
+from services.payments.application import DecisionItem, Outcome, PaymentsApplication, Step
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import GROUP, SETTLEMENTS_GROUP, build_broker
@@ -231,27 +231,30 @@ class PaymentsService:
     async def appropriate(
         self, book: str, program: str, fiscal_year: int, amount_fen: int, reference: str | None
     ) -> tuple[str, dict[str, Any]]:
-        app = self.app
-        assert app is not None
-        trace_id, carrier = trace_id_hex(), current_carrier()
-        result = await asyncio.to_thread(
-            lambda: app.set_appropriation(book, program, fiscal_year, amount_fen, reference=reference,
-                                          trace_id=trace_id, carrier=carrier)
+        return await self._operator_command(
+            lambda app, trace_id, carrier: app.set_appropriation(
+                book, program, fiscal_year, amount_fen, reference=reference, trace_id=trace_id,
+                carrier=carrier,
+            )
         )
-        if result.outcome is Outcome.RECORDED:
-            self._changed()
-        return result.outcome.value, result.detail
 
     async def repay(
         self, book: str, beneficiary: str, amount_fen: int, reference: str
     ) -> tuple[str, dict[str, Any]]:
+        return await self._operator_command(
+            lambda app, trace_id, carrier: app.record_repayment(
+                book, beneficiary, amount_fen, reference, trace_id=trace_id, carrier=carrier
+            )
+        )
+
+    async def _operator_command(
+        self, command: Callable[[PaymentsApplication, str | None, dict[str, str]], Step]
+    ) -> tuple[str, dict[str, Any]]:
+        """Run an operator command in the request's trace; wake the rest when it recorded something."""
         app = self.app
         assert app is not None
         trace_id, carrier = trace_id_hex(), current_carrier()
-        result = await asyncio.to_thread(
-            lambda: app.record_repayment(book, beneficiary, amount_fen, reference, trace_id=trace_id,
-                                         carrier=carrier)
-        )
+        result = await asyncio.to_thread(command, app, trace_id, carrier)
         if result.outcome is Outcome.RECORDED:
             self._changed()
         return result.outcome.value, result.detail
