@@ -61,8 +61,8 @@ from generate import generate_facts  # noqa: E402
 from raw_limits import RawLimits, describe, measure  # noqa: E402
 
 from contracts.messages import fact_subject  # noqa: E402
-from contracts.settings import Settings  # noqa: E402
 from contracts.topics import DECISIONS, FACTS, ORDERS  # noqa: E402
+from services.runtime.settings import Settings  # noqa: E402
 
 BOOK_HEADER = "X-Flexledger-Book"
 TARGET_FACTS_PER_S = 2_000

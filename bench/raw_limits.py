@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contracts.settings import Settings  # noqa: E402
+from services.runtime.settings import Settings  # noqa: E402
 
 PARTITIONS = 6
 DEFAULT_MESSAGE_BYTES = 700  # a FactMessageV1 of a monthly report, JSON: measured by fact_message_bytes()

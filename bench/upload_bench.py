@@ -29,8 +29,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.identifiers import ric_check_character, uscc_check_character
-from contracts.settings import Settings
 from flexledger import submit
+from services.runtime.settings import Settings
 
 ENTERPRISES = 10
 WORKERS_PER_ROWS = 10  # one worker for every this many rows: ~9 monthly reports each

@@ -28,9 +28,9 @@ from pydantic import ValidationError
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import DisbursementInstructionV1, SettlementResultV1, SettlementV1
-from contracts.settings import Settings
 from contracts.topics import DISBURSEMENTS, SETTLEMENTS
 from services.payments.domain import BankRule, DisbursementEntry, SettlementOutcome, simulate_bank
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 SOURCE = "/flexledger/bank-simulator"

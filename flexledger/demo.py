@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.identifiers import mask
-from contracts.settings import Settings
 from flexledger.demo_data import MONTH, DemoCity
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
+from services.runtime.settings import Settings
 
 console = Console(width=150)  # wide enough for the payments table, also when piped
 DRAIN_TIMEOUT_S = 600.0

@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Issue, rotate, revoke and list intake's API keys (kept hashed in its event store).")

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.identifiers import mask
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,

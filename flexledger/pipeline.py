@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 BOOK_HEADER = "X-Flexledger-Book"
 REQUEST_TIMEOUT_S = 30.0

@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from contracts.settings import Settings
 from flexledger.scenario_file import ScenarioError, load_scenario
+from services.runtime.settings import Settings
 
 BULK_PATH = "/v1/facts/bulk"
 BOOK_HEADER = "X-Flexledger-Book"

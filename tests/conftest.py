@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from contracts.settings import PROJECT_ROOT, Settings
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 SLOTS_MAX = 8
 _SLOT_LOCK: Any = None  # held open for the whole session

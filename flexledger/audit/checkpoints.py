@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from contracts.keys import signing_key
-from contracts.settings import Settings
 from contracts.topics import CHECKPOINTS
 from services.eligibility.domain.checkpoint import BadKey, check, key_id, public_key_b64
+from services.runtime.keys import signing_key
+from services.runtime.settings import Settings
 
 
 def public_key_from(value: str) -> str:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, history, what-if, checkpoints."

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.settings import Settings
 from flexledger.audit.store import PROCESSED, Decoder, EventTable, Undecodable, masked, stream_id
+from services.runtime.settings import Settings
 
 
 @dataclass(frozen=True)

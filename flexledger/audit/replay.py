@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.facts import FactShapeError, parse_fact
-from contracts.settings import Settings
 from flexledger.audit.store import (
     PROCESSED,
     Decoder,
@@ -31,6 +30,7 @@ from flexledger.audit.store import (
 from services.eligibility.domain.decision import Decision, decision_id
 from services.eligibility.domain.ledger import Ledger
 from services.eligibility.domain.ruleset import rule_set
+from services.runtime.settings import Settings
 
 
 def canonical(value: Any) -> str:

@@ -20,9 +20,9 @@ import logging
 
 import psycopg
 
-from contracts.eventstore import ServiceApplication
-from contracts.settings import PROJECT_ROOT, Settings
 from flexledger.audit.store import SERVICE_SCHEMAS
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 ROLES_SQL = PROJECT_ROOT / "deploy" / "postgres" / "roles.sql"

@@ -27,10 +27,10 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from eventsourcing.utils import get_topic
 from pydantic_core import from_json
 
-from contracts.eventstore import CIPHER_TOPIC, cipher_key, keyed_uuid, pseudonym_key
 from contracts.identifiers import mask
-from contracts.settings import Settings
 from services.eligibility.aggregates import LedgerCheckpoints, SubjectLedger
+from services.runtime.eventstore import CIPHER_TOPIC, cipher_key, keyed_uuid, pseudonym_key
+from services.runtime.settings import Settings
 
 SERVICE_SCHEMAS = ("intake", "eligibility", "payments")
 OPENED = get_topic(SubjectLedger.Opened)

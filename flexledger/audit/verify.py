@@ -41,7 +41,6 @@ import psycopg
 
 from contracts.facts import FactShapeError
 from contracts.identifiers import mask
-from contracts.settings import Settings
 from flexledger.audit.replay import SubjectReplay, same_decisions
 from flexledger.audit.store import (
     CHECKPOINT_SIGNED,
@@ -60,6 +59,7 @@ from services.eligibility.aggregates import chain_content
 from services.eligibility.domain.chain import GENESIS, link_hash
 from services.eligibility.domain.checkpoint import GENESIS as LOG_GENESIS
 from services.eligibility.domain.checkpoint import check
+from services.runtime.settings import Settings
 
 PARTS = 2  # processes that share the streams (the machine this is measured on has 2 cores)
 _IDENTITY = re.compile(r"(?<![0-9A-Z])[0-9]{17}[0-9X](?![0-9A-Z])")

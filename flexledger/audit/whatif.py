@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.facts import FactShapeError
-from contracts.settings import Settings
 from flexledger.audit.replay import SubjectReplay
 from flexledger.audit.store import PROCESSED, Decoder, EventTable, Undecodable, masked
 from services.eligibility.domain.ruleset import rule_set
+from services.runtime.settings import Settings
 
 FIELDS = ("after", "kind", "program", "beneficiary", "subject", "ref", "month", "amount_fen")
 

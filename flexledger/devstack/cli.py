@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from contracts.settings import Settings
 from flexledger.devstack import jars, kafka, stack
 from flexledger.devstack.errors import DevstackError
+from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Local development stack: Kafka (KRaft), PostgreSQL and the three services.")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from contracts.settings import Settings
 from flexledger.devstack import kafka, postgres, processes, services
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import log_file
+from services.runtime.settings import Settings
 
 INFRA: tuple[str, ...] = (kafka.PART, postgres.PART)
 

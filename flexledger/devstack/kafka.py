@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
-from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, Topic
 from flexledger.devstack import processes
 from flexledger.devstack.asyncs import run_sync
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.jars import ensure_kafka_jars, java_executable
 from flexledger.devstack.paths import KAFKA_DEPLOY_DIR, log_file, pid_file, state_dir
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

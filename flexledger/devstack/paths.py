@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.settings import PROJECT_ROOT, Settings
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 REPO_ROOT: Path = PROJECT_ROOT
 KAFKA_DEPLOY_DIR: Path = REPO_ROOT / "deploy" / "kafka"

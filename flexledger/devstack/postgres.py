@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from contracts.settings import Settings
 from flexledger.devstack import processes
 from flexledger.devstack.asyncs import run_sync
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import log_file, state_dir
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

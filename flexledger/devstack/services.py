@@ -7,10 +7,10 @@ import sys
 
 import httpx
 
-from contracts.settings import Settings
 from flexledger.devstack import processes
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
+from services.runtime.settings import Settings
 
 SERVICES: tuple[str, ...] = ("intake", "eligibility", "payments")
 

@@ -6,10 +6,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from contracts.settings import Settings
 from flexledger.devstack import kafka, postgres, services
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, address, is_healthy, part_pid, wait_healthy
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

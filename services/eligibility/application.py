@@ -24,14 +24,14 @@ from typing import cast
 from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
 
-from contracts.eventstore import ServiceApplication, keyed_uuid, pseudonym_key
 from contracts.facts import parse_fact
 from contracts.messages import FactMessageV1
-from contracts.settings import Settings
 from services.eligibility.aggregates import SubjectLedger
 from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.ledger import Ledger
 from services.eligibility.domain.ruleset import CURRENT, rule_set
+from services.runtime.eventstore import ServiceApplication, keyed_uuid, pseudonym_key
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 CACHE_SUBJECTS_MAX = 50_000

@@ -10,14 +10,7 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 
-from contracts.batch_spans import ConsumedBatch
-from contracts.eventstore import kafka_tracking
-from contracts.keys import statistics_key
 from contracts.messages import FactMessageV1
-from contracts.outbox import LogFollower, NotificationReader, create_positions_table
-from contracts.runtime import until_done
-from contracts.settings import Settings
-from contracts.telemetry import get_tracer
 from contracts.topics import CHECKPOINTS, DECISIONS, FACTS, STATISTICS
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
@@ -27,6 +20,13 @@ from services.eligibility.application import BatchItem, EligibilityApplication, 
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import GROUP, build_broker
+from services.runtime.batch_spans import ConsumedBatch
+from services.runtime.eventstore import kafka_tracking
+from services.runtime.keys import statistics_key
+from services.runtime.outbox import LogFollower, NotificationReader, create_positions_table
+from services.runtime.process import until_done
+from services.runtime.settings import Settings
+from services.runtime.telemetry import get_tracer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class EligibilityService:
     async def on_facts(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None:
         """Consecutive facts from intake, as (Kafka record, fact) pairs: decided and recorded in one
         transaction (retried until committed), then the relays are woken once. Each trace the facts
-        came in gets its CONSUMER span and its `eligibility db commit` span (contracts.batch_spans)."""
+        came in gets its CONSUMER span and its `eligibility db commit` span (services.runtime.batch_spans)."""
         app = self.app
         assert app is not None and batch
         spans = ConsumedBatch(self.tracer, FACTS.name, GROUP)

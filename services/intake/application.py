@@ -40,13 +40,13 @@ from eventsourcing.utils import retry
 from opentelemetry import trace
 from psycopg import sql
 
-from contracts.eventstore import ServiceApplication
 from contracts.facts import parse_fact
 from contracts.messages import fact_subject
-from contracts.settings import Settings
 from services.intake.aggregates import KEY_RING_ID, ApiKeyRing, DeadLetter, FactSubmission, submission_id
 from services.intake.domain.credentials import KeyEvent, KeyRing, event_from_dict, event_to_dict
 from services.intake.domain.submission import IntakeBook, Outcome, Submission
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 REBUILD_BATCH = 1000

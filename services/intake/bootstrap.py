@@ -14,11 +14,6 @@ import asyncpg
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
-from contracts.kafka import consuming
-from contracts.outbox import LogFollower, create_positions_table
-from contracts.runtime import until_done
-from contracts.settings import Settings
-from contracts.telemetry import current_carrier, get_tracer
 from contracts.topics import FACTS
 from services.intake.adapters.operator_key import ensure_operator_key
 from services.intake.adapters.relay import FactRelay
@@ -37,6 +32,11 @@ from services.intake.domain.limits import Limits, RateDecision, RateLimiter
 from services.intake.domain.principals import Principal
 from services.intake.entrypoints.http import Busy, create_http
 from services.intake.entrypoints.kafka import GROUP, build_broker
+from services.runtime.kafka import consuming
+from services.runtime.outbox import LogFollower, create_positions_table
+from services.runtime.process import until_done
+from services.runtime.settings import Settings
+from services.runtime.telemetry import current_carrier, get_tracer
 
 log = logging.getLogger(__name__)
 LOCK_CHECK_INTERVAL_S = 1.0

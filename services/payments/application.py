@@ -30,9 +30,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
-from contracts.eventstore import ServiceApplication
 from contracts.messages import SettlementV1, valid_book
-from contracts.settings import Settings
 from services.payments.aggregates import PaymentsBookStream, book_stream_id
 from services.payments.codec import decode, encode
 from services.payments.config import PaymentsConfig
@@ -46,6 +44,8 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.redaction import redact
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 CONFLICT_RETRIES_MAX = 5

@@ -21,13 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
-from contracts.eventstore import kafka_tracking
-from contracts.kafka import consuming, consuming_record
 from contracts.messages import SettlementV1
-from contracts.outbox import LogFollower, NotificationReader, create_positions_table
-from contracts.runtime import until_done
-from contracts.settings import Settings
-from contracts.telemetry import current_carrier, get_tracer, trace_id_hex
 from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
@@ -36,6 +30,12 @@ from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import GROUP, SETTLEMENTS_GROUP, build_broker
 from services.payments.redaction import redact
+from services.runtime.eventstore import kafka_tracking
+from services.runtime.kafka import consuming, consuming_record
+from services.runtime.outbox import LogFollower, NotificationReader, create_positions_table
+from services.runtime.process import until_done
+from services.runtime.settings import Settings
+from services.runtime.telemetry import current_carrier, get_tracer, trace_id_hex
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_MAX_S = 5.0

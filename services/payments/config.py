@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from contracts.settings import Settings
 from services.payments.domain import BatchPolicy
+from services.runtime.settings import Settings
 
 MAX_ENTRIES_PER_MESSAGE = 2_000  # ~250 bytes of JSON each: ~0.5 MB per instruction
 _PROGRAM = re.compile(r"[a-z][a-z0-9_]{0,63}|\*")

@@ -19,13 +19,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.messages import fact_subject
-from contracts.settings import Settings
 from flexledger.scenario_file import load_scenario
 from services.eligibility.bootstrap import EligibilityService
 from services.intake.aggregates import FactSubmission
 from services.intake.bootstrap import IntakeService
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.bootstrap import PaymentsService
+from services.runtime.settings import Settings
 
 # The services live in the session loop (where async fixtures run): the test must run there too.
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

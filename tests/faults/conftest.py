@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 SECOND_INSTANCE = "b"
 

@@ -33,8 +33,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.messages import fact_subject
-from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, DECISIONS, ORDERS
+from services.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BOOK_HEADER = "X-Flexledger-Book"

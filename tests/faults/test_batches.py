@@ -16,13 +16,13 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from contracts.messages import FactMessageV1, fact_subject
-from contracts.settings import Settings
 from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import chain_content
 from services.eligibility.application import EligibilityApplication, Outcome
 from services.eligibility.domain.chain import verify_chain
 from services.intake.domain.submission import IntakeBook
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

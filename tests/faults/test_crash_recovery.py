@@ -35,7 +35,7 @@ from faultkit import (
     verify_book,
 )
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

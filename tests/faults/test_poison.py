@@ -21,9 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faultkit import engine_decisions, eventually, get_json, submit_stream, topic_messages, url
 
 from contracts.messages import partition_key
-from contracts.settings import Settings
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, ORDERS, PAYMENTS_DEAD_LETTERS
 from flexledger.scenario_file import load_scenario
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

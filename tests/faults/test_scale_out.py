@@ -31,9 +31,9 @@ from faultkit import (
     verify_book,
 )
 
-from contracts.settings import Settings
 from contracts.topics import FACTS
 from flexledger.devstack import services
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

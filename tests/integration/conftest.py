@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 
 def stop_services(settings: Settings) -> None:

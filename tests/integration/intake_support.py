@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.identifiers import ric_check_character, uscc_check_character
-from contracts.settings import Settings
 from services.intake.aggregates import FactSubmission
+from services.runtime.settings import Settings
 
 BOOK_HEADER = "X-Flexledger-Book"
 AT = "2021-07-05T10:00:00+08:00"

@@ -28,8 +28,6 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from contracts.keys import statistics_key
-from contracts.settings import PROJECT_ROOT, Settings
 from contracts.topics import CHECKPOINTS, STATISTICS
 from flexledger.audit import cli as audit_cli
 from flexledger.audit.checkpoints import own_public_key, read_topic
@@ -44,6 +42,8 @@ from services.eligibility.adapters.statistics import pseudonym
 from services.eligibility.domain.checkpoint import key_id
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import RULE_SETS, WUXI_2021_26_V1
+from services.runtime.keys import statistics_key
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 

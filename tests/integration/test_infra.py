@@ -16,8 +16,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from contracts.settings import Settings
 from contracts.topics import ALL_TOPICS, STATISTICS
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

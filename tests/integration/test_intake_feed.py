@@ -28,10 +28,10 @@ from intake_support import (
 )
 
 from contracts.messages import IntakeDeadLetterV1
-from contracts.settings import Settings
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS
 from services.intake.aggregates import DeadLetter, dead_letter_id
 from services.intake.application import Incoming, IntakeApplication, Source
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, settings
 from intake_support import operator_token, start_intake_only, stop_intake, url
 from schemathesis import checks
 
-from contracts.settings import Settings
 from services.intake.domain.bulk import CSV_COLUMNS
 from services.intake.entrypoints.http import openapi_document
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

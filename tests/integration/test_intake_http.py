@@ -35,7 +35,7 @@ from intake_support import (
 )
 from typer.testing import CliRunner
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from intake_support import book, enterprise_registered, monthly_report
 
-from contracts.settings import Settings
 from services.intake.application import Incoming, IntakeApplication
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from intake_support import (
     worker_registered,
 )
 
-from contracts.settings import PROJECT_ROOT, Settings
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 

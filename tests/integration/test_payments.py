@@ -28,12 +28,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
 from contracts.messages import partition_key
-from contracts.settings import Settings
 from contracts.topics import DECISIONS, SETTLEMENTS
 from flexledger.bank_simulator import BankSimulator
 from flexledger.pipeline import run_pipeline
 from flexledger.scenario_file import load_scenario
 from services.payments.domain import BankRule
+from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

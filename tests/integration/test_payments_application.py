@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts.decisions import DecisionV1
 from contracts.messages import SettlementResultV1, SettlementV1
-from contracts.settings import Settings
 from services.payments.application import DecisionItem, Outcome, PaymentsApplication
 from services.payments.config import PaymentsConfig
 from services.payments.domain import BatchPolicy, OrderState
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

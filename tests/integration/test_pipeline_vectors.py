@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from contracts.settings import Settings
 from flexledger.engine import Engine
 from flexledger.pipeline import run_pipeline
 from flexledger.scenario_file import load_scenario
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from eventsourcing.persistence import Tracking
 
 from contracts.messages import FactMessageV1, fact_subject, partition_key
-from contracts.settings import Settings
 from contracts.topics import DECISIONS, FACTS
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import SubjectLedger, chain_content
@@ -30,6 +29,7 @@ from services.intake.aggregates import FactSubmission
 from services.intake.application import IntakeApplication
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.application import PaymentsApplication
+from services.runtime.settings import Settings
 
 # Async fixtures run in the session loop; the tests share it (clients and services in one loop).
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -18,7 +18,6 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts.messages import CheckpointV1, StatisticV1, fact_subject
-from contracts.runtime import MaskingFormatter
 from flexledger.audit import cli as audit_cli
 from flexledger.audit.replay import SubjectReplay, same_decisions
 from flexledger.audit.whatif import normal
@@ -32,6 +31,7 @@ from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
 from services.intake.domain.submission import IntakeBook
+from services.runtime.process import MaskingFormatter
 
 VECTORS = sorted((Path(__file__).resolve().parents[1] / "vectors").glob("*.yaml"))
 W = "320213197804121019"
@@ -167,8 +167,8 @@ def test_the_auditors_decoder_reads_what_eventsourcing_wrote() -> None:
     from eventsourcing.cryptography import AESCipher
     from eventsourcing.utils import Environment
 
-    from contracts.settings import Settings
     from flexledger.audit.store import Decoder, Row, Undecodable
+    from services.runtime.settings import Settings
 
     key = AESCipher.create_key(32)
     settings = Settings(cipher_key=key)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from contracts.settings import PROJECT_ROOT, Settings
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 SERVICES = ("intake", "eligibility", "payments")

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from contracts import generate
 from contracts.cloudevents import CloudEvent, CloudEventError, from_headers
 from contracts.decisions import DecisionV1
-from contracts.eventstore import keyed_uuid
 from contracts.messages import NO_SUBJECT, WIRE_MODELS, FactMessageV1, fact_subject, partition_key, valid_book
-from contracts.telemetry import JsonLinesSpanExporter, context_from, current_carrier, trace_id_hex
 from contracts.topics import ALL_TOPICS
+from flexledger import contracts_gen as generate
+from services.runtime.eventstore import keyed_uuid
+from services.runtime.telemetry import JsonLinesSpanExporter, context_from, current_carrier, trace_id_hex
 
 WORKER = "320213197804121019"
 ENTERPRISE = "91320213MA1XY0001L"
@@ -24,7 +24,7 @@ ENTERPRISE = "91320213MA1XY0001L"
 
 def test_committed_schemas_and_asyncapi_match_the_code() -> None:
     drifted = [str(p.relative_to(generate.CONTRACTS_DIR.parent)) for p in generate.drifted()]
-    assert drifted == [], f"run `python -m contracts.generate` and commit: {drifted}"
+    assert drifted == [], f"run `python -m flexledger.contracts_gen` and commit: {drifted}"
 
 
 def test_every_wire_model_has_a_schema_file_naming_its_version() -> None:
@@ -134,8 +134,8 @@ def test_json_lines_exporter_writes_one_span_per_line(tmp_path: Path) -> None:
 
 
 def test_static_group_membership_only_when_the_process_is_named() -> None:
-    from contracts.kafka import static_member
-    from contracts.settings import Settings
+    from services.runtime.kafka import static_member
+    from services.runtime.settings import Settings
 
     named = Settings(kafka_instance_id="eligibility-b")
     assert static_member(named, "eligibility") == "eligibility-b/eligibility"

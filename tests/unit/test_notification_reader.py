@@ -1,4 +1,4 @@
-"""The shared notification reader (contracts.outbox.NotificationReader), on an in-memory stand-in log."""
+"""The shared notification reader (services.runtime.outbox), on an in-memory stand-in log."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import random
 from typing import Any, cast
 
-from contracts.eventstore import ServiceApplication
-from contracts.outbox import NotificationReader
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.outbox import NotificationReader
 
 
 class InMemoryLog:

@@ -26,12 +26,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.eventstore import ServiceApplication
-from contracts.kafka import Outgoing, publish_batch
-from contracts.keys import signing_key
 from contracts.messages import CheckpointV1
-from contracts.outbox import Batch, Connection
-from contracts.settings import Settings
 from services.eligibility.aggregates import LedgerCheckpoints, checkpoints_id
 from services.eligibility.domain.checkpoint import (
     LogDigest,
@@ -40,6 +35,11 @@ from services.eligibility.domain.checkpoint import (
     public_key_b64,
     sign,
 )
+from services.runtime.eventstore import ServiceApplication
+from services.runtime.kafka import Outgoing, publish_batch
+from services.runtime.keys import signing_key
+from services.runtime.outbox import Batch, Connection
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

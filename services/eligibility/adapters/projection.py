@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from contracts.outbox import Batch, Connection
 from services.eligibility.aggregates import SubjectLedger
+from services.runtime.outbox import Batch, Connection
 
 SCHEMA = "eligibility"
 DDL = f"""

@@ -10,10 +10,10 @@ from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
-from contracts.kafka import Outgoing, publish_batch
 from contracts.messages import partition_key
-from contracts.outbox import Batch, Connection
 from services.eligibility.aggregates import SubjectLedger
+from services.runtime.kafka import Outgoing, publish_batch
+from services.runtime.outbox import Batch, Connection
 
 EVENT_TYPE = "flexledger.eligibility.decision.v1"
 SOURCE = "/flexledger/eligibility"

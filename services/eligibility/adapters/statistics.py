@@ -17,10 +17,10 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.kafka import Outgoing, publish_batch
 from contracts.messages import StatisticV1
-from contracts.outbox import Batch, Connection
 from services.eligibility.aggregates import SubjectLedger
+from services.runtime.kafka import Outgoing, publish_batch
+from services.runtime.outbox import Batch, Connection
 
 EVENT_TYPE = "flexledger.eligibility.statistic.v1"
 SOURCE = "/flexledger/eligibility"

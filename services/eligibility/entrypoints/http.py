@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 
 from contracts.messages import BOOK_PATTERN
-from contracts.telemetry import TracingMiddleware
+from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
 

@@ -11,10 +11,10 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder
 from contracts.messages import FactMessageV1
-from contracts.settings import Settings
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
+from services.runtime.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder
+from services.runtime.settings import Settings
 
 GROUP = "eligibility"
 
@@ -39,7 +39,7 @@ def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[Kafka
     )
 
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (contracts.kafka.DeadLetters).
+    # committed past (services.runtime.kafka.DeadLetters).
     dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
 
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is

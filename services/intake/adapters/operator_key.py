@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts.keys import write_once
-from contracts.settings import Settings
 from services.intake.domain.credentials import ApiKey, new_api_key, parse_api_key
+from services.runtime.keys import write_once
+from services.runtime.settings import Settings
 
 DISABLED = "off"
 FILE_NAME = "operator.key"

@@ -13,10 +13,10 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.kafka import Outgoing, publish_batch
 from contracts.messages import FactMessageV1, IntakeDeadLetterV1
-from contracts.outbox import Batch, Connection
 from services.intake.aggregates import DeadLetter, FactSubmission
+from services.runtime.kafka import Outgoing, publish_batch
+from services.runtime.outbox import Batch, Connection
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
 DEAD_LETTER_TYPE = "flexledger.intake.dead-letter.v1"

@@ -37,7 +37,6 @@ from pydantic.json_schema import models_json_schema
 
 from contracts.facts import FACT_TYPES
 from contracts.messages import BOOK_PATTERN, DEFAULT_BOOK, valid_book
-from contracts.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
 from services.intake.application import Incoming, Result
 from services.intake.domain.authorization import UNAUTHENTICATED, authorize
 from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
@@ -53,6 +52,7 @@ from services.intake.domain.limits import (
     parse_json_body,
 )
 from services.intake.domain.principals import Principal
+from services.runtime.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
 
 log = logging.getLogger(__name__)
 BOOK_HEADER = "X-Flexledger-Book"

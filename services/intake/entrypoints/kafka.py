@@ -15,10 +15,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
-from contracts.kafka import make_broker, static_member
 from contracts.messages import FactMessageV1, IntakeDeadLetterV1
-from contracts.settings import Settings
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
+from services.runtime.kafka import make_broker, static_member
+from services.runtime.settings import Settings
 
 GROUP = "intake"
 AGENCY_HEADER = "flexledger-agency"

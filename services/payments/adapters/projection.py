@@ -5,7 +5,7 @@ write side, up to its own position in the log) and, for every batch of notificat
 rows of what the batch touched from that copy with the domain's own reports (`RunningTotals`, which
 keeps `programme_totals` per programme and year by re-counting only the orders and claims touched, and
 `beneficiary_balance`) — so a figure on the read side is computed exactly as the domain defines it.
-Rows and the follower's position commit in one transaction (`contracts.outbox.LogFollower`). If that
+Rows and the follower's position commit in one transaction (`services.runtime.outbox.LogFollower`). If that
 transaction fails, the same notifications come again: they are not folded twice (the copy knows how
 far it got), and the rows they touched are written with the retry.
 
@@ -24,7 +24,6 @@ from typing import Any
 
 import asyncpg
 
-from contracts.outbox import Batch, Connection
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import (
@@ -36,6 +35,7 @@ from services.payments.domain import (
     postings_for,
 )
 from services.payments.domain import events as e
+from services.runtime.outbox import Batch, Connection
 
 NAME = "projection:payments_view"
 SCHEMA = "payments"

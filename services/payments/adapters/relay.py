@@ -7,7 +7,7 @@
 - disbursements (`flexledger.payments.disbursements.v1`, key the batch id): one
   `DisbursementInstructionV1` per `BatchCut`.
 
-Relays publish at least once (see `contracts.outbox`); ce_id is stable (the order id, the batch id), so
+Relays publish at least once (see `services.runtime.outbox`); ce_id is stable (the order id, the batch id), so
 consumers de-duplicate.
 """
 
@@ -20,12 +20,12 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.kafka import Outgoing, publish_batch
 from contracts.messages import DisbursementEntryV1, DisbursementInstructionV1, PaymentOrderV1
-from contracts.outbox import Batch, Connection
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import events as e
+from services.runtime.kafka import Outgoing, publish_batch
+from services.runtime.outbox import Batch, Connection
 
 ORDER_EVENT_TYPE = "flexledger.payments.order.v1"
 DISBURSEMENT_EVENT_TYPE = "flexledger.payments.disbursement.v1"

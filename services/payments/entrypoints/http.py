@@ -13,7 +13,7 @@ Reads (query tables of the projection; they follow the commits within millisecon
 for the book and the refused messages). `GET .../reconciliation` checks the live book itself.
 
 Identity numbers: a beneficiary in a path is masked in the request's span (`url.path`); refusal
-reasons are masked; access logs are off (contracts.runtime).
+reasons are masked; access logs are off (services.runtime.process).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.messages import BOOK_PATTERN
-from contracts.telemetry import ASGIApp, Receive, Send, TracingMiddleware
 from services.payments.redaction import redact
+from services.runtime.telemetry import ASGIApp, Receive, Send, TracingMiddleware
 
 MAX_ROWS_PER_PAGE = 10_000
 PROGRAM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"

@@ -12,10 +12,16 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
 from contracts.decisions import DecisionV1
-from contracts.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder, strict_decoder
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
-from contracts.settings import Settings
 from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
+from services.runtime.kafka import (
+    DeadLetters,
+    make_broker,
+    static_member,
+    strict_batch_decoder,
+    strict_decoder,
+)
+from services.runtime.settings import Settings
 
 GROUP = "payments"
 SETTLEMENTS_GROUP = "payments-settlements"
@@ -54,7 +60,7 @@ def build_broker(settings: Settings, handler: MessageHandler | None) -> Payments
     )
 
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (contracts.kafka.DeadLetters).
+    # committed past (services.runtime.kafka.DeadLetters).
     dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, GROUP)
     settlement_dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS_GROUP)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from contracts.settings import Settings
 from services.intake.application import Incoming, Request, Result
 from services.intake.bootstrap import IntakeService
 from services.intake.entrypoints.http import Busy
+from services.runtime.settings import Settings
 
 
 class StandInApp:

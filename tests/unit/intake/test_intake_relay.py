@@ -1,4 +1,4 @@
-"""Intake's outbox relay through `contracts.kafka.publish_batch`, against a recording aiokafka producer
+"""Intake's outbox relay through `services.runtime.kafka.publish_batch`, against a recording aiokafka producer
 (no broker): messages per partition in log order, CloudEvents headers and a traceparent on each, one
 PRODUCER span per trace, full record batches sent as they fill."""
 
@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from contracts import kafka
 from contracts.messages import FactMessageV1
 from contracts.topics import FACTS
 from services.intake.adapters.relay import FactRelay
 from services.intake.aggregates import FactSubmission
+from services.runtime import kafka
 
 PARTITIONS = 6
 BULK_TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -14,7 +14,6 @@ import pytest
 
 from contracts.decisions import DecisionV1
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
-from contracts.settings import Settings
 from flexledger.bank_simulator import settle
 from services.payments.adapters import projection as proj
 from services.payments.adapters.relay import disbursement_messages, order_messages
@@ -32,6 +31,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.redaction import redact
+from services.runtime.settings import Settings
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=CST)

@@ -1,9 +1,9 @@
-"""`python -m contracts.generate`: write the committed contract documents from the code.
+"""`python -m flexledger.contracts_gen`: write the committed contract documents from the code.
 
 - `contracts/schemas/<name>.json`: JSON Schema of every wire model and of every fact type;
 - `contracts/asyncapi.json`: the AsyncAPI 3.0 document of the three services' FastStream brokers.
 
-`python -m contracts.generate --check` exits 1 listing the files that drifted (the unit tests run it).
+`python -m flexledger.contracts_gen --check` exits 1 listing the files that drifted (the unit tests run it).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from contracts.facts import FACT_TYPES
 from contracts.messages import WIRE_MODELS
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
-CONTRACTS_DIR = Path(__file__).resolve().parent
+CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "contracts"
 SCHEMAS_DIR = CONTRACTS_DIR / "schemas"
 ASYNCAPI_FILE = CONTRACTS_DIR / "asyncapi.json"
 

@@ -6,7 +6,7 @@
 - `statistics_key`: the HMAC-SHA256 key of the pseudonyms on the statistics topic. Without it a
   pseudonym cannot be linked back to an identity number, even by trying every possible number.
 
-Like the cipher key (`contracts.eventstore.cipher_key`), a development key is written once, race-free,
+Like the cipher key (`services.runtime.eventstore.cipher_key`), a development key is written once, race-free,
 to `<state_dir>/<name>.key` (mode 0600) and must live as long as the data it protects.
 """
 
@@ -16,7 +16,7 @@ import base64
 import os
 from pathlib import Path
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 KEY_BYTES = 32
 

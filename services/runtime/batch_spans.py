@@ -1,6 +1,6 @@
 """Tracing a consumed batch of Kafka records at a cost per trace, not per record.
 
-The mirror of `contracts.kafka.publish_batch`, which gives the messages of one trace in an outbox batch
+The mirror of `services.runtime.kafka.publish_batch`, which gives the messages of one trace in an outbox batch
 one PRODUCER span: here the records of a consumed batch that carry the same `traceparent` (the same
 producer span) get one CONSUMER span, child of it. A single POST's fact has a trace of its own, so a
 span of its own (with its offset); the facts of one bulk request share one span
@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from contracts.kafka import consumer_span_attributes
-from contracts.telemetry import context_from
+from services.runtime.kafka import consumer_span_attributes
+from services.runtime.telemetry import context_from
 
 
 @dataclass(slots=True)

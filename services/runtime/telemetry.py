@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from contracts.settings import Settings
+from services.runtime.settings import Settings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 INSTRUMENTATION = "flexledger"

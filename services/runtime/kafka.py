@@ -3,7 +3,7 @@ consumption, and a decoder that turns poison messages into redacted errors.
 
 Consumption is at-least-once (subscribers use AckPolicy.ACK: commit after the handler returns) and
 the handler never returns before its effect is committed: transient failures (database or broker
-down) are retried with backoff (`contracts.runtime.until_done`), holding the partition, because
+down) are retried with backoff (`services.runtime.process.until_done`), holding the partition, because
 skipping a fact would make the ledger wrong. FastStream's ACK also commits when a handler raises, so
 handlers must not raise for transient failures. Exactly-once effect comes from the Kafka position
 recorded with the events.
@@ -32,9 +32,9 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
 
 from contracts.cloudevents import CloudEvent
-from contracts.runtime import until_done
-from contracts.settings import Settings
-from contracts.telemetry import context_from, context_from_headers
+from services.runtime.process import until_done
+from services.runtime.settings import Settings
+from services.runtime.telemetry import context_from, context_from_headers
 
 log = logging.getLogger(__name__)
 

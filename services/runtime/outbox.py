@@ -28,7 +28,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from eventsourcing.domain import DomainEventProtocol
 
-from contracts.eventstore import ServiceApplication
+from services.runtime.eventstore import ServiceApplication
 
 log = logging.getLogger(__name__)
 

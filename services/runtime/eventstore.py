@@ -35,12 +35,12 @@ from eventsourcing.utils import Environment, retry
 from opentelemetry import trace
 from psycopg.sql import SQL, Identifier, Literal
 
-from contracts.keys import state_key
-from contracts.settings import Settings
-from contracts.telemetry import get_tracer
+from services.runtime.keys import state_key
+from services.runtime.settings import Settings
+from services.runtime.telemetry import get_tracer
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
-PROCESS_RECORDER_TOPIC = "contracts.eventstore:ColumnArraysProcessRecorder"
+PROCESS_RECORDER_TOPIC = "services.runtime.eventstore:ColumnArraysProcessRecorder"
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 

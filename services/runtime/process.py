@@ -21,8 +21,8 @@ import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.identifiers import mask
-from contracts.settings import Settings
-from contracts.telemetry import setup_tracing
+from services.runtime.settings import Settings
+from services.runtime.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Settings:
     otel_exporter_otlp_endpoint: str = ""
     otel_traces_file: str = ""
     # AES key (base64, 16/24/32 bytes) encrypting event state at rest; empty in development: a key is
-    # generated once into <state_dir>/cipher.key and reused (see contracts.eventstore.cipher_key).
+    # generated once into <state_dir>/cipher.key and reused (see services.runtime.eventstore.cipher_key).
     cipher_key: str = ""
     # Audit (docs/design/audit.md). The role the three services connect as: SELECT and INSERT on the
     # event tables, never UPDATE or DELETE (`flexledger audit db-roles`, run as `pg_user`, the owner,
@@ -37,12 +37,12 @@ class Settings:
     pg_app_user: str = "flexledger_app"
     pg_app_password: str = "flexledger_app"
     # Ed25519 private key (base64 of the 32-byte seed) signing eligibility's ledger checkpoints; empty in
-    # development: generated once into <state_dir>/signing.key (contracts.keys.signing_key).
+    # development: generated once into <state_dir>/signing.key (services.runtime.keys.signing_key).
     signing_key: str = ""
     # Seconds between two checkpoints of the ledger (one is signed only when the ledger grew).
     checkpoint_interval_s: int = 60
     # HMAC-SHA256 key (base64) of the pseudonyms on the statistics topic; empty in development: generated
-    # once into <state_dir>/pseudonym.key (contracts.keys.statistics_key).
+    # once into <state_dir>/pseudonym.key (services.runtime.keys.statistics_key).
     pseudonym_key: str = ""
     # Payments (services/payments/config.py): the appropriation a fresh budget (programme, fiscal year)
     # starts with, "" for none (production: every order waits until Finance appropriates), else
