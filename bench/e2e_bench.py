@@ -52,6 +52,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from contracts.messages import BOOK_HTTP_HEADER
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -64,7 +66,6 @@ from contracts.messages import fact_subject  # noqa: E402
 from contracts.topics import DECISIONS, FACTS, ORDERS  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 
-BOOK_HEADER = "X-Flexledger-Book"
 TARGET_FACTS_PER_S = 2_000
 TARGET_P99_DECISION_MS = 500
 TARGET_AUDIT_EVENTS_PER_S = 20_000
@@ -330,7 +331,7 @@ def _token(settings: Settings) -> str | None:
 
 
 def headers(settings: Settings, book: str, content_type: str) -> dict[str, str]:
-    out = {BOOK_HEADER: book, "Content-Type": content_type}
+    out = {BOOK_HTTP_HEADER: book, "Content-Type": content_type}
     if token := _token(settings):
         out["Authorization"] = f"Bearer {token}"
     return out

@@ -71,3 +71,16 @@ def mask(identifier: str | None) -> str | None:
     if identifier is None or len(identifier) <= 8:
         return identifier
     return identifier[:4] + "*" * (len(identifier) - 8) + identifier[-4:]
+
+
+# A resident identity number (17 digits and a check character) standing alone anywhere in a text,
+# tracebacks included (a database error's DETAIL quotes the row it refused). Enterprises' credit codes
+# are public registry data and stay readable.
+_IDENTITY_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])")
+
+
+def mask_identifiers(text: str) -> str:
+    """`text` with every identity number masked (`3202**********1019`): what operators see in logs,
+    spans, error messages and published reasons (docs/design/audit.md)."""
+    return _IDENTITY_NUMBER_IN_TEXT.sub(lambda m: str(mask(m.group(0))), text)
+

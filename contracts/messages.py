@@ -16,6 +16,9 @@ from contracts.decisions import DecisionV1
 
 BOOK_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 DEFAULT_BOOK = "main"
+# The book a submission is for: an HTTP request header to intake, a Kafka header on the agency feed.
+BOOK_HTTP_HEADER = "X-Flexledger-Book"
+BOOK_KAFKA_HEADER = "flexledger-book"
 NO_SUBJECT = "-"
 # Partition keys are built from submitted text: cap what a key may carry from a (possibly rejected) fact.
 MAX_SUBJECT_CHARS = 64

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
+from contracts.messages import BOOK_HTTP_HEADER
 from services.runtime.settings import Settings
 
-BOOK_HEADER = "X-Flexledger-Book"
 REQUEST_TIMEOUT_S = 30.0
 PROCESSING_TIMEOUT_S = 120.0
 POLL_INTERVAL_S = 0.05
@@ -55,7 +55,7 @@ def _key(settings: Settings) -> str:
 
 
 def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any], key: str) -> None:
-    headers = {BOOK_HEADER: book, "Authorization": f"Bearer {key}"}
+    headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {key}"}
     for index, fact in enumerate(facts, start=1):
         try:
             response = client.post(f"{intake}/v1/facts", json=fact, headers=headers)

@@ -36,11 +36,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from contracts.messages import BOOK_HTTP_HEADER
 from flexledger.scenario_file import ScenarioError, load_scenario
 from services.runtime.settings import Settings
 
 BULK_PATH = "/v1/facts/bulk"
-BOOK_HEADER = "X-Flexledger-Book"
 DEFAULT_CHUNK_ROWS = 1_000
 MAX_CHUNK_ROWS = 10_000  # intake's default rows per bulk request
 MAX_CHUNK_BYTES = 8 * 1024 * 1024  # below intake's default bulk body limit (16 MiB)
@@ -185,7 +185,7 @@ def post_chunk(
     """Send one chunk; its rows' results, in the chunk's order. SubmitError when intake refuses it."""
     lines = ([upload.header] if upload.header is not None else []) + [entry.payload or b"" for entry in chunk]
     body = b"\n".join(lines) + b"\n"
-    headers = {"Authorization": f"Bearer {key}", BOOK_HEADER: book, "Content-Type": upload.media_type}
+    headers = {"Authorization": f"Bearer {key}", BOOK_HTTP_HEADER: book, "Content-Type": upload.media_type}
     rate_waits = transport_failures = 0
     while True:
         try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +39,7 @@ from typing import Any
 import psycopg
 
 from contracts.facts import FactShapeError
-from contracts.identifiers import mask
+from contracts.identifiers import mask_identifiers
 from flexledger.audit.replay import SubjectReplay, same_decisions
 from flexledger.audit.store import (
     CHECKPOINT_SIGNED,
@@ -62,7 +61,6 @@ from services.eligibility.domain.checkpoint import check
 from services.runtime.settings import Settings
 
 PARTS = 2  # processes that share the streams (the machine this is measured on has 2 cores)
-_IDENTITY = re.compile(r"(?<![0-9A-Z])[0-9]{17}[0-9X](?![0-9A-Z])")
 Books = frozenset[str] | None  # only these books (None: every book)
 Line = tuple[
     str, str | None, str | None, str | None, str | None, str | None
@@ -77,7 +75,7 @@ class Problem:
 
     def __str__(self) -> str:
         # Texts from other cores (payments' reconcile) may name a beneficiary: operators see it masked.
-        return _IDENTITY.sub(lambda m: str(mask(m.group(0))), f"{self.where}: {self.what}")
+        return mask_identifiers(f"{self.where}: {self.what}")
 
 
 @dataclass

@@ -30,12 +30,17 @@ from services.eligibility.aggregates import SubjectLedger
 from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.ledger import Ledger
 from services.eligibility.domain.ruleset import CURRENT, rule_set
-from services.runtime.eventstore import ServiceApplication, keyed_uuid, pseudonym_key
+from services.runtime.eventstore import (
+    CONFLICT_RETRIES_MAX,
+    ConcurrentWriters,
+    ServiceApplication,
+    keyed_uuid,
+    pseudonym_key,
+)
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 CACHE_SUBJECTS_MAX = 50_000
-CONFLICT_RETRIES_MAX = 5
 
 
 class Outcome(StrEnum):
@@ -47,9 +52,6 @@ class Outcome(StrEnum):
 # One fact of a batch: the message, its Kafka position, and the trace id and W3C context of its span.
 BatchItem = tuple[FactMessageV1, Tracking, str | None, dict[str, str]]
 
-
-class ConcurrentWriters(RuntimeError):
-    """The stream kept changing under us: more than one instance writes to this subject."""
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
+from contracts.identifiers import mask_identifiers
 from contracts.messages import SettlementV1, valid_book
 from services.payments.aggregates import PaymentsBookStream, book_stream_id
 from services.payments.codec import decode, encode
@@ -43,12 +44,10 @@ from services.payments.domain import (
     reconcile,
 )
 from services.payments.domain import events as e
-from services.payments.redaction import redact
-from services.runtime.eventstore import ServiceApplication
+from services.runtime.eventstore import CONFLICT_RETRIES_MAX, ConcurrentWriters, ServiceApplication
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRIES_MAX = 5
 
 
 class Outcome(StrEnum):
@@ -59,9 +58,6 @@ class Outcome(StrEnum):
     REPUBLISHED = "republished"  # already applied (same decision, same settlement) from another offset
     REFUSED = "refused"  # the book refused it (recorded with the reason when it came from Kafka)
 
-
-class ConcurrentWriters(RuntimeError):
-    """The book's stream kept changing under us: another payments process writes to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,11 +279,12 @@ class PaymentsApplication(ServiceApplication):
         for change in changes:
             kind, key = change.cause.get("kind"), cause_id(change.cause)
             if change.refusal:
-                log.warning("payments book %s refused %s %s: %s", book, kind, key, redact(change.refusal))
+                log.warning("payments book %s refused %s %s: %s", book, kind, key,
+                            mask_identifiers(change.refusal))
             entries = [] if change.refusal else change.cause.get("refused") or []
             for entry in entries:
                 log.warning("payments book %s refused %s %s entry %s: %s", book, kind, key, entry["entry_id"],
-                            redact(entry["reason"]))
+                            mask_identifiers(entry["reason"]))
 
     def _position_only(self, tracking: Tracking, outcome: Outcome) -> Outcome:
         try:
@@ -420,7 +417,7 @@ class PaymentsApplication(ServiceApplication):
             try:
                 events = state.ledger.set_appropriation(program, year, amount_fen, moment)
             except PaymentsError as exc:
-                return Step(Outcome.REFUSED, [], {**detail, "reason": redact(f"{type(exc).__name__}: {exc}")})
+                return Step(Outcome.REFUSED, [], {**detail, "reason": _reason(exc)})
             detail["appropriated_fen"] = amount_fen
             released = [ev.order_id for ev in events if isinstance(ev, e.OrderCommitted)]
             detail["released_orders"] = len(released)
@@ -446,7 +443,7 @@ class PaymentsApplication(ServiceApplication):
             try:
                 events = state.ledger.record_repayment(beneficiary, amount_fen, reference, moment)
             except (PaymentsError, ValueError) as exc:
-                return Step(Outcome.REFUSED, [], {**detail, "reason": redact(f"{type(exc).__name__}: {exc}")})
+                return Step(Outcome.REFUSED, [], {**detail, "reason": _reason(exc)})
             if not events:
                 return Step(Outcome.UNCHANGED, [], detail)
             cause = {"kind": "repayment", "reference": reference, "amount_fen": amount_fen}
@@ -547,10 +544,15 @@ class PaymentsApplication(ServiceApplication):
                 "orders": len(ledger.orders),
                 "batches": ledger.batch_count,
                 "trial_balance_fen": ledger.trial_balance_fen(),
-                "problems": [redact(problem) for problem in reconcile(ledger)],
+                "problems": [mask_identifiers(problem) for problem in reconcile(ledger)],
             }
 
 
 __all__ = [
     "BookState", "Change", "ConcurrentWriters", "DecisionItem", "Outcome", "PaymentsApplication", "Step",
 ]
+
+
+def _reason(exc: Exception) -> str:
+    """A refusal's reason as the operator sees it: identity numbers masked."""
+    return mask_identifiers(f"{type(exc).__name__}: {exc}")

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
+from contracts.identifiers import mask_identifiers
 from contracts.messages import SettlementV1
 from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
@@ -29,7 +30,6 @@ from services.payments.application import DecisionItem, Outcome, PaymentsApplica
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import GROUP, SETTLEMENTS_GROUP, build_broker
-from services.payments.redaction import redact
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import consuming, consuming_record
 from services.runtime.outbox import LogFollower, NotificationReader, create_positions_table
@@ -197,7 +197,8 @@ class PaymentsService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error("payments batching failed (%s); retrying in %.1fs", redact(repr(exc)), backoff_s)
+                log.error("payments batching failed (%s); retrying in %.1fs", mask_identifiers(repr(exc)),
+                          backoff_s)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
                 continue
@@ -285,8 +286,10 @@ class PaymentsService:
     async def progress(self, book: str) -> dict[str, Any]:
         assert self.pool is not None
         found = await projection.book_progress(self.pool, book)
-        found["refusals"] = [{**r, "reason": redact(r["reason"]), "cause_id": redact(r["cause_id"])}
-                             for r in found["refusals"]]
+        found["refusals"] = [
+            {**r, "reason": mask_identifiers(r["reason"]), "cause_id": mask_identifiers(r["cause_id"])}
+            for r in found["refusals"]
+        ]
         return found
 
     async def reconciliation(self, book: str) -> dict[str, Any]:

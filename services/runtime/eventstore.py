@@ -162,6 +162,14 @@ class ColumnArraysProcessRecorder(PostgresProcessRecorder):
         ))
 
 
+# An optimistic write retries this often when another writer got to the stream first.
+CONFLICT_RETRIES_MAX = 5
+
+
+class ConcurrentWriters(RuntimeError):
+    """A stream kept changing under us: another process writes to it."""
+
+
 class ServiceApplication(Application[uuid.UUID]):
     """An eventsourcing application of one service, in its own schema.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -20,7 +19,7 @@ import uvicorn
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
-from contracts.identifiers import mask
+from contracts.identifiers import mask_identifiers
 from services.runtime.settings import Settings
 from services.runtime.telemetry import setup_tracing
 
@@ -52,9 +51,6 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
 
 
-# A resident identity number (17 digits and a check character) anywhere in a log line, tracebacks
-# included (a database error's DETAIL quotes the row it refused).
-_IDENTITY_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])")
 
 
 class MaskingFormatter(logging.Formatter):
@@ -62,7 +58,7 @@ class MaskingFormatter(logging.Formatter):
     who see identity numbers only masked (docs/design/audit.md)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return _IDENTITY_NUMBER.sub(lambda m: str(mask(m.group(0))), super().format(record))
+        return mask_identifiers(super().format(record))
 
 
 def configure_logging(level: int = logging.INFO) -> None:

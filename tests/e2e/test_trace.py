@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from contracts.messages import fact_subject
+from contracts.messages import BOOK_HTTP_HEADER, fact_subject
 from flexledger.scenario_file import load_scenario
 from services.eligibility.bootstrap import EligibilityService
 from services.intake.aggregates import FactSubmission
@@ -31,7 +31,6 @@ from services.runtime.settings import Settings
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
-BOOK_HEADER = "X-Flexledger-Book"
 TIMEOUT_S = 60.0
 
 
@@ -93,7 +92,7 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     async with httpx.AsyncClient(timeout=30) as client:
         from flexledger.submit import operator_key  # intake wants an API key: the bootstrap operator key
 
-        headers = {BOOK_HEADER: book, "Authorization": f"Bearer {operator_key(stack.settings)}"}
+        headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {operator_key(stack.settings)}"}
         responses = [await client.post(f"{stack.intake_url}/v1/facts", json=f, headers=headers)
                      for f in facts]
     assert [r.status_code for r in responses] == [201] * len(facts)

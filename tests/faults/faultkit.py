@@ -32,12 +32,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.messages import fact_subject
+from contracts.messages import BOOK_HTTP_HEADER, fact_subject
 from contracts.topics import ALL_TOPICS, DECISIONS, ORDERS
 from services.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-BOOK_HEADER = "X-Flexledger-Book"
 ANSWERED = {200, 201, 400, 409}  # intake's answers about a fact (accepted, duplicate, rejected, id reused)
 RETRYABLE = {429, 500, 502, 503, 504}
 FIELDS = ("after", "kind", "program", "beneficiary", "subject", "ref", "month", "amount_fen")
@@ -76,7 +75,7 @@ def operator_token(settings: Settings) -> str | None:
 
 
 def auth_headers(settings: Settings, book: str) -> dict[str, str]:
-    headers = {BOOK_HEADER: book}
+    headers = {BOOK_HTTP_HEADER: book}
     if token := operator_token(settings):
         headers["Authorization"] = f"Bearer {token}"
     return headers

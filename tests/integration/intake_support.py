@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.identifiers import ric_check_character, uscc_check_character
+from contracts.messages import BOOK_HTTP_HEADER
 from services.intake.aggregates import FactSubmission
 from services.runtime.settings import Settings
 
-BOOK_HEADER = "X-Flexledger-Book"
 AT = "2021-07-05T10:00:00+08:00"
 
 
@@ -76,7 +76,7 @@ def url(settings: Settings, path: str) -> str:
 def headers(
     token: str | None, book_name: str, content_type: str | None = "application/json"
 ) -> dict[str, str]:
-    out = {BOOK_HEADER: book_name}
+    out = {BOOK_HTTP_HEADER: book_name}
     if token is not None:
         out["Authorization"] = f"Bearer {token}"
     if content_type is not None:

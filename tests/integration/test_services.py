@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.partitioner import DefaultPartitioner
 from eventsourcing.persistence import Tracking
 
-from contracts.messages import FactMessageV1, fact_subject, partition_key
+from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject, partition_key
 from contracts.topics import DECISIONS, FACTS
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import SubjectLedger, chain_content
@@ -35,7 +35,6 @@ from services.runtime.settings import Settings
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
-BOOK_HEADER = "X-Flexledger-Book"
 TIMEOUT_S = 60.0
 
 
@@ -76,7 +75,7 @@ async def flow(services: Settings) -> Flow:
     facts = load_scenario(VECTOR)["facts"]
     book = f"test-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=30) as client:
-        headers = {BOOK_HEADER: book, **_auth(services)}
+        headers = {BOOK_HTTP_HEADER: book, **_auth(services)}
         for fact in facts:
             response = await client.post(_url(services, "intake", "/v1/facts"), json=fact, headers=headers)
             assert response.status_code in (201, 400), response.text
@@ -155,7 +154,7 @@ async def test_intake_answers_with_the_status_of_each_outcome(services: Settings
         async def post(body: Any, book_header: str = book) -> httpx.Response:
             return await client.post(url, content=body if isinstance(body, bytes) else None,
                                      json=None if isinstance(body, bytes) else body,
-                                     headers={BOOK_HEADER: book_header, **_auth(services)})
+                                     headers={BOOK_HTTP_HEADER: book_header, **_auth(services)})
 
         first = await post(fact)
         accepted = {"outcome": "accepted", "fact_id": fact["id"], "seq": 1}

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from contracts.messages import BOOK_PATTERN, DEFAULT_BOOK, valid_book
+from contracts.messages import BOOK_KAFKA_HEADER, BOOK_PATTERN, DEFAULT_BOOK, valid_book
 from services.intake.domain.authorization import authorization_problem
 from services.intake.domain.limits import BadInput, BadValue, Limits, parse_json_body, string_problem
 from services.intake.domain.principals import AGENCIES, Principal, Role
 
 AGENCY_HEADER = "flexledger-agency"
-BOOK_HEADER = "flexledger-book"
 CONTENT_TYPE_HEADER = "content-type"
 JSON_MEDIA_TYPES = ("application/json", "application/cloudevents+json")
 _MAX_HEADER_CHARS = 200
@@ -82,12 +81,12 @@ def read_agency_message(
     if agency not in AGENCIES:
         return NotTaken(401, f"header {AGENCY_HEADER} {agency[:40]!r} is not an agency; the agencies are "
                              f"{', '.join(sorted(AGENCIES))}")
-    book = _header(headers, BOOK_HEADER)
+    book = _header(headers, BOOK_KAFKA_HEADER)
     if isinstance(book, NotTaken):
         return NotTaken(book.status, book.reason, agency)
     book = book if book is not None else DEFAULT_BOOK
     if not valid_book(book):
-        return NotTaken(400, f"header {BOOK_HEADER} must match {BOOK_PATTERN}", agency)
+        return NotTaken(400, f"header {BOOK_KAFKA_HEADER} must match {BOOK_PATTERN}", agency)
     content_type = _header(headers, CONTENT_TYPE_HEADER)
     if isinstance(content_type, NotTaken):
         return NotTaken(content_type.status, content_type.reason, agency, book)

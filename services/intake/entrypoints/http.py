@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from contracts.facts import FACT_TYPES
-from contracts.messages import BOOK_PATTERN, DEFAULT_BOOK, valid_book
+from contracts.messages import BOOK_HTTP_HEADER, BOOK_PATTERN, DEFAULT_BOOK, valid_book
 from services.intake.application import Incoming, Result
 from services.intake.domain.authorization import UNAUTHENTICATED, authorize
 from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
@@ -55,7 +55,6 @@ from services.intake.domain.principals import Principal
 from services.runtime.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
 
 log = logging.getLogger(__name__)
-BOOK_HEADER = "X-Flexledger-Book"
 FACTS_PATH = "/v1/facts"
 JSON_MEDIA_TYPES = ("application/json",)
 MAX_BODY_BYTES = Limits().max_fact_bytes  # kept for callers of the walking skeleton
@@ -293,7 +292,7 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         }}},
     )
     async def submit_fact(
-        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
+        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HTTP_HEADER, pattern=BOOK_PATTERN),
     ) -> JSONResponse:
         """Submit one fact (a JSON object of one of the scenarios/FORMAT.md types) to a book."""
         # Reached only when _SingleFactRoute passes the request on (FastAPI answers a bad book with 422).
@@ -321,7 +320,7 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         }}},
     )
     async def submit_bulk(
-        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HEADER, pattern=BOOK_PATTERN),
+        request: Request, book: str = Header(DEFAULT_BOOK, alias=BOOK_HTTP_HEADER, pattern=BOOK_PATTERN),
     ) -> JSONResponse:
         """Submit many facts: JSON Lines (application/x-ndjson), or CSV (text/csv) of monthly_report.
         At most `intake_max_bulk_rows` rows and `intake_max_bulk_bytes` bytes; the rate limiter
@@ -402,7 +401,7 @@ class _SingleFactRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == FACTS_PATH and scope["method"] == "POST":
             request = Request(scope, receive)
-            book = request.headers.get(BOOK_HEADER, DEFAULT_BOOK)
+            book = request.headers.get(BOOK_HTTP_HEADER, DEFAULT_BOOK)
             if valid_book(book):
                 scope["route"] = self.route
                 response = await self.record_fact(request, book)

@@ -15,14 +15,13 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 
-from contracts.messages import FactMessageV1, IntakeDeadLetterV1
+from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1, IntakeDeadLetterV1
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.settings import Settings
 
 GROUP = "intake"
 AGENCY_HEADER = "flexledger-agency"
-BOOK_HEADER = "flexledger-book"
 
 
 class AgencyHandler(Protocol):
@@ -61,8 +60,9 @@ def build_broker(
         title=f"{AGENCY_FACTS.name}:{GROUP}",
         description="One fact per message, as JSON (a scenarios/FORMAT.md fact), with the headers "
                     f"{AGENCY_HEADER} (hr_bureau | social_insurance_agency | talent_office | "
-                    f"park_authority) and optionally {BOOK_HEADER} (default main). Validated and recorded "
-                    "exactly like POST /v1/facts; what is not taken in goes to the dead-letter topic.",
+                    f"park_authority) and optionally {BOOK_KAFKA_HEADER} (default main). "
+                    "Validated and recorded exactly like POST /v1/facts; what is not taken in goes to the "
+                    "dead-letter topic.",
     )
     async def on_agency_fact(body: bytes, msg: KafkaMessage) -> None:
         assert handler is not None

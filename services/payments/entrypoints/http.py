@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_PATTERN
-from services.payments.redaction import redact
 from services.runtime.telemetry import ASGIApp, Receive, Send, TracingMiddleware
 
 MAX_ROWS_PER_PAGE = 10_000
@@ -90,8 +90,8 @@ class MaskBeneficiaryPath:
         if scope["type"] == "http" and "/balances/" in path:
             span = trace.get_current_span()
             if span.is_recording():
-                span.set_attribute("url.path", redact(path))
-                span.update_name(f"{scope.get('method', 'GET')} {redact(path)}")
+                span.set_attribute("url.path", mask_identifiers(path))
+                span.update_name(f"{scope.get('method', 'GET')} {mask_identifiers(path)}")
         await self.app(scope, receive, send)
 
 

@@ -1,0 +1,98 @@
+"""The life of a service process, the same for the three services: open, consume, follow, stop, report.
+
+A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what the service has:
+- `on_start(step)`: what to open before anything consumes (the event store, a pool, tables), in order;
+- `follow(follower)`: a log follower (relay or projection) run in the background and woken on change;
+- `background(name, loop)`: any other long-running loop (batching, key refresh, writer-lock watch);
+- `on_stop(close)`: what to close, closed in the reverse order of registration;
+- `reports(name, details)`: a part's own health details.
+
+`start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
+followers and loops. `stop()` stops the broker first, so that no message is half-handled when the rest
+stops, then cancels the loops, then closes. `python -m services.<name>` serves it with
+`services.runtime.process.main`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+from services.runtime.outbox import LogFollower
+
+log = logging.getLogger(__name__)
+Step = Callable[[], Awaitable[None]]
+Close = Callable[[], Awaitable[None] | None]
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, broker: KafkaBroker) -> None:
+        self.name = name
+        self.broker = broker
+        self.http: Any = None  # the ASGI app, set by the service's bootstrap
+        self.ready = False
+        self.followers: list[LogFollower] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self._start_steps: list[Step] = []
+        self._loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self._closers: list[Close] = []
+        self._reports: dict[str, Callable[[], Any]] = {}
+
+    # ---- registration (bootstrap) -----------------------------------------------------------------
+
+    def on_start(self, step: Step) -> None:
+        self._start_steps.append(step)
+
+    def on_stop(self, close: Close) -> None:
+        self._closers.append(close)
+
+    def follow(self, follower: LogFollower) -> LogFollower:
+        self.followers.append(follower)
+        self.background(follower.name, follower.run)
+        return follower
+
+    def background(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._loops.append((name, loop))
+
+    def reports(self, name: str, details: Callable[[], Any]) -> None:
+        self._reports[name] = details
+
+    # ---- running ----------------------------------------------------------------------------------
+
+    def wake_followers(self) -> None:
+        """Something was recorded: the relays and projections read the log now, not at their next poll."""
+        for follower in self.followers:
+            follower.wake()
+
+    async def start(self) -> None:
+        for step in self._start_steps:
+            await step()
+        await self.broker.start()
+        self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in self._loops]
+        self.ready = True
+        log.info("%s ready", self.name)
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.broker.stop()  # first: no message is half-handled when the rest stops
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for close in reversed(self._closers):
+            try:
+                closed = close()
+                if closed is not None:
+                    await closed
+            except Exception:
+                log.exception("%s: closing failed", self.name)
+
+    def health(self) -> dict[str, Any]:
+        """`ok` when started and every background loop runs; `degraded` when one has died."""
+        alive = {task.get_name(): not task.done() for task in self.tasks}
+        status = "starting" if not self.ready else "ok" if all(alive.values()) else "degraded"
+        return {"status": status, "service": self.name, "tasks": alive,
+                **{name: details() for name, details in self._reports.items()}}
