@@ -6,8 +6,8 @@ Kafka's ACLs already say who may write a topic; this is the second line, for an 
 broker (an admin credential, a disk, a mirror). The tag is HMAC-SHA256 over a domain tag, the topic
 and the record's value, so a message cannot be moved to another topic or altered by one byte.
 HMAC, not a signature: the check runs for every fact (1.4 µs for a 900-byte fact on the 2-core
-machine; an Ed25519 verification took 84 µs there), and the consumer holding the same key is no threat to the ledger — it is the
-party the tag protects.
+machine; an Ed25519 verification took 84 µs there), and the consumer holding the same key is no
+threat to the ledger: it is the party the tag protects.
 """
 
 from __future__ import annotations
