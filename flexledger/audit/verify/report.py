@@ -11,9 +11,11 @@ from contracts.identifiers import mask_identifiers
 
 Books = frozenset[str] | None  # only these books (None: every book)
 
-# The check a problem belongs to: the first part of its order, so the report lists it in this order.
+# The first part of a problem's order: the report lists the problems of the ledger's stored events
+# (steps 1-2, and the events intake says were deleted) first, then checkpoints, re-derivation, intake's
+# and payments' logs, roles.
 STREAMS, CHECKPOINTS, REDERIVATION, INTAKE, PAYMENTS, ROLES = 0, 1, 2, 3, 4, 5
-AFTER_EVERY_EVENT = 2**62  # a problem of no one event: listed after those that name one
+AFTER_EVERY_EVENT = 2**62  # the second part of a problem that names no stored event: after those that do
 
 
 @dataclass(frozen=True)
