@@ -119,14 +119,20 @@ def test_the_log_digest_depends_on_every_row_and_their_order() -> None:
 def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does() -> None:
     from hashlib import sha256
 
-    from flexledger.audit.verify import _HashedLogDigest
+    from flexledger.audit.store import Row
+    from flexledger.audit.verify.checkpoints import Digests
 
     rows = [(n, str(uuid.UUID(int=n)), n % 3 + 1, "t:é", bytes([n]) * n) for n in (1, 2, 5, 9)]
-    log, hashed = cp.LogDigest(), _HashedLogDigest()
+    log, hashed = cp.LogDigest(), Digests([0, 3, 5, 20])
+    after: dict[int, tuple[str, int]] = {}  # the checkpointer's digest after each row
     for n, oid, version, topic, state in rows:
         log.add(n, oid, version, topic, state)
-        hashed.add(n, oid, version, topic, sha256(state).digest())
-        assert (hashed.digest, hashed.count) == (log.digest, log.count)
+        hashed.add(Row(n, oid, version, topic, sha256(state).digest()))
+        after[n] = (log.digest, log.count)
+        assert (hashed.value.hex(), hashed.count) == (log.digest, log.count)
+    hashed.finish()
+    # remembered at each checkpoint's notification id: the digest of the rows up to it
+    assert hashed.at == {0: (cp.GENESIS, 0), 3: after[2], 5: after[5], 20: after[9]}
 
 
 def test_verify_checkpoint_is_an_offline_command(tmp_path: Path) -> None:

@@ -44,18 +44,28 @@ SIGNED_FIELDS = (
 )
 
 
+# What json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")) returns, with the
+# encoder built once (the digest is folded once per stored row).
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _canonical(content: Any) -> bytes:
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return _CANONICAL(content).encode()
 
 
 def entry_hash(
-    notification_id: int, originator_id: str, originator_version: int, topic: str, state: bytes
-) -> str:
-    """The hash of one stored row."""
-    state_hash = hashlib.sha256(state).hexdigest()
+    notification_id: int, originator_id: str, originator_version: int, topic: str, state_hash: bytes
+) -> bytes:
+    """entry(row), given the SHA-256 of the row's state (`state_hash`): a reader that has the database
+    compute it (`sha256(state)` in SQL) folds the digest without fetching the states."""
     return hashlib.sha256(
-        _canonical([notification_id, originator_id, originator_version, topic, state_hash])
-    ).hexdigest()
+        _canonical([notification_id, originator_id, originator_version, topic, state_hash.hex()])
+    ).digest()
+
+
+def next_digest(digest: bytes, entry: bytes) -> bytes:
+    """D_n from D_{n-1} and entry(row_n)."""
+    return hashlib.sha256(digest + entry).digest()
 
 
 @dataclass
@@ -71,8 +81,9 @@ class LogDigest:
     ) -> None:
         if notification_id <= self.up_to:
             raise ValueError(f"notification {notification_id} is not after {self.up_to}")
-        entry = entry_hash(notification_id, originator_id, originator_version, topic, state)
-        self.digest = hashlib.sha256(bytes.fromhex(self.digest) + bytes.fromhex(entry)).hexdigest()
+        state_hash = hashlib.sha256(state).digest()
+        entry = entry_hash(notification_id, originator_id, originator_version, topic, state_hash)
+        self.digest = next_digest(bytes.fromhex(self.digest), entry).hex()
         self.count += 1
         self.up_to = notification_id
 

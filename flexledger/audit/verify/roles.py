@@ -1,0 +1,41 @@
+"""Step 7 of `audit verify`: the services' runtime role cannot UPDATE, DELETE or TRUNCATE an event
+table, nor own one (the grants `flexledger audit db-roles` sets up, docs/design/audit.md)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from flexledger.audit.store import SERVICE_SCHEMAS
+from flexledger.audit.verify.report import ROLES, Problem, Report
+from services.runtime.settings import Settings
+
+
+def check_roles(settings: Settings, report: Report) -> None:
+    """Step 7, over every service schema's event table that exists."""
+    role = settings.pg_app_user
+    if not role:
+        report.notes.append("no runtime role configured (pg_app_user): the role check was skipped")
+        return
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            report.notes.append(f"role {role} does not exist: the role check was skipped")
+            return
+        for schema in SERVICE_SCHEMAS:
+            table = f'"{schema}"."{schema}_events"'
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            if not (found and found[0]):
+                continue
+            owner, can_change = conn.execute(
+                "SELECT pg_get_userbyid(relowner), has_table_privilege(%s, %s::regclass, "
+                "'UPDATE, DELETE, TRUNCATE') FROM pg_class WHERE oid = %s::regclass",
+                (role, table, table),
+            ).fetchone() or (None, False)
+            report.counts["event tables"] += 1
+            if owner == role or can_change:
+                report.add(
+                    Problem(
+                        f"table {schema}.{schema}_events",
+                        f"the services' role {role} can UPDATE, DELETE or TRUNCATE it",
+                        (ROLES, 0),
+                    )
+                )

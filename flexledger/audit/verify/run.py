@@ -1,0 +1,80 @@
+"""Running `audit verify`'s checks (docs/design/audit.md, "audit verify").
+
+Steps 1-3 (chains.py) need only each stream's own rows, so `PARTS` forked processes run them, each over
+its share of the streams (a byte of the stream id picks the part), while this process checks the
+checkpoints over every row (4, checkpoints.py), reads intake's and payments' logs and checks the roles
+(7, roles.py); steps 5 (intake.py) and 6 (payments.py) then use the workers' merged results.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from flexledger.audit.store import Decoder, EventTable
+from flexledger.audit.verify.chains import check_streams
+from flexledger.audit.verify.checkpoints import check_checkpoints
+from flexledger.audit.verify.intake import check_intake, read_intake
+from flexledger.audit.verify.money import Money
+from flexledger.audit.verify.payments import check_payments, read_payments
+from flexledger.audit.verify.report import Books, Report
+from flexledger.audit.verify.roles import check_roles
+from services.runtime.settings import Settings
+
+PARTS = 2  # processes that share the streams (the machine this is measured on has 2 cores)
+
+
+def verify(
+    settings: Settings,
+    *,
+    books: Books = None,
+    public_key: str,
+    published: list[dict[str, Any]] | None = None,
+) -> Report:
+    """Every check; `published`: checkpoints as received from the topic, held to the ledger as well as
+    those the ledger recorded (deleting recorded checkpoints then hides nothing)."""
+    report = Report()
+    decoder = Decoder(settings)
+    fork = multiprocessing.get_context("fork")
+    with _few_collections(), ProcessPoolExecutor(PARTS, mp_context=fork) as pool:
+        parts = [pool.submit(check_streams, settings, books, (k, PARTS)) for k in range(PARTS)]
+        check_checkpoints(EventTable(settings, "eligibility"), decoder, public_key, published or [], report)
+        intake = read_intake(settings, decoder, books, report)
+        payments = read_payments(settings, decoder, books, report)
+        check_roles(settings, report)
+        money = _merge(report, [part.result() for part in parts])
+    if intake is not None:
+        check_intake(intake, money, report)
+    if payments is not None:
+        check_payments(payments, money, report)
+    return report
+
+
+def _merge(report: Report, parts: list[tuple[Report, Money]]) -> Money:
+    """The parts' findings in one report, and their money in one account."""
+    money = Money()
+    for part_report, part_money in parts:
+        report.merge(part_report)
+        money.merge(part_money)
+    report.counts["books"] = len(money.seqs)
+    return money
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """The pass allocates millions of short-lived objects (freed by reference counting) while it keeps a
+    large and growing state (a rules state per stream): at the default thresholds the cyclic collector
+    traverses that state over and over (10-20% of the time). Forked workers inherit the setting, and
+    what is loaded already is frozen out of the collections (and of copy-on-write in the workers)."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
