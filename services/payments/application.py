@@ -50,7 +50,9 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class Outcome(StrEnum):
+class RecordOutcome(StrEnum):
+    """What recording one message or command did."""
+
     RECORDED = "recorded"
     UNCHANGED = "unchanged"  # an operator command that changes nothing (the same appropriation again)
     NO_MONEY = "no_money"  # extension, statistic, recognition, rejection: nothing to pay
@@ -81,7 +83,7 @@ class DecisionItem(NamedTuple):
 
 @dataclass(slots=True)
 class Step:
-    outcome: Outcome
+    outcome: RecordOutcome
     changes: list[Change] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -100,22 +102,23 @@ def cause_id(cause: dict[str, Any]) -> str | None:
     return cause.get("decision_id") or cause.get("settlement_id") or cause.get("reference")
 
 
-class BookState:
-    """A book's stream (for its version) and the payments book folded from it."""
+class BookWithStream:
+    """A book as the application holds it: its event stream (for its version) and the `PaymentsBook`
+    folded from that stream, with what the application remembers besides (budgets decided, refusals)."""
 
     def __init__(self, stream: PaymentsBookStream, stored: bool) -> None:
         self.stream = stream
-        self.ledger = PaymentsBook(stream.book)
+        self.book = PaymentsBook(stream.book)
         self.stored = stored  # the stream exists in the event store
         self.budgets_decided: set[tuple[str, int]] = set()  # appropriated by an operator or by default
         self.refused: set[str] = set()  # ids of refused decisions and settlements
 
     @classmethod
-    def fresh(cls, book: str) -> BookState:
+    def fresh(cls, book: str) -> BookWithStream:
         return cls(PaymentsBookStream.open(book), stored=False)
 
     @classmethod
-    def opened(cls, opened: PaymentsBookStream.Opened) -> BookState:
+    def opened(cls, opened: PaymentsBookStream.Opened) -> BookWithStream:
         stream = opened.mutate(None)
         assert isinstance(stream, PaymentsBookStream)
         return cls(stream, stored=True)
@@ -125,7 +128,7 @@ class BookState:
         self.stream = recorded.mutate(self.stream)  # type: ignore[assignment]
         events = [decode(data) for data in recorded.events]
         for event in events:
-            self.ledger.apply(event)
+            self.book.apply(event)
         self._note(recorded.cause, events, recorded.refusal)
 
     def append(self, change: Change, trace_id: str | None, carrier: dict[str, str]) -> None:
@@ -168,7 +171,7 @@ class PaymentsApplication(ServiceApplication):
         super().__init__(settings, tracer_provider)
         self.config = config or PaymentsConfig.from_settings(settings)
         self._lock = threading.RLock()
-        self._books: dict[str, BookState] = {}
+        self._books: dict[str, BookWithStream] = {}
 
     # ---- state ----------------------------------------------------------------------------------
 
@@ -181,7 +184,7 @@ class PaymentsApplication(ServiceApplication):
             while batch := self.notifications(after, page):
                 for notification_id, stored in batch:
                     if isinstance(stored, PaymentsBookStream.Opened):
-                        self._books[stored.book] = BookState.opened(stored)
+                        self._books[stored.book] = BookWithStream.opened(stored)
                     elif isinstance(stored, PaymentsBookStream.Recorded):
                         self._books[stored.book].replay(stored)
                     if observe is not None:
@@ -189,18 +192,18 @@ class PaymentsApplication(ServiceApplication):
                 after = batch[-1][0]
             return after
 
-    def _load(self, book: str) -> BookState:
+    def _load(self, book: str) -> BookWithStream:
         """A book from its own stream (or a fresh one, not yet stored)."""
-        state: BookState | None = None
+        state: BookWithStream | None = None
         for stored in self.events.get(book_stream_id(book)):
             if isinstance(stored, PaymentsBookStream.Opened):
-                state = BookState.opened(stored)
+                state = BookWithStream.opened(stored)
             else:
                 assert state is not None and isinstance(stored, PaymentsBookStream.Recorded)
                 state.replay(stored)
-        return state or BookState.fresh(book)
+        return state or BookWithStream.fresh(book)
 
-    def _state(self, book: str) -> BookState:
+    def _state(self, book: str) -> BookWithStream:
         state = self._books.get(book)
         if state is None:
             state = self._books[book] = self._load(book)
@@ -226,7 +229,7 @@ class PaymentsApplication(ServiceApplication):
     # ---- the one way to change a book -------------------------------------------------------------
 
     def _execute(
-        self, book: str, step: Callable[[BookState], Step], tracking: Tracking | None,
+        self, book: str, step: Callable[[BookWithStream], Step], tracking: Tracking | None,
         trace_id: str | None, carrier: dict[str, str],
     ) -> Step:
         with self._lock:
@@ -253,7 +256,7 @@ class PaymentsApplication(ServiceApplication):
                     if result.changes:
                         self._forget(book)  # the book holds what was not saved
                     if tracking is not None and self.already_tracked(tracking):
-                        return Step(Outcome.REDELIVERED)
+                        return Step(RecordOutcome.REDELIVERED)
                     log.info("version conflict on payments book %s; reloading it", book)
                     self._forget(book)
                     continue
@@ -267,11 +270,12 @@ class PaymentsApplication(ServiceApplication):
         raise ConcurrentWriters(f"gave up on book {book} after {CONFLICT_RETRIES_MAX} version conflicts")
 
     @staticmethod
-    def _refusal(book: str, state: BookState, refused: _Refused) -> Step:
+    def _refusal(book: str, state: BookWithStream, refused: _Refused) -> Step:
         key = cause_id(refused.cause)
         if key is not None and key in state.refused:
-            return Step(Outcome.REPUBLISHED)
-        return Step(Outcome.REFUSED, [Change(refused.cause, [], refused.reason)], {"reason": refused.reason})
+            return Step(RecordOutcome.REPUBLISHED)
+        change = Change(refused.cause, [], refused.reason)
+        return Step(RecordOutcome.REFUSED, [change], {"reason": refused.reason})
 
     @staticmethod
     def _log_refusals(book: str, changes: list[Change]) -> None:
@@ -286,11 +290,11 @@ class PaymentsApplication(ServiceApplication):
                 log.warning("payments book %s refused %s %s entry %s: %s", book, kind, key, entry["entry_id"],
                             mask_identifiers(entry["reason"]))
 
-    def _position_only(self, tracking: Tracking, outcome: Outcome) -> Outcome:
+    def _position_only(self, tracking: Tracking, outcome: RecordOutcome) -> RecordOutcome:
         try:
             self.record(tracking=tracking)
         except IntegrityError:
-            return Outcome.REDELIVERED
+            return RecordOutcome.REDELIVERED
         return outcome
 
     # ---- use cases ----------------------------------------------------------------------------------
@@ -298,19 +302,19 @@ class PaymentsApplication(ServiceApplication):
     def record_decision(
         self, decision: DecisionV1, position: Tracking, recorded_at: datetime, trace_id: str | None = None,
         carrier: dict[str, str] | None = None,
-    ) -> Outcome:
+    ) -> RecordOutcome:
         """A decision from eligibility: grants become orders, clawbacks cancel and claim, once each."""
         if decision.kind not in MONEY_KINDS:
-            return self._position_only(position, Outcome.NO_MONEY)
+            return self._position_only(position, RecordOutcome.NO_MONEY)
         if not valid_book(decision.book):  # eligibility never sends one; its orders could not be published
             log.warning("decision %s names an invalid book; skipped", decision.decision_id)
-            return self._position_only(position, Outcome.REFUSED)
+            return self._position_only(position, RecordOutcome.REFUSED)
         at = _aware(recorded_at)
         return self._execute(
             decision.book, lambda state: self._decide(state, decision, at), position, trace_id, carrier or {}
         ).outcome
 
-    def record_decisions(self, items: Sequence[DecisionItem]) -> list[Outcome]:
+    def record_decisions(self, items: Sequence[DecisionItem]) -> list[RecordOutcome]:
         """Consecutive decisions from the decisions topic, recorded in ONE transaction: what
         `record_decision` does for each, in order — every book they change, with the Kafka position of
         the last item. Non-money and republished decisions (decision id already applied or refused)
@@ -323,7 +327,7 @@ class PaymentsApplication(ServiceApplication):
         if not items:
             return []
         with self._lock:
-            seen: dict[str, BookState] = {}
+            seen: dict[str, BookWithStream] = {}
             refusals: list[tuple[str, Change]] = []
             try:
                 outcomes = [self._batch_step(item, seen, refusals) for item in items]
@@ -349,15 +353,15 @@ class PaymentsApplication(ServiceApplication):
             return outcomes
 
     def _batch_step(
-        self, item: DecisionItem, seen: dict[str, BookState], refusals: list[tuple[str, Change]]
-    ) -> Outcome:
+        self, item: DecisionItem, seen: dict[str, BookWithStream], refusals: list[tuple[str, Change]]
+    ) -> RecordOutcome:
         """One decision of a batch: folded into its book and appended to the book's stream (not saved)."""
         decision = item.decision
         if decision.kind not in MONEY_KINDS:
-            return Outcome.NO_MONEY
+            return RecordOutcome.NO_MONEY
         if not valid_book(decision.book):
             log.warning("decision %s names an invalid book; skipped", decision.decision_id)
-            return Outcome.REFUSED
+            return RecordOutcome.REFUSED
         state = seen.get(decision.book)
         if state is None:
             state = seen[decision.book] = self._state(decision.book)
@@ -368,26 +372,28 @@ class PaymentsApplication(ServiceApplication):
                 refusals.append((decision.book, change))
         return result.outcome
 
-    def _decide(self, state: BookState, decision: DecisionV1, recorded_at: datetime) -> Step:
+    def _decide(self, state: BookWithStream, decision: DecisionV1, recorded_at: datetime) -> Step:
         """What a money decision does to the book, folded into it: its changes, or its refusal."""
-        if state.ledger.has_applied(decision.decision_id) or decision.decision_id in state.refused:
-            return Step(Outcome.REPUBLISHED)
+        if state.book.has_applied(decision.decision_id) or decision.decision_id in state.refused:
+            return Step(RecordOutcome.REPUBLISHED)
         cause = decision_cause(decision, recorded_at)
         changes: list[Change] = []
-        folded = state.ledger.event_count
+        folded = state.book.event_count
         try:
             if decision.kind == "grant":
                 changes.extend(self._default_appropriation(state, decision, recorded_at))
-            events = state.ledger.apply_decision(decision, recorded_at)
+            events = state.book.apply_decision(decision, recorded_at)
         except PaymentsError as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            if state.ledger.event_count != folded:  # a default appropriation was folded: reload the book
+            if state.book.event_count != folded:  # a default appropriation was folded: reload the book
                 raise _Refused(cause, reason) from None
-            return Step(Outcome.REFUSED, [Change(cause, [], reason)], {"reason": reason})
+            return Step(RecordOutcome.REFUSED, [Change(cause, [], reason)], {"reason": reason})
         changes.append(Change(cause, events))
-        return Step(Outcome.RECORDED, changes)
+        return Step(RecordOutcome.RECORDED, changes)
 
-    def _default_appropriation(self, state: BookState, decision: DecisionV1, at: datetime) -> list[Change]:
+    def _default_appropriation(
+        self, state: BookWithStream, decision: DecisionV1, at: datetime
+    ) -> list[Change]:
         """The configured default appropriation of a budget no one has appropriated yet."""
         program = decision.program
         amount_fen = self.config.default_appropriation(program) if program else 0
@@ -396,7 +402,7 @@ class PaymentsApplication(ServiceApplication):
         year = fiscal_year(decision.month, at)
         if (program, year) in state.budgets_decided:
             return []
-        events = state.ledger.set_appropriation(program, year, amount_fen, at)
+        events = state.book.set_appropriation(program, year, amount_fen, at)
         cause = {"kind": "appropriation", "source": "default", "program": program, "fiscal_year": year,
                  "amount_fen": amount_fen, "reference": None}
         return [Change(cause, events)]
@@ -410,22 +416,22 @@ class PaymentsApplication(ServiceApplication):
         the budget has already committed or paid."""
         moment = _aware(at or datetime.now(UTC))
 
-        def step(state: BookState) -> Step:
-            previous_fen = state.ledger.budget(program, year).appropriated_fen
+        def step(state: BookWithStream) -> Step:
+            previous_fen = state.book.budget(program, year).appropriated_fen
             detail: dict[str, Any] = {"book": book, "program": program, "fiscal_year": year,
                                       "previous_fen": previous_fen, "appropriated_fen": previous_fen}
             try:
-                events = state.ledger.set_appropriation(program, year, amount_fen, moment)
+                events = state.book.set_appropriation(program, year, amount_fen, moment)
             except PaymentsError as exc:
-                return Step(Outcome.REFUSED, [], {**detail, "reason": _reason(exc)})
+                return Step(RecordOutcome.REFUSED, [], {**detail, "reason": _reason(exc)})
             detail["appropriated_fen"] = amount_fen
             released = [ev.order_id for ev in events if isinstance(ev, e.OrderCommitted)]
             detail["released_orders"] = len(released)
             if not events and (program, year) in state.budgets_decided:
-                return Step(Outcome.UNCHANGED, [], detail)
+                return Step(RecordOutcome.UNCHANGED, [], detail)
             cause = {"kind": "appropriation", "source": "operator", "program": program, "fiscal_year": year,
                      "amount_fen": amount_fen, "reference": reference}
-            return Step(Outcome.RECORDED, [Change(cause, events)], detail)
+            return Step(RecordOutcome.RECORDED, [Change(cause, events)], detail)
 
         return self._execute(book, step, None, trace_id, carrier or {})
 
@@ -436,47 +442,48 @@ class PaymentsApplication(ServiceApplication):
         """Operator command: the beneficiary paid back `amount_fen` (bank reference = idempotency key)."""
         moment = _aware(at or datetime.now(UTC))
 
-        def step(state: BookState) -> Step:
+        def step(state: BookWithStream) -> Step:
             detail: dict[str, Any] = {"book": book, "reference": reference, "amount_fen": amount_fen}
             if not state.stored:
-                return Step(Outcome.REFUSED, [], {**detail, "reason": f"book {book} has no payments"})
+                return Step(RecordOutcome.REFUSED, [], {**detail, "reason": f"book {book} has no payments"})
             try:
-                events = state.ledger.record_repayment(beneficiary, amount_fen, reference, moment)
+                events = state.book.record_repayment(beneficiary, amount_fen, reference, moment)
             except (PaymentsError, ValueError) as exc:
-                return Step(Outcome.REFUSED, [], {**detail, "reason": _reason(exc)})
+                return Step(RecordOutcome.REFUSED, [], {**detail, "reason": _reason(exc)})
             if not events:
-                return Step(Outcome.UNCHANGED, [], detail)
+                return Step(RecordOutcome.UNCHANGED, [], detail)
             cause = {"kind": "repayment", "reference": reference, "amount_fen": amount_fen}
-            return Step(Outcome.RECORDED, [Change(cause, events)], detail)
+            return Step(RecordOutcome.RECORDED, [Change(cause, events)], detail)
 
         return self._execute(book, step, None, trace_id, carrier or {})
 
     def record_settlement(
         self, settlement: SettlementV1, position: Tracking, trace_id: str | None = None,
         carrier: dict[str, str] | None = None,
-    ) -> Outcome:
+    ) -> RecordOutcome:
         """The bank's results for entries of a batch: paid, or returned (the order is re-queued)."""
         if not self.book_exists(settlement.book):
             log.warning("settlement %s names book %s, which has no payments; skipped",
                         settlement.settlement_id, settlement.book)
-            return self._position_only(position, Outcome.REFUSED)
+            return self._position_only(position, RecordOutcome.REFUSED)
         at = _aware(settlement.settled_at)
 
-        def step(state: BookState) -> Step:
+        def step(state: BookWithStream) -> Step:
             events: list[e.PaymentsEvent] = []
             refused: list[dict[str, str]] = []
             for r in settlement.results:
                 result = SettlementResult(r.entry_id, SettlementOutcome(r.outcome), r.confirmation, r.reason)
                 try:
-                    events.extend(state.ledger.settle(result, at))
+                    events.extend(state.book.settle(result, at))
                 except PaymentsError as exc:  # each settle changes nothing when it raises
                     refused.append({"entry_id": r.entry_id, "reason": f"{type(exc).__name__}: {exc}"})
             if not events and (not refused or settlement.settlement_id in state.refused):
-                return Step(Outcome.REPUBLISHED)
+                return Step(RecordOutcome.REPUBLISHED)
             cause = {"kind": "settlement", "settlement_id": settlement.settlement_id,
                      "batch_id": settlement.batch_id, "results": len(settlement.results), "refused": refused}
             whole = "; ".join(r["reason"] for r in refused) if refused and not events else None
-            return Step(Outcome.REFUSED if whole else Outcome.RECORDED, [Change(cause, events, whole)])
+            outcome = RecordOutcome.REFUSED if whole else RecordOutcome.RECORDED
+            return Step(outcome, [Change(cause, events, whole)])
 
         return self._execute(settlement.book, step, position, trace_id, carrier or {}).outcome
 
@@ -488,7 +495,7 @@ class PaymentsApplication(ServiceApplication):
         next_at: datetime | None = None
         with self._lock:
             for name, state in self._books.items():
-                ready, oldest = state.ledger.ready_count(), state.ledger.oldest_ready_at()
+                ready, oldest = state.book.ready_count(), state.book.oldest_ready_at()
                 if oldest is None:
                     continue
                 if ready >= policy.max_entries:
@@ -510,19 +517,19 @@ class PaymentsApplication(ServiceApplication):
         policy = self.config.batch_policy
         with self._lock:
             due = books if books is not None else [
-                name for name, state in self._books.items() if state.ledger.ready_count()
+                name for name, state in self._books.items() if state.book.ready_count()
             ]
         cut: list[str] = []
         for book in due:
 
-            def step(state: BookState) -> Step:
-                events = state.ledger.cut_batches(policy, now)
+            def step(state: BookWithStream) -> Step:
+                events = state.book.cut_batches(policy, now)
                 if not events:
-                    return Step(Outcome.UNCHANGED)
+                    return Step(RecordOutcome.UNCHANGED)
                 batches = [ev.batch_id for ev in events if isinstance(ev, e.BatchCut)]
                 cause = {"kind": "batch_cut", "batches": batches, "max_entries": policy.max_entries,
                          "max_wait_s": None if policy.max_wait is None else policy.max_wait.total_seconds()}
-                return Step(Outcome.RECORDED, [Change(cause, events)], {"batches": batches})
+                return Step(RecordOutcome.RECORDED, [Change(cause, events)], {"batches": batches})
 
             result = self._execute(book, step, None, trace_id, carrier or {})
             cut.extend(result.detail.get("batches", []))
@@ -531,25 +538,31 @@ class PaymentsApplication(ServiceApplication):
     # ---- queries on the live book --------------------------------------------------------------
 
     def reconciliation(self, book: str) -> dict[str, Any]:
-        """The book checked against itself: trial balance, general ledger against sub-ledgers,
+        """The book checked against itself: trial balance, accounts against sub-ledgers,
         invariants (`services.payments.domain.reconcile`). Identity numbers masked."""
         with self._lock:
             state = self._books.get(book) or self._load(book)
-            ledger = state.ledger
+            folded = state.book
             return {
                 "book": book,
                 "exists": state.stored,
                 "stream_version": state.stream.version if state.stored else 0,
-                "events": ledger.event_count,
-                "orders": len(ledger.orders),
-                "batches": ledger.batch_count,
-                "trial_balance_fen": ledger.trial_balance_fen(),
-                "problems": [mask_identifiers(problem) for problem in reconcile(ledger)],
+                "events": folded.event_count,
+                "orders": len(folded.orders),
+                "batches": folded.batch_count,
+                "trial_balance_fen": folded.trial_balance_fen(),
+                "problems": [mask_identifiers(problem) for problem in reconcile(folded)],
             }
 
 
 __all__ = [
-    "BookState", "Change", "ConcurrentWriters", "DecisionItem", "Outcome", "PaymentsApplication", "Step",
+    "BookWithStream",
+    "Change",
+    "ConcurrentWriters",
+    "DecisionItem",
+    "PaymentsApplication",
+    "RecordOutcome",
+    "Step",
 ]
 
 

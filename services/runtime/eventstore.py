@@ -174,7 +174,8 @@ class ServiceApplication(Application[uuid.UUID]):
     """An eventsourcing application of one service, in its own schema.
 
     It records with a process recorder, so a Kafka position (`Tracking`) commits in the same
-    transaction as the events it caused, and wraps every commit made inside a trace in a span."""
+    transaction as the events it caused, and spans every commit made inside a trace (the commit-span
+    rule: `services.runtime.batch_spans`)."""
 
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         self.tracer = get_tracer(tracer_provider, self.name)
@@ -207,8 +208,11 @@ class ServiceApplication(Application[uuid.UUID]):
         return self.recorder
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
+        """Commit, spanned `<name> db commit` as a child of the current span. Every commit passes here,
+        so work done inside one trace needs nothing more; a consumed batch runs with no span current
+        (its commit is for many traces) and spans its commit in each (`batch_spans.ConsumedBatch`)."""
         if not trace.get_current_span().is_recording():
-            return super()._record(processing_event)  # outside a trace (a batch spans its own commits)
+            return super()._record(processing_event)
         with self.tracer.start_as_current_span(
             f"{self.name} db commit",
             attributes={"db.system": "postgresql", "db.namespace": self.name,

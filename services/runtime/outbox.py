@@ -49,6 +49,16 @@ async def create_positions_table(pool: asyncpg.Pool, schema: str) -> None:
     )
 
 
+async def follower_position(
+    db: asyncpg.Pool | Connection, schema: str, name: str, *, lock: bool = False
+) -> int:
+    """The notification id follower `name` has handled up to (0 before its first batch). `lock`: inside
+    a transaction, lock its row until the transaction ends (`FOR UPDATE`)."""
+    statement = f'SELECT position FROM "{schema}".follower_positions WHERE name = $1'
+    value = await db.fetchval(statement + (" FOR UPDATE" if lock else ""), name)
+    return int(value or 0)
+
+
 class NotificationReader:
     """The notification log of one application, read once for all its followers.
 
@@ -120,26 +130,17 @@ class LogFollower:
     def wake(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _read_position(self) -> int:
-        value = await self.pool.fetchval(
-            f'SELECT position FROM "{self.schema}".follower_positions WHERE name = $1', self.name
-        )
-        return int(value or 0)
-
     async def step(self) -> int:
         """Handle one batch after the recorded position; return how many events it held."""
-        after = await self._read_position()
+        after = await follower_position(self.pool, self.schema, self.name)
         batch = await self.reader.read(self.name, after, self.batch_limit)
         if not batch:
             self.position = after
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
             # Lock the position row: two followers of one name never handle the same batch twice.
-            current = await conn.fetchval(
-                f'SELECT position FROM "{self.schema}".follower_positions WHERE name = $1 FOR UPDATE',
-                self.name,
-            )
-            if current is not None and int(current) != after:
+            # (No row yet reads as 0, as it did before the batch: rows are never deleted.)
+            if await follower_position(conn, self.schema, self.name, lock=True) != after:
                 return 0  # someone else moved it; re-read
             await self.handler(conn, batch)
             last = batch[-1][0]
@@ -150,10 +151,6 @@ class LogFollower:
             )
         self.position = last
         return len(batch)
-
-    async def catch_up(self) -> None:
-        while await self.step():
-            pass
 
     async def run(self) -> None:
         """Follow forever: drain, then wait for a NOTIFY or the poll interval. Errors back off."""

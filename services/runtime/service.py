@@ -51,6 +51,8 @@ class ServiceRuntime:
         self._closers.append(close)
 
     def follow(self, follower: LogFollower) -> LogFollower:
+        """Also from a start step, for a follower that needs what an earlier step opened: the loops
+        start after the last step."""
         self.followers.append(follower)
         self.background(follower.name, follower.run)
         return follower

@@ -24,7 +24,8 @@ from services.eligibility.bootstrap import EligibilityService
 from services.intake.aggregates import FactSubmission
 from services.intake.bootstrap import IntakeService
 from services.payments.aggregates import PaymentsBookStream
-from services.payments.bootstrap import PaymentsService
+from services.payments.application import PaymentsApplication
+from services.payments.bootstrap import bootstrap as payments_bootstrap
 from services.runtime.settings import Settings
 
 # The services live in the session loop (where async fixtures run): the test must run there too.
@@ -41,7 +42,7 @@ class Stack:
         self.provider = provider
         self.intake = IntakeService(settings, provider)
         self.eligibility = EligibilityService(settings, provider)
-        self.payments = PaymentsService(settings, provider)
+        self.payments = payments_bootstrap(settings, provider)
         self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
 
 
@@ -97,9 +98,12 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
                      for f in facts]
     assert [r.status_code for r in responses] == [201] * len(facts)
 
-    async def ordered() -> list[dict[str, Any]]:
-        assert stack.payments.pool is not None
-        return await stack.payments.orders(book, 10)
+    async def ordered() -> list[dict[str, Any]]:  # payments' HTTP API, in process
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.payments.http),
+                                     base_url="http://payments") as payments_api:
+            response = await payments_api.get(f"/v1/books/{book}/orders", params={"limit": 10})
+        orders: list[dict[str, Any]] = response.json()["orders"]
+        return orders
 
     orders = await _eventually("the payment order", ordered)
     assert len(orders) == 1 and orders[0]["amount_fen"] == 100000
@@ -110,16 +114,20 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     assert orders[0]["trace_id"] == grant["trace_id"]
     trace_id = int(grant["trace_id"], 16)
 
-    assert stack.intake.app and stack.eligibility.app and stack.payments.app
+    assert stack.intake.app and stack.eligibility.app
     submitted = [e for _, e in stack.intake.app.notifications(0, 1_000_000)
                  if isinstance(e, FactSubmission.Recorded) and e.book == book and e.fact_id == grant["after"]]
     assert len(submitted) == 1 and submitted[0].traceparent.split("-")[1] == grant["trace_id"]
     processed = [e for e in stack.eligibility.app.stream_events(book, fact_subject(submitted[0].fact))
                  if e.fact_id == grant["after"]]
     assert len(processed) == 1 and processed[0].trace_id == grant["trace_id"]
-    paid = [e for _, e in stack.payments.app.notifications(0, 1_000_000)
-            if isinstance(e, PaymentsBookStream.Recorded) and e.book == book
-            and e.cause["kind"] == "decision"]
+    payments_store = PaymentsApplication(stack.settings)  # the payments event store, read as it is
+    try:
+        paid = [e for _, e in payments_store.notifications(0, 1_000_000)
+                if isinstance(e, PaymentsBookStream.Recorded) and e.book == book
+                and e.cause["kind"] == "decision"]
+    finally:
+        payments_store.close()
     assert len(paid) == 1 and paid[0].trace_id == grant["trace_id"]
 
     async def traced() -> list[ReadableSpan]:

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts.decisions import DecisionV1
 from contracts.messages import SettlementResultV1, SettlementV1
-from services.payments.application import DecisionItem, Outcome, PaymentsApplication
+from services.payments.application import DecisionItem, PaymentsApplication, RecordOutcome
 from services.payments.config import PaymentsConfig
 from services.payments.domain import BatchPolicy, OrderState
 from services.runtime.settings import Settings
@@ -57,33 +57,34 @@ def test_the_default_appropriation_funds_a_fresh_budget_unless_finance_decided_i
     book, decided = f"pay-{uuid.uuid4().hex[:16]}", f"pay-{uuid.uuid4().hex[:16]}"
     try:
         first, second = grant(book, 60_000), grant(book, 60_000, month="2024-03")
-        assert app.record_decision(first, source.next(), AT) is Outcome.RECORDED
-        assert app.record_decision(second, source.next(), AT) is Outcome.RECORDED
+        assert app.record_decision(first, source.next(), AT) is RecordOutcome.RECORDED
+        assert app.record_decision(second, source.next(), AT) is RecordOutcome.RECORDED
         state = app._books[book]
-        assert state.ledger.budget("social_insurance", 2024).appropriated_fen == 100_000
-        assert state.ledger.order(first.decision_id).state is OrderState.READY
-        assert state.ledger.order(second.decision_id).state is OrderState.AWAITING_BUDGET  # default is a cap
+        assert state.book.budget("social_insurance", 2024).appropriated_fen == 100_000
+        assert state.book.order(first.decision_id).state is OrderState.READY
+        assert state.book.order(second.decision_id).state is OrderState.AWAITING_BUDGET  # default is a cap
         # Another year: its own default. A programme without one: no appropriation at all.
-        assert app.record_decision(grant(book, 10, month="2023-12"), source.next(), AT) is Outcome.RECORDED
+        december = grant(book, 10, month="2023-12")
+        assert app.record_decision(december, source.next(), AT) is RecordOutcome.RECORDED
         training = grant(book, 10, program="training", month=None)
-        assert app.record_decision(training, source.next(), AT) is Outcome.RECORDED
-        assert state.ledger.budget("social_insurance", 2023).appropriated_fen == 100_000
-        assert state.ledger.order(training.decision_id).state is OrderState.AWAITING_BUDGET
+        assert app.record_decision(training, source.next(), AT) is RecordOutcome.RECORDED
+        assert state.book.budget("social_insurance", 2023).appropriated_fen == 100_000
+        assert state.book.order(training.decision_id).state is OrderState.AWAITING_BUDGET
 
         # Finance set 0 for 2024 in the other book before any grant: the default never applies there.
-        assert app.set_appropriation(decided, "social_insurance", 2024, 0).outcome is Outcome.RECORDED
+        assert app.set_appropriation(decided, "social_insurance", 2024, 0).outcome is RecordOutcome.RECORDED
         held = grant(decided, 5)
-        assert app.record_decision(held, source.next(), AT) is Outcome.RECORDED
-        assert app._books[decided].ledger.order(held.decision_id).state is OrderState.AWAITING_BUDGET
+        assert app.record_decision(held, source.next(), AT) is RecordOutcome.RECORDED
+        assert app._books[decided].book.order(held.decision_id).state is OrderState.AWAITING_BUDGET
 
         # Rebuilt from the store, in a fresh process: the same books.
         again = PaymentsApplication(infra, config=config)
         try:
             again.rebuild()
             for name in (book, decided):
-                assert again._books[name].ledger.snapshot() == app._books[name].ledger.snapshot()
+                assert again._books[name].book.snapshot() == app._books[name].book.snapshot()
                 assert again._books[name].budgets_decided == app._books[name].budgets_decided
-                assert again._load(name).ledger.snapshot() == app._books[name].ledger.snapshot()
+                assert again._load(name).book.snapshot() == app._books[name].book.snapshot()
         finally:
             again.close()
     finally:
@@ -97,39 +98,40 @@ def test_a_redelivered_position_is_told_apart_from_a_version_conflict(infra: Set
     source = Source()
     book = f"pay-{uuid.uuid4().hex[:16]}"
     try:
-        assert a.set_appropriation(book, "social_insurance", 2024, 1_000_000).outcome is Outcome.RECORDED
+        appropriated = a.set_appropriation(book, "social_insurance", 2024, 1_000_000)
+        assert appropriated.outcome is RecordOutcome.RECORDED
         g1, g2 = grant(book, 1_000), grant(book, 2_000, month="2024-03")
         g3 = grant(book, 3_000, month="2024-04")
-        assert a.record_decision(g1, source.next(), AT) is Outcome.RECORDED
+        assert a.record_decision(g1, source.next(), AT) is RecordOutcome.RECORDED
         # The same position again, even carrying another decision: a redelivery, nothing recorded.
-        assert a.record_decision(g2, source.same(), AT) is Outcome.REDELIVERED
-        assert b.record_decision(g2, source.next(), AT) is Outcome.RECORDED
+        assert a.record_decision(g2, source.same(), AT) is RecordOutcome.REDELIVERED
+        assert b.record_decision(g2, source.next(), AT) is RecordOutcome.RECORDED
         # `a` still holds the book before g2: its save conflicts, it reloads the stream and succeeds.
-        assert a.record_decision(g3, source.next(), AT) is Outcome.RECORDED
+        assert a.record_decision(g3, source.next(), AT) is RecordOutcome.RECORDED
         # g3 again from a later position (a relay publishing twice): only the position is recorded.
-        assert b.record_decision(g3, source.next(), AT) is Outcome.REPUBLISHED
-        ledger = a._books[book].ledger
-        assert sorted(ledger.orders) == sorted([g1.decision_id, g2.decision_id, g3.decision_id])
+        assert b.record_decision(g3, source.next(), AT) is RecordOutcome.REPUBLISHED
+        folded = a._books[book].book
+        assert sorted(folded.orders) == sorted([g1.decision_id, g2.decision_id, g3.decision_id])
 
         # The batch, then its settlement twice (a new position each time): paid once.
         assert len(a.cut_batches(datetime.now(CST))) == 1
-        [entry] = list(a._books[book].ledger.entries.values())[:1]
+        [entry] = list(a._books[book].book.entries.values())[:1]
         results = [SettlementResultV1(entry_id=e.entry_id, outcome="paid", confirmation=f"C-{e.entry_id}")
-                   for e in a._books[book].ledger.entries.values()]
+                   for e in a._books[book].book.entries.values()]
         settlement = SettlementV1(book=book, batch_id=entry.batch_id, settlement_id="S1",
                                   settled_at=datetime.now(CST), results=results)
-        assert a.record_settlement(settlement, source.next()) is Outcome.RECORDED
-        assert b.record_settlement(settlement, source.next()) is Outcome.REPUBLISHED
-        assert a.record_settlement(settlement, source.same()) is Outcome.REDELIVERED
+        assert a.record_settlement(settlement, source.next()) is RecordOutcome.RECORDED
+        assert b.record_settlement(settlement, source.next()) is RecordOutcome.REPUBLISHED
+        assert a.record_settlement(settlement, source.same()) is RecordOutcome.REDELIVERED
         report = a.reconciliation(book)
         assert (report["trial_balance_fen"], report["problems"], report["batches"]) == (0, [], 1)
-        assert all(o.state is OrderState.PAID for o in a._books[book].ledger.orders.values())
+        assert all(o.state is OrderState.PAID for o in a._books[book].book.orders.values())
         # A settlement for an entry this book never instructed is refused and recorded once.
         unknown = [SettlementResultV1(entry_id="nope-1", outcome="paid", confirmation="x")]
         bogus = SettlementV1(book=book, batch_id="nope", settlement_id="S2", settled_at=datetime.now(CST),
                              results=unknown)
-        assert a.record_settlement(bogus, source.next()) is Outcome.REFUSED
-        assert a.record_settlement(bogus, source.next()) is Outcome.REPUBLISHED
+        assert a.record_settlement(bogus, source.next()) is RecordOutcome.REFUSED
+        assert a.record_settlement(bogus, source.next()) is RecordOutcome.REPUBLISHED
         assert a.reconciliation(book)["problems"] == []
     finally:
         a.close()
@@ -152,7 +154,8 @@ def test_a_batch_of_decisions_is_recorded_in_one_transaction_and_applied_once(in
     source = Source()
     book, second = f"pay-{uuid.uuid4().hex[:16]}", f"pay-{uuid.uuid4().hex[:16]}"
     try:
-        assert app.set_appropriation(book, "social_insurance", 2024, 1_000_000).outcome is Outcome.RECORDED
+        appropriated = app.set_appropriation(book, "social_insurance", 2024, 1_000_000)
+        assert appropriated.outcome is RecordOutcome.RECORDED
         g1, g2 = grant(book, 60_000), grant(second, 5_000)
         clawback = grant(book, 20_000, kind="clawback", decision_id=f"c-{g1.decision_id}")
         too_much = grant(book, 50_000, kind="clawback")  # 40,000 left on the line: refused
@@ -161,7 +164,7 @@ def test_a_batch_of_decisions_is_recorded_in_one_transaction_and_applied_once(in
         def batch(*ds: DecisionV1) -> list[DecisionItem]:
             return [DecisionItem(d, source.next(), AT, None, {}) for d in ds]
 
-        def commits(items: list[DecisionItem]) -> tuple[list[Outcome], int]:
+        def commits(items: list[DecisionItem]) -> tuple[list[RecordOutcome], int]:
             """The outcomes, and how many transactions were committed (their spans, in a consumer's span)."""
             exporter.clear()
             with provider.get_tracer("test").start_as_current_span("consumer"):
@@ -170,35 +173,36 @@ def test_a_batch_of_decisions_is_recorded_in_one_transaction_and_applied_once(in
 
         first = batch(*decisions)
         assert commits(first) == ([
-            Outcome.NO_MONEY, Outcome.RECORDED, Outcome.RECORDED, Outcome.REPUBLISHED, Outcome.RECORDED,
-            Outcome.REFUSED, Outcome.NO_MONEY], 1)
+            RecordOutcome.NO_MONEY, RecordOutcome.RECORDED, RecordOutcome.RECORDED, RecordOutcome.REPUBLISHED,
+            RecordOutcome.RECORDED, RecordOutcome.REFUSED, RecordOutcome.NO_MONEY], 1)
         assert app.process_recorder.max_tracking_id(source.name) == first[-1].position.notification_id
-        ledger = app._books[book].ledger
-        assert ledger.order(g1.decision_id).amount_fen == 40_000
+        folded = app._books[book].book
+        assert folded.order(g1.decision_id).amount_fen == 40_000
         assert app._books[book].refused == {too_much.decision_id}
-        assert app._books[second].ledger.order(g2.decision_id).state is OrderState.AWAITING_BUDGET
-        books = {name: app._books[name].ledger.snapshot() for name in (book, second)}
+        assert app._books[second].book.order(g2.decision_id).state is OrderState.AWAITING_BUDGET
+        books = {name: app._books[name].book.snapshot() for name in (book, second)}
         versions = {name: app._books[name].stream.version for name in (book, second)}
 
         # Redelivered (the same offsets): nothing written, told apart one by one.
-        assert app.record_decisions(first) == [Outcome.REDELIVERED] * len(first)
+        assert app.record_decisions(first) == [RecordOutcome.REDELIVERED] * len(first)
         # Republished at new offsets: nothing applied again, the refusal not recorded again; one commit.
         assert commits(batch(*decisions)) == ([
-            Outcome.NO_MONEY, Outcome.REPUBLISHED, Outcome.REPUBLISHED, Outcome.REPUBLISHED,
-            Outcome.REPUBLISHED, Outcome.REPUBLISHED, Outcome.NO_MONEY], 1)
-        assert {name: app._books[name].ledger.snapshot() for name in (book, second)} == books
+            RecordOutcome.NO_MONEY, RecordOutcome.REPUBLISHED, RecordOutcome.REPUBLISHED,
+            RecordOutcome.REPUBLISHED, RecordOutcome.REPUBLISHED, RecordOutcome.REPUBLISHED,
+            RecordOutcome.NO_MONEY], 1)
+        assert {name: app._books[name].book.snapshot() for name in (book, second)} == books
         assert {name: app._books[name].stream.version for name in (book, second)} == versions
 
         # Another writer appended to the book: the batch conflicts, then each decision is recorded.
         g3, g4 = grant(book, 1_000, month="2024-03"), grant(book, 2_000, month="2024-04")
-        assert other.record_decision(g3, source.next(), AT) is Outcome.RECORDED
-        assert app.record_decisions(batch(g3, g4)) == [Outcome.REPUBLISHED, Outcome.RECORDED]
+        assert other.record_decision(g3, source.next(), AT) is RecordOutcome.RECORDED
+        assert app.record_decisions(batch(g3, g4)) == [RecordOutcome.REPUBLISHED, RecordOutcome.RECORDED]
 
         again = PaymentsApplication(infra, config=config)
         try:
             again.rebuild()
             for name in (book, second):
-                assert again._books[name].ledger.snapshot() == app._books[name].ledger.snapshot()
+                assert again._books[name].book.snapshot() == app._books[name].book.snapshot()
                 assert again._books[name].refused == app._books[name].refused
         finally:
             again.close()
@@ -215,17 +219,18 @@ def test_a_clawback_before_the_batch_is_cut_cancels_the_unpaid_order(infra: Sett
     source = Source()
     book = f"pay-{uuid.uuid4().hex[:16]}"
     try:
-        assert app.set_appropriation(book, "social_insurance", 2024, 500_000).outcome is Outcome.RECORDED
+        appropriated = app.set_appropriation(book, "social_insurance", 2024, 500_000)
+        assert appropriated.outcome is RecordOutcome.RECORDED
         granted = grant(book, 60_000)
-        assert app.record_decision(granted, source.next(), AT) is Outcome.RECORDED
+        assert app.record_decision(granted, source.next(), AT) is RecordOutcome.RECORDED
         assert app.due_books(AT + timedelta(seconds=1)) == ([], AT + timedelta(seconds=2))  # not yet due
         clawback = grant(book, 20_000, kind="clawback")
-        assert app.record_decision(clawback, source.next(), AT) is Outcome.RECORDED
-        order = app._books[book].ledger.order(granted.decision_id)
+        assert app.record_decision(clawback, source.next(), AT) is RecordOutcome.RECORDED
+        order = app._books[book].book.order(granted.decision_id)
         assert (order.state, order.amount_fen, order.cancelled_fen) == (OrderState.READY, 40_000, 20_000)
         assert app.due_books(AT + timedelta(seconds=2)) == ([book], None)
         [batch_id] = app.cut_batches(AT + timedelta(seconds=2))
-        [entry] = app._books[book].ledger.entries.values()
+        [entry] = app._books[book].book.entries.values()
         assert (entry.batch_id, entry.order_id, entry.amount_fen) == (batch_id, granted.decision_id, 40_000)
         assert app.due_books(AT + timedelta(days=1)) == ([], None)  # nothing ready: nothing to wake for
         assert app.reconciliation(book)["problems"] == []
@@ -245,14 +250,15 @@ def test_a_batch_whose_refusal_left_a_default_appropriation_folded_is_recorded_o
     try:
         good, empty = grant(book, 1_000), grant(book, 0, month="2023-05")
         items = [DecisionItem(d, source.next(), AT, None, {}) for d in (good, empty, statistic(book))]
-        assert app.record_decisions(items) == [Outcome.RECORDED, Outcome.REFUSED, Outcome.NO_MONEY]
+        assert app.record_decisions(items) == [
+            RecordOutcome.RECORDED, RecordOutcome.REFUSED, RecordOutcome.NO_MONEY]
         state = app._books[book]
         assert state.refused == {empty.decision_id}
         assert state.budgets_decided == {("social_insurance", 2024)}  # 2023's default was not recorded
         assert app.process_recorder.max_tracking_id(source.name) == items[-1].position.notification_id
         again = PaymentsApplication(infra, config=config)
         try:
-            assert again._load(book).ledger.snapshot() == state.ledger.snapshot()
+            assert again._load(book).book.snapshot() == state.book.snapshot()
         finally:
             again.close()
     finally:

@@ -400,7 +400,7 @@ class PaymentsProjection:
             scoped = account.kind in (AccountKind.BUDGET, AccountKind.CLAWBACKS)
             rows.accounts.append((
                 name, str(account), account.kind.value, account.program if scoped else None,
-                account.fiscal_year if scoped else None, self.books[name].ledger.balance_fen(account),
+                account.fiscal_year if scoped else None, self.books[name].accounts.balance_fen(account),
             ))
         for (name, entry_id), detail in t.entries.items():
             book = self.books[name]

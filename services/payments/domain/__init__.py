@@ -4,7 +4,7 @@ No I/O, no clock, no randomness: every time is passed in, every change is an eve
 `PaymentsBook.apply`, and replaying the events rebuilds the book. See docs/design/payments.md.
 """
 
-from services.payments.domain.accounts import Account, AccountKind, GeneralLedger, Posting, TrialBalanceRow
+from services.payments.domain.accounts import Account, AccountKind, Accounts, Posting, TrialBalanceRow
 from services.payments.domain.batching import (
     MAX_BATCH_ENTRIES,
     BankRule,
@@ -43,13 +43,13 @@ __all__ = [
     "MAX_BATCH_ENTRIES",
     "Account",
     "AccountKind",
+    "Accounts",
     "AppropriationBelowUsed",
     "BankRule",
     "BatchPolicy",
     "BeneficiaryBalance",
     "ClawbackExceedsLine",
     "DisbursementEntry",
-    "GeneralLedger",
     "InvalidDecision",
     "Line",
     "OrderState",

@@ -102,8 +102,9 @@ class TrialBalanceRow:
     credit_fen: int
 
 
-class GeneralLedger:
-    """Account balances, changed only by balanced postings."""
+class Accounts:
+    """The balance of every account of one book, changed only by balanced postings: what accountants
+    call the book's general ledger (in flexledger, "ledger" is eligibility's ledger of decisions)."""
 
     def __init__(self) -> None:
         self._balances: dict[Account, int] = {}
@@ -133,7 +134,7 @@ class GeneralLedger:
         return dict(sorted(self._balances.items()))
 
     def trial_balance_fen(self) -> int:
-        """Sum of all balances: zero unless the ledger is corrupt."""
+        """Sum of all balances: zero unless the accounts are corrupt."""
         return sum(self._balances.values())
 
     def trial_balance(self) -> list[TrialBalanceRow]:

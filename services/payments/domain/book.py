@@ -16,7 +16,7 @@ from typing import Any
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
 from services.payments.domain import events as e
-from services.payments.domain.accounts import GeneralLedger
+from services.payments.domain.accounts import Accounts
 from services.payments.domain.batching import (
     BatchPolicy,
     DisbursementEntry,
@@ -49,11 +49,11 @@ def _positive_fen(amount_fen: int, what: str) -> None:
 
 
 class PaymentsBook:
-    """Orders, budgets, claims and the general ledger of one book ('main' or a sandbox)."""
+    """Orders, budgets, claims and the accounts of one book ('main' or a sandbox)."""
 
     def __init__(self, book: str = "main") -> None:
         self.book = book
-        self.ledger = GeneralLedger()
+        self.accounts = Accounts()
         self.event_count = 0
         self.batch_count = 0
         self.applied_decisions: set[str] = set()
@@ -384,142 +384,164 @@ class PaymentsBook:
     # ---- fold -----------------------------------------------------------------------------------
 
     def apply(self, event: e.PaymentsEvent) -> None:
-        """Fold one event into the state and post its journal entries. The only mutator."""
+        """Fold one event into the state and post its journal entries. The only mutator: each kind of
+        event has its fold below, which asserts what the event must find."""
         match event:
             case e.DecisionReceived():
-                assert event.decision_id not in self.applied_decisions, event
-                self.applied_decisions.add(event.decision_id)
-                tally = self.lines.setdefault(event.line, LineTally())
-                if event.kind == "grant":
-                    tally.granted_fen += event.amount_fen
-                else:
-                    tally.clawed_fen += event.amount_fen
+                self._fold_decision_received(event)
             case e.OrderCreated():
-                assert event.order_id not in self.orders, event
-                self.orders[event.order_id] = PaymentOrder(
-                    order_id=event.order_id,
-                    decision_id=event.decision_id,
-                    line=event.line,
-                    fiscal_year=event.fiscal_year,
-                    granted_fen=event.amount_fen,
-                    amount_fen=event.amount_fen,
-                    created_at=event.at,
-                )
-                self._line_orders.setdefault(event.line, []).append(event.order_id)
-                self._beneficiary_orders.setdefault(event.line.beneficiary, []).append(event.order_id)
+                self._fold_order_created(event)
             case e.OrderAwaitingBudget():
-                order = self.orders[event.order_id]
-                assert order.state is OrderState.AWAITING_BUDGET and event.amount_fen == order.amount_fen, (
-                    event
-                )
-                order.awaiting_reason = event.reason
-                self._stored_budget(event.program, event.fiscal_year).awaiting[event.order_id] = (
-                    event.amount_fen
-                )
+                self._fold_order_awaiting_budget(event)
             case e.OrderCommitted():
-                order = self.orders[event.order_id]
-                assert not order.committed and event.amount_fen == order.amount_fen > 0, event
-                budget = self._stored_budget(event.program, event.fiscal_year)
-                budget.awaiting.pop(event.order_id, None)
-                budget.used_fen += event.amount_fen
-                order.committed, order.awaiting_reason, order.ready_at = True, None, event.at
-                self._enqueue(order)
-                budget.check()
+                self._fold_order_committed(event)
             case e.OrderCancelled():
-                order = self.orders[event.order_id]
-                assert event.committed == order.committed and 0 < event.amount_fen <= order.unpaid_fen, event
-                order.amount_fen -= event.amount_fen
-                order.cancelled_fen += event.amount_fen
-                self.lines[order.line].cancelled_fen += event.amount_fen
-                budget = self._stored_budget(event.program, event.fiscal_year)
-                if event.committed:
-                    budget.used_fen -= event.amount_fen
-                    if order.unpaid_fen == 0:
-                        self._dequeue(order)
-                elif order.amount_fen:
-                    budget.awaiting[order.order_id] = order.amount_fen
-                else:
-                    del budget.awaiting[order.order_id]
-                budget.check()
+                self._fold_order_cancelled(event)
             case e.ReceivableRaised():
-                assert event.claim_id not in self.claims and event.amount_fen > 0, event
-                claim = Claim(
-                    claim_id=event.claim_id,
-                    decision_id=event.decision_id,
-                    line=event.line,
-                    fiscal_year=event.fiscal_year,
-                    amount_fen=event.amount_fen,
-                    raised_at=event.at,
-                )
-                self.claims[claim.claim_id] = claim
-                self._open_claims.setdefault(claim.beneficiary, {})[claim.claim_id] = None
-                self._beneficiary_claims.setdefault(claim.beneficiary, []).append(claim.claim_id)
-                self.lines[event.line].claimed_fen += event.amount_fen
+                self._fold_receivable_raised(event)
             case e.ReceivableOffset():
-                claim, order = self.claims[event.claim_id], self.orders[event.order_id]
-                assert claim.beneficiary == order.beneficiary == event.beneficiary, event
-                assert order.state is OrderState.READY and 0 < event.amount_fen <= min(
-                    claim.open_fen, order.unpaid_fen
-                )
-                claim.offset_fen += event.amount_fen
-                order.offset_fen += event.amount_fen
-                if claim.open_fen == 0:
-                    self._close_claim(claim)
-                if order.unpaid_fen == 0:
-                    self._dequeue(order)
+                self._fold_receivable_offset(event)
             case e.AppropriationSet():
-                budget = self._stored_budget(event.program, event.fiscal_year)
-                assert (
-                    budget.appropriated_fen == event.previous_fen and event.amount_fen >= budget.used_fen
-                ), event
-                budget.appropriated_fen = event.amount_fen
+                self._fold_appropriation_set(event)
             case e.BatchCut():
-                assert event.entries, event
-                self.batch_count += 1
-                for entry in event.entries:
-                    order = self.orders[entry.order_id]
-                    assert order.state is OrderState.READY and entry.amount_fen == order.unpaid_fen, entry
-                    assert entry.entry_id not in self.entries and entry.attempt == order.attempts + 1, entry
-                    order.in_transit_fen += entry.amount_fen
-                    order.attempts = entry.attempt
-                    self.entries[entry.entry_id] = entry
-                    self._dequeue(order)
+                self._fold_batch_cut(event)
             case e.PaymentConfirmed():
-                order = self.orders[event.order_id]
-                assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, (
-                    event
-                )
-                self.settlements[event.entry_id] = SettlementOutcome.PAID
-                order.in_transit_fen -= event.amount_fen
-                order.paid_fen += event.amount_fen
+                self._fold_payment_confirmed(event)
             case e.PaymentReturned():
-                order = self.orders[event.order_id]
-                assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, (
-                    event
-                )
-                self.settlements[event.entry_id] = SettlementOutcome.RETURNED
-                order.in_transit_fen -= event.amount_fen
-                order.last_return_reason, order.ready_at = event.reason, event.at
-                self._enqueue(order)
+                self._fold_payment_returned(event)
             case e.RepaymentReceived():
-                assert event.reference not in self.repayment_references, event
-                assert sum(allocation.amount_fen for allocation in event.allocations) == event.amount_fen, (
-                    event
-                )
-                self.repayment_references.add(event.reference)
-                for allocation in event.allocations:
-                    claim = self.claims[allocation.claim_id]
-                    assert (
-                        claim.beneficiary == event.beneficiary and 0 < allocation.amount_fen <= claim.open_fen
-                    )
-                    claim.repaid_fen += allocation.amount_fen
-                    if claim.open_fen == 0:
-                        self._close_claim(claim)
+                self._fold_repayment_received(event)
         order_id = getattr(event, "order_id", None)
         if order_id is not None:
             self.orders[order_id].check()
-        self.ledger.post_all(postings_for(event))
+        self.accounts.post_all(postings_for(event))
         self.event_count += 1
+
+    def _fold_decision_received(self, event: e.DecisionReceived) -> None:
+        assert event.decision_id not in self.applied_decisions, event
+        self.applied_decisions.add(event.decision_id)
+        tally = self.lines.setdefault(event.line, LineTally())
+        if event.kind == "grant":
+            tally.granted_fen += event.amount_fen
+        else:
+            tally.clawed_fen += event.amount_fen
+
+    def _fold_order_created(self, event: e.OrderCreated) -> None:
+        assert event.order_id not in self.orders, event
+        self.orders[event.order_id] = PaymentOrder(
+            order_id=event.order_id,
+            decision_id=event.decision_id,
+            line=event.line,
+            fiscal_year=event.fiscal_year,
+            granted_fen=event.amount_fen,
+            amount_fen=event.amount_fen,
+            created_at=event.at,
+        )
+        self._line_orders.setdefault(event.line, []).append(event.order_id)
+        self._beneficiary_orders.setdefault(event.line.beneficiary, []).append(event.order_id)
+
+    def _fold_order_awaiting_budget(self, event: e.OrderAwaitingBudget) -> None:
+        order = self.orders[event.order_id]
+        assert order.state is OrderState.AWAITING_BUDGET and event.amount_fen == order.amount_fen, event
+        order.awaiting_reason = event.reason
+        self._stored_budget(event.program, event.fiscal_year).awaiting[event.order_id] = event.amount_fen
+
+    def _fold_order_committed(self, event: e.OrderCommitted) -> None:
+        order = self.orders[event.order_id]
+        assert not order.committed and event.amount_fen == order.amount_fen > 0, event
+        budget = self._stored_budget(event.program, event.fiscal_year)
+        budget.awaiting.pop(event.order_id, None)
+        budget.used_fen += event.amount_fen
+        order.committed, order.awaiting_reason, order.ready_at = True, None, event.at
+        self._enqueue(order)
+        budget.check()
+
+    def _fold_order_cancelled(self, event: e.OrderCancelled) -> None:
+        order = self.orders[event.order_id]
+        assert event.committed == order.committed and 0 < event.amount_fen <= order.unpaid_fen, event
+        order.amount_fen -= event.amount_fen
+        order.cancelled_fen += event.amount_fen
+        self.lines[order.line].cancelled_fen += event.amount_fen
+        budget = self._stored_budget(event.program, event.fiscal_year)
+        if event.committed:
+            budget.used_fen -= event.amount_fen
+            if order.unpaid_fen == 0:
+                self._dequeue(order)
+        elif order.amount_fen:
+            budget.awaiting[order.order_id] = order.amount_fen
+        else:
+            del budget.awaiting[order.order_id]
+        budget.check()
+
+    def _fold_receivable_raised(self, event: e.ReceivableRaised) -> None:
+        assert event.claim_id not in self.claims and event.amount_fen > 0, event
+        claim = Claim(
+            claim_id=event.claim_id,
+            decision_id=event.decision_id,
+            line=event.line,
+            fiscal_year=event.fiscal_year,
+            amount_fen=event.amount_fen,
+            raised_at=event.at,
+        )
+        self.claims[claim.claim_id] = claim
+        self._open_claims.setdefault(claim.beneficiary, {})[claim.claim_id] = None
+        self._beneficiary_claims.setdefault(claim.beneficiary, []).append(claim.claim_id)
+        self.lines[event.line].claimed_fen += event.amount_fen
+
+    def _fold_receivable_offset(self, event: e.ReceivableOffset) -> None:
+        claim, order = self.claims[event.claim_id], self.orders[event.order_id]
+        assert claim.beneficiary == order.beneficiary == event.beneficiary, event
+        assert order.state is OrderState.READY, event
+        assert 0 < event.amount_fen <= min(claim.open_fen, order.unpaid_fen), event
+        claim.offset_fen += event.amount_fen
+        order.offset_fen += event.amount_fen
+        if claim.open_fen == 0:
+            self._close_claim(claim)
+        if order.unpaid_fen == 0:
+            self._dequeue(order)
+
+    def _fold_appropriation_set(self, event: e.AppropriationSet) -> None:
+        budget = self._stored_budget(event.program, event.fiscal_year)
+        assert budget.appropriated_fen == event.previous_fen and event.amount_fen >= budget.used_fen, event
+        budget.appropriated_fen = event.amount_fen
+
+    def _fold_batch_cut(self, event: e.BatchCut) -> None:
+        assert event.entries, event
+        self.batch_count += 1
+        for entry in event.entries:
+            order = self.orders[entry.order_id]
+            assert order.state is OrderState.READY and entry.amount_fen == order.unpaid_fen, entry
+            assert entry.entry_id not in self.entries and entry.attempt == order.attempts + 1, entry
+            order.in_transit_fen += entry.amount_fen
+            order.attempts = entry.attempt
+            self.entries[entry.entry_id] = entry
+            self._dequeue(order)
+
+    def _fold_payment_confirmed(self, event: e.PaymentConfirmed) -> None:
+        order = self.orders[event.order_id]
+        assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, event
+        self.settlements[event.entry_id] = SettlementOutcome.PAID
+        order.in_transit_fen -= event.amount_fen
+        order.paid_fen += event.amount_fen
+
+    def _fold_payment_returned(self, event: e.PaymentReturned) -> None:
+        order = self.orders[event.order_id]
+        assert event.entry_id not in self.settlements and order.in_transit_fen == event.amount_fen, event
+        self.settlements[event.entry_id] = SettlementOutcome.RETURNED
+        order.in_transit_fen -= event.amount_fen
+        order.last_return_reason, order.ready_at = event.reason, event.at
+        self._enqueue(order)
+
+    def _fold_repayment_received(self, event: e.RepaymentReceived) -> None:
+        assert event.reference not in self.repayment_references, event
+        assert sum(allocation.amount_fen for allocation in event.allocations) == event.amount_fen, event
+        self.repayment_references.add(event.reference)
+        for allocation in event.allocations:
+            claim = self.claims[allocation.claim_id]
+            assert claim.beneficiary == event.beneficiary and 0 < allocation.amount_fen <= claim.open_fen
+            claim.repaid_fen += allocation.amount_fen
+            if claim.open_fen == 0:
+                self._close_claim(claim)
 
     def _stored_budget(self, program: str, year: int) -> Budget:
         budget = self.budgets.get((program, year))
@@ -591,7 +613,7 @@ class PaymentsBook:
         return sorted(self._beneficiary_orders.keys() | self._beneficiary_claims.keys())
 
     def trial_balance_fen(self) -> int:
-        return self.ledger.trial_balance_fen()
+        return self.accounts.trial_balance_fen()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data, for comparing a live book with its replay."""
@@ -609,5 +631,5 @@ class PaymentsBook:
             "settlements": dict(self.settlements),
             "ready": list(self._ready),
             "open_claims": {b: list(ids) for b, ids in self._open_claims.items()},
-            "balances": {str(account): balance for account, balance in self.ledger.balances().items()},
+            "balances": {str(account): balance for account, balance in self.accounts.balances().items()},
         }

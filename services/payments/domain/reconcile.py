@@ -1,4 +1,4 @@
-"""Reconciliation: the general ledger against the sub-ledgers, and the book's invariants.
+"""Reconciliation: the accounts against the sub-ledgers, and the book's invariants.
 
 `reconcile(book)` returns every disagreement (empty when the book is sound). It is what tests assert
 after every step and what `audit verify` can run over a replayed book.
@@ -12,20 +12,20 @@ from services.payments.domain.orders import OrderState
 
 
 def reconcile(book: PaymentsBook) -> list[str]:
-    """Every disagreement between the general ledger and the sub-ledgers (orders, budgets, claims),
+    """Every disagreement between the accounts and the sub-ledgers (orders, budgets, claims),
     or a broken invariant; empty when the book is sound."""
     problems: list[str] = []
 
     def expect(what: str, actual: int, expected: int) -> None:
         if actual != expected:
-            problems.append(f"{what}: ledger {actual} fen, sub-ledger {expected} fen")
+            problems.append(f"{what}: accounts {actual} fen, sub-ledger {expected} fen")
 
-    gl = book.ledger
-    if gl.trial_balance_fen():
-        problems.append(f"trial balance is {gl.trial_balance_fen()} fen, not 0")
+    accounts = book.accounts
+    if accounts.trial_balance_fen():
+        problems.append(f"trial balance is {accounts.trial_balance_fen()} fen, not 0")
     expect(
         "finance_bureau",
-        gl.balance_fen(a.FINANCE_BUREAU),
+        accounts.balance_fen(a.FINANCE_BUREAU),
         sum(budget.appropriated_fen for budget in book.budgets.values()),
     )
     used: dict[BudgetKey, int] = {}
@@ -38,7 +38,7 @@ def reconcile(book: PaymentsBook) -> list[str]:
             awaiting.setdefault(key, []).append(order.order_id)
     for key, budget in sorted(book.budgets.items()):
         expect(f"budget {key} used", budget.used_fen, used.get(key, 0))
-        expect(f"budget:{key[0]}:{key[1]}", gl.credit_balance_fen(a.budget(*key)), budget.available_fen)
+        expect(f"budget:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.budget(*key)), budget.available_fen)
         if not 0 <= budget.used_fen <= budget.appropriated_fen:
             problems.append(
                 f"budget {key} overspent: used {budget.used_fen} of {budget.appropriated_fen} fen"
@@ -47,12 +47,12 @@ def reconcile(book: PaymentsBook) -> list[str]:
             problems.append(f"budget {key}: awaiting queue disagrees with orders")
     expect(
         "in_transit",
-        gl.credit_balance_fen(a.IN_TRANSIT),
+        accounts.credit_balance_fen(a.IN_TRANSIT),
         sum(o.in_transit_fen for o in book.orders.values()),
     )
     expect(
         "bank",
-        gl.credit_balance_fen(a.BANK),
+        accounts.credit_balance_fen(a.BANK),
         sum(o.paid_fen for o in book.orders.values()) - sum(c.repaid_fen for c in book.claims.values()),
     )
     claimed: dict[BudgetKey, int] = {}
@@ -60,16 +60,16 @@ def reconcile(book: PaymentsBook) -> list[str]:
         key = (claim.line.program, claim.fiscal_year)
         claimed[key] = claimed.get(key, 0) + claim.amount_fen
     for key, claimed_fen in sorted(claimed.items()):
-        expect(f"clawbacks:{key[0]}:{key[1]}", gl.credit_balance_fen(a.clawbacks(*key)), claimed_fen)
+        expect(f"clawbacks:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.clawbacks(*key)), claimed_fen)
     for beneficiary in book.beneficiaries():
         orders = book.orders_of(beneficiary)
         expect(
             f"payable:{beneficiary}",
-            gl.credit_balance_fen(a.payable(beneficiary)),
+            accounts.credit_balance_fen(a.payable(beneficiary)),
             sum(o.unpaid_fen for o in orders if o.committed),
         )
         open_fen = sum(c.open_fen for c in book.claims_of(beneficiary))
-        expect(f"receivable:{beneficiary}", gl.balance_fen(a.receivable(beneficiary)), open_fen)
+        expect(f"receivable:{beneficiary}", accounts.balance_fen(a.receivable(beneficiary)), open_fen)
         if open_fen and any(o.state is OrderState.READY for o in orders):
             problems.append(f"{beneficiary} has open claims and orders ready to pay (offset missed)")
     ready = [o.order_id for o in book.orders.values() if o.state is OrderState.READY]

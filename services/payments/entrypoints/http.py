@@ -18,8 +18,9 @@ reasons are masked; access logs are off (services.runtime.process).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
@@ -28,7 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_PATTERN
-from services.runtime.telemetry import ASGIApp, Receive, Send, TracingMiddleware
+from services.payments.adapters import projection
+from services.payments.adapters.stores import PaymentsStores
+from services.payments.application import PaymentsApplication, RecordOutcome, Step
+from services.runtime.telemetry import (
+    ASGIApp,
+    Receive,
+    Send,
+    TracingMiddleware,
+    current_carrier,
+    trace_id_hex,
+)
 
 MAX_ROWS_PER_PAGE = 10_000
 PROGRAM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -50,32 +61,6 @@ class RepaymentIn(BaseModel):
     reference: str = Field(min_length=1, max_length=200, description="bank reference: the idempotency key")
 
 
-class PaymentsPort(Protocol):
-    async def appropriate(
-        self, book: str, program: str, fiscal_year: int, amount_fen: int, reference: str | None
-    ) -> tuple[str, dict[str, Any]]: ...
-
-    async def repay(
-        self, book: str, beneficiary: str, amount_fen: int, reference: str
-    ) -> tuple[str, dict[str, Any]]: ...
-
-    async def orders(self, book: str, limit: int) -> list[dict[str, Any]]: ...
-
-    async def entries(self, book: str, limit: int) -> list[dict[str, Any]]: ...
-
-    async def totals(self, book: str, fiscal_year: int | None) -> dict[str, Any]: ...
-
-    async def balance(self, book: str, beneficiary: str) -> dict[str, Any] | None: ...
-
-    async def trial_balance(self, book: str) -> dict[str, Any]: ...
-
-    async def progress(self, book: str) -> dict[str, Any]: ...
-
-    async def reconciliation(self, book: str) -> dict[str, Any]: ...
-
-    def health(self) -> dict[str, Any]: ...
-
-
 _STATUS = {"recorded": 200, "unchanged": 200, "refused": 409}
 
 
@@ -95,28 +80,48 @@ class MaskBeneficiaryPath:
         await self.app(scope, receive, send)
 
 
-def create_http(service: PaymentsPort, tracer: trace.Tracer) -> FastAPI:
+# An operator command: the application's use case, given the request's trace id and W3C carrier.
+Command = Callable[[PaymentsApplication, str | None, dict[str, str]], Step]
+
+
+def create_http(
+    stores: PaymentsStores, tracer: trace.Tracer, changed: Callable[[], None],
+    health_report: Callable[[], dict[str, Any]],
+) -> FastAPI:
+    """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
+    batching loop); `health_report` is the service's state."""
     http = FastAPI(title="flexledger payments", version="1")
     book_path = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
 
+    async def run(command: Command) -> JSONResponse:
+        """Run an operator command in the request's trace (the event store spans its commit)."""
+        trace_id, carrier = trace_id_hex(), current_carrier()
+        result = await asyncio.to_thread(command, stores.app, trace_id, carrier)
+        if result.outcome is RecordOutcome.RECORDED:
+            changed()
+        outcome = result.outcome.value
+        return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
+
     @http.get("/health")
     async def health() -> JSONResponse:
-        report = service.health()
+        report = health_report()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     @http.post("/v1/books/{book}/appropriations")
     async def appropriate(body: AppropriationIn, book: str = book_path) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
-        outcome, detail = await service.appropriate(book, body.program, body.fiscal_year, body.amount_fen,
-                                                    body.reference)
-        return JSONResponse({"outcome": outcome, **detail}, status_code=_STATUS.get(outcome, 200))
+        return await run(lambda app, trace_id, carrier: app.set_appropriation(
+            book, body.program, body.fiscal_year, body.amount_fen, reference=body.reference,
+            trace_id=trace_id, carrier=carrier,
+        ))
 
     @http.post("/v1/books/{book}/repayments")
     async def repay(body: RepaymentIn, book: str = book_path) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
-        outcome, detail = await service.repay(book, body.beneficiary, body.amount_fen, body.reference)
-        return JSONResponse({"outcome": outcome, **detail}, status_code=_STATUS.get(outcome, 200))
+        return await run(lambda app, trace_id, carrier: app.record_repayment(
+            book, body.beneficiary, body.amount_fen, body.reference, trace_id=trace_id, carrier=carrier,
+        ))
 
     @http.get("/v1/books/{book}/totals")
     async def totals(
@@ -124,7 +129,10 @@ def create_http(service: PaymentsPort, tracer: trace.Tracer) -> FastAPI:
     ) -> dict[str, Any]:
         """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
         receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
-        return await service.totals(book, fiscal_year)
+        rows = await projection.totals(stores.pool, book, fiscal_year)
+        accounts = await projection.trial_balance(stores.pool, book)
+        return {"book": book, "fiscal_year": fiscal_year, "programmes": rows,
+                "trial_balance_fen": accounts["trial_balance_fen"]}
 
     @http.get("/v1/books/{book}/balances/{beneficiary}")
     async def balance(
@@ -132,39 +140,44 @@ def create_http(service: PaymentsPort, tracer: trace.Tracer) -> FastAPI:
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
         recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
-        found = await service.balance(book, beneficiary)
+        found = await projection.balance(stores.pool, book, beneficiary)
         if found is None:
             return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
         return JSONResponse(found)
 
     @http.get("/v1/books/{book}/trial-balance")
     async def trial_balance(book: str = book_path) -> dict[str, Any]:
-        """The general ledger by account group; `trial_balance_fen` is 0 in a sound book."""
-        return await service.trial_balance(book)
+        """The accounts by group; `trial_balance_fen` is 0 in a sound book."""
+        return await projection.trial_balance(stores.pool, book)
 
     @http.get("/v1/books/{book}/orders")
     async def orders(
         book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
     ) -> dict[str, Any]:
         """Payment orders of a book, in the order payments created them, with their state."""
-        return {"book": book, "orders": await service.orders(book, limit)}
+        return {"book": book, "orders": await projection.orders(stores.pool, book, limit)}
 
     @http.get("/v1/books/{book}/entries")
     async def entries(
         book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
     ) -> dict[str, Any]:
         """Disbursement entries (by batch) and what the bank said about each."""
-        return {"book": book, "entries": await service.entries(book, limit)}
+        return {"book": book, "entries": await projection.entries(stores.pool, book, limit)}
 
     @http.get("/v1/books/{book}/progress")
     async def progress(book: str = book_path) -> dict[str, Any]:
         """How far the read side is (the book's stream version) and the messages the book refused."""
-        return await service.progress(book)
+        found = await projection.book_progress(stores.pool, book)
+        found["refusals"] = [
+            {**r, "reason": mask_identifiers(r["reason"]), "cause_id": mask_identifiers(r["cause_id"])}
+            for r in found["refusals"]
+        ]
+        return found
 
     @http.get("/v1/books/{book}/reconciliation")
     async def reconciliation(book: str = book_path) -> dict[str, Any]:
         """The live book checked against itself: trial balance and `reconcile` (empty `problems`)."""
-        return await service.reconciliation(book)
+        return await asyncio.to_thread(stores.app.reconciliation, book)
 
     http.add_middleware(MaskBeneficiaryPath)
     http.add_middleware(TracingMiddleware, tracer=tracer)

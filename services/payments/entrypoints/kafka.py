@@ -1,27 +1,44 @@
 """Payments on Kafka: consumes decisions (group `payments`) and settlements (group
-`payments-settlements`), publishes orders and disbursement instructions (from the outbox)."""
+`payments-settlements`), publishes orders and disbursement instructions (from the outbox).
+
+A decision's path: the batch subscriber below hands the batch to `KafkaConsumers.on_decisions`, which
+records it through the application (`PaymentsApplication.record_decisions`: one transaction, with the
+Kafka position), then wakes the relays — `OrderRelay` (services/payments/adapters/relay.py) publishes
+the order from the notification log — and the batching loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
+from opentelemetry import trace
 
-from contracts.decisions import DecisionV1
+from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
 from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
+from services.payments.adapters.stores import PaymentsStores
+from services.payments.application import DecisionItem, RecordOutcome
+from services.runtime.batch_spans import ConsumedBatch, TraceGroup
+from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import (
     DeadLetters,
+    consuming,
     make_broker,
     static_member,
     strict_batch_decoder,
     strict_decoder,
 )
+from services.runtime.process import until_done
 from services.runtime.settings import Settings
+from services.runtime.telemetry import current_carrier, trace_id_hex
 
 GROUP = "payments"
 SETTLEMENTS_GROUP = "payments-settlements"
@@ -32,19 +49,13 @@ SETTLEMENTS_GROUP = "payments-settlements"
 BATCH_MAX_RECORDS = 500
 
 
-class MessageHandler(Protocol):
-    async def on_decisions(self, batch: Sequence[tuple[Any, DecisionV1]]) -> None: ...
-
-    async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None: ...
-
-
 class PaymentsBroker(NamedTuple):
     broker: KafkaBroker
     orders: DefaultPublisher
     disbursements: DefaultPublisher
 
 
-def build_broker(settings: Settings, handler: MessageHandler | None) -> PaymentsBroker:
+def build_broker(settings: Settings, handler: KafkaConsumers | None) -> PaymentsBroker:
     """The broker with its subscribers and publishers; `handler` None only to generate the AsyncAPI."""
     broker = make_broker(settings, "payments")
     orders = broker.publisher(
@@ -94,3 +105,87 @@ def build_broker(settings: Settings, handler: MessageHandler | None) -> Payments
         await handler.on_settlement(body, msg)
 
     return PaymentsBroker(broker, orders, disbursements)
+
+
+# Something was recorded: publish it (wake the relays), and it may make a batch due (wake the loop).
+Changed = Callable[[], None]
+CHANGES = (RecordOutcome.RECORDED, RecordOutcome.REFUSED)  # the outcomes that recorded events
+
+
+class KafkaConsumers:
+    """What the subscribers call: each message recorded through the application, exactly once (its
+    Kafka position commits with its events), retried until committed; then `changed`."""
+
+    def __init__(self, stores: PaymentsStores, tracer: trace.Tracer, changed: Changed) -> None:
+        self.stores = stores
+        self.tracer = tracer
+        self.changed = changed
+
+    async def on_decisions(self, batch: Sequence[tuple[Any, DecisionV1]]) -> None:
+        """Consecutive decisions, as (Kafka record, decision) pairs: recorded in one transaction, then
+        the rest woken once. Each decision gets a CONSUMER span of its own, child of its producer's, so
+        its trace continues; each money decision's trace gets the commit's span (the commit-span rule:
+        services.runtime.batch_spans)."""
+        app = self.stores.app
+        spans = ConsumedBatch(self.tracer, DECISIONS.name, GROUP)
+        items: list[DecisionItem] = []
+        groups: list[TraceGroup] = []  # one per decision
+        stored: list[TraceGroup] = []  # those of money decisions: only those are stored, with their trace
+        for record, body in batch:
+            group = spans.own_group(record)
+            group.span.set_attributes({"flexledger.book": body.book, "flexledger.kind": body.kind,
+                                       "flexledger.decision_id": body.decision_id})
+            position = kafka_tracking(record.topic, record.partition, record.offset)
+            money = body.kind in MONEY_KINDS
+            items.append(DecisionItem(body, position, recorded_at(body, record),
+                                      group.trace_id if money else None, group.carrier if money else {}))
+            groups.append(group)
+            if money:
+                stored.append(group)
+        try:
+            with spans.child_spans(f"{app.name} db commit", {
+                "db.system": "postgresql", "db.namespace": app.name, "flexledger.batch": len(items),
+            }, stored):
+                outcomes = await until_done(
+                    f"recording {len(items)} decisions from {items[0].decision.decision_id}",
+                    lambda: asyncio.to_thread(app.record_decisions, items),
+                )
+            for group, outcome in zip(groups, outcomes, strict=True):
+                group.span.set_attribute("flexledger.result", outcome.value)
+        finally:
+            spans.end()
+        if any(outcome in CHANGES for outcome in outcomes):
+            self.changed()
+
+    async def on_settlement(self, body: SettlementV1, msg: KafkaMessage) -> None:
+        """The bank's results for a batch: confirmations and returns, each applied once. One message in
+        its own trace: the event store spans the commit."""
+        app = self.stores.app
+        record = msg.raw_message
+        assert not isinstance(record, tuple)
+        position = kafka_tracking(record.topic, record.partition, record.offset)
+        with consuming(self.tracer, msg, SETTLEMENTS_GROUP) as span:
+            span.set_attributes({"flexledger.book": body.book, "flexledger.batch_id": body.batch_id,
+                                 "flexledger.results": len(body.results)})
+            trace_id, carrier = trace_id_hex(span), current_carrier()
+            outcome = await until_done(
+                f"recording settlement {body.settlement_id}",
+                lambda: asyncio.to_thread(app.record_settlement, body, position, trace_id, carrier),
+            )
+            span.set_attribute("flexledger.result", outcome.value)
+        if outcome in CHANGES:
+            self.changed()
+
+
+def recorded_at(body: DecisionV1, record: Any) -> datetime:
+    """When eligibility recorded the decision: the message's field, else its ce_time, else the Kafka
+    record's timestamp (decisions published before the field existed). `record`: aiokafka's."""
+    if body.recorded_at is not None:
+        return body.recorded_at
+    raw = dict(record.headers or ()).get("ce_time")
+    if isinstance(raw, bytes):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(raw.decode("utf-8", "replace").replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                return moment
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)

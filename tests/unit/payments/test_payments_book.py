@@ -101,8 +101,8 @@ def test_grant_becomes_an_order_then_a_batch_entry_then_a_payment() -> None:
     events = book.apply_decision(decision("g1", "grant", 100_000), T0)
     assert kinds(events) == ["DecisionReceived", "OrderCreated", "OrderCommitted"]
     assert book.order("g1").state is OrderState.READY
-    assert book.ledger.credit_balance_fen(a.payable(ENTERPRISE)) == 100_000
-    assert book.ledger.credit_balance_fen(a.budget("employment_service", 2022)) == 9_900_000
+    assert book.accounts.credit_balance_fen(a.payable(ENTERPRISE)) == 100_000
+    assert book.accounts.credit_balance_fen(a.budget("employment_service", 2022)) == 9_900_000
     sound(book)
 
     [cut] = book.cut_batches(NOW, T0)
@@ -115,13 +115,13 @@ def test_grant_becomes_an_order_then_a_batch_entry_then_a_payment() -> None:
         1,
     )
     assert book.order("g1").state is OrderState.IN_TRANSIT
-    assert book.ledger.credit_balance_fen(a.IN_TRANSIT) == 100_000
+    assert book.accounts.credit_balance_fen(a.IN_TRANSIT) == 100_000
     sound(book)
 
     [paid] = book.settle(SettlementResult(entry.entry_id, SettlementOutcome.PAID, confirmation="FB-1"), T0)
     assert isinstance(paid, e.PaymentConfirmed) and paid.confirmation == "FB-1"
     assert book.order("g1").state is OrderState.PAID
-    assert book.ledger.credit_balance_fen(a.BANK) == 100_000
+    assert book.accounts.credit_balance_fen(a.BANK) == 100_000
     [totals] = programme_totals(book)
     assert (totals.appropriated_fen, totals.committed_fen, totals.paid_fen, totals.available_fen) == (
         10_000_000,
@@ -225,7 +225,7 @@ def test_clawback_after_payment_raises_a_receivable() -> None:
     pay_all(book)
     events = book.apply_decision(decision("c1", "clawback", 100_000), T0)
     assert kinds(events) == ["DecisionReceived", "ReceivableRaised"]
-    assert book.ledger.balance_fen(a.receivable(ENTERPRISE)) == 100_000
+    assert book.accounts.balance_fen(a.receivable(ENTERPRISE)) == 100_000
     [totals] = programme_totals(book)
     assert (totals.paid_fen, totals.receivables_outstanding_fen, totals.recovered_fen) == (
         100_000,
@@ -260,7 +260,7 @@ def test_receivable_is_offset_against_the_next_payment_of_any_programme() -> Non
     assert kinds(events) == ["DecisionReceived", "OrderCreated", "OrderCommitted", "ReceivableOffset"]
     offset = events[-1]
     assert isinstance(offset, e.ReceivableOffset) and (offset.claim_id, offset.amount_fen) == ("c1", 100_000)
-    assert book.ledger.balance_fen(a.receivable(ENTERPRISE)) == 0
+    assert book.accounts.balance_fen(a.receivable(ENTERPRISE)) == 0
     [cut] = book.cut_batches(NOW, T0)
     assert isinstance(cut, e.BatchCut)
     assert [entry.amount_fen for entry in cut.entries] == [50_000]  # only the difference goes to the bank
@@ -272,7 +272,7 @@ def test_receivable_is_offset_against_the_next_payment_of_any_programme() -> Non
         150_000,
         100_000,
     )
-    assert book.ledger.credit_balance_fen(a.BANK) == 150_000  # 1000 CNY then 500 CNY in cash
+    assert book.accounts.credit_balance_fen(a.BANK) == 150_000  # 1000 CNY then 500 CNY in cash
     sound(book)
 
 
@@ -320,7 +320,7 @@ def test_clawback_of_a_payment_at_the_bank_is_claimed_and_settled_if_the_bank_re
     )
     assert kinds(returned) == ["PaymentReturned", "ReceivableOffset"]
     assert book.order("g1").state is OrderState.PAID  # settled by the claim: no cash left the city
-    assert book.ledger.credit_balance_fen(a.BANK) == 0
+    assert book.accounts.credit_balance_fen(a.BANK) == 0
     assert book.cut_batches(NOW, T0) == []
     sound(book)
 
@@ -412,7 +412,7 @@ def test_a_returned_payment_is_requeued_with_its_reason_and_paid_on_the_next_att
     order = book.order("g1")
     assert (order.state, order.last_return_reason, order.attempts) == (OrderState.READY, "account closed", 1)
     assert beneficiary_balance(book, ENTERPRISE).last_return_reason == "account closed"
-    assert book.ledger.credit_balance_fen(a.payable(ENTERPRISE)) == 100_000
+    assert book.accounts.credit_balance_fen(a.payable(ENTERPRISE)) == 100_000
     [cut, paid] = pay_all(book, T0 + timedelta(days=1), rule)
     assert isinstance(cut, e.BatchCut) and cut.entries[0].attempt == 2
     assert isinstance(paid, e.PaymentConfirmed)
@@ -502,7 +502,7 @@ def test_the_journal_rebuilt_from_the_events_matches_the_ledger() -> None:
         for posting in postings_for(event):
             for leg in posting.legs:
                 balances[leg.account] = balances.get(leg.account, 0) + leg.amount_fen
-    assert {k: v for k, v in balances.items() if v} == book.ledger.balances()
+    assert {k: v for k, v in balances.items() if v} == book.accounts.balances()
     assert sum(balances.values()) == 0
 
 
@@ -526,5 +526,5 @@ def test_a_claim_repaid_before_the_bank_returns_the_payment_is_refunded_by_payin
     book.settle_all(simulate_bank(cut.entries, BankRule(beneficiaries=frozenset({ENTERPRISE}))), T0)
     assert book.order("g1").state is OrderState.READY  # it paid back money it never got: refund it
     pay_all(book)
-    assert book.ledger.credit_balance_fen(a.BANK) == 0  # 1000 CNY in, 1000 CNY out
+    assert book.accounts.credit_balance_fen(a.BANK) == 0  # 1000 CNY in, 1000 CNY out
     sound(book)

@@ -199,7 +199,7 @@ def test_projection_rows_are_the_domain_reports_and_survive_a_failed_transaction
     assert sum(accounts.values()) == 0
     touched = {leg.account for _, s in stored if hasattr(s, "events") for d in s.events
                for posting in postings_for(decode(d)) for leg in posting.legs}
-    assert accounts == {str(a): replica.ledger.balance_fen(a) for a in touched}
+    assert accounts == {str(a): replica.accounts.balance_fen(a) for a in touched}
     entries = {row[1]: row for conn in (again, rest) for row in conn.written["payments_disbursement_entries"]}
     assert {k: v[10] for k, v in entries.items()} == {
         "main-B000001-00001": "returned", "main-B000002-00001": "paid",
