@@ -25,7 +25,7 @@ from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
 from services.eligibility.adapters import checkpoints as checkpoint_relay
 from services.eligibility.adapters.statistics import pseudonym, to_messages
-from services.eligibility.aggregates import LedgerCheckpoints, SubjectLedger
+from services.eligibility.aggregates import DecisionChain, LedgerCheckpoints
 from services.eligibility.domain import checkpoint as cp
 from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
@@ -202,7 +202,7 @@ def test_the_auditors_json_reads_as_json_loads() -> None:
 # --- statistics: a keyed pseudonym, never the identity number ----------------------------------------------
 
 def _processed(decisions: list[dict[str, Any]]) -> Any:
-    stream = SubjectLedger._create(SubjectLedger.Opened, id=uuid.uuid4(), book="main", subject=W)
+    stream = DecisionChain._create(DecisionChain.Opened, id=uuid.uuid4(), book="main", subject=W)
     stream.record(seq=1, fact_id="c1", outcome="accepted", fact={"worker": W}, reason=None, digest="d",
                   decisions=decisions, rule_set=CURRENT.id, trace_id=None, traceparent=None, tracestate=None)
     return stream.collect_events()[-1]
