@@ -1,9 +1,9 @@
 """Re-deriving decisions from stored facts with the pure core, under a recorded (or another) rule set.
 
-A subject's ledger stream holds every fact about it in processing order, with the decisions each one
-caused. Entitlement decomposes by subject (services/eligibility/domain/entitlement_state.py), so replaying one
-stream's facts through a fresh `EntitlementState` reproduces its decisions exactly — the same code the service
-and `--via engine` run, not a copy.
+A subject's decision chain holds every fact about it in processing order, with the decisions each one
+caused. Entitlement decomposes by subject (services/eligibility/domain/entitlement_state.py), so
+replaying one stream's facts through a fresh `EntitlementState` reproduces its decisions exactly — the
+same code the service and `--via engine` run, not a copy.
 
 `audit replay DECISION_ID`: find the decision's event, replay the stream's earlier facts under the
 rule set the decision records, re-derive the event's decisions and compare them, field by field

@@ -215,7 +215,7 @@ class StreamIds:
 
 
 def stream_id(settings: Settings, book: str, subject: str) -> uuid.UUID:
-    """The id of a subject's ledger stream (as services.eligibility.application.ledger_id)."""
+    """The id of a subject's decision chain (as services.eligibility.application's chain_id)."""
     return StreamIds(settings)(book, subject)
 
 
