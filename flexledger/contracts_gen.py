@@ -41,11 +41,13 @@ def asyncapi_document() -> str:
 
     from services.eligibility.entrypoints.audit import add_audit_publishers
     from services.eligibility.entrypoints.kafka import build_broker as eligibility_broker
+    from services.eligibility.entrypoints.kafka import consume_facts
     from services.intake.entrypoints.kafka import build_broker as intake_broker
     from services.payments.entrypoints.kafka import build_broker as payments_broker
 
     settings = Settings()  # defaults, not the environment: the document must not depend on who runs it
-    eligibility = eligibility_broker(settings, None)[0]
+    eligibility = eligibility_broker(settings)[0]
+    consume_facts(eligibility, settings, None)  # the facts subscriber, described
     add_audit_publishers(eligibility)  # statistics and checkpoints
     spec = AsyncAPI(
         intake_broker(settings)[0], eligibility, payments_broker(settings, None)[0],

@@ -1,9 +1,9 @@
 """Re-deriving decisions from stored facts with the pure core, under a recorded (or another) rule set.
 
-A subject's ledger stream holds every fact about it in processing order, with the decisions each one
-caused. Entitlement decomposes by subject (services/eligibility/domain/ledger.py), so replaying one
-stream's facts through a fresh `Ledger` reproduces its decisions exactly — the same code the service
-and `--via engine` run, not a copy.
+A subject's decision chain holds every fact about it in processing order, with the decisions each one
+caused. Entitlement decomposes by subject (services/eligibility/domain/entitlement_state.py), so
+replaying one stream's facts through a fresh `EntitlementState` reproduces its decisions exactly — the
+same code the service and `--via engine` run, not a copy.
 
 `audit replay DECISION_ID`: find the decision's event, replay the stream's earlier facts under the
 rule set the decision records, re-derive the event's decisions and compare them, field by field
@@ -28,7 +28,7 @@ from flexledger.audit.store import (
     stream_id,
 )
 from services.eligibility.domain.decision import Decision, decision_id
-from services.eligibility.domain.ledger import Ledger
+from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import rule_set
 from services.runtime.settings import Settings
 
@@ -41,7 +41,7 @@ class SubjectReplay:
     """A subject's rules state under one rule set, fed the stored facts of its stream in order."""
 
     def __init__(self, rule_set_id: str, book: str) -> None:
-        self.rules = Ledger(rule_set(rule_set_id), book)
+        self.rules = EntitlementState(rule_set(rule_set_id), book)
 
     def decide(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The decisions the stored fact `event` causes now (the state moves on), as stored dicts."""

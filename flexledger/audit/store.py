@@ -28,13 +28,13 @@ from eventsourcing.utils import get_topic
 from pydantic_core import from_json
 
 from contracts.identifiers import mask
-from services.eligibility.aggregates import LedgerCheckpoints, SubjectLedger
+from services.eligibility.aggregates import DecisionChain, LedgerCheckpoints
 from services.runtime.eventstore import CIPHER_TOPIC, cipher_key, keyed_uuid, pseudonym_key
 from services.runtime.settings import Settings
 
 SERVICE_SCHEMAS = ("intake", "eligibility", "payments")
-OPENED = get_topic(SubjectLedger.Opened)
-PROCESSED = get_topic(SubjectLedger.FactProcessed)
+OPENED = get_topic(DecisionChain.Opened)
+PROCESSED = get_topic(DecisionChain.FactProcessed)
 CHECKPOINT_STARTED = get_topic(LedgerCheckpoints.Started)
 CHECKPOINT_SIGNED = get_topic(LedgerCheckpoints.Signed)
 READ_BATCH = 10_000
@@ -215,7 +215,7 @@ class StreamIds:
 
 
 def stream_id(settings: Settings, book: str, subject: str) -> uuid.UUID:
-    """The id of a subject's ledger stream (as services.eligibility.application.ledger_id)."""
+    """The id of a subject's decision chain (as services.eligibility.application's chain_id)."""
     return StreamIds(settings)(book, subject)
 
 

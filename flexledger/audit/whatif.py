@@ -1,7 +1,7 @@
 """`flexledger audit what-if --rules VERSION`: re-run a book's stored facts under another rule set and
 list the facts whose decisions would differ. Nothing is written.
 
-Each subject's stream is replayed through a fresh `Ledger` of the chosen rule set (entitlement
+Each subject's stream is replayed through a fresh `EntitlementState` of the chosen rule set (entitlement
 decomposes by subject). Decisions are compared as scenarios/FORMAT.md compares them: (after, kind,
 program, beneficiary, subject, ref, month, amount_fen); rejections stay what intake decided. Rule sets
 come from `services.eligibility.domain.ruleset.RULE_SETS`: a version 2 is a new entry there.

@@ -1,9 +1,10 @@
-"""Eligibility's write model: the ledger stream of one subject (a worker, enterprise or park) in a book.
+"""Eligibility's write model: the decision ledger, one hash-chained stream per subject (a worker,
+enterprise or park) in a book, and the ledger's signed checkpoints.
 
-Each `FactProcessed` event is one fact the ledger processed with the decisions it caused, and is a
-link of a hash chain over the stream: `hash = link_hash(prev_hash, chain_content(event))`, so an
-altered or deleted event breaks every later link. Event class names are stored topics: renaming one
-breaks replay.
+Each `FactProcessed` event is one fact processed with the decisions it caused, and is a link of a hash
+chain over the stream: `hash = link_hash(prev_hash, chain_content(event))`, so an altered or deleted
+event breaks every later link. Stored events name their class by topic: the classes here keep the
+topics they were first stored under (`TOPIC`), so that renaming a class never breaks replay.
 """
 
 from __future__ import annotations
@@ -26,12 +27,28 @@ def chain_content(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: fields[name] for name in CHAIN_FIELDS}
 
 
-class SubjectLedger(Aggregate):
+# The class was first named SubjectLedger; its stored events, and every checkpoint signed over them,
+# carry these topics.
+_STORED_AS = "services.eligibility.aggregates:SubjectLedger"
+
+
+class DecisionChain(Aggregate):
+    """The decisions of one subject in a book: every fact about it processed, in order, each with the
+    decisions it caused and the rule set that made them, chained by hashes."""
+
+    TOPIC = _STORED_AS
+
+    class Created(Aggregate.Created):  # never triggered: eventsourcing gives every aggregate one, which
+        # then needs its explicit topic like the others
+        TOPIC = f"{_STORED_AS}.Created"
+
     class Opened(Aggregate.Created):
+        TOPIC = f"{_STORED_AS}.Opened"
         book: str
         subject: str
 
     class FactProcessed(Aggregate.Event):
+        TOPIC = f"{_STORED_AS}.FactProcessed"
         book: str
         subject: str
         seq: int
@@ -49,7 +66,7 @@ class SubjectLedger(Aggregate):
         hash: str
 
         def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, SubjectLedger)
+            assert isinstance(aggregate, DecisionChain)
             aggregate.last_seq = self.seq
             aggregate.head = self.hash
             aggregate.rule_set = self.rule_set
@@ -69,7 +86,8 @@ class SubjectLedger(Aggregate):
 
 
 class LedgerCheckpoints(Aggregate):
-    """The signed checkpoints of this ledger (`services.eligibility.domain.checkpoint`), one event each.
+    """The signed checkpoints of the decision ledger (`services.eligibility.domain.checkpoint`), one
+    event each.
 
     One aggregate per ledger, so two instances never sign the same stretch twice (the second append
     fails on the version). The checkpoint relay publishes each `Signed` to the checkpoints topic."""

@@ -1,13 +1,17 @@
-"""Eligibility's application: process each fact from intake with the pure ledger, exactly once.
+"""Eligibility's application: decide on each fact from intake and record it, exactly once, in its
+subject's decision chain.
 
-Use case `process_fact`: the subject's rules state (`services.eligibility.domain.Ledger`, the same core
-`--via engine` runs) decides; the outcome is appended to the subject's hash-chained ledger stream
-together with the Kafka position, in one transaction. A redelivered message changes nothing: its
-position is already recorded (same offset), or its (book, seq) is (the same fact republished).
+Use case `process_batch`: consecutive facts from the facts topic, decided and recorded in one
+transaction with the Kafka position of the last. Each fact is decided by its subject's entitlement
+state (`services.eligibility.domain.entitlement_state`, the same core `--via engine` runs) and appended,
+with the decisions it caused, to the subject's `DecisionChain`. A redelivered message changes nothing:
+its position is already recorded (same offset), or its (book, seq) is (the same fact republished).
 
-Entitlement decomposes by subject (see the domain's ledger module), so one rules state per subject
-gives the decisions one state per book would. States are cached (LRU) and rebuilt from the stream when
-missing or stale: a version conflict means another instance appended, so the state is reloaded.
+Entitlement decomposes by subject (see the domain's entitlement state), so one state per subject gives
+the decisions one state per book would. States are cached (LRU) and rebuilt from the chain when missing
+or stale: a version conflict means another instance appended, so the state is reloaded. A subject keeps
+the rule set its first fact was decided under; a subject not seen yet gets the current one
+(`RuleSets.for_subject`, docs/design/rules.md).
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from opentelemetry import trace
 
 from contracts.facts import parse_fact
 from contracts.messages import FactMessageV1
-from services.eligibility.aggregates import SubjectLedger
+from services.eligibility.aggregates import DecisionChain
 from services.eligibility.domain.decision import Decision
-from services.eligibility.domain.ledger import Ledger
-from services.eligibility.domain.ruleset import CURRENT, rule_set
+from services.eligibility.domain.entitlement_state import EntitlementState
+from services.eligibility.domain.ruleset import IN_FORCE, RuleSets
 from services.runtime.eventstore import (
     CONFLICT_RETRIES_MAX,
     ConcurrentWriters,
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 CACHE_SUBJECTS_MAX = 50_000
 
 
-class Outcome(StrEnum):
+class FactOutcome(StrEnum):
     PROCESSED = "processed"
     REDELIVERED = "redelivered"  # this Kafka position was already recorded
     REPUBLISHED = "republished"  # this (book, seq) was already processed, from another offset
@@ -53,11 +57,12 @@ class Outcome(StrEnum):
 BatchItem = tuple[FactMessageV1, Tracking, str | None, dict[str, str]]
 
 
-
 @dataclass(slots=True)
 class SubjectState:
-    stream: SubjectLedger
-    rules: Ledger
+    """One subject: its decision chain (what is recorded) and its entitlement state (what decides)."""
+
+    chain: DecisionChain
+    entitlement: EntitlementState
 
 
 class EligibilityApplication(ServiceApplication):
@@ -68,147 +73,154 @@ class EligibilityApplication(ServiceApplication):
         self._id_key = pseudonym_key(settings)
         self._states: OrderedDict[uuid.UUID, SubjectState] = OrderedDict()
 
-    def ledger_id(self, book: str, subject: str) -> uuid.UUID:
-        """The stream id of a subject: keyed, so a worker's stream cannot be found from their id alone."""
+    def chain_id(self, book: str, subject: str) -> uuid.UUID:
+        """The stream id of a subject's chain: keyed, so a worker's chain cannot be found from their id
+        alone. ("subject-ledger" is part of every stored id: it stays.)"""
         return keyed_uuid(self._id_key, "subject-ledger", book, subject)
 
-    def process_fact(
-        self, message: FactMessageV1, position: Tracking, trace_id: str | None, trace_carrier: dict[str, str]
-    ) -> tuple[Outcome, list[Decision]]:
-        """Decide on one fact from intake and record it with its Kafka position."""
-        ledger_id = self.ledger_id(message.book, message.subject)
-        for _ in range(CONFLICT_RETRIES_MAX):
-            state = self._state(ledger_id, message.book, message.subject)
-            if message.seq <= state.stream.last_seq:
-                return self._skip(position), []
-            decisions = self._decide_and_append(state, message, trace_id, trace_carrier)
-            try:
-                self.record(state.stream, tracking=position)
-            except IntegrityError:
-                self._states.pop(ledger_id, None)  # the cached state is ahead of the store now
-                if self.already_tracked(position):
-                    return Outcome.REDELIVERED, []
-                log.info("version conflict on a subject stream; reloading it")
-                continue
-            except BaseException:
-                self._states.pop(ledger_id, None)
-                raise
-            return Outcome.PROCESSED, decisions
-        raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
-
-    def process_batch(self, items: Sequence[BatchItem]) -> list[tuple[Outcome, list[Decision]]]:
+    def process_batch(self, items: Sequence[BatchItem]) -> list[tuple[FactOutcome, list[Decision]]]:
         """Decide on consecutive facts from the facts topic and record them all in one transaction
-        (every subject stream they touch, with the last item's Kafka position): what `process_fact`
-        does for each, in order, at a fraction of the cost per fact — one commit, one notification
+        (every chain they touch, with the last item's Kafka position): one commit, one notification
         wake-up of the relays and projections per batch instead of per fact.
 
-        A fact already processed (its seq is not above its stream's last seq: a redelivery or a
+        A fact already processed (its seq is not above its chain's last seq: a redelivery or a
         republication) is skipped. On any IntegrityError (a redelivered batch whose last position is
-        recorded, or a version conflict: another instance appended to one of the streams) nothing
-        was written: the cached states are dropped and the items go through `process_fact` one by one,
-        which tells the cases apart exactly as before."""
+        recorded, or a version conflict: another instance appended to one of the chains) nothing was
+        written: the cached states are dropped and the items are recorded one by one
+        (`_process_one`), which tells the cases apart."""
         touched: dict[uuid.UUID, SubjectState] = {}
-        results: list[tuple[Outcome, list[Decision]]] = []
-        ledger_ids = [self.ledger_id(message.book, message.subject) for message, *_ in items]
-        self._load_missing(ledger_ids, items)
+        results: list[tuple[FactOutcome, list[Decision]]] = []
+        chain_ids = [self.chain_id(message.book, message.subject) for message, *_ in items]
+        self._load_missing(chain_ids, items)
         try:
-            for ledger_id, (message, _, trace_id, trace_carrier) in zip(ledger_ids, items, strict=True):
-                state = touched.get(ledger_id) or self._state(ledger_id, message.book, message.subject)
-                if message.seq <= state.stream.last_seq:
-                    results.append((Outcome.REPUBLISHED, []))
+            for chain_id, (message, _, trace_id, trace_carrier) in zip(chain_ids, items, strict=True):
+                state = touched.get(chain_id) or self._state(chain_id, message.book, message.subject)
+                if message.seq <= state.chain.last_seq:
+                    results.append((FactOutcome.REPUBLISHED, []))
                     continue
-                decisions = self._decide_and_append(state, message, trace_id, trace_carrier)
-                touched[ledger_id] = state
-                results.append((Outcome.PROCESSED, decisions))
+                decisions = decide_and_append(state, message, trace_id, trace_carrier)
+                touched[chain_id] = state
+                results.append((FactOutcome.PROCESSED, decisions))
             if touched:
-                self.record(*(state.stream for state in touched.values()), tracking=items[-1][1])
+                self.record(*(state.chain for state in touched.values()), tracking=items[-1][1])
             else:  # only republished facts: record the position, so they are consumed and not re-read
                 self._skip(items[-1][1])
         except IntegrityError:
-            for ledger_id in touched:
-                self._states.pop(ledger_id, None)  # the cached states are ahead of the store now
+            self._forget(touched)  # the cached states are ahead of the store now
             log.info("batch of %d facts conflicted; processing them one by one", len(items))
-            return [self.process_fact(*item) for item in items]
+            return [self._process_one(*item) for item in items]
         except BaseException:
-            for ledger_id in touched:
-                self._states.pop(ledger_id, None)
+            self._forget(touched)
             raise
         return results
 
-    @staticmethod
-    def _decide_and_append(
-        state: SubjectState, message: FactMessageV1, trace_id: str | None, trace_carrier: dict[str, str]
-    ) -> list[Decision]:
-        """Decide on the fact with the subject's rules state and append it to the subject's stream
-        (not yet saved)."""
-        rules = state.rules
-        if message.outcome == "rejected":
-            reason = message.reason or "rejected"
-            decisions = [rules.reject(message.fact_id, reason, message.digest, message.seq)]
-        else:
-            decisions = rules.apply(parse_fact(message.fact))
-        state.stream.record(
-            seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
-            reason=message.reason, digest=message.digest,
-            decisions=[dataclasses.asdict(d) for d in decisions], rule_set=rules.rule_set.id,
-            trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
-            tracestate=trace_carrier.get("tracestate"),
-        )
-        return decisions
+    def _process_one(
+        self, message: FactMessageV1, position: Tracking, trace_id: str | None, trace_carrier: dict[str, str]
+    ) -> tuple[FactOutcome, list[Decision]]:
+        """One fact of a batch that could not be recorded whole, recorded on its own with its position:
+        a recorded position is a redelivery; another conflict means another instance appended to the
+        chain, which is then reloaded and the fact decided again."""
+        chain_id = self.chain_id(message.book, message.subject)
+        for _ in range(CONFLICT_RETRIES_MAX):
+            state = self._state(chain_id, message.book, message.subject)
+            if message.seq <= state.chain.last_seq:
+                return self._skip(position), []
+            decisions = decide_and_append(state, message, trace_id, trace_carrier)
+            try:
+                self.record(state.chain, tracking=position)
+            except IntegrityError:
+                self._states.pop(chain_id, None)  # the cached state is ahead of the store now
+                if self.already_tracked(position):
+                    return FactOutcome.REDELIVERED, []
+                log.info("version conflict on a subject's chain; reloading it")
+                continue
+            except BaseException:
+                self._states.pop(chain_id, None)
+                raise
+            return FactOutcome.PROCESSED, decisions
+        raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
 
-    def _skip(self, position: Tracking) -> Outcome:
+    def _skip(self, position: Tracking) -> FactOutcome:
         """Record only the position of a message whose fact was already processed."""
         try:
             self.record(tracking=position)
         except IntegrityError:
-            return Outcome.REDELIVERED
-        return Outcome.REPUBLISHED
+            return FactOutcome.REDELIVERED
+        return FactOutcome.REPUBLISHED
 
-    def _state(self, ledger_id: uuid.UUID, book: str, subject: str) -> SubjectState:
-        state = self._states.get(ledger_id)
+    # ---- subject states: cached, rebuilt from the chains ------------------------------------------
+
+    def _state(self, chain_id: uuid.UUID, book: str, subject: str) -> SubjectState:
+        state = self._states.get(chain_id)
         if state is not None:
-            self._states.move_to_end(ledger_id)
+            self._states.move_to_end(chain_id)
             return state
-        state = self._load(ledger_id, book, subject)
-        self._cache(ledger_id, state)
+        state = rebuild_subject(chain_id, book, subject, self.events.get(chain_id), IN_FORCE)
+        self._cache(chain_id, state)
         return state
 
-    def _cache(self, ledger_id: uuid.UUID, state: SubjectState) -> None:
-        self._states[ledger_id] = state
+    def _cache(self, chain_id: uuid.UUID, state: SubjectState) -> None:
+        self._states[chain_id] = state
         while len(self._states) > CACHE_SUBJECTS_MAX:
             self._states.popitem(last=False)
 
-    def _load_missing(self, ledger_ids: list[uuid.UUID], items: Sequence[BatchItem]) -> None:
+    def _forget(self, states: Iterable[uuid.UUID]) -> None:
+        for chain_id in states:
+            self._states.pop(chain_id, None)
+
+    def _load_missing(self, chain_ids: list[uuid.UUID], items: Sequence[BatchItem]) -> None:
         """Load the states of a batch's subjects that are not cached, in one query."""
-        missing = {ledger_id: message for ledger_id, (message, *_) in zip(ledger_ids, items, strict=True)
-                   if ledger_id not in self._states}
+        missing = {chain_id: message for chain_id, (message, *_) in zip(chain_ids, items, strict=True)
+                   if chain_id not in self._states}
         if not missing:
             return
         stored = self.events_of(missing)
-        for ledger_id, message in missing.items():
-            self._cache(ledger_id, self._fold(ledger_id, message.book, message.subject,
-                                              stored.get(ledger_id, [])))
+        for chain_id, message in missing.items():
+            self._cache(chain_id, rebuild_subject(chain_id, message.book, message.subject,
+                                                  stored.get(chain_id, []), IN_FORCE))
 
-    def _load(self, ledger_id: uuid.UUID, book: str, subject: str) -> SubjectState:
-        """Rebuild a subject's stream and rules state from its stored events."""
-        return self._fold(ledger_id, book, subject, self.events.get(ledger_id))
-
-    @staticmethod
-    def _fold(ledger_id: uuid.UUID, book: str, subject: str, events: Iterable[object]) -> SubjectState:
-        stream: SubjectLedger | None = None
-        rules: Ledger | None = None
-        for stored in events:
-            assert isinstance(stored, SubjectLedger.Opened | SubjectLedger.FactProcessed)
-            stream = cast(SubjectLedger, stored.mutate(stream))
-            if isinstance(stored, SubjectLedger.FactProcessed):
-                rules = rules or Ledger(rule_set(stored.rule_set), book)
-                if stored.outcome == "accepted":
-                    rules.apply(parse_fact(stored.fact))
-        if stream is None:
-            stream = SubjectLedger._create(SubjectLedger.Opened, id=ledger_id, book=book, subject=subject)
-        return SubjectState(stream, rules or Ledger(CURRENT, book))
-
-    def stream_events(self, book: str, subject: str) -> list[SubjectLedger.FactProcessed]:
+    def stream_events(self, book: str, subject: str) -> list[DecisionChain.FactProcessed]:
         """The processed facts of one subject, in order (for audits and tests)."""
-        stored = self.events.get(self.ledger_id(book, subject))
-        return [e for e in stored if isinstance(e, SubjectLedger.FactProcessed)]
+        stored = self.events.get(self.chain_id(book, subject))
+        return [e for e in stored if isinstance(e, DecisionChain.FactProcessed)]
+
+
+def decide_and_append(
+    state: SubjectState, message: FactMessageV1, trace_id: str | None, trace_carrier: dict[str, str]
+) -> list[Decision]:
+    """Decide on the fact with the subject's entitlement state and append it, with its decisions and
+    the id of the rule set that made them, to the subject's chain (not saved yet)."""
+    entitlement = state.entitlement
+    if message.outcome == "rejected":
+        reason = message.reason or "rejected"
+        decisions = [entitlement.reject(message.fact_id, reason, message.digest, message.seq)]
+    else:
+        decisions = entitlement.apply(parse_fact(message.fact))
+    state.chain.record(
+        seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
+        reason=message.reason, digest=message.digest,
+        decisions=[dataclasses.asdict(d) for d in decisions], rule_set=entitlement.rule_set.id,
+        trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
+        tracestate=trace_carrier.get("tracestate"),
+    )
+    return decisions
+
+
+def rebuild_subject(
+    chain_id: uuid.UUID, book: str, subject: str, events: Iterable[object], rule_sets: RuleSets
+) -> SubjectState:
+    """A subject's state from its chain's stored events (none for a subject not seen yet): its accepted
+    facts applied again under the rule set that decides the subject (`RuleSets.for_subject`: the one
+    its first fact was decided under, else the current one)."""
+    chain: DecisionChain | None = None
+    entitlement: EntitlementState | None = None
+    for stored in events:
+        assert isinstance(stored, DecisionChain.Opened | DecisionChain.FactProcessed)
+        chain = cast(DecisionChain, stored.mutate(chain))
+        if isinstance(stored, DecisionChain.FactProcessed):
+            entitlement = entitlement or EntitlementState(rule_sets.for_subject(stored.rule_set), book)
+            if stored.outcome == "accepted":
+                entitlement.apply(parse_fact(stored.fact))
+    if chain is None:
+        chain = DecisionChain._create(DecisionChain.Opened, id=chain_id, book=book, subject=subject)
+    return SubjectState(chain, entitlement or EntitlementState(rule_sets.for_subject(None), book))

@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
 from flexledger.scenario_file import load_scenario
-from services.eligibility.bootstrap import EligibilityService
+from services.eligibility.application import EligibilityApplication
+from services.eligibility.bootstrap import bootstrap as eligibility_bootstrap
 from services.intake.aggregates import FactSubmission
 from services.intake.bootstrap import IntakeService
 from services.payments.aggregates import PaymentsBookStream
@@ -41,7 +42,7 @@ class Stack:
         self.exporter = exporter
         self.provider = provider
         self.intake = IntakeService(settings, provider)
-        self.eligibility = EligibilityService(settings, provider)
+        self.eligibility = eligibility_bootstrap(settings, provider)
         self.payments = payments_bootstrap(settings, provider)
         self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
 
@@ -107,19 +108,26 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
 
     orders = await _eventually("the payment order", ordered)
     assert len(orders) == 1 and orders[0]["amount_fen"] == 100000
-    grants = [d for d in await stack.eligibility.decisions(book, 0, 100) if d["kind"] == "grant"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.eligibility.http),
+                                 base_url="http://eligibility") as eligibility_http:
+        page = await eligibility_http.get(f"/v1/books/{book}/decisions", params={"limit": 100})
+    grants = [d for d in page.json()["decisions"] if d["kind"] == "grant"]
     assert len(grants) == 1
     grant = grants[0]
     # The order, the decision and the fact that caused them carry one trace id.
     assert orders[0]["trace_id"] == grant["trace_id"]
     trace_id = int(grant["trace_id"], 16)
 
-    assert stack.intake.app and stack.eligibility.app
+    assert stack.intake.app
     submitted = [e for _, e in stack.intake.app.notifications(0, 1_000_000)
                  if isinstance(e, FactSubmission.Recorded) and e.book == book and e.fact_id == grant["after"]]
     assert len(submitted) == 1 and submitted[0].traceparent.split("-")[1] == grant["trace_id"]
-    processed = [e for e in stack.eligibility.app.stream_events(book, fact_subject(submitted[0].fact))
-                 if e.fact_id == grant["after"]]
+    eligibility = EligibilityApplication(stack.settings)  # the store the service wrote, read by the test
+    try:
+        processed = [e for e in eligibility.stream_events(book, fact_subject(submitted[0].fact))
+                     if e.fact_id == grant["after"]]
+    finally:
+        eligibility.close()
     assert len(processed) == 1 and processed[0].trace_id == grant["trace_id"]
     payments_store = PaymentsApplication(stack.settings)  # the payments event store, read as it is
     try:

@@ -19,7 +19,7 @@ from contracts.messages import FactMessageV1, fact_subject
 from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import chain_content
-from services.eligibility.application import EligibilityApplication, Outcome
+from services.eligibility.application import EligibilityApplication, FactOutcome
 from services.eligibility.domain.chain import verify_chain
 from services.intake.domain.submission import IntakeBook
 from services.runtime.settings import Settings
@@ -27,7 +27,7 @@ from services.runtime.settings import Settings
 pytestmark = pytest.mark.integration
 
 VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
-NOTHING = {Outcome.REPUBLISHED, Outcome.REDELIVERED}
+NOTHING = {FactOutcome.REPUBLISHED, FactOutcome.REDELIVERED}
 
 
 def _messages(book: str, facts: list[dict[str, Any]]) -> list[FactMessageV1]:
@@ -53,22 +53,22 @@ def test_batches_redelivered_or_conflicting_record_each_fact_once(infra: Setting
     a, b = EligibilityApplication(infra), EligibilityApplication(infra)
     decided: list[dict[str, Any]] = []
 
-    def run(app: EligibilityApplication, batch: list[Any]) -> list[Outcome]:
+    def run(app: EligibilityApplication, batch: list[Any]) -> list[FactOutcome]:
         results = app.process_batch(batch)
-        decided.extend(d.to_dict() for outcome, ds in results if outcome is Outcome.PROCESSED for d in ds)
+        decided.extend(d.to_dict() for outcome, ds in results if outcome is FactOutcome.PROCESSED for d in ds)
         return [outcome for outcome, _ in results]
 
     try:
-        assert run(a, items[:6]) == [Outcome.PROCESSED] * 6
+        assert run(a, items[:6]) == [FactOutcome.PROCESSED] * 6
         # Kafka redelivers the batch (the process died before committing offsets): nothing recorded.
         assert set(run(a, items[:6])) <= NOTHING
         # Another instance gets the partition and reads the batch again, from the store.
         assert set(run(b, items[:6])) <= NOTHING
-        assert run(b, items[6:9]) == [Outcome.PROCESSED] * 3
+        assert run(b, items[6:9]) == [FactOutcome.PROCESSED] * 3
         # `a` still holds the streams as they were after its first batch: its batch conflicts, falls back
         # to one fact at a time, skips what `b` recorded and records the rest.
         outcomes = run(a, items[6:])
-        assert set(outcomes[:3]) <= NOTHING and outcomes[3:] == [Outcome.PROCESSED] * (len(items) - 9)
+        assert set(outcomes[:3]) <= NOTHING and outcomes[3:] == [FactOutcome.PROCESSED] * (len(items) - 9)
         assert set(run(b, items)) <= NOTHING
 
         expected = [d.to_dict() for d in Engine(book=book).run(facts)]

@@ -22,8 +22,8 @@ from eventsourcing.persistence import Tracking
 from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject, partition_key
 from contracts.topics import DECISIONS, FACTS
 from flexledger.scenario_file import load_scenario
-from services.eligibility.aggregates import SubjectLedger, chain_content
-from services.eligibility.application import EligibilityApplication, Outcome
+from services.eligibility.aggregates import DecisionChain, chain_content
+from services.eligibility.application import EligibilityApplication, FactOutcome
 from services.eligibility.domain.chain import verify_chain
 from services.intake.aggregates import FactSubmission
 from services.intake.application import IntakeApplication
@@ -347,21 +347,28 @@ async def test_a_redelivered_position_is_told_apart_from_a_version_conflict(infr
     book = f"test-{uuid.uuid4().hex}"
     source = f"kafka:test-{uuid.uuid4().hex}:0"
     a, b = EligibilityApplication(infra), EligibilityApplication(infra)
+
+    def alone(app: EligibilityApplication, message: FactMessageV1, offset: int) -> FactOutcome:
+        """A batch of one message, as the consumer hands it over."""
+        [(outcome, _)] = app.process_batch([(message, Tracking(source, offset), None, {})])
+        return outcome
+
     try:
         m1, m2, m3, m4 = (_message(book, seq, fact) for seq, fact in enumerate(facts, start=1))
-        assert a.process_fact(m1, Tracking(source, 10), None, {})[0] is Outcome.PROCESSED
+        assert alone(a, m1, 10) is FactOutcome.PROCESSED
         # The same offset again, even carrying another fact: a redelivery, nothing recorded.
-        assert a.process_fact(m2, Tracking(source, 10), None, {})[0] is Outcome.REDELIVERED
-        assert b.process_fact(m2, Tracking(source, 11), None, {})[0] is Outcome.PROCESSED
-        # `a` still holds the stream at version 2: its save conflicts, it reloads and succeeds.
-        assert a.process_fact(m3, Tracking(source, 12), None, {})[0] is Outcome.PROCESSED
-        # The same fact from a later offset (the relay published it twice): skipped, position kept.
-        assert b.process_fact(m3, Tracking(source, 13), None, {})[0] is Outcome.REPUBLISHED
-        assert b.process_fact(m4, Tracking(source, 14), None, {})[0] is Outcome.PROCESSED
+        assert alone(a, m2, 10) is FactOutcome.REDELIVERED
+        assert alone(b, m2, 11) is FactOutcome.PROCESSED
+        # `a` dropped the stream from its cache when its save failed: it reads it again, with b's fact.
+        assert alone(a, m3, 12) is FactOutcome.PROCESSED
+        # The same fact from a later offset (the relay published it twice): `b` still holds the stream
+        # without it, so its save conflicts; it reloads, finds the fact processed, keeps the position.
+        assert alone(b, m3, 13) is FactOutcome.REPUBLISHED
+        assert alone(b, m4, 14) is FactOutcome.PROCESSED
         stream = a.stream_events(book, worker)
         assert [e.seq for e in stream] == [1, 2, 3, 4]
         assert verify_chain([(chain_content(e.__dict__), e.hash) for e in stream]) is None
-        assert isinstance(stream[0], SubjectLedger.FactProcessed)
+        assert isinstance(stream[0], DecisionChain.FactProcessed)
     finally:
         a.close()
         b.close()

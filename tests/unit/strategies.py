@@ -271,18 +271,18 @@ class Book:
 
 
 def state_snapshot(engine: Engine) -> Any:
-    """Everything an accepted fact can change: intake's registry and the ledger's state."""
-    ledger = engine.ledger
+    """Everything an accepted fact can change: intake's registry and the entitlement state."""
+    state = engine.entitlement
     return copy.deepcopy(
         (
             engine.intake.registry,
-            ledger.workers,
+            state.workers,
             {
                 w: {p: {k: line.amount_fen for k, line in lines.items()} for p, lines in programmes.items()}
-                for w, programmes in ledger.worker_lines.items()
+                for w, programmes in state.worker_lines.items()
             },
-            {k: line.amount_fen for k, line in ledger.one_time_lines.items()},
-            ledger.applied,
+            {k: line.amount_fen for k, line in state.one_time_lines.items()},
+            state.applied,
         )
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.utils import get_topic, resolve_topic
 from typer.testing import CliRunner
 
 from contracts.messages import CheckpointV1, StatisticV1, fact_subject
@@ -25,7 +26,7 @@ from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
 from services.eligibility.adapters import checkpoints as checkpoint_relay
 from services.eligibility.adapters.statistics import pseudonym, to_messages
-from services.eligibility.aggregates import LedgerCheckpoints, SubjectLedger
+from services.eligibility.aggregates import DecisionChain, LedgerCheckpoints
 from services.eligibility.domain import checkpoint as cp
 from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
@@ -208,10 +209,21 @@ def test_the_auditors_json_reads_as_json_loads() -> None:
 # --- statistics: a keyed pseudonym, never the identity number ----------------------------------------------
 
 def _processed(decisions: list[dict[str, Any]]) -> Any:
-    stream = SubjectLedger._create(SubjectLedger.Opened, id=uuid.uuid4(), book="main", subject=W)
+    stream = DecisionChain._create(DecisionChain.Opened, id=uuid.uuid4(), book="main", subject=W)
     stream.record(seq=1, fact_id="c1", outcome="accepted", fact={"worker": W}, reason=None, digest="d",
                   decisions=decisions, rule_set=CURRENT.id, trace_id=None, traceparent=None, tracestate=None)
     return stream.collect_events()[-1]
+
+
+def test_the_decision_chain_keeps_the_topics_its_events_were_first_stored_under() -> None:
+    """The class was first named SubjectLedger: stored events, and the checkpoints signed over them,
+    carry that name, so renaming it must change neither what is read nor what is written."""
+    stored_as = "services.eligibility.aggregates:SubjectLedger"
+    chain = DecisionChain._create(DecisionChain.Opened, id=uuid.uuid4(), book="main", subject=W)
+    assert chain.collect_events()[0].originator_topic == get_topic(DecisionChain) == stored_as
+    for event_class in (DecisionChain.Opened, DecisionChain.FactProcessed):
+        assert get_topic(event_class) == f"{stored_as}.{event_class.__name__}"
+        assert resolve_topic(f"{stored_as}.{event_class.__name__}") is event_class
 
 
 def test_statistics_name_the_worker_by_a_keyed_pseudonym_only() -> None:

@@ -30,7 +30,7 @@ from contracts.facts import AnyFact
 from flexledger.engine import Engine
 from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.entitlement import MONEY
-from services.eligibility.domain.ledger import entitlement_from_scratch
+from services.eligibility.domain.entitlement_state import entitlement_from_scratch
 from services.eligibility.domain.ruleset import CURRENT
 from services.intake.domain.submission import Submission
 
@@ -147,7 +147,7 @@ def test_a_replayed_prefix_reproduces_the_decisions_made_up_to_there(
 def test_grants_minus_clawbacks_equal_the_entitlement_from_scratch(timeline: Timeline) -> None:
     run = Run(timeline.facts)
     check_against_from_scratch(run)
-    assert {k: v.amount_fen for k, v in run.engine.ledger.lines().items()} == {
+    assert {k: v.amount_fen for k, v in run.engine.entitlement.lines().items()} == {
         k: v.amount_fen for k, v in entitlement_from_scratch([f for _, f in run.accepted], CURRENT).items()
     }
 

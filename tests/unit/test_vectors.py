@@ -83,5 +83,5 @@ def test_vector_final_state_agrees_with_the_independent_reading(path: Path) -> N
     """The entitlement the ledger ends with equals E(accepted facts) of tests/unit/reference_rules.py."""
     engine = Engine()
     accepted = [raw for raw in load_scenario(path)["facts"] if engine.submit(raw)[0].outcome == "accepted"]
-    state = {key: line.amount_fen for key, line in engine.ledger.lines().items()}
+    state = {key: line.amount_fen for key, line in engine.entitlement.lines().items()}
     assert state == reference_rules.entitlement(accepted)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from services.eligibility.aggregates import SubjectLedger
+from services.eligibility.aggregates import DecisionChain
 from services.runtime.outbox import Batch, Connection
 
 SCHEMA = "eligibility"
@@ -71,7 +71,7 @@ class DecisionsProjection:
         rows: list[tuple[Any, ...]] = []
         seqs: dict[str, list[int]] = defaultdict(list)
         for _, stored in batch:
-            if not isinstance(stored, SubjectLedger.FactProcessed):
+            if not isinstance(stored, DecisionChain.FactProcessed):
                 continue
             seqs[stored.book].append(stored.seq)
             for ordinal, d in enumerate(stored.decisions):

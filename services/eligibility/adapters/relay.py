@@ -11,7 +11,7 @@ from opentelemetry import trace
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
 from contracts.messages import partition_key
-from services.eligibility.aggregates import SubjectLedger
+from services.eligibility.aggregates import DecisionChain
 from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection
 
@@ -21,7 +21,7 @@ SOURCE = "/flexledger/eligibility"
 
 def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
     """One message per decision of a processed fact (none for other events)."""
-    if not isinstance(stored, SubjectLedger.FactProcessed):
+    if not isinstance(stored, DecisionChain.FactProcessed):
         return []
     recorded_at = stored.timestamp.astimezone(UTC)
     out = []

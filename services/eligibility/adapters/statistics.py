@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import StatisticV1
-from services.eligibility.aggregates import SubjectLedger
+from services.eligibility.aggregates import DecisionChain
 from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection
 
@@ -33,7 +33,7 @@ def pseudonym(key: bytes, worker: str) -> str:
 
 
 def to_messages(stored: object, key: bytes) -> list[Outgoing]:
-    if not isinstance(stored, SubjectLedger.FactProcessed):
+    if not isinstance(stored, DecisionChain.FactProcessed):
         return []
     out = []
     for d in stored.decisions:

@@ -1,6 +1,6 @@
 """Calendar months as integers (year * 12 + month - 1), so that `m + k` is k months after m.
 
-The conversions are cached: a ledger reads the same few hundred months millions of times."""
+The conversions are cached: the rules read the same few hundred months millions of times."""
 
 from __future__ import annotations
 

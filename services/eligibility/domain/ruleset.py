@@ -1,11 +1,13 @@
 """Rule sets by version. Version 1 is RULES.md of wuxi-2021-26; a version 2 is a new entry here.
 
 Every decision records the id of the rule set it was made with, and replays under that rule set, so a
-later version stands beside version 1 without changing what version 1 decided.
+later version stands beside version 1 without changing what version 1 decided. Which version decides
+a subject's facts is `RuleSets.for_subject`: the one its first fact was decided under.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -69,12 +71,39 @@ WUXI_2021_26_V1 = RuleSet(
     wuxi_divisions=frozenset({"320205", "320206", "320211", "320213", "320214", "320281", "320282"}),
 )
 
+
+@dataclass(frozen=True)
+class RuleSets:
+    """The rule sets eligibility knows, and the current one.
+
+    Which rule set decides a subject's facts (docs/design/rules.md, "Which rule set decides a fact"):
+    the one its first fact was decided under, for as long as the subject exists, so that a new version
+    never re-decides what an older one decided and an auditor can name the law behind every payout. A
+    new version decides the subjects first seen after it became current. Moving existing subjects to a
+    new version would be an explicit, recorded operation (not built)."""
+
+    current: RuleSet
+    known: Mapping[str, RuleSet]
+
+    def __post_init__(self) -> None:
+        assert self.known.get(self.current.id) is self.current, "the current rule set must be known"
+
+    def by_id(self, rule_set_id: str) -> RuleSet:
+        try:
+            return self.known[rule_set_id]
+        except KeyError:
+            raise LookupError(f"unknown rule set {rule_set_id!r}; known: {', '.join(self.known)}") from None
+
+    def for_subject(self, first_decided_under: str | None) -> RuleSet:
+        """The rule set that decides a subject's next fact. `first_decided_under`: the rule set id recorded
+        with the subject's first processed fact; None for a subject not seen yet."""
+        return self.current if first_decided_under is None else self.by_id(first_decided_under)
+
+
 RULE_SETS: dict[str, RuleSet] = {WUXI_2021_26_V1.id: WUXI_2021_26_V1}
 CURRENT = WUXI_2021_26_V1
+IN_FORCE = RuleSets(current=CURRENT, known=RULE_SETS)
 
 
 def rule_set(rule_set_id: str) -> RuleSet:
-    try:
-        return RULE_SETS[rule_set_id]
-    except KeyError:
-        raise LookupError(f"unknown rule set {rule_set_id!r}; known: {', '.join(RULE_SETS)}") from None
+    return IN_FORCE.by_id(rule_set_id)

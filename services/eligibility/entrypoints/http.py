@@ -1,33 +1,30 @@
-"""Eligibility's HTTP API: a book's decisions and progress (read side), health."""
+"""Eligibility's HTTP API: a book's decisions and progress (the read side's queries), health."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 
 from contracts.messages import BOOK_PATTERN
+from services.eligibility.adapters import projection
+from services.eligibility.adapters.store import Store
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
 
 
-class EligibilityPort(Protocol):
-    async def decisions(self, book: str, after_seq: int, limit: int) -> list[dict[str, Any]]: ...
-
-    async def progress(self, book: str) -> int: ...
-
-    def health(self) -> dict[str, Any]: ...
-
-
-def create_http(service: EligibilityPort, tracer: trace.Tracer) -> FastAPI:
+def create_http(
+    store: Store, service_health: Callable[[], dict[str, Any]], tracer: trace.Tracer
+) -> FastAPI:
     http = FastAPI(title="flexledger eligibility", version="1")
 
     @http.get("/health")
     async def health() -> JSONResponse:
-        report = service.health()
+        report = service_health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     @http.get("/v1/books/{book}/decisions")
@@ -37,13 +34,13 @@ def create_http(service: EligibilityPort, tracer: trace.Tracer) -> FastAPI:
         limit: int = Query(MAX_DECISIONS_PER_PAGE, ge=1, le=MAX_DECISIONS_PER_PAGE),
     ) -> dict[str, Any]:
         """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them."""
-        found = await service.decisions(book, after_seq, limit)
+        found = await projection.decisions(store.pool, book, after_seq, limit)
         return {"book": book, "decisions": found, "truncated": len(found) >= limit}
 
     @http.get("/v1/books/{book}/progress")
     async def progress(book: str = Path(pattern=BOOK_PATTERN)) -> dict[str, Any]:
         """`last_seq`: every fact of the book up to this intake seq is decided and readable."""
-        return {"book": book, "last_seq": await service.progress(book)}
+        return {"book": book, "last_seq": await projection.progress(store.pool, book)}
 
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http

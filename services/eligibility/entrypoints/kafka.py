@@ -1,19 +1,27 @@
-"""Eligibility on Kafka: consumes the facts topic (group `eligibility`), publishes decisions."""
+"""Eligibility on Kafka: consumes the facts topic (group `eligibility`), decides on each batch of facts
+and records it (`FactsHandler`), publishes decisions (from the log, by the decision relay)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
+from opentelemetry import trace
 
 from contracts.decisions import DecisionV1
 from contracts.messages import FactMessageV1
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
+from services.eligibility.adapters.store import Store
+from services.eligibility.application import BatchItem, FactOutcome
+from services.runtime.batch_spans import ConsumedBatch
+from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder
+from services.runtime.process import until_done
 from services.runtime.settings import Settings
 
 GROUP = "eligibility"
@@ -25,19 +33,19 @@ GROUP = "eligibility"
 BATCH_MAX_RECORDS = 500
 
 
-class FactHandler(Protocol):
-    async def on_facts(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None: ...
-
-
-def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[KafkaBroker, DefaultPublisher]:
-    """The broker with its subscriber and publisher; `handler` None only to generate the AsyncAPI."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
+    """The broker with its publisher of decisions (the decision relay publishes through it)."""
     broker = make_broker(settings, "eligibility")
     publisher = broker.publisher(
         DECISIONS.name, title=DECISIONS.name, schema=DecisionV1,
         description=f"{DECISIONS.purpose}. Key: <book>/<beneficiary, else subject>. CloudEvents binary "
                     "mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) with traceparent.",
     )
+    return broker, publisher
 
+
+def consume_facts(broker: KafkaBroker, settings: Settings, handler: FactsHandler | None) -> None:
+    """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI."""
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
     # committed past (services.runtime.kafka.DeadLetters).
     dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
@@ -58,6 +66,39 @@ def build_broker(settings: Settings, handler: FactHandler | None) -> tuple[Kafka
         records = msg.raw_message
         batch = [(record, body) for record, body in zip(records, bodies, strict=True) if body is not None]
         if batch:  # a batch of poison only: dead-lettered by the decoder, nothing to record
-            await handler.on_facts(batch)
+            await handler.handle(batch)
 
-    return broker, publisher
+
+class FactsHandler:
+    """What eligibility does with a batch of facts from intake: decide on them and record them in one
+    transaction (`EligibilityApplication.process_batch`), then wake the followers, which publish the
+    decisions and fold them into the read side."""
+
+    def __init__(self, store: Store, tracer: trace.Tracer, wake_followers: Callable[[], None]) -> None:
+        self.store = store
+        self.tracer = tracer
+        self.wake_followers = wake_followers
+
+    async def handle(self, batch: Sequence[tuple[Any, FactMessageV1]]) -> None:
+        """`batch`: consecutive (Kafka record, fact) pairs. Retried until committed: the subscriber's
+        offsets are committed when this returns. Each trace the facts came in gets its CONSUMER span and
+        its `eligibility db commit` span (services.runtime.batch_spans)."""
+        app = self.store.app
+        spans = ConsumedBatch(self.tracer, FACTS.name, GROUP)
+        items: list[BatchItem] = []
+        for record, body in batch:
+            group = spans.group_of(record)
+            position = kafka_tracking(record.topic, record.partition, record.offset)
+            items.append((body, position, group.trace_id, group.carrier))
+        try:
+            with spans.child_spans(f"{app.name} db commit", {
+                "db.system": "postgresql", "db.namespace": app.name, "flexledger.batch": len(items),
+            }):
+                results = await until_done(
+                    f"processing {len(items)} facts from {batch[0][1].book}/{batch[0][1].seq}",
+                    lambda: asyncio.to_thread(app.process_batch, items),
+                )
+        finally:
+            spans.end()
+        if any(outcome is FactOutcome.PROCESSED for outcome, _ in results):
+            self.wake_followers()

@@ -34,39 +34,39 @@ class _Kept:
     lines: Lines  # what was returned
 
 
-def _count(wf: WorkerFile, rs: RuleSet, year: int) -> tuple[int, Key, Line] | None:
+def _count(file: WorkerFile, rules: RuleSet, year: int) -> tuple[int, Key, Line] | None:
     """The statistic of `year`: its first month >= policy start, stable in total, with a contribution."""
-    for month in range(max(year * 12, rs.policy_start_month), year * 12 + 12):
-        if month not in wf.contributions:
+    for month in range(max(year * 12, rules.policy_start_month), year * 12 + 12):
+        if month not in file.contributions:
             continue
-        income = wf.total_income(month)
-        wage = rs.min_wage(month)
+        income = file.total_income(month)
+        wage = rules.min_wage(month)
         if income < wage:
             continue
-        return month, flag_key("statistic", PROGRAM, None, wf.worker, None, month_name(month)), Line.lazy(
-            0, _basis, year, income, wage, rs.params.at("min_wage_monthly_fen", first_day(month)).since,
-            wf.contributions[month][1], tuple(wf.report_ids(month)))
+        return month, flag_key("statistic", PROGRAM, None, file.worker, None, month_name(month)), Line.lazy(
+            0, _basis, year, income, wage, rules.params.at("min_wage_monthly_fen", first_day(month)).since,
+            file.contributions[month][1], tuple(file.report_ids(month)))
     return None
 
 
-def new_employment(wf: WorkerFile, rs: RuleSet) -> Lines:
-    changes = wf.take_changes(PROGRAM)
-    kept = wf.cache.get(PROGRAM)
-    if kept is not None and changes is not None and kept.rule_set == rs.id:
+def new_employment(file: WorkerFile, rules: RuleSet) -> Lines:
+    changes = file.take_changes(PROGRAM)
+    kept = file.cache.get(PROGRAM)
+    if kept is not None and changes is not None and kept.rule_set == rules.id:
         # a year counted before every change in it keeps its count: the months up to it are unchanged
         dirty = {month // 12 for _, month in changes if month <= kept.years.get(month // 12, (month,))[0]}
         if not dirty:
             return kept.lines
         years = dict(kept.years)
     else:
-        dirty = {month // 12 for month in wf.contributions}
+        dirty = {month // 12 for month in file.contributions}
         years = {}
     for year in sorted(dirty):
-        found = _count(wf, rs, year)
+        found = _count(file, rules, year)
         if found is None:
             years.pop(year, None)
         else:
             years[year] = found
     lines = {years[year][1]: years[year][2] for year in sorted(years)}
-    wf.cache[PROGRAM] = _Kept(rs.id, years, lines)
+    file.cache[PROGRAM] = _Kept(rules.id, years, lines)
     return lines

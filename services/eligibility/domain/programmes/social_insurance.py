@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.eligibility.domain.entitlement import Basis, Key, Line, Lines, flag_key, money_key
+from services.eligibility.domain.entitlement import Basis, Line, Lines, flag_key, money_key
 from services.eligibility.domain.months import first_day, month_index, month_name
 from services.eligibility.domain.parameters import ParameterValue
 from services.eligibility.domain.ruleset import RuleSet
@@ -14,6 +14,10 @@ from services.eligibility.domain.worker_file import Declaration, WorkerFile
 
 PROGRAM = "social_insurance"
 TRACK_NAMES = {"employment_difficulty": "就业困难人员", "graduate_unemployed": "离校2年内未就业高校毕业生"}
+LENGTH_PARAMETERS = {
+    "employment_difficulty": "social_insurance_months_difficulty",
+    "graduate_unemployed": "social_insurance_months_graduate",
+}
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
@@ -21,74 +25,38 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-def _residence(wf: WorkerFile, rs: RuleSet, month: int) -> tuple[str, str] | None:
-    """W's residence on m-01 when m is covered (RULES.md 4.2), else None."""
-    if month < rs.policy_start_month or month not in wf.contributions or wf.total_income(month) <= 0:
-        return None
-    residence = wf.residence_on(first_day(month))
-    return residence if residence is not None and residence[0] in rs.wuxi_divisions else None
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """The worker's subsidy period (RULES.md 4.2): from P0, the earliest covered month with a valid
+    category, for the track's length; extended when a 就业困难人员 is not stably employed at its end."""
+
+    first_month: int  # P0
+    track: str  # "employment_difficulty" or "graduate_unemployed"
+    length_name: str  # the parameter the length is read from
+    length_months: int
+    extension_months: int | None  # None when the period is not extended
+
+    @property
+    def extension_month(self) -> int:
+        """X: the month after the period's first `length_months`, where the extension is decided."""
+        return self.first_month + self.length_months
+
+    @property
+    def last_month(self) -> int:
+        return self.extension_month + (self.extension_months or 0) - 1
 
 
-def _covered(wf: WorkerFile, rs: RuleSet, month: int) -> bool:
-    return _residence(wf, rs, month) is not None
+@dataclass(frozen=True, slots=True)
+class _MonthBasis:
+    """What a month's line rests on, taken when the line is computed (the worker's file changes later)."""
 
-
-def _start(wf: WorkerFile, rs: RuleSet) -> tuple[int, str] | None:
-    """P0 and its track: the earliest covered month with a valid category (and window, for graduates)."""
-    for month in sorted(wf.contributions):
-        if not _covered(wf, rs, month):
-            continue
-        day = first_day(month)
-        if wf.category_on("employment_difficulty", day):
-            return month, "employment_difficulty"
-        graduate = wf.category_on("graduate_unemployed", day)
-        if graduate is not None and graduate.graduated is not None:
-            window = rs.value("graduate_window_months", day)
-            if month <= month_index(graduate.graduated) + window:
-                return month, "graduate_unemployed"
-    return None
-
-
-def _stably_employed(wf: WorkerFile, rs: RuleSet, months: range) -> bool:
-    return all(wf.total_income(m) >= rs.min_wage(m) for m in months)
-
-
-def _extension_basis(
-    p0: int, x: int, extra: int, length_name: str, length: int, declaration_id: str
-) -> Basis:
-    return Basis(
-        article="Art. 2",
-        reason_en=(
-            f"period {month_name(p0)}..{month_name(x - 1)} ended without stable employment in "
-            f"{month_name(x - 6)}..{month_name(x - 1)}; still 就业困难人员 on {first_day(x)}: "
-            f"extended by {extra} months"
-        ),
-        reason_zh=f"享受期满仍未稳定就业，政策享受期限延长{extra}个月至{month_name(x + extra - 1)}",
-        params=((length_name, str(length), "2021-05-31"), ("social_insurance_extension_months", str(extra),
-                                                             "2021-05-31")),
-        fact_ids=(declaration_id,),
-    )
-
-
-def _line_basis(
-    month: int, p0: int, track: str, rate: ParameterValue, contribution: int, contribution_id: str,
-    declaration: Declaration, length_name: str, length: int, extension_note: str, report_ids: tuple[str, ...],
-    residence_id: str,
-) -> Basis:
-    return Basis(
-        article="Art. 2; 财社〔2017〕164号",
-        reason_en=(
-            f"{rate.value} of contribution {contribution} fen for {month_name(month)}, rounded half up; "
-            f"{track} since {declaration.since}; month {month - p0 + 1} of period from {month_name(p0)}"
-            f"{extension_note}"
-        ),
-        reason_zh=(
-            f"{month_name(month)} 个人缴费{contribution}分的{rate.value}（四舍五入）；"
-            f"{TRACK_NAMES[track]} 自{declaration.since}；享受期第{month - p0 + 1}个月"
-        ),
-        params=((rate.name, str(rate.value), rate.since), (length_name, str(length), "2021-05-31")),
-        fact_ids=(contribution_id, declaration.fact_id, *report_ids, residence_id),
-    )
+    month: int
+    rate: ParameterValue
+    contribution_fen: int
+    contribution_id: str
+    declaration: Declaration
+    report_ids: tuple[str, ...]
+    residence_id: str
 
 
 @dataclass(slots=True)
@@ -99,80 +67,164 @@ class _Kept:
     neither residence nor category changed, only the months touched since need computing again."""
 
     rule_set: str
-    period: tuple[int, str, int, int, str]  # P0, track, length, last month, extension note
+    period: _Period
     flags: Lines  # the extension flag, when granted
     money: Lines  # the monthly lines
     lines: Lines  # flags and money: what was returned
 
 
-def _line(wf: WorkerFile, rs: RuleSet, month: int, p0: int, track: str, length_name: str, length: int,
-          extension_note: str) -> Line | None:
-    """The line for month m of the period (RULES.md 4.2), or None."""
-    residence = _residence(wf, rs, month)
-    if residence is None:
-        return None
-    day = first_day(month)
-    declaration = wf.category_on(track, day)
-    if declaration is None:
-        return None
-    contribution, contribution_id = wf.contributions[month]
-    rate = rs.params.at("social_insurance_rate", day)
-    amount = round_half_up(contribution * rate.value.numerator, rate.value.denominator)
-    return Line.lazy(amount, _line_basis, month, p0, track, rate, contribution, contribution_id, declaration,
-                     length_name, length, extension_note, tuple(wf.report_ids(month)), residence[1])
-
-
-def social_insurance(wf: WorkerFile, rs: RuleSet) -> Lines:
-    changes = wf.take_changes(PROGRAM)
-    if "employment_difficulty" not in wf.categories and "graduate_unemployed" not in wf.categories:
-        wf.cache.pop(PROGRAM, None)
-        return {}  # no track without one of the two categories
-    found = _start(wf, rs)
-    if found is None:
-        wf.cache.pop(PROGRAM, None)
+def social_insurance(file: WorkerFile, rules: RuleSet) -> Lines:
+    """The worker's social insurance lines (RULES.md 4.2): one per covered month of the period, and the
+    extension's flag; only the months the facts since the last evaluation touched are computed again."""
+    changes = file.take_changes(PROGRAM)
+    period = _period(file, rules)
+    if period is None:
+        file.cache.pop(PROGRAM, None)
         return {}
-    p0, track = found
-    day0 = first_day(p0)
-    short = "difficulty" if track == "employment_difficulty" else "graduate"
-    length_name = f"social_insurance_months_{short}"
-    length = rs.value(length_name, day0)
-    end = p0 + length - 1
-    extension_note = ""
-    extension: Key | None = None
-    extra = 0
-    if track == "employment_difficulty":
-        x = p0 + length
-        extra = rs.value("social_insurance_extension_months", day0)
-        if (
-            wf.last_month >= x  # a bound of the latest current activity, cheaper than computing it
-            and (latest := wf.latest_activity_month()) is not None
-            and latest >= x
-            and wf.category_on("employment_difficulty", first_day(x))
-            and not _stably_employed(wf, rs, range(x - 6, x))
-        ):
-            extension = flag_key("extension", PROGRAM, wf.worker, wf.worker, None, month_name(x))
-            end = x + extra - 1
-            extension_note = " (extended)"
-    period = (p0, track, length, end, extension_note)
-    kept = wf.cache.get(PROGRAM)
-    if kept is not None and changes is not None and kept.rule_set == rs.id and kept.period == period:
-        months = {m for _, m in changes if p0 <= m <= end}
+    kept = file.cache.get(PROGRAM)
+    if kept is not None and changes is not None and kept.rule_set == rules.id and kept.period == period:
+        months = {m for _, m in changes if period.first_month <= m <= period.last_month}
         if not months:
             return kept.lines  # nothing this programme reads has changed
         flags, money = kept.flags, dict(kept.money)  # a copy: the previous lines stay as they were
     else:
-        months = set(range(p0, end + 1))
-        flags, money = {}, {}
-        if extension is not None:
-            flags = {extension: Line.lazy(0, _extension_basis, p0, p0 + length, extra, length_name, length,
-                                          wf.categories["employment_difficulty"].fact_id)}
+        months = set(range(period.first_month, period.last_month + 1))
+        flags, money = _extension_flag(file, period), {}
     for month in sorted(months):
-        key = money_key(PROGRAM, wf.worker, wf.worker, None, month_name(month))
-        line = _line(wf, rs, month, p0, track, length_name, length, extension_note)
+        key = money_key(PROGRAM, file.worker, file.worker, None, month_name(month))
+        line = _line(file, rules, period, month)
         if line is None:
             money.pop(key, None)
         else:
             money[key] = line
     lines = {**flags, **money} if flags else money
-    wf.cache[PROGRAM] = _Kept(rs.id, period, flags, money, lines)
+    file.cache[PROGRAM] = _Kept(rules.id, period, flags, money, lines)
     return lines
+
+
+# ---- the period --------------------------------------------------------------------------------------
+
+def _period(file: WorkerFile, rules: RuleSet) -> _Period | None:
+    """The worker's subsidy period (RULES.md 4.2), or None when there is none."""
+    if "employment_difficulty" not in file.categories and "graduate_unemployed" not in file.categories:
+        return None  # no track without one of the two categories
+    found = _start(file, rules)
+    if found is None:
+        return None
+    first_month, track = found
+    start_day = first_day(first_month)  # the parameters of the period are those in force on P0-01
+    length_name = LENGTH_PARAMETERS[track]
+    period = _Period(first_month, track, length_name, rules.value(length_name, start_day), None)
+    if track == "employment_difficulty" and _extended(file, rules, period.extension_month):
+        extension_months = rules.value("social_insurance_extension_months", start_day)
+        period = _Period(first_month, track, length_name, period.length_months, extension_months)
+    return period
+
+
+def _start(file: WorkerFile, rules: RuleSet) -> tuple[int, str] | None:
+    """P0 and its track: the earliest covered month with a valid category (and window, for graduates)."""
+    for month in sorted(file.contributions):
+        if not _covered(file, rules, month):
+            continue
+        day = first_day(month)
+        if file.category_on("employment_difficulty", day):
+            return month, "employment_difficulty"
+        graduate = file.category_on("graduate_unemployed", day)
+        if graduate is not None and graduate.graduated is not None:
+            window = rules.value("graduate_window_months", day)
+            if month <= month_index(graduate.graduated) + window:
+                return month, "graduate_unemployed"
+    return None
+
+
+def _extended(file: WorkerFile, rules: RuleSet, extension_month: int) -> bool:
+    """The extension of a 就业困难人员's period (RULES.md 4.2): the worker has current activity in a month
+    at or after X, is still 就业困难人员 on X-01, and was not stably employed in the six months before X."""
+    return bool(
+        file.last_month >= extension_month  # bounds the latest current activity, cheaper to compute
+        and (latest := file.latest_activity_month()) is not None
+        and latest >= extension_month
+        and file.category_on("employment_difficulty", first_day(extension_month))
+        and not _stably_employed(file, rules, range(extension_month - 6, extension_month))
+    )
+
+
+def _stably_employed(file: WorkerFile, rules: RuleSet, months: range) -> bool:
+    return all(file.total_income(m) >= rules.min_wage(m) for m in months)
+
+
+def _extension_flag(file: WorkerFile, period: _Period) -> Lines:
+    """The extension's flag (keyed by X), when the period is extended."""
+    if period.extension_months is None:
+        return {}
+    key = flag_key("extension", PROGRAM, file.worker, file.worker, None, month_name(period.extension_month))
+    declaration_id = file.categories["employment_difficulty"].fact_id
+    return {key: Line.lazy(0, _extension_basis, period, declaration_id)}
+
+
+def _extension_basis(period: _Period, declaration_id: str) -> Basis:
+    x, extra = period.extension_month, period.extension_months
+    return Basis(
+        article="Art. 2",
+        reason_en=(
+            f"period {month_name(period.first_month)}..{month_name(x - 1)} ended without stable employment "
+            f"in {month_name(x - 6)}..{month_name(x - 1)}; still 就业困难人员 on {first_day(x)}: "
+            f"extended by {extra} months"
+        ),
+        reason_zh=f"享受期满仍未稳定就业，政策享受期限延长{extra}个月至{month_name(period.last_month)}",
+        params=((period.length_name, str(period.length_months), "2021-05-31"),
+                ("social_insurance_extension_months", str(extra), "2021-05-31")),
+        fact_ids=(declaration_id,),
+    )
+
+
+# ---- a month's line ----------------------------------------------------------------------------------
+
+def _residence(file: WorkerFile, rules: RuleSet, month: int) -> tuple[str, str] | None:
+    """W's residence on m-01 when m is covered (RULES.md 4.2), else None."""
+    if (month < rules.policy_start_month or month not in file.contributions
+            or file.total_income(month) <= 0):
+        return None
+    residence = file.residence_on(first_day(month))
+    return residence if residence is not None and residence[0] in rules.wuxi_divisions else None
+
+
+def _covered(file: WorkerFile, rules: RuleSet, month: int) -> bool:
+    return _residence(file, rules, month) is not None
+
+
+def _line(file: WorkerFile, rules: RuleSet, period: _Period, month: int) -> Line | None:
+    """The line for month m of the period (RULES.md 4.2), or None."""
+    residence = _residence(file, rules, month)
+    if residence is None:
+        return None
+    day = first_day(month)
+    declaration = file.category_on(period.track, day)
+    if declaration is None:
+        return None
+    contribution_fen, contribution_id = file.contributions[month]
+    rate = rules.params.at("social_insurance_rate", day)
+    amount = round_half_up(contribution_fen * rate.value.numerator, rate.value.denominator)
+    basis = _MonthBasis(month, rate, contribution_fen, contribution_id, declaration,
+                        tuple(file.report_ids(month)), residence[1])
+    return Line.lazy(amount, _line_basis, period, basis)
+
+
+def _line_basis(period: _Period, basis: _MonthBasis) -> Basis:
+    month, first_month, rate = basis.month, period.first_month, basis.rate
+    extension_note = "" if period.extension_months is None else " (extended)"
+    return Basis(
+        article="Art. 2; 财社〔2017〕164号",
+        reason_en=(
+            f"{rate.value} of contribution {basis.contribution_fen} fen for {month_name(month)}, rounded "
+            f"half up; {period.track} since {basis.declaration.since}; month {month - first_month + 1} of "
+            f"period from {month_name(first_month)}{extension_note}"
+        ),
+        reason_zh=(
+            f"{month_name(month)} 个人缴费{basis.contribution_fen}分的{rate.value}（四舍五入）；"
+            f"{TRACK_NAMES[period.track]} 自{basis.declaration.since}；享受期第{month - first_month + 1}个月"
+        ),
+        params=((rate.name, str(rate.value), rate.since),
+                (period.length_name, str(period.length_months), "2021-05-31")),
+        fact_ids=(basis.contribution_id, basis.declaration.fact_id, *basis.report_ids, basis.residence_id),
+    )

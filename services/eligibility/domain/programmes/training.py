@@ -10,14 +10,14 @@ from services.eligibility.domain.worker_file import WorkerFile
 PROGRAM = "training"
 
 
-def training(wf: WorkerFile, rs: RuleSet) -> Lines:
+def training(file: WorkerFile, rules: RuleSet) -> Lines:
     lines: Lines = {}
     used = 0
-    for record in wf.trainings.values():
-        if record.completed_on < rs.policy_start_date:
+    for record in file.trainings.values():
+        if record.completed_on < rules.policy_start_date:
             continue  # completed before the measures: earns nothing and uses none of the cap
-        rate = rs.params.at("training_fen_per_hour", record.completed_on)
-        cap = rs.params.at("training_cap_fen_per_worker", record.completed_on)
+        rate = rules.params.at("training_fen_per_hour", record.completed_on)
+        cap = rules.params.at("training_cap_fen_per_worker", record.completed_on)
         assert isinstance(rate.value, int) and isinstance(cap.value, int)
         full = record.hours * rate.value
         amount = min(full, max(cap.value - used, 0))
@@ -25,7 +25,7 @@ def training(wf: WorkerFile, rs: RuleSet) -> Lines:
             continue
         used += amount
         capped = "" if amount == full else f", capped: {cap.value - used + amount} fen of the cap was left"
-        lines[money_key(PROGRAM, record.enterprise, wf.worker, record.course, None)] = Line(amount, Basis(
+        lines[money_key(PROGRAM, record.enterprise, file.worker, record.course, None)] = Line(amount, Basis(
             article="Art. 6",
             reason_en=(
                 f"{record.hours} class hours x {rate.value} fen completed {record.completed_on}{capped}"

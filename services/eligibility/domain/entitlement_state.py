@@ -1,4 +1,4 @@
-"""The decision ledger as a pure state machine: apply an accepted fact, get the decisions it causes.
+"""Entitlement state as a pure state machine: apply an accepted fact, get the decisions it causes.
 
 Entitlement decomposes by subject: every line of a worker's programmes depends only on that worker's
 facts, and one-time grants only on their own fact. So a fact re-evaluates only its worker's affected
@@ -71,8 +71,9 @@ def diff(book: str, rule_set: str, after: str, old: Lines, new: Lines) -> list[D
     return out
 
 
-class Ledger:
-    """Entitlement state of one book under one rule set, updated one accepted fact at a time."""
+class EntitlementState:
+    """Entitlement state of one book (or one subject of it) under one rule set, updated one accepted
+    fact at a time: the worker files, each worker's lines by programme and the one-time lines."""
 
     def __init__(self, rule_set: RuleSet, book: str = "main") -> None:
         self.rule_set = rule_set
