@@ -2,7 +2,9 @@
 
 A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what the service has:
 - `on_start(step)`: what to open before anything consumes (the event store, a pool, tables), in order;
-- `follow(follower)`: a log follower (relay or projection) run in the background and woken on change;
+- `follow(follower)`: a log follower (relay or projection) run in the background and woken on change
+  (also from a start step, when the follower needs what a step opens, e.g. a pool: it starts with the
+  loops, after every step);
 - `background(name, loop)`: any other long-running loop (batching, key refresh, writer-lock watch);
 - `on_stop(close)`: what to close, closed in the reverse order of registration;
 - `reports(name, details)`: a part's own health details;
