@@ -42,7 +42,7 @@ def asyncapi_document() -> str:
     from services.eligibility.entrypoints.audit import add_audit_publishers
     from services.eligibility.entrypoints.kafka import build_broker as eligibility_broker
     from services.eligibility.entrypoints.kafka import consume_facts
-    from services.intake.entrypoints.kafka import build_broker as intake_broker
+    from services.intake.entrypoints.kafka import documented_broker as intake_broker
     from services.payments.entrypoints.kafka import build_broker as payments_broker
 
     settings = Settings()  # defaults, not the environment: the document must not depend on who runs it
@@ -50,7 +50,7 @@ def asyncapi_document() -> str:
     consume_facts(eligibility, settings, None)  # the facts subscriber, described
     add_audit_publishers(eligibility)  # statistics and checkpoints
     spec = AsyncAPI(
-        intake_broker(settings)[0], eligibility, payments_broker(settings, None)[0],
+        intake_broker(settings), eligibility, payments_broker(settings, None)[0],
         title="flexledger", version="1",
         description="Kafka topics between intake, eligibility and payments. Every message is a CloudEvent "
                     "1.0 in binary mode (ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, "

@@ -3,7 +3,7 @@
 The policy is `services.intake.domain.IntakeBook` (the same code `--via engine` runs). This layer
 gives it durable state: every accepted or rejected submission becomes an event with the book's next
 sequence number, and the in-memory books are rebuilt from the event store on start-up. It is a single
-writer per book: the caller serialises `submit_many` (one process holds the writer lock, one asyncio
+writer per book: the caller serialises its calls (one process holds the writer lock, one asyncio
 lock inside it), and the library is synchronous, so callers run it off the event loop.
 
 A batch of submissions (a bulk request, or one agency message with its Kafka position) is checked row
@@ -44,6 +44,7 @@ from contracts.facts import parse_fact
 from contracts.messages import fact_subject
 from services.intake.aggregates import KEY_RING_ID, ApiKeyRing, DeadLetter, FactSubmission, submission_id
 from services.intake.domain.credentials import KeyEvent, KeyRing, event_from_dict, event_to_dict
+from services.intake.domain.feed import AgencyFact, NotTaken
 from services.intake.domain.submission import IntakeBook, Outcome, Submission
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.settings import Settings
@@ -153,7 +154,9 @@ class _Batch:
 
 
 @dataclass
-class BookState:
+class RecordedBook:
+    """A book as recorded so far, in memory: its checks (`intake`), its seqs and each fact's result."""
+
     intake: IntakeBook = field(default_factory=IntakeBook)
     last_seq: int = 0  # the last seq handed out (ahead of the store while a batch is being recorded)
     committed_seq: int = 0  # the last seq known to be in the store
@@ -168,7 +171,7 @@ class IntakeApplication(ServiceApplication):
         *, dead_letter_max_bytes: int = 64 * 1024,
     ) -> None:
         super().__init__(settings, tracer_provider)
-        self.books: dict[str, BookState] = {}
+        self.books: dict[str, RecordedBook] = {}
         self.stale_books: set[str] = set()  # books to re-read before their next submission
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.recent = _RecentEvents(RECENT_EVENTS)
@@ -201,10 +204,6 @@ class IntakeApplication(ServiceApplication):
             return [row["notification_id"] for row in curs.fetchall()]
 
     # ---- facts ----------------------------------------------------------------------------------
-
-    def submit(self, book: str, raw: Any, trace_carrier: dict[str, str]) -> Result:
-        """Check one submitted fact against the book and record it (unless it is a replay)."""
-        return self.submit_many(book, [Incoming(raw)], trace_carrier)[0]
 
     def submit_many(
         self, book: str, items: Sequence[Incoming], trace_carrier: dict[str, str], *,
@@ -247,7 +246,7 @@ class IntakeApplication(ServiceApplication):
         order) and record its events and `tracking` in one transaction."""
         for book in books:
             self._ensure_book(book)
-            self.books.setdefault(book, BookState())
+            self.books.setdefault(book, RecordedBook())
         events: list[DomainEventProtocol[uuid.UUID]] = []
         try:
             results = plan(events)
@@ -266,7 +265,7 @@ class IntakeApplication(ServiceApplication):
         return results
 
     def _plan(
-        self, book: str, state: BookState, item: Incoming, carrier: dict[str, str], batch: _Batch,
+        self, book: str, state: RecordedBook, item: Incoming, carrier: dict[str, str], batch: _Batch,
         events: list[DomainEventProtocol[uuid.UUID]],
     ) -> Result:
         submission = state.intake.check(item.raw, item.problem)
@@ -327,7 +326,7 @@ class IntakeApplication(ServiceApplication):
                     continue
                 if only_book is not None and stored.book != only_book:
                     continue
-                state = self.books.setdefault(stored.book, BookState())
+                state = self.books.setdefault(stored.book, RecordedBook())
                 if isinstance(stored, FactSubmission.Recorded):
                     fact = parse_fact(stored.fact) if stored.outcome == "accepted" else None
                     outcome: Outcome = "accepted" if stored.outcome == "accepted" else "rejected"
@@ -340,7 +339,7 @@ class IntakeApplication(ServiceApplication):
         return count
 
     @staticmethod
-    def _fold(state: BookState, submission: Submission, seq: int, conflict: bool) -> Result:
+    def _fold(state: RecordedBook, submission: Submission, seq: int, conflict: bool) -> Result:
         assert seq == state.last_seq + 1, f"sequence gap: {state.last_seq} then {seq}"
         state.intake.record(submission)
         state.last_seq = seq
@@ -352,6 +351,24 @@ class IntakeApplication(ServiceApplication):
         return result
 
     # ---- agency messages ------------------------------------------------------------------------
+
+    def take_in_agency_message(
+        self, source: Source, message: AgencyFact | NotTaken, trace_carrier: dict[str, str],
+    ) -> str:
+        """One agency message and its Kafka position, in one transaction: recorded as a fact (and kept
+        as a dead letter too if rejected), or kept as a dead letter (`NotTaken`). What became of it:
+        `accepted`, `rejected`, `duplicate` (an identical resubmission), `dead-lettered`, or
+        `redelivered` (its position was recorded before: nothing done)."""
+        if self.already_consumed(source):
+            return "redelivered"
+        if isinstance(message, NotTaken):
+            kept = self.dead_letter(source, book=message.book, fact_id=message.fact_id, status=message.status,
+                                    reason=message.reason, trace_carrier=trace_carrier)
+            return "dead-lettered" if kept else "redelivered"
+        item = Incoming(message.raw, message.problem)
+        [result] = self.submit_many(message.book, [item], trace_carrier, tracking=source.tracking,
+                                    source=source)
+        return "duplicate" if result.replayed else result.outcome
 
     def already_consumed(self, source: Source) -> bool:
         """Whether this Kafka position was recorded (a redelivery: nothing to do)."""

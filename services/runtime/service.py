@@ -2,10 +2,14 @@
 
 A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what the service has:
 - `on_start(step)`: what to open before anything consumes (the event store, a pool, tables), in order;
-- `follow(follower)`: a log follower (relay or projection) run in the background and woken on change;
+- `follow(follower)`: a log follower (relay or projection) run in the background and woken on change
+  (also from a start step, when the follower needs what a step opens, e.g. a pool: it starts with the
+  loops, after every step);
 - `background(name, loop)`: any other long-running loop (batching, key refresh, writer-lock watch);
 - `on_stop(close)`: what to close, closed in the reverse order of registration;
-- `reports(name, details)`: a part's own health details.
+- `reports(name, details)`: a part's own health details;
+- `ready_when(condition)`: what must hold besides running loops for the service to be ready (e.g. holding
+  a lock): while it fails, health is `degraded` and `serving()` is False.
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
 followers and loops. `stop()` stops the broker first, so that no message is half-handled when the rest
@@ -41,6 +45,7 @@ class ServiceRuntime:
         self._loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         self._closers: list[Close] = []
         self._reports: dict[str, Callable[[], Any]] = {}
+        self._conditions: list[Callable[[], bool]] = []
 
     # ---- registration (bootstrap) -----------------------------------------------------------------
 
@@ -63,12 +68,19 @@ class ServiceRuntime:
     def reports(self, name: str, details: Callable[[], Any]) -> None:
         self._reports[name] = details
 
+    def ready_when(self, condition: Callable[[], bool]) -> None:
+        self._conditions.append(condition)
+
     # ---- running ----------------------------------------------------------------------------------
 
     def wake_followers(self) -> None:
         """Something was recorded: the relays and projections read the log now, not at their next poll."""
         for follower in self.followers:
             follower.wake()
+
+    def serving(self) -> bool:
+        """Started, and every `ready_when` condition holds: requests may be taken."""
+        return self.ready and all(condition() for condition in self._conditions)
 
     async def start(self) -> None:
         for step in self._start_steps:
@@ -93,8 +105,10 @@ class ServiceRuntime:
                 log.exception("%s: closing failed", self.name)
 
     def health(self) -> dict[str, Any]:
-        """`ok` when started and every background loop runs; `degraded` when one has died."""
+        """`ok` when started, every background loop runs and every `ready_when` condition holds;
+        `degraded` when one of them fails."""
         alive = {task.get_name(): not task.done() for task in self.tasks}
-        status = "starting" if not self.ready else "ok" if all(alive.values()) else "degraded"
+        ok = self.serving() and all(alive.values())
+        status = "starting" if not self.ready else "ok" if ok else "degraded"
         return {"status": status, "service": self.name, "tasks": alive,
                 **{name: details() for name, details in self._reports.items()}}

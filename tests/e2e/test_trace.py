@@ -23,7 +23,8 @@ from flexledger.scenario_file import load_scenario
 from services.eligibility.application import EligibilityApplication
 from services.eligibility.bootstrap import bootstrap as eligibility_bootstrap
 from services.intake.aggregates import FactSubmission
-from services.intake.bootstrap import IntakeService
+from services.intake.application import IntakeApplication
+from services.intake.bootstrap import bootstrap as intake_bootstrap
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.application import PaymentsApplication
 from services.payments.bootstrap import bootstrap as payments_bootstrap
@@ -41,7 +42,7 @@ class Stack:
         self.settings = settings
         self.exporter = exporter
         self.provider = provider
-        self.intake = IntakeService(settings, provider)
+        self.intake = intake_bootstrap(settings, provider)
         self.eligibility = eligibility_bootstrap(settings, provider)
         self.payments = payments_bootstrap(settings, provider)
         self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
@@ -118,9 +119,13 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     assert orders[0]["trace_id"] == grant["trace_id"]
     trace_id = int(grant["trace_id"], 16)
 
-    assert stack.intake.app
-    submitted = [e for _, e in stack.intake.app.notifications(0, 1_000_000)
-                 if isinstance(e, FactSubmission.Recorded) and e.book == book and e.fact_id == grant["after"]]
+    intake_app = IntakeApplication(stack.settings)  # intake's events, read as any reader of its store would
+    try:
+        submitted = [e for _, e in intake_app.notifications(0, 1_000_000)
+                     if isinstance(e, FactSubmission.Recorded) and e.book == book
+                     and e.fact_id == grant["after"]]
+    finally:
+        intake_app.close()
     assert len(submitted) == 1 and submitted[0].traceparent.split("-")[1] == grant["trace_id"]
     eligibility = EligibilityApplication(stack.settings)  # the store the service wrote, read by the test
     try:

@@ -1,6 +1,10 @@
 """The outbox relay: intake's notification log, published in recording order — submissions to the
 facts topic, dead-lettered agency messages to the dead-letter topic; other events (the key ring) are
-not published."""
+not published.
+
+`Outbox` follows the log (a `LogFollower` with its own pool, opened at start), woken by every commit
+(`ServiceRuntime.wake_followers`); `FactRelay` publishes each batch it reads.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,26 @@ import uuid
 from datetime import UTC
 from typing import Literal
 
+import asyncpg
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import FactMessageV1, IntakeDeadLetterV1
+from contracts.topics import FACTS
 from services.intake.aggregates import DeadLetter, FactSubmission
+from services.intake.application import IntakeApplication
 from services.runtime.kafka import Outgoing, publish_batch
-from services.runtime.outbox import Batch, Connection
+from services.runtime.outbox import Batch, Connection, LogFollower, create_positions_table
+from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
 DEAD_LETTER_TYPE = "flexledger.intake.dead-letter.v1"
 SOURCE = "/flexledger/intake"
-_CE_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
+_CLOUDEVENT_ID_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
+# Events the relay publishes per step (one read of the log, one wait for the broker, one position
+# write): large enough that a bulk request goes out in a few steps, as a few large record batches.
+RELAY_BATCH = 2000
 
 
 def to_message(stored: object) -> Outgoing | None:
@@ -41,8 +52,8 @@ def to_message(stored: object) -> Outgoing | None:
     )
     event = CloudEvent(
         # The same submission always gets the same id, so a republished message is recognisable.
-        id=_uuid5_text(_CE_NAMESPACE, f"{stored.book}/{stored.seq}"), source=SOURCE, type=EVENT_TYPE,
-        subject=f"{stored.book}/{stored.seq}", time=recorded_at,
+        id=_uuid5_text(_CLOUDEVENT_ID_NAMESPACE, f"{stored.book}/{stored.seq}"), source=SOURCE,
+        type=EVENT_TYPE, subject=f"{stored.book}/{stored.seq}", time=recorded_at,
         traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
     return Outgoing(body=body, key=body.key(), event=event)
@@ -54,8 +65,8 @@ def _uuid5_text(namespace: uuid.UUID, name: str) -> str:
     digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digits = digest.hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def to_dead_letter(stored: object) -> Outgoing | None:
@@ -91,3 +102,30 @@ class FactRelay:
         if letters:
             assert self.dead_letters is not None, "dead letters recorded but no dead-letter publisher"
             await publish_batch(self.tracer, self.dead_letters, letters)
+
+
+class Outbox:
+    """The relay's follower of intake's log. Opened at start: its pool needs the running event loop."""
+
+    def __init__(self, runtime: ServiceRuntime, app: IntakeApplication, dsn: str, relay: FactRelay) -> None:
+        self.runtime = runtime
+        self.app = app
+        self.dsn = dsn
+        self.relay = relay
+        self.pool: asyncpg.Pool | None = None
+        self.follower: LogFollower | None = None
+
+    def position(self) -> int:
+        """The last notification id published."""
+        return self.follower.position if self.follower is not None else 0
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        await create_positions_table(self.pool, self.app.name)
+        self.follower = self.runtime.follow(
+            LogFollower(f"kafka:{FACTS.name}", self.app, self.pool, self.relay, batch_limit=RELAY_BATCH)
+        )
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()

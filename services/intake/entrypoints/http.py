@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Header, Request, Security
@@ -37,6 +39,7 @@ from pydantic.json_schema import models_json_schema
 
 from contracts.facts import FACT_TYPES
 from contracts.messages import BOOK_HTTP_HEADER, BOOK_PATTERN, DEFAULT_BOOK, valid_book
+from services.intake.adapters.group_commit import Busy
 from services.intake.application import Incoming, Result
 from services.intake.domain.authorization import UNAUTHENTICATED, authorize
 from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
@@ -57,20 +60,19 @@ from services.runtime.telemetry import ASGIApp, Receive, Scope, Send, TracingMid
 log = logging.getLogger(__name__)
 FACTS_PATH = "/v1/facts"
 JSON_MEDIA_TYPES = ("application/json",)
-MAX_BODY_BYTES = Limits().max_fact_bytes  # kept for callers of the walking skeleton
+RecordFact = Callable[[Request, str], Awaitable[JSONResponse]]
 
 
-class Busy(Exception):
-    """The single writer was not free in time: 503 with Retry-After."""
-
-
-class IntakePort(Protocol):
-    ready: bool
-    limits: Limits
+class Keys(Protocol):
+    """Who is asking, and how much they may submit (adapters/key_ring.py)."""
 
     async def authenticate(self, authorization: str | None) -> Principal | None: ...
 
     def take_rate(self, principal: Principal, cost: int) -> RateDecision: ...
+
+
+class Writer(Protocol):
+    """Where submissions are recorded (adapters/group_commit.py); Busy when it is not free in time."""
 
     async def submit_many(
         self, book: str, items: list[Incoming], *, wait_s: float | None = None
@@ -78,9 +80,16 @@ class IntakePort(Protocol):
 
     async def submit_one(self, book: str, item: Incoming, *, wait_s: float | None = None) -> Result: ...
 
-    def last_seq(self, book: str) -> int: ...
 
-    def health(self) -> dict[str, Any]: ...
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What the submission routes call."""
+
+    ready: Callable[[], bool]  # False: 503 (starting, or the writer lock is lost)
+    limits: Limits
+    keys: Keys
+    writer: Writer
+    last_seq: Callable[[str], int]  # a book's last recorded seq
 
 
 # ---- response models (each status has one; FastAPI's own 422 for a malformed book header) --------
@@ -200,11 +209,10 @@ def _unauthenticated() -> JSONResponse:
 
 
 async def _precheck(
-    service: IntakePort, request: Request, max_bytes: int, accepted: tuple[str, ...],
-    default_type: str | None,
+    ports: Ports, request: Request, max_bytes: int, accepted: tuple[str, ...], default_type: str | None,
 ) -> tuple[Principal, str, bytes] | JSONResponse:
     """Readiness, declared size, key, content type and body: the principal, media type and bytes."""
-    if not service.ready:
+    if not ports.ready():
         return _busy("intake is starting")
     declared = request.headers.get("content-length")
     try:
@@ -212,7 +220,7 @@ async def _precheck(
             check_size(int(declared), max_bytes)
     except TooLarge as exc:
         return _bad(exc)
-    principal = await service.authenticate(request.headers.get("authorization"))
+    principal = await ports.keys.authenticate(request.headers.get("authorization"))
     if principal is None:
         return _unauthenticated()
     try:
@@ -220,16 +228,18 @@ async def _precheck(
     except UnsupportedMediaType as exc:
         return _bad(exc)
     try:
-        body = await _read_body(request, max_bytes, service.limits.request_timeout_s)
+        body = await _read_body(request, max_bytes, ports.limits.request_timeout_s)
     except TooLarge as exc:
         return _bad(exc)
     except TimeoutError:
-        timeout_s = service.limits.request_timeout_s
+        timeout_s = ports.limits.request_timeout_s
         return _refused(408, f"the body did not arrive within {timeout_s:.0f} s", "body")
     return principal, kind, body
 
 
-def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
+def create_http(ports: Ports, health: Callable[[], dict[str, Any]], tracer: trace.Tracer) -> FastAPI:
+    """Intake's HTTP app: `/health`, `POST /v1/facts` (`record_fact`), `POST /v1/facts/bulk`
+    (`record_bulk`) and a book's progress."""
     http = FastAPI(
         title="flexledger intake", version="1",
         description="Facts from platforms and agencies into the subsidy ledger (scenarios/FORMAT.md types). "
@@ -238,41 +248,55 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
     )
     bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                         description="flk_<key id>_<secret>, issued by `flexledger keys issue`")
-    limits = service.limits
+    record_fact: RecordFact = partial(record_fact_request, ports)
+    _health_route(http, health)
+    fact_route = _fact_route(http, bearer, record_fact)
+    _bulk_route(http, bearer, partial(record_bulk_request, ports))
+    _progress_route(http, ports.last_seq)
+    http.openapi = partial(_openapi, http)  # type: ignore[method-assign]
+    http.add_middleware(_SingleFactRoute, record_fact=record_fact, route=fact_route)
+    http.add_middleware(TracingMiddleware, tracer=tracer)  # outside: it names the span by scope["route"]
+    return http
 
-    @http.get("/health", responses={503: {"description": "starting or degraded", "model": dict[str, Any]}})
-    async def health() -> JSONResponse:
-        report = service.health()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    async def record_fact(request: Request, book: str) -> JSONResponse:
-        checked = await _precheck(service, request, limits.max_fact_bytes, JSON_MEDIA_TYPES,
-                                  "application/json")
-        if isinstance(checked, JSONResponse):
-            return checked
-        principal, _, body = checked
-        decision = service.take_rate(principal, 1)
-        if not decision.allowed:
-            return _retry_after(decision)
-        try:
-            raw = parse_json_body(body, limits.max_fact_bytes, limits.max_json_depth,
-                                  max_abs_number=limits.max_abs_number)
-            item = Incoming(raw)
-        except BadValue as exc:  # readable, with a hostile value: an invalid fact, recorded as rejected
-            item = Incoming(exc.stand_in, str(exc))
-        except BadInput as exc:
-            return _bad(exc)
-        refusal = authorize(principal, item.raw)
-        if refusal is not None:
-            return _refused(refusal.status, refusal.reason, "fact")
-        try:
-            result = await service.submit_one(book, item, wait_s=limits.request_timeout_s)
-        except Busy as exc:
-            return _busy(str(exc))
-        except Exception:
-            log.exception("recording a fact failed")
-            return _busy("intake could not record the fact (its database?); resending it is safe")
-        return JSONResponse(_fact_body(result), status_code=_status(result))
+# ---- POST /v1/facts -------------------------------------------------------------------------------
+
+
+async def record_fact_request(ports: Ports, request: Request, book: str) -> JSONResponse:
+    """One fact: checked (readiness, size, key, type, body, rate, authorisation), then recorded in a
+    group commit with the single facts arriving with it."""
+    limits = ports.limits
+    checked = await _precheck(ports, request, limits.max_fact_bytes, JSON_MEDIA_TYPES, "application/json")
+    if isinstance(checked, JSONResponse):
+        return checked
+    principal, _, body = checked
+    decision = ports.keys.take_rate(principal, 1)
+    if not decision.allowed:
+        return _retry_after(decision)
+    try:
+        raw = parse_json_body(body, limits.max_fact_bytes, limits.max_json_depth,
+                              max_abs_number=limits.max_abs_number)
+        item = Incoming(raw)
+    except BadValue as exc:  # readable, with a hostile value: an invalid fact, recorded as rejected
+        item = Incoming(exc.stand_in, str(exc))
+    except BadInput as exc:
+        return _bad(exc)
+    refusal = authorize(principal, item.raw)
+    if refusal is not None:
+        return _refused(refusal.status, refusal.reason, "fact")
+    try:
+        result = await ports.writer.submit_one(book, item, wait_s=limits.request_timeout_s)
+    except Busy as exc:
+        return _busy(str(exc))
+    except Exception:
+        log.exception("recording a fact failed")
+        return _busy("intake could not record the fact (its database?); resending it is safe")
+    return JSONResponse(_fact_body(result), status_code=_status(result))
+
+
+def _fact_route(http: FastAPI, bearer: HTTPBearer, record_fact: RecordFact) -> APIRoute:
+    """Declares `POST /v1/facts` to FastAPI (which documents it and answers a malformed book header);
+    `_SingleFactRoute` sends well-formed requests straight to `record_fact`."""
 
     @http.post(
         FACTS_PATH, status_code=201, response_model=FactResult,
@@ -298,6 +322,56 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         # Reached only when _SingleFactRoute passes the request on (FastAPI answers a bad book with 422).
         return await record_fact(request, book)
 
+    return next(r for r in http.routes if isinstance(r, APIRoute) and r.path == FACTS_PATH)
+
+
+# ---- POST /v1/facts/bulk --------------------------------------------------------------------------
+
+
+async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSONResponse:
+    """Many facts: the request checked as a whole, each row authorised, the rest recorded in one
+    transaction; one answer per row."""
+    limits = ports.limits
+    checked = await _precheck(ports, request, limits.max_bulk_bytes, BULK_MEDIA_TYPES, None)
+    if isinstance(checked, JSONResponse):
+        return checked
+    principal, kind, body = checked
+    try:
+        rows = parse_bulk(body, kind, limits)
+    except BadInput as exc:
+        return _bad(exc)
+    decision = ports.keys.take_rate(principal, len(rows))
+    if not decision.allowed:
+        return _retry_after(decision)
+    answers: list[dict[str, Any] | None] = []
+    items: list[Incoming] = []
+    positions: list[int] = []
+    for row in rows:
+        answer, item = _row_item(principal, row)
+        answers.append(answer)
+        if item is not None:
+            positions.append(len(answers) - 1)
+            items.append(item)
+    try:
+        results = (await ports.writer.submit_many(book, items, wait_s=limits.request_timeout_s)
+                   if items else [])
+    except Busy as exc:
+        return _busy(str(exc))
+    except Exception:
+        log.exception("recording a bulk request failed")
+        return _busy("intake could not record the rows (its database?); resending them is safe")
+    for position, result in zip(positions, results, strict=True):
+        answers[position] = _row_answer(rows[position], result)
+    done = [a for a in answers if a is not None]
+    accepted = sum(a["outcome"] == "accepted" for a in done)
+    duplicates = sum(a["outcome"] == "duplicate" for a in done)
+    return JSONResponse({
+        "book": book, "results": done, "accepted": accepted, "duplicates": duplicates,
+        "rejected": len(done) - accepted - duplicates, "last_seq": ports.last_seq(book),
+    })
+
+
+def _bulk_route(http: FastAPI, bearer: HTTPBearer, record_bulk: RecordFact) -> None:
     @http.post(
         "/v1/facts/bulk", response_model=BulkResult,
         dependencies=[Security(bearer)],
@@ -325,64 +399,37 @@ def create_http(service: IntakePort, tracer: trace.Tracer) -> FastAPI:
         """Submit many facts: JSON Lines (application/x-ndjson), or CSV (text/csv) of monthly_report.
         At most `intake_max_bulk_rows` rows and `intake_max_bulk_bytes` bytes; the rate limiter
         charges one token per row. Results come per row; rows are recorded in one transaction."""
-        checked = await _precheck(service, request, limits.max_bulk_bytes, BULK_MEDIA_TYPES, None)
-        if isinstance(checked, JSONResponse):
-            return checked
-        principal, kind, body = checked
-        try:
-            rows = parse_bulk(body, kind, limits)
-        except BadInput as exc:
-            return _bad(exc)
-        decision = service.take_rate(principal, len(rows))
-        if not decision.allowed:
-            return _retry_after(decision)
-        answers: list[dict[str, Any] | None] = []
-        items: list[Incoming] = []
-        positions: list[int] = []
-        for row in rows:
-            answer, item = _row_item(principal, row)
-            answers.append(answer)
-            if item is not None:
-                positions.append(len(answers) - 1)
-                items.append(item)
-        try:
-            results = await service.submit_many(book, items, wait_s=limits.request_timeout_s) if items else []
-        except Busy as exc:
-            return _busy(str(exc))
-        except Exception:
-            log.exception("recording a bulk request failed")
-            return _busy("intake could not record the rows (its database?); resending them is safe")
-        for position, result in zip(positions, results, strict=True):
-            answers[position] = _row_answer(rows[position], result)
-        done = [a for a in answers if a is not None]
-        accepted = sum(a["outcome"] == "accepted" for a in done)
-        duplicates = sum(a["outcome"] == "duplicate" for a in done)
-        return JSONResponse({
-            "book": book, "results": done, "accepted": accepted, "duplicates": duplicates,
-            "rejected": len(done) - accepted - duplicates, "last_seq": service.last_seq(book),
-        })
+        return await record_bulk(request, book)
 
+
+# ---- health, progress, the OpenAPI document -------------------------------------------------------
+
+
+def _health_route(http: FastAPI, health_report: Callable[[], dict[str, Any]]) -> None:
+    @http.get("/health", responses={503: {"description": "starting or degraded", "model": dict[str, Any]}})
+    async def health() -> JSONResponse:
+        report = health_report()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+def _progress_route(http: FastAPI, last_seq: Callable[[str], int]) -> None:
     @http.get("/v1/books/{book}/progress", response_model=Progress,
               responses={400: {"model": Refused, "description": "not a book name"}})
     async def progress(book: str) -> JSONResponse:
         """The book's last recorded seq (no key needed: it holds no personal data)."""
         if not valid_book(book):
             return _refused(400, f"book must match {BOOK_PATTERN}", "book")
-        return JSONResponse({"book": book, "last_seq": service.last_seq(book)})
+        return JSONResponse({"book": book, "last_seq": last_seq(book)})
 
-    def openapi() -> dict[str, Any]:
-        if http.openapi_schema is None:
-            schema = get_openapi(title=http.title, version=http.version, description=http.description,
-                                 routes=http.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(_fact_schemas())
-            http.openapi_schema = schema
-        return http.openapi_schema
 
-    http.openapi = openapi  # type: ignore[method-assign]
-    route = next(r for r in http.routes if isinstance(r, APIRoute) and r.path == FACTS_PATH)
-    http.add_middleware(_SingleFactRoute, record_fact=record_fact, route=route)
-    http.add_middleware(TracingMiddleware, tracer=tracer)  # outside: it names the span by scope["route"]
-    return http
+def _openapi(http: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the fact types' schemas that the request bodies refer to."""
+    if http.openapi_schema is None:
+        schema = get_openapi(title=http.title, version=http.version, description=http.description,
+                             routes=http.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(_fact_schemas())
+        http.openapi_schema = schema
+    return http.openapi_schema
 
 
 class _SingleFactRoute:
@@ -391,9 +438,7 @@ class _SingleFactRoute:
     nothing to solve but the header); it is the busiest route. Everything else goes on to FastAPI,
     which documents this route too and answers a malformed book header with its 422."""
 
-    def __init__(
-        self, app: ASGIApp, record_fact: Callable[[Request, str], Awaitable[JSONResponse]], route: APIRoute,
-    ) -> None:
+    def __init__(self, app: ASGIApp, record_fact: RecordFact, route: APIRoute) -> None:
         self.app = app
         self.record_fact = record_fact
         self.route = route
@@ -458,10 +503,7 @@ def _fact_schemas() -> dict[str, Any]:
 
 
 class _DocumentOnly:
-    """A port that serves nothing: enough to build the app and read its OpenAPI document."""
-
-    ready = False
-    limits = Limits()
+    """Keys and a writer that serve nothing: enough to build the app and read its OpenAPI document."""
 
     async def authenticate(self, authorization: str | None) -> Principal | None:
         return None
@@ -477,13 +519,9 @@ class _DocumentOnly:
     async def submit_one(self, book: str, item: Incoming, *, wait_s: float | None = None) -> Result:
         raise Busy("documentation only")
 
-    def last_seq(self, book: str) -> int:
-        return 0
-
-    def health(self) -> dict[str, Any]:
-        return {"status": "starting"}
-
 
 def openapi_document() -> dict[str, Any]:
     """Intake's OpenAPI document, as the running service serves it at /openapi.json."""
-    return create_http(_DocumentOnly(), trace.get_tracer(__name__)).openapi()
+    nothing = _DocumentOnly()
+    ports = Ports(ready=lambda: False, limits=Limits(), keys=nothing, writer=nothing, last_seq=lambda _: 0)
+    return create_http(ports, lambda: {"status": "starting"}, trace.get_tracer(__name__)).openapi()

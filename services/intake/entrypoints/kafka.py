@@ -1,5 +1,5 @@
 """Intake on Kafka: publishes the facts topic and the dead-letter topic from its outbox (see
-adapters/relay.py), and consumes the agency feed (flexledger.intake.agency-facts.v1).
+adapters/relay.py), and consumes the agency feed (flexledger.intake.agency-facts.v1) with `AgencyFeed`.
 
 An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body holds), with headers:
 `flexledger-agency` (required: `hr_bureau`, `social_insurance_agency`, `talent_office` or
@@ -8,24 +8,81 @@ An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body ho
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
+from opentelemetry import trace
 
 from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1, IntakeDeadLetterV1
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
-from services.runtime.kafka import make_broker, static_member
+from services.intake.application import IntakeApplication, Source
+from services.intake.domain.feed import AGENCY_HEADER, NotTaken, read_agency_message
+from services.intake.domain.limits import Limits
+from services.runtime.kafka import consuming, make_broker, static_member
+from services.runtime.process import until_done
 from services.runtime.settings import Settings
+from services.runtime.telemetry import current_carrier
 
+log = logging.getLogger(__name__)
 GROUP = "intake"
-AGENCY_HEADER = "flexledger-agency"
 
 
-class AgencyHandler(Protocol):
-    async def on_agency_fact(self, msg: KafkaMessage) -> None: ...
+class AgencyFeed:
+    """Takes in agency messages: each one becomes a recorded fact or a dead letter, with its position,
+    in one transaction (`IntakeApplication.take_in_agency_message`), under the books' writer lock."""
+
+    def __init__(
+        self, app: IntakeApplication, books_lock: asyncio.Lock, limits: Limits, tracer: trace.Tracer,
+        on_recorded: Callable[[], None],
+    ) -> None:
+        self.app = app
+        self.books_lock = books_lock
+        self.limits = limits
+        self.tracer = tracer
+        self.on_recorded = on_recorded  # wakes the outbox relay
+
+    async def on_agency_fact(self, msg: KafkaMessage) -> None:
+        """One agency message, retried until committed, so the handler never raises."""
+        record = msg.raw_message
+        assert not isinstance(record, tuple), "batch consumption is not used"
+        body = bytes(record.value or b"")
+        headers = list(record.headers or ())
+        with consuming(self.tracer, msg, GROUP) as span:
+            try:
+                message = read_agency_message(headers, body, self.limits)
+            except Exception:  # a bug must not lose the message: keep it with the reason
+                log.exception("reading an agency message failed")
+                message = NotTaken(500, "intake could not read this message (internal error); "
+                                        "the operators have its log")
+            agency = message.principal.role if not isinstance(message, NotTaken) else message.agency
+            source = Source(record.topic, record.partition, record.offset, body,
+                            agency if agency is not None else _agency_header(headers))
+            carrier = current_carrier()
+            span.set_attribute("flexledger.agency", source.agency or "-")
+
+            async def attempt() -> str:
+                async with self.books_lock:
+                    return await asyncio.to_thread(self.app.take_in_agency_message, source, message, carrier)
+
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            outcome = await until_done(f"taking in {where}", attempt)
+            span.set_attribute("flexledger.result", outcome)
+        if outcome not in ("redelivered", "duplicate"):
+            self.on_recorded()
+
+
+def _agency_header(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
+    """The agency header as it came, for a dead letter, when it could be read at all."""
+    for name, value in headers:
+        if name.lower() == AGENCY_HEADER and value is not None:
+            text = value.decode("utf-8", "replace")[:40]
+            return "".join(char if char.isprintable() else "\ufffd" for char in text)
+    return None
 
 
 async def _raw_body(msg: KafkaMessage) -> bytes:
@@ -34,11 +91,8 @@ async def _raw_body(msg: KafkaMessage) -> bytes:
     return bytes(msg.body or b"")
 
 
-def build_broker(
-    settings: Settings, handler: AgencyHandler | None = None,
-) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
-    """The broker with the facts and dead-letter publishers, and (with `handler`) the agency-feed
-    subscriber; `handler` None only to generate the AsyncAPI document."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
+    """The broker with the facts and dead-letter publishers (the outbox relay publishes with them)."""
     broker = make_broker(settings, "intake")
     publisher = broker.publisher(
         FACTS.name, title=FACTS.name, schema=FactMessageV1,
@@ -51,6 +105,11 @@ def build_broker(
                     "mode (type flexledger.intake.dead-letter.v1, ce_id = dead_letter_id). Published from "
                     "intake's outbox, at least once; dead_letter_id identifies repeats.",
     )
+    return broker, publisher, dead_letters
+
+
+def subscribe_agency_feed(broker: KafkaBroker, settings: Settings, feed: AgencyFeed | None) -> None:
+    """The agency feed's subscriber, handled by `feed` (None only to describe it in the AsyncAPI document)."""
 
     # ACK: committed after the handler returns, and it returns only once the message's effect (a
     # recorded fact, or a dead letter) is committed in PostgreSQL together with its position.
@@ -65,7 +124,12 @@ def build_broker(
                     "dead-letter topic.",
     )
     async def on_agency_fact(body: bytes, msg: KafkaMessage) -> None:
-        assert handler is not None
-        await handler.on_agency_fact(msg)
+        assert feed is not None
+        await feed.on_agency_fact(msg)
 
-    return broker, publisher, dead_letters
+
+def documented_broker(settings: Settings) -> KafkaBroker:
+    """Intake's broker as the AsyncAPI document describes it: publishers and subscriber, handling nothing."""
+    broker = build_broker(settings)[0]
+    subscribe_agency_feed(broker, settings, None)
+    return broker

@@ -1,4 +1,4 @@
-"""Group commit of single submissions (`IntakeService.submit_one`), against a stand-in application:
+"""Group commit of single submissions (`GroupCommit.submit_one`), against a stand-in application:
 requests that wait together share one `submit_group` call, each gets its own answer, and a group that
 fails is recorded again one by one, so a bad submission fails alone."""
 
@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
+from services.intake.adapters.group_commit import Busy, GroupCommit
 from services.intake.application import Incoming, Request, Result
-from services.intake.bootstrap import IntakeService
-from services.intake.entrypoints.http import Busy
-from services.runtime.settings import Settings
 
 
 class StandInApp:
@@ -39,15 +37,23 @@ class StandInApp:
         return results
 
 
+class Woken:
+    """Counts the wake-ups of the outbox relay."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
 @pytest.fixture
-def service() -> tuple[IntakeService, StandInApp]:
-    intake = IntakeService(Settings())
+def service() -> tuple[GroupCommit, StandInApp]:
     app = StandInApp()
-    intake.app = app  # type: ignore[assignment]
-    return intake, app
+    return GroupCommit(app, asyncio.Lock(), on_recorded=Woken()), app  # type: ignore[arg-type]
 
 
-async def _started(intake: IntakeService, app: StandInApp, facts: list[dict[str, Any]]) -> list[Any]:
+async def _started(intake: GroupCommit, app: StandInApp, facts: list[dict[str, Any]]) -> list[Any]:
     """Submit `facts` concurrently while the first commit is held, so the others queue behind it."""
     app.gate = threading.Event()
     tasks = [asyncio.create_task(intake.submit_one("b", Incoming(f))) for f in facts]
@@ -57,18 +63,19 @@ async def _started(intake: IntakeService, app: StandInApp, facts: list[dict[str,
 
 
 async def test_requests_waiting_together_share_one_commit_each_with_its_own_seq(
-    service: tuple[IntakeService, StandInApp],
+    service: tuple[GroupCommit, StandInApp],
 ) -> None:
     intake, app = service
     answers = await _started(intake, app, [{"id": f"f{k}"} for k in range(6)])
     assert [a.fact_id for a in answers] == [f"f{k}" for k in range(6)]
     assert sorted(a.seq for a in answers) == [1, 2, 3, 4, 5, 6]
     assert [len(call) for call in app.calls] == [1, 5]  # the first alone, the rest together
-    assert intake._queue == [] and not intake.lock.locked()
+    assert isinstance(intake.on_recorded, Woken) and intake.on_recorded.count == 2  # once per commit
+    assert intake.waiting == [] and not intake.books_lock.locked()
 
 
 async def test_a_bad_submission_fails_alone_after_its_group_fails(
-    service: tuple[IntakeService, StandInApp],
+    service: tuple[GroupCommit, StandInApp],
 ) -> None:
     intake, app = service
     facts = [{"id": "f0"}, {"id": "f1"}, {"id": "bad", "poison": True}, {"id": "f3"}]
@@ -79,17 +86,17 @@ async def test_a_bad_submission_fails_alone_after_its_group_fails(
     assert [[f["id"] for f in call] for call in app.calls] == [
         ["f0"], ["f1", "bad", "f3"], ["f1"], ["bad"], ["f3"],
     ]
-    assert not intake.lock.locked()
+    assert not intake.books_lock.locked()
 
 
 async def test_busy_when_the_writer_is_not_free_in_time_and_then_nothing_of_it_is_recorded(
-    service: tuple[IntakeService, StandInApp],
+    service: tuple[GroupCommit, StandInApp],
 ) -> None:
     intake, app = service
-    await intake.lock.acquire()  # e.g. a long bulk request
+    await intake.books_lock.acquire()  # e.g. a long bulk request
     with pytest.raises(Busy):
         await intake.submit_one("b", Incoming({"id": "late"}), wait_s=0.05)
-    assert intake._queue == []
-    intake.lock.release()
+    assert intake.waiting == []
+    intake.books_lock.release()
     answer = await intake.submit_one("b", Incoming({"id": "next"}))
     assert (answer.fact_id, answer.seq) == ("next", 1) and app.calls == [[{"id": "next"}]]

@@ -6,7 +6,6 @@ traceparent."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,17 +17,14 @@ from stand_in_intake import W1, monthly_report
 from services.intake.application import Incoming, Result
 from services.intake.domain.limits import Limits, RateDecision
 from services.intake.domain.principals import Principal
-from services.intake.entrypoints.http import create_http
+from services.intake.entrypoints.http import Ports, create_http
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
 
 
 class Port:
-    """Every key is the operator's; every fact is accepted as seq 7 (and remembered)."""
-
-    ready = True
-    limits = Limits()
+    """Keys and writer: every key is the operator's; every fact is accepted as seq 7 (and remembered)."""
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, Incoming]] = []
@@ -48,18 +44,14 @@ class Port:
         self.submitted.append((book, item))
         return Result("accepted", item.raw.get("id"), 7)
 
-    def last_seq(self, book: str) -> int:
-        return 0
-
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok"}
 
 
 async def _post(body: bytes, **headers: str) -> tuple[httpx.Response, Port, InMemorySpanExporter]:
     port, spans = Port(), InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    app = create_http(port, provider.get_tracer("test"))
+    ports = Ports(ready=lambda: True, limits=Limits(), keys=port, writer=port, last_seq=lambda _: 0)
+    app = create_http(ports, lambda: {"status": "ok"}, provider.get_tracer("test"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         response = await client.post("/v1/facts", content=body, headers=headers)
     return response, port, spans
