@@ -15,7 +15,7 @@ from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
 from services.eligibility.adapters.relay import DecisionRelay
 from services.eligibility.adapters.statistics import StatisticsRelay
-from services.eligibility.adapters.store import Store
+from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
@@ -30,7 +30,7 @@ NAME = "eligibility"
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
     tracer = get_tracer(tracer_provider, NAME)
-    store = Store(settings, tracer_provider)  # the application and the pool, opened at start
+    store = eligibility_store(settings, tracer_provider)  # the application and the pool, opened at start
     broker, decisions_topic = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
     consume_facts(broker, settings, FactsHandler(store, tracer, runtime.wake_followers))

@@ -16,9 +16,9 @@ from opentelemetry.trace import TracerProvider
 from services.intake.adapters.group_commit import GroupCommit
 from services.intake.adapters.key_ring import ApiKeys
 from services.intake.adapters.relay import FactRelay, Outbox
+from services.intake.adapters.store import intake_store
 from services.intake.adapters.writer_lock import WriterLock
 from services.intake.adapters.writer_lock_watch import WriterLockWatch
-from services.intake.application import IntakeApplication
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
 from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
@@ -35,30 +35,31 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     broker, facts_publisher, dead_letters_publisher = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
 
-    # The event store (connects to PostgreSQL); its books are read once the writer lock is held.
-    app = IntakeApplication(settings, tracer_provider, dead_letter_max_bytes=limits.max_fact_bytes)
+    # The event store, opened at start; its books are read once the writer lock is held.
+    store = intake_store(settings, tracer_provider, dead_letter_max_bytes=limits.max_fact_bytes)
     books_lock = asyncio.Lock()  # the books have one writer at a time: a request, a message or a rebuild
-    writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), app, books_lock)
-    keys = ApiKeys(app, limits, settings)
+    writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), store, books_lock)
+    keys = ApiKeys(store, limits, settings)
     relay = FactRelay(facts_publisher, tracer, dead_letters_publisher)
-    outbox = Outbox(runtime, app, settings.pg_dsn(), relay)
-    writer = GroupCommit(app, books_lock, on_recorded=runtime.wake_followers)
-    feed = AgencyFeed(app, books_lock, limits, tracer, on_recorded=runtime.wake_followers)
+    outbox = Outbox(runtime, store, relay)
+    writer = GroupCommit(store, books_lock, on_recorded=runtime.wake_followers)
+    feed = AgencyFeed(store, books_lock, limits, tracer, on_recorded=runtime.wake_followers)
     subscribe_agency_feed(broker, settings, feed)
 
-    runtime.on_start(writer_lock.acquire)  # first: the books are read only by their one writer
+    runtime.on_start(store.open)
+    runtime.on_start(writer_lock.acquire)  # then the books, read only by their one writer
     runtime.on_start(keys.open)
     runtime.on_start(outbox.open)  # follows the log with the relay
     runtime.background("writer-lock", writer_lock.watch)
     runtime.background("key-ring", keys.follow)
-    runtime.on_stop(writer_lock.release)  # closed in reverse: the relay's pool, the store, the lock
-    runtime.on_stop(app.close)
-    runtime.on_stop(outbox.close)
+    runtime.on_stop(store.close)  # closed in reverse: the lock, then the store
+    runtime.on_stop(writer_lock.release)
 
     runtime.ready_when(writer_lock.writing)
     runtime.reports("writer_lock", writer_lock.held)
     runtime.reports("relayed_position", outbox.position)
     runtime.reports("keys", keys.count)
-    ports = Ports(ready=runtime.serving, limits=limits, keys=keys, writer=writer, last_seq=app.last_seq)
+    ports = Ports(ready=runtime.serving, limits=limits, keys=keys, writer=writer,
+                  last_seq=lambda book: store.app.last_seq(book))
     runtime.http = create_http(ports, runtime.health, tracer)
     return runtime

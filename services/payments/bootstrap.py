@@ -8,13 +8,15 @@ recorded position); register the log followers, which need the open stores.
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry.trace import TracerProvider
 
 from contracts.topics import DISBURSEMENTS, ORDERS
 from services.payments.adapters import projection
 from services.payments.adapters.batching_loop import BatchingLoop
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
-from services.payments.adapters.stores import PaymentsStores
+from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
@@ -23,13 +25,16 @@ from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
 
+log = logging.getLogger(__name__)
 NAME = "payments"
 
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
     config = PaymentsConfig.from_settings(settings)  # refuse bad settings before anything starts
+    log.info("payments: batching %s; default appropriations: %s", config.batch_policy,
+             config.default_appropriations or "none")
     tracer = get_tracer(tracer_provider, NAME)
-    stores = PaymentsStores(settings, tracer_provider, config)
+    stores = payments_stores(settings, tracer_provider, config)
     view = projection.PaymentsProjection()
 
     def changed() -> None:
@@ -52,7 +57,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
             runtime.follow(LogFollower(name, stores.app, stores.pool, handler, reader=reader))
 
     runtime.on_start(stores.open)
-    runtime.on_start(lambda: stores.rebuild_books(view))
+    runtime.on_start(lambda: rebuild_books(stores, view))
     runtime.on_start(follow_the_log)
     runtime.background("batching", batching.run)
     runtime.on_stop(stores.close)

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.intake.application import Incoming, IntakeApplication, Request, Result
+from services.intake.adapters.store import IntakeStore
+from services.intake.application import Incoming, Request, Result
 from services.runtime.telemetry import current_carrier
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ class _Waiting:
 
 class GroupCommit:
     def __init__(
-        self, app: IntakeApplication, books_lock: asyncio.Lock, on_recorded: Callable[[], None],
+        self, store: IntakeStore, books_lock: asyncio.Lock, on_recorded: Callable[[], None],
     ) -> None:
-        self.app = app
+        self.store = store
         self.books_lock = books_lock
         self.on_recorded = on_recorded
         self.waiting: list[_Waiting] = []  # single submissions waiting for the next group commit
@@ -47,7 +48,7 @@ class GroupCommit:
         """Record a batch in one transaction; Busy when the writer is not free within `wait_s`."""
         await self._acquire_writer(wait_s)
         try:
-            results = await asyncio.to_thread(self.app.submit_many, book, items, current_carrier())
+            results = await asyncio.to_thread(self.store.app.submit_many, book, items, current_carrier())
         finally:
             self.books_lock.release()
         self._recorded(results)
@@ -84,14 +85,14 @@ class GroupCommit:
         """Record a group in one transaction; if that fails, each on its own (so that a bad one fails
         alone), each request getting its result or its own exception."""
         try:
-            results = await asyncio.to_thread(self.app.submit_group, [w.request for w in group])
+            results = await asyncio.to_thread(self.store.app.submit_group, [w.request for w in group])
         except Exception:
             if len(group) > 1:
                 log.warning("a group commit of %d submissions failed; recording each on its own", len(group),
                             exc_info=True)
             for waiting in group:
                 try:
-                    result = (await asyncio.to_thread(self.app.submit_group, [waiting.request]))[0]
+                    result = (await asyncio.to_thread(self.store.app.submit_group, [waiting.request]))[0]
                 except Exception as exc:
                     waiting.answer.set_exception(exc)
                 else:

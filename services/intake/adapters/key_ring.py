@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from services.intake.adapters.operator_key import ensure_operator_key
-from services.intake.application import IntakeApplication
+from services.intake.adapters.store import IntakeStore
 from services.intake.domain.credentials import (
     KeyIssued,
     KeyRing,
@@ -33,8 +33,8 @@ KEY_MISS_REFRESH_BURST, KEY_MISS_REFRESH_PER_S = 50, 20.0
 
 
 class ApiKeys:
-    def __init__(self, app: IntakeApplication, limits: Limits, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, store: IntakeStore, limits: Limits, settings: Settings) -> None:
+        self.store = store
         self.limits = limits
         self.settings = settings  # for the bootstrap operator key
         self.ring = KeyRing()
@@ -76,7 +76,7 @@ class ApiKeys:
             if unless_since is not None and self._refresh_started_s > unless_since:
                 return 0
             self._refresh_started_s = time.monotonic()
-            changes = await asyncio.to_thread(self.app.key_changes, self.ring_version)
+            changes = await asyncio.to_thread(self.store.app.key_changes, self.ring_version)
             for version, event in changes:
                 self.ring.apply(event)
                 self.ring_version = version

@@ -13,17 +13,16 @@ import uuid
 from datetime import UTC
 from typing import Literal
 
-import asyncpg
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import FactMessageV1, IntakeDeadLetterV1
 from contracts.topics import FACTS
+from services.intake.adapters.store import IntakeStore
 from services.intake.aggregates import DeadLetter, FactSubmission
-from services.intake.application import IntakeApplication
 from services.runtime.kafka import Outgoing, publish_batch
-from services.runtime.outbox import Batch, Connection, LogFollower, create_positions_table
+from services.runtime.outbox import Batch, Connection, LogFollower
 from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
@@ -105,14 +104,12 @@ class FactRelay:
 
 
 class Outbox:
-    """The relay's follower of intake's log. Opened at start: its pool needs the running event loop."""
+    """The relay's follower of intake's log, registered once the store is open."""
 
-    def __init__(self, runtime: ServiceRuntime, app: IntakeApplication, dsn: str, relay: FactRelay) -> None:
+    def __init__(self, runtime: ServiceRuntime, store: IntakeStore, relay: FactRelay) -> None:
         self.runtime = runtime
-        self.app = app
-        self.dsn = dsn
+        self.store = store
         self.relay = relay
-        self.pool: asyncpg.Pool | None = None
         self.follower: LogFollower | None = None
 
     def position(self) -> int:
@@ -120,12 +117,6 @@ class Outbox:
         return self.follower.position if self.follower is not None else 0
 
     async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
-        await create_positions_table(self.pool, self.app.name)
-        self.follower = self.runtime.follow(
-            LogFollower(f"kafka:{FACTS.name}", self.app, self.pool, self.relay, batch_limit=RELAY_BATCH)
-        )
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
+        self.follower = self.runtime.follow(LogFollower(
+            f"kafka:{FACTS.name}", self.store.app, self.store.pool, self.relay, batch_limit=RELAY_BATCH
+        ))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from services.intake.adapters.store import IntakeStore
 from services.intake.adapters.writer_lock import WriterLock
-from services.intake.application import IntakeApplication
 from services.runtime.process import until_done
 
 log = logging.getLogger(__name__)
@@ -22,9 +22,9 @@ LOCK_CHECK_INTERVAL_S = 1.0
 
 
 class WriterLockWatch:
-    def __init__(self, lock: WriterLock, app: IntakeApplication, books_lock: asyncio.Lock) -> None:
+    def __init__(self, lock: WriterLock, store: IntakeStore, books_lock: asyncio.Lock) -> None:
         self.lock = lock
-        self.app = app
+        self.store = store
         self.books_lock = books_lock
         self._books_read = False  # read since the lock was last taken
 
@@ -38,7 +38,7 @@ class WriterLockWatch:
     async def acquire(self) -> None:
         """Take the lock (waiting for a predecessor to let go of it), then read the books."""
         await self.lock.acquire()
-        await asyncio.to_thread(self.app.rebuild)
+        await asyncio.to_thread(self.store.app.rebuild)
         self._books_read = True
 
     async def watch(self) -> None:
@@ -50,7 +50,7 @@ class WriterLockWatch:
             log.warning("intake lost its writer lock; submissions paused until it is re-acquired")
             await until_done("re-acquiring the writer lock", self.lock.acquire)
             async with self.books_lock:  # no submission runs while the books are re-read
-                await until_done("rebuilding the books", lambda: asyncio.to_thread(self.app.rebuild))
+                await until_done("rebuilding the books", lambda: asyncio.to_thread(self.store.app.rebuild))
             self._books_read = True
             log.info("intake holds the writer lock again")
 

@@ -20,7 +20,8 @@ from opentelemetry import trace
 
 from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1, IntakeDeadLetterV1
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
-from services.intake.application import IntakeApplication, Source
+from services.intake.adapters.store import IntakeStore
+from services.intake.application import Source
 from services.intake.domain.feed import AGENCY_HEADER, NotTaken, read_agency_message
 from services.intake.domain.limits import Limits
 from services.runtime.kafka import consuming, make_broker, static_member
@@ -37,10 +38,10 @@ class AgencyFeed:
     in one transaction (`IntakeApplication.take_in_agency_message`), under the books' writer lock."""
 
     def __init__(
-        self, app: IntakeApplication, books_lock: asyncio.Lock, limits: Limits, tracer: trace.Tracer,
+        self, store: IntakeStore, books_lock: asyncio.Lock, limits: Limits, tracer: trace.Tracer,
         on_recorded: Callable[[], None],
     ) -> None:
-        self.app = app
+        self.store = store
         self.books_lock = books_lock
         self.limits = limits
         self.tracer = tracer
@@ -66,8 +67,9 @@ class AgencyFeed:
             span.set_attribute("flexledger.agency", source.agency or "-")
 
             async def attempt() -> str:
+                app = self.store.app
                 async with self.books_lock:
-                    return await asyncio.to_thread(self.app.take_in_agency_message, source, message, carrier)
+                    return await asyncio.to_thread(app.take_in_agency_message, source, message, carrier)
 
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             outcome = await until_done(f"taking in {where}", attempt)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -50,7 +51,8 @@ class Woken:
 @pytest.fixture
 def service() -> tuple[GroupCommit, StandInApp]:
     app = StandInApp()
-    return GroupCommit(app, asyncio.Lock(), on_recorded=Woken()), app  # type: ignore[arg-type]
+    store = SimpleNamespace(app=app)  # what GroupCommit reads of the store: its application
+    return GroupCommit(store, asyncio.Lock(), on_recorded=Woken()), app  # type: ignore[arg-type]
 
 
 async def _started(intake: GroupCommit, app: StandInApp, facts: list[dict[str, Any]]) -> list[Any]:
