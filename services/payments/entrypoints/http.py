@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Path, Query
+from fastapi import APIRouter, FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,6 +84,9 @@ class MaskBeneficiaryPath:
 Command = Callable[[PaymentsApplication, str | None, dict[str, str]], Step]
 
 
+BOOK_PATH = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
+
+
 def create_http(
     stores: PaymentsStores, tracer: trace.Tracer, changed: Callable[[], None],
     health_report: Callable[[], dict[str, Any]],
@@ -91,7 +94,22 @@ def create_http(
     """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
     batching loop); `health_report` is the service's state."""
     http = FastAPI(title="flexledger payments", version="1")
-    book_path = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
+
+    @http.get("/health")
+    async def health() -> JSONResponse:
+        report = health_report()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    http.include_router(_commands(stores, changed))
+    http.include_router(_reads(stores))
+    http.add_middleware(MaskBeneficiaryPath)
+    http.add_middleware(TracingMiddleware, tracer=tracer)
+    return http
+
+
+def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
+    """Operator commands, answered from the write side after the commit."""
+    router = APIRouter()
 
     async def run(command: Command) -> JSONResponse:
         """Run an operator command in the request's trace (the event store spans its commit)."""
@@ -102,13 +120,8 @@ def create_http(
         outcome = result.outcome.value
         return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
 
-    @http.get("/health")
-    async def health() -> JSONResponse:
-        report = health_report()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
-
-    @http.post("/v1/books/{book}/appropriations")
-    async def appropriate(body: AppropriationIn, book: str = book_path) -> JSONResponse:
+    @router.post("/v1/books/{book}/appropriations")
+    async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
         return await run(lambda app, trace_id, carrier: app.set_appropriation(
@@ -116,16 +129,23 @@ def create_http(
             trace_id=trace_id, carrier=carrier,
         ))
 
-    @http.post("/v1/books/{book}/repayments")
-    async def repay(body: RepaymentIn, book: str = book_path) -> JSONResponse:
+    @router.post("/v1/books/{book}/repayments")
+    async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
             book, body.beneficiary, body.amount_fen, body.reference, trace_id=trace_id, carrier=carrier,
         ))
 
-    @http.get("/v1/books/{book}/totals")
+    return router
+
+
+def _reads(stores: PaymentsStores) -> APIRouter:
+    """The read side: the projection's query tables, and the live book's reconciliation."""
+    router = APIRouter()
+
+    @router.get("/v1/books/{book}/totals")
     async def totals(
-        book: str = book_path, fiscal_year: int | None = Query(None, ge=2000, le=2100),
+        book: str = BOOK_PATH, fiscal_year: int | None = Query(None, ge=2000, le=2100),
     ) -> dict[str, Any]:
         """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
         receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
@@ -134,9 +154,9 @@ def create_http(
         return {"book": book, "fiscal_year": fiscal_year, "programmes": rows,
                 "trial_balance_fen": accounts["trial_balance_fen"]}
 
-    @http.get("/v1/books/{book}/balances/{beneficiary}")
+    @router.get("/v1/books/{book}/balances/{beneficiary}")
     async def balance(
-        book: str = book_path, beneficiary: str = Path(min_length=1, max_length=64),
+        book: str = BOOK_PATH, beneficiary: str = Path(min_length=1, max_length=64),
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
         recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
@@ -145,27 +165,27 @@ def create_http(
             return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
         return JSONResponse(found)
 
-    @http.get("/v1/books/{book}/trial-balance")
-    async def trial_balance(book: str = book_path) -> dict[str, Any]:
+    @router.get("/v1/books/{book}/trial-balance")
+    async def trial_balance(book: str = BOOK_PATH) -> dict[str, Any]:
         """The accounts by group; `trial_balance_fen` is 0 in a sound book."""
         return await projection.trial_balance(stores.pool, book)
 
-    @http.get("/v1/books/{book}/orders")
+    @router.get("/v1/books/{book}/orders")
     async def orders(
-        book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
+        book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
     ) -> dict[str, Any]:
         """Payment orders of a book, in the order payments created them, with their state."""
         return {"book": book, "orders": await projection.orders(stores.pool, book, limit)}
 
-    @http.get("/v1/books/{book}/entries")
+    @router.get("/v1/books/{book}/entries")
     async def entries(
-        book: str = book_path, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
+        book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
     ) -> dict[str, Any]:
         """Disbursement entries (by batch) and what the bank said about each."""
         return {"book": book, "entries": await projection.entries(stores.pool, book, limit)}
 
-    @http.get("/v1/books/{book}/progress")
-    async def progress(book: str = book_path) -> dict[str, Any]:
+    @router.get("/v1/books/{book}/progress")
+    async def progress(book: str = BOOK_PATH) -> dict[str, Any]:
         """How far the read side is (the book's stream version) and the messages the book refused."""
         found = await projection.book_progress(stores.pool, book)
         found["refusals"] = [
@@ -174,11 +194,9 @@ def create_http(
         ]
         return found
 
-    @http.get("/v1/books/{book}/reconciliation")
-    async def reconciliation(book: str = book_path) -> dict[str, Any]:
+    @router.get("/v1/books/{book}/reconciliation")
+    async def reconciliation(book: str = BOOK_PATH) -> dict[str, Any]:
         """The live book checked against itself: trial balance and `reconcile` (empty `problems`)."""
         return await asyncio.to_thread(stores.app.reconciliation, book)
 
-    http.add_middleware(MaskBeneficiaryPath)
-    http.add_middleware(TracingMiddleware, tracer=tracer)
-    return http
+    return router
