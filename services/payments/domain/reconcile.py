@@ -14,16 +14,26 @@ from services.payments.domain.orders import OrderState
 def reconcile(book: PaymentsBook) -> list[str]:
     """Every disagreement between the accounts and the sub-ledgers (orders, budgets, claims),
     or a broken invariant; empty when the book is sound."""
-    problems: list[str] = []
+    problems = _Problems()
+    if book.accounts.trial_balance_fen():
+        problems.append(f"trial balance is {book.accounts.trial_balance_fen()} fen, not 0")
+    _budgets(book, problems)
+    _money_out(book, problems)
+    _beneficiaries(book, problems)
+    _lines(book, problems)
+    return list(problems)
 
-    def expect(what: str, actual: int, expected: int) -> None:
+
+class _Problems(list[str]):
+    def expect(self, what: str, actual: int, expected: int) -> None:
         if actual != expected:
-            problems.append(f"{what}: accounts {actual} fen, sub-ledger {expected} fen")
+            self.append(f"{what}: accounts {actual} fen, sub-ledger {expected} fen")
 
+
+def _budgets(book: PaymentsBook, problems: _Problems) -> None:
+    """Appropriations against the Finance Bureau's account; each budget's use, availability and queue."""
     accounts = book.accounts
-    if accounts.trial_balance_fen():
-        problems.append(f"trial balance is {accounts.trial_balance_fen()} fen, not 0")
-    expect(
+    problems.expect(
         "finance_bureau",
         accounts.balance_fen(a.FINANCE_BUREAU),
         sum(budget.appropriated_fen for budget in book.budgets.values()),
@@ -37,20 +47,27 @@ def reconcile(book: PaymentsBook) -> list[str]:
         elif order.amount_fen:
             awaiting.setdefault(key, []).append(order.order_id)
     for key, budget in sorted(book.budgets.items()):
-        expect(f"budget {key} used", budget.used_fen, used.get(key, 0))
-        expect(f"budget:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.budget(*key)), budget.available_fen)
+        problems.expect(f"budget {key} used", budget.used_fen, used.get(key, 0))
+        problems.expect(
+            f"budget:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.budget(*key)), budget.available_fen
+        )
         if not 0 <= budget.used_fen <= budget.appropriated_fen:
             problems.append(
                 f"budget {key} overspent: used {budget.used_fen} of {budget.appropriated_fen} fen"
             )
         if sorted(budget.awaiting) != sorted(awaiting.get(key, [])):
             problems.append(f"budget {key}: awaiting queue disagrees with orders")
-    expect(
+
+
+def _money_out(book: PaymentsBook, problems: _Problems) -> None:
+    """Money in transit and at the bank, clawbacks per budget, and the queue of orders ready to pay."""
+    accounts = book.accounts
+    problems.expect(
         "in_transit",
         accounts.credit_balance_fen(a.IN_TRANSIT),
         sum(o.in_transit_fen for o in book.orders.values()),
     )
-    expect(
+    problems.expect(
         "bank",
         accounts.credit_balance_fen(a.BANK),
         sum(o.paid_fen for o in book.orders.values()) - sum(c.repaid_fen for c in book.claims.values()),
@@ -60,21 +77,33 @@ def reconcile(book: PaymentsBook) -> list[str]:
         key = (claim.line.program, claim.fiscal_year)
         claimed[key] = claimed.get(key, 0) + claim.amount_fen
     for key, claimed_fen in sorted(claimed.items()):
-        expect(f"clawbacks:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.clawbacks(*key)), claimed_fen)
-    for beneficiary in book.beneficiaries():
-        orders = book.orders_of(beneficiary)
-        expect(
-            f"payable:{beneficiary}",
-            accounts.credit_balance_fen(a.payable(beneficiary)),
-            sum(o.unpaid_fen for o in orders if o.committed),
+        problems.expect(
+            f"clawbacks:{key[0]}:{key[1]}", accounts.credit_balance_fen(a.clawbacks(*key)), claimed_fen
         )
-        open_fen = sum(c.open_fen for c in book.claims_of(beneficiary))
-        expect(f"receivable:{beneficiary}", accounts.balance_fen(a.receivable(beneficiary)), open_fen)
-        if open_fen and any(o.state is OrderState.READY for o in orders):
-            problems.append(f"{beneficiary} has open claims and orders ready to pay (offset missed)")
     ready = [o.order_id for o in book.orders.values() if o.state is OrderState.READY]
     if sorted(ready) != sorted(book.ready_order_ids()):
         problems.append("ready queue disagrees with order states")
+
+
+def _beneficiaries(book: PaymentsBook, problems: _Problems) -> None:
+    """Each beneficiary's payable and receivable, and no order ready to pay while a claim is open."""
+    for beneficiary in book.beneficiaries():
+        orders = book.orders_of(beneficiary)
+        problems.expect(
+            f"payable:{beneficiary}",
+            book.accounts.credit_balance_fen(a.payable(beneficiary)),
+            sum(o.unpaid_fen for o in orders if o.committed),
+        )
+        open_fen = sum(c.open_fen for c in book.claims_of(beneficiary))
+        problems.expect(
+            f"receivable:{beneficiary}", book.accounts.balance_fen(a.receivable(beneficiary)), open_fen
+        )
+        if open_fen and any(o.state is OrderState.READY for o in orders):
+            problems.append(f"{beneficiary} has open claims and orders ready to pay (offset missed)")
+
+
+def _lines(book: PaymentsBook, problems: _Problems) -> None:
+    """Each money line: orders add up to grants less cancellations; clawbacks split; never overpaid."""
     for line, tally in book.lines.items():
         orders = book.orders_of_line(line)
         if tally.granted_fen - tally.cancelled_fen != sum(o.amount_fen for o in orders):
@@ -83,4 +112,3 @@ def reconcile(book: PaymentsBook) -> list[str]:
             problems.append(f"line {line}: clawbacks do not split into cancellations and claims")
         if sum(o.settled_fen for o in orders) - tally.claimed_fen > tally.net_fen:
             problems.append(f"line {line}: paid above its net entitlement")
-    return problems
