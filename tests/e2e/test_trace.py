@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
+from flexledger.devstack.credentials import as_principal
 from flexledger.scenario_file import load_scenario
 from services.eligibility.bootstrap import EligibilityService
 from services.intake.aggregates import FactSubmission
@@ -39,9 +40,11 @@ class Stack:
         self.settings = settings
         self.exporter = exporter
         self.provider = provider
-        self.intake = IntakeService(settings, provider)
-        self.eligibility = EligibilityService(settings, provider)
-        self.payments = PaymentsService(settings, provider)
+        # Each service on Kafka as its own principal, as in its own process (docs/design/kafka-trust.md).
+        kafka = {name: as_principal(settings, name) for name in ("intake", "eligibility", "payments")}
+        self.intake = IntakeService(kafka["intake"], provider)
+        self.eligibility = EligibilityService(kafka["eligibility"], provider)
+        self.payments = PaymentsService(kafka["payments"], provider)
         self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
 
 
