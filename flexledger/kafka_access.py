@@ -15,6 +15,7 @@ makes the broker's ACLs exactly these.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -125,6 +126,90 @@ def acls(table: Iterable[Principal] = PRINCIPALS, *, dev: bool = True) -> frozen
         if p.topic_prefix:
             out.update(Acl(p.name, TOPIC, PREFIXED, p.topic_prefix, op) for op in (READ, WRITE))
     return frozenset(out)
+
+
+_RESOURCE_OPTION = {"TOPIC": "--topic", "GROUP": "--group", "TRANSACTIONAL_ID": "--transactional-id",
+                    "DELEGATION_TOKEN": "--delegation-token", "USER": "--user-principal"}
+
+
+def acl_command_args(action: str, entries: Iterable[tuple[Acl, str]]) -> list[list[str]]:
+    """AclCommand arguments (`--add` or `--remove`) for (ACL, host) pairs, in as few calls as they
+    allow. One call grants (or revokes) every operation it names on every resource it names, so the
+    resources that get the same operations for the same principal, host and pattern type share one."""
+    per_resource: dict[tuple[str, str, str, str, str], set[str]] = {}
+    for acl, host in entries:
+        key = (acl.principal, host, acl.pattern_type, acl.resource_type, acl.resource)
+        per_resource.setdefault(key, set()).add(acl.operation)
+    calls: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
+    for (who, host, pattern, kind, resource), operations in sorted(per_resource.items()):
+        resource_args = ["--cluster"] if kind == "CLUSTER" else [_RESOURCE_OPTION[kind], resource]
+        calls.setdefault((who, host, pattern, tuple(sorted(operations))), []).extend(resource_args)
+    out = []
+    for (who, host, pattern, ops), resources in calls.items():
+        principal_arg = who if ":" in who else f"User:{who}"
+        args = [action, "--allow-principal", principal_arg, "--allow-host", host,
+                "--resource-pattern-type", pattern.lower()]
+        out.append(args + [arg for op in ops for arg in ("--operation", op)] + resources)
+    return out
+
+
+# ---- the compose stack's users and ACLs (deploy/kafka/compose/access.sh) -------------------------
+
+
+def password_variable(name: str) -> str:
+    """The environment variable holding `name`'s password in deploy/compose.yaml."""
+    return f"FLEXLEDGER_KAFKA_PASSWORD_{name.upper()}"
+
+
+def compose_script(table: Iterable[Principal] = PRINCIPALS) -> str:
+    """deploy/kafka/compose/access.sh: the table's SCRAM users (passwords from the environment) and
+    ACLs, added as `admin` with Kafka's own scripts by the compose stack's one-shot `kafka-access`."""
+    table = [p for p in table if not p.dev_only]
+    users = [f'user {p.name} "${{{password_variable(p.name)}:?set {password_variable(p.name)}}}"'
+             for p in table if not p.super_user]
+    grants = [" ".join(["acl", *(shlex.quote(arg) for arg in args[1:])])
+              for args in acl_command_args("--add", [(acl, "*") for acl in sorted(acls(table, dev=False))])]
+    return _COMPOSE_SCRIPT.format(users="\n".join(users), acls="\n".join(grants))
+
+
+_COMPOSE_SCRIPT = """#!/usr/bin/env bash
+# GENERATED from flexledger/kafka_access.py by `flexledger kafka acls script`: do not edit (a unit test
+# keeps it current). The compose stack's Kafka principals (SCRAM-SHA-512 users, each password from
+# FLEXLEDGER_KAFKA_PASSWORD_<NAME>) and the access table's ACLs, added as `admin` by the one-shot
+# `kafka-access` job (apache/kafka image) at every `docker compose up`: idempotent, and a changed password
+# is the rotation. It only adds: an ACL taken out of the table stays until removed with kafka-acls.sh.
+set -euo pipefail
+: "${{FLEXLEDGER_KAFKA_ADMIN_PASSWORD:?set FLEXLEDGER_KAFKA_ADMIN_PASSWORD}}"
+bootstrap=${{KAFKA_BOOTSTRAP:-kafka:9092}}
+bin=${{KAFKA_BIN:-/opt/kafka/bin}}
+umask 077
+admin=$(mktemp)
+scram=$(mktemp)
+trap 'rm -f "$admin" "$scram"' EXIT
+plain=org.apache.kafka.common.security.plain.PlainLoginModule
+cat > "$admin" <<PROPERTIES
+security.protocol=SASL_SSL
+sasl.mechanism=PLAIN
+sasl.jaas.config=$plain required username="admin" password="$FLEXLEDGER_KAFKA_ADMIN_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=${{KAFKA_CA_FILE:-/pki/ca/ca.crt}}
+PROPERTIES
+
+user() {{  # NAME PASSWORD: create or update NAME's SCRAM credential (the password never on a command line)
+  printf 'SCRAM-SHA-512=iterations=8192,password=%s\\n' "$2" > "$scram"
+  "$bin/kafka-configs.sh" --bootstrap-server "$bootstrap" --command-config "$admin" \\
+    --alter --entity-type users --entity-name "$1" --add-config-file "$scram"
+}}
+
+acl() {{  # AclCommand --add arguments
+  "$bin/kafka-acls.sh" --bootstrap-server "$bootstrap" --command-config "$admin" --add "$@" >/dev/null
+}}
+
+{users}
+
+{acls}
+echo "kafka-access: users and ACLs of the access table applied"
+"""
 
 
 # ---- the table in docs/design/kafka-trust.md -----------------------------------------------------

@@ -6,6 +6,7 @@
     flexledger kafka principals remove NAME     # delete its credential (its ACLs stay, granting nothing)
     flexledger kafka acls list                  # the broker's ACLs, each marked in or out of the table
     flexledger kafka acls apply [--dry-run]     # make the broker's ACLs exactly the access table's
+    flexledger kafka acls script                # the table as deploy/kafka/compose/access.sh (compose)
 
 They run Kafka's own tools (ConfigCommand, AclCommand) as `admin` against the broker of the settings
 (`flexledger dev env`), or as FLEXLEDGER_KAFKA_USERNAME when that is set. The table is
@@ -26,7 +27,7 @@ from rich.table import Table
 from flexledger.devstack import credentials, kafka_admin
 from flexledger.devstack import principals as principal_ops
 from flexledger.devstack.errors import DevstackError
-from flexledger.kafka_access import acls
+from flexledger.kafka_access import acls, compose_script
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -120,3 +121,9 @@ def apply(dry_run: bool = typer.Option(False, "--dry-run", help="Only say what w
                       f"({a.pattern_type.lower()}, host {entry.host})", markup=False)
     console.print(f"{len(changes.added)} added, {len(changes.removed)} removed" if not dry_run else
                   f"{len(changes.added)} to add, {len(changes.removed)} to remove", markup=False)
+
+
+@acls_app.command("script")
+def script() -> None:
+    """The access table as the compose stack's shell script (deploy/kafka/compose/access.sh)."""
+    typer.echo(compose_script(), nl=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from flexledger.devstack import credentials, kafka
 from flexledger.devstack.errors import DevstackError
-from flexledger.kafka_access import ADMIN, Acl, acls, principals
+from flexledger.kafka_access import ADMIN, Acl, acl_command_args, acls, principals
 from services.runtime.settings import Settings
 
 TOOL_TIMEOUT_S = 90.0  # a tool whose broker is gone retries until killed
@@ -140,8 +140,6 @@ def ensure_users(settings: Settings) -> list[str]:
 
 _RESOURCE = re.compile(r"resource `ResourcePattern\(resourceType=(\w+), name=(.*?), patternType=(\w+)\)`")
 _ENTRY = re.compile(r"\(principal=(.+?), host=(.+?), operation=(\w+), permissionType=(\w+)\)")
-_RESOURCE_OPTION = {"TOPIC": "--topic", "GROUP": "--group", "TRANSACTIONAL_ID": "--transactional-id",
-                    "DELEGATION_TOKEN": "--delegation-token", "USER": "--user-principal"}
 
 
 @dataclass(frozen=True, order=True)
@@ -197,8 +195,9 @@ def apply_acls(settings: Settings, *, dry_run: bool = False) -> AclChanges:
     not grant (of principals not in the table, too). Idempotent; two tool runs when nothing differs."""
     changes = plan(list_acls(settings), acls())
     if not dry_run:
-        calls = [*_calls("--add", [Listed(acl) for acl in changes.added]),
-                 *(["--force", *args] for args in _calls("--remove", changes.removed))]
+        calls = [*acl_command_args("--add", [(acl, "*") for acl in changes.added]),
+                 *(["--force", *args] for args in
+                   acl_command_args("--remove", [(listed.acl, listed.host) for listed in changes.removed]))]
         _in_parallel([partial(run_tool, settings, ACL_COMMAND, *args) for args in calls])
     return changes
 
@@ -208,25 +207,3 @@ def _in_parallel(runs: list[Callable[[], object]]) -> None:
     with ThreadPoolExecutor(max_workers=PARALLEL_TOOLS) as pool:
         for future in [pool.submit(run) for run in runs]:
             future.result()
-
-
-def _calls(action: str, entries: Iterable[Listed]) -> list[list[str]]:
-    """AclCommand calls for `entries`, as few as they allow. One call grants (or revokes) every
-    operation it names on every resource it names, so resources that get the same operations for the
-    same principal, host and pattern type share a call."""
-    per_resource: dict[tuple[str, str, str, str, str], set[str]] = {}
-    for entry in entries:
-        a = entry.acl
-        key = (a.principal, entry.host, a.pattern_type, a.resource_type, a.resource)
-        per_resource.setdefault(key, set()).add(a.operation)
-    calls: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
-    for (who, host, pattern, kind, resource), operations in sorted(per_resource.items()):
-        resource_args = ["--cluster"] if kind == "CLUSTER" else [_RESOURCE_OPTION[kind], resource]
-        calls.setdefault((who, host, pattern, tuple(sorted(operations))), []).extend(resource_args)
-    out = []
-    for (who, host, pattern, ops), resources in calls.items():
-        principal = who if ":" in who else f"User:{who}"
-        args = [action, "--allow-principal", principal, "--allow-host", host,
-                "--resource-pattern-type", pattern.lower()]
-        out.append(args + [arg for op in ops for arg in ("--operation", op)] + resources)
-    return out
