@@ -58,8 +58,8 @@ def _agency(agency: str) -> Principal:
 
 
 PRINCIPALS: tuple[Principal, ...] = (
-    Principal(ADMIN, "the broker's super user: topic provisioning, SCRAM users, ACLs (`flexledger dev`, "
-                     "`flexledger kafka`, tests that inject or inspect messages)", super_user=True),
+    Principal(ADMIN, "the broker's super user: creates topics, SCRAM users and ACLs (`flexledger dev`, "
+                     "`flexledger kafka`); tests inject and inspect messages as it", super_user=True),
     Principal("intake", "the intake service",
               writes=(FACTS.name, DEAD_LETTERS.name),
               reads=(AGENCY_FACTS.name, *(agency_feed(a).name for a in AGENCIES)), groups=("intake",)),

@@ -8,8 +8,8 @@
     flexledger kafka acls apply [--dry-run]     # make the broker's ACLs exactly the access table's
     flexledger kafka acls script                # the table as deploy/kafka/compose/access.sh (compose)
 
-They run Kafka's own tools (ConfigCommand, AclCommand) as `admin` against the broker of the settings
-(`flexledger dev env`), or as FLEXLEDGER_KAFKA_USERNAME when that is set. The table is
+They run Kafka's own tools (ConfigCommand, AclCommand) as the local stack's `admin` against the broker
+of the settings (`flexledger dev env`). The table is
 `flexledger.kafka_access` (docs/design/kafka-trust.md). Passwords are never printed: each is in
 <state_dir>/kafka/principals/<name>.password (`flexledger dev env --principal NAME --show-password`).
 Exit status: 0 done; 1 refused or the broker could not be reached.

@@ -142,7 +142,9 @@ def infra(infra_source: str) -> Iterator[Settings]:
                 + f" state_dir={settings.state_dir}"
             )
         if infra_source != "local":
-            devstack.create_topics(settings)
+            from flexledger.devstack.credentials import as_principal
+
+            devstack.create_topics(as_principal(settings, "admin"))
             from flexledger.audit.roles import provision  # the local stack does it in start_infra
 
             provision(settings)  # the services' runtime role and the event tables (docs/design/audit.md)

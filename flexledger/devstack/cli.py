@@ -13,6 +13,7 @@ from rich.table import Table
 
 from flexledger.devstack import credentials, jars, kafka, stack
 from flexledger.devstack.errors import DevstackError
+from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -108,7 +109,7 @@ def env(
 def topics() -> None:
     """Create the catalogue topics that are missing (replication 1), as `admin` (or as
     FLEXLEDGER_KAFKA_USERNAME when set)."""
-    created = _run(lambda: kafka.create_topics(Settings.from_env()))
+    created = _run(lambda: kafka.create_topics(credentials.for_tool(Settings.from_env(), ADMIN)))
     typer.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
 
 

@@ -194,7 +194,7 @@ def kafka_healthy(settings: Settings, timeout: float = 3.0) -> bool:
     if not processes.port_open(host, port):
         return False
     try:
-        return run_sync(_describe(credentials.for_tool(settings, ADMIN), timeout)) > 0
+        return run_sync(_describe(credentials.as_principal(settings, ADMIN), timeout)) > 0
     except Exception:
         return False
 
@@ -224,12 +224,11 @@ async def _create_topics(client: Settings, topics: list[Topic], timeout: float) 
         await admin.close()
 
 
-def create_topics(
-    settings: Settings, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0
-) -> list[str]:
-    """Create the catalogue topics that do not exist yet (replication 1) as `admin` (a restricted
-    principal sees only the topics it may describe, and may create none); return the names created."""
-    return run_sync(_create_topics(credentials.for_tool(settings, ADMIN), list(topics), timeout))
+def create_topics(client: Settings, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0) -> list[str]:
+    """Create the catalogue topics that do not exist yet (replication 1), connected as `client`: the
+    broker's `admin` (a restricted principal sees only the topics it may describe, and may create
+    none). Return the names created."""
+    return run_sync(_create_topics(client, list(topics), timeout))
 
 
 def stop_kafka(settings: Settings, timeout: float = 30.0) -> bool:

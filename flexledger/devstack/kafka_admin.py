@@ -2,10 +2,11 @@
 (kafka_2.13) and AclCommand (the kafka-tools jar). aiokafka can do neither: it has no call to alter
 SCRAM credentials, and creating ACLs only through a private API.
 
-Each tool is a short JVM (about a second). The broker is asked once what it has (`--describe`,
-`--list`), and only what differs is changed, so bringing up a stack that is already right costs two
-tool runs. Passwords never appear on these command lines: ConfigCommand reads the credential from a
-temporary 0600 file (`--add-config-file`), and the tools log in with a 0600 client config.
+Each tool is a short JVM (under a second once its class data is archived: `kafka.run_tool`). The
+broker is asked once what it has (`--describe`, `--list`), and only what differs is changed, so
+bringing up a stack that is already right costs two tool runs. Passwords never appear on these command
+lines: ConfigCommand reads the credential from a temporary 0600 file (`--add-config-file`), and the
+tools log in with a 0600 client config.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def _client_config(client: Settings) -> str:
 
 
 def run_tool(settings: Settings, main_class: str, *args: str) -> str:
-    """Run a Kafka tool against the settings' broker as `admin`; its stdout."""
-    client = credentials.for_tool(settings, ADMIN)
+    """Run a Kafka tool against the settings' broker as the local stack's `admin`; its stdout."""
+    client = credentials.as_principal(settings, ADMIN)
     tool = main_class.rsplit(".", 1)[-1]
     with _private_file(settings, _client_config(client)) as config:
         try:

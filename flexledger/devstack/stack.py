@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 
 from flexledger.devstack import kafka, kafka_admin, postgres, services
+from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, address, is_healthy, part_pid, wait_healthy
+from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> 
     pg_seconds = time.monotonic() - t0
     wait_healthy(kafka.PART, settings, timeout)
     kafka_seconds = time.monotonic() - t0
-    created = kafka.create_topics(settings)
+    created = kafka.create_topics(as_principal(settings, ADMIN))
     topics_done = time.monotonic() - t0
     users, changes = provision_access(settings)
     total = time.monotonic() - t0
