@@ -90,30 +90,28 @@ def _java_cmd(lib: Path, *args: str, heap: tuple[str, ...] = HEAP) -> list[str]:
     ]
 
 
-def format_storage(settings: Settings) -> bool:
-    """Format the data dir once, creating every principal's SCRAM credential (`--add-scram`); True if
-    it formatted. StorageTool ignores `--add-scram` on a formatted dir, so later users are made by
+def format_storage(settings: Settings) -> None:
+    """Format the data dir once, creating every principal's SCRAM credential (`--add-scram`).
+    StorageTool ignores `--add-scram` on a formatted dir, so later users are made by
     `kafka_admin.ensure_users` on the running broker."""
     if (data_dir(settings) / "meta.properties").is_file():
-        return False
+        return
     users = [
         arg
         for p in principals()
         if not p.super_user
-        for arg in ("--add-scram", scram_spec(credentials.ensure_password(settings, p.name), name=p.name))
+        for arg in ("--add-scram", scram_spec(p.name, credentials.ensure_password(settings, p.name)))
     ]
     # The passwords show on this command line for the second it runs (`ps`): on the developer's machine.
     result = run_tool("kafka.tools.StorageTool", "format", "--ignore-formatted",
                       "-t", cluster_id(settings), "-c", str(config_path(settings)), *users)
     if result.returncode != 0:
         raise DevstackError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
-    return True
 
 
-def scram_spec(password: str, *, name: str = "") -> str:
-    """A SCRAM-SHA-512 credential as StorageTool (with `name`) and ConfigCommand take it."""
-    who = f"name={name}," if name else ""
-    return f"SCRAM-SHA-512=[{who}iterations={SCRAM_ITERATIONS},password={password}]"
+def scram_spec(name: str, password: str) -> str:
+    """`name`'s SCRAM-SHA-512 credential as StorageTool's `--add-scram` takes it."""
+    return f"SCRAM-SHA-512=[name={name},iterations={SCRAM_ITERATIONS},password={password}]"
 
 
 def run_tool(main_class: str, *args: str, timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
