@@ -138,6 +138,7 @@ def start_stack(settings: Settings, fresh: bool, profile: str | None) -> None:
     from flexledger import devstack
     from flexledger.devstack import processes
     from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
+    from flexledger.devstack.services import service_env
 
     if fresh:
         stop_stack(settings)
@@ -146,7 +147,7 @@ def start_stack(settings: Settings, fresh: bool, profile: str | None) -> None:
     log.info("infra up: %s", " ".join(f"{k}={v:.1f}s" for k, v in timings.items()))
     for name in SERVICES:
         if name == profile:
-            env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+            env = service_env(name, settings)  # as the service's own Kafka principal
             out = str(Path(settings.state_dir) / f"profile-{name}.pstat")
             processes.spawn_detached(
                 [sys.executable, str(Path(__file__).resolve()), "--serve-profiled", f"services.{name}", out],
@@ -273,7 +274,10 @@ class Watcher:
     async def _run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+        from flexledger.devstack.credentials import client_args
+
+        # As admin: it reads the facts, decisions and orders topics, which no other principal reads all of.
+        consumer = AIOKafkaConsumer(**client_args(self.settings, "admin"), enable_auto_commit=False,
                                     max_poll_records=5000, fetch_max_wait_ms=20)
         await consumer.start()
         try:

@@ -1,11 +1,14 @@
 """What this machine's Kafka broker and PostgreSQL can do at all, for messages and rows the size of
 the pipeline's facts: the ceilings the end-to-end benchmark (bench/e2e_bench.py) is read against.
 
-- Kafka (aiokafka 0.14, as the services use it: acks=all, idempotent producer, one broker): N
-  messages of the size of a FactMessageV1 on a scratch topic of 6 partitions, keyed like the facts
-  topic. Produce (all sends issued, then all acknowledgements awaited), consume (one consumer, all 6
-  partitions, from the start), and both at once (a consumer reading while the producer writes: the
-  pipelined produce+consume rate, first send to last message read).
+- Kafka (aiokafka 0.14, as the services use it: acks=all, idempotent producer, one broker, each client
+  authenticated as its principal under the broker's ACLs): N messages of the size of a FactMessageV1 on
+  a scratch topic of 6 partitions, keyed like the facts topic. The scratch topics are created and
+  deleted by `admin`; the messages are written and read by `bench`, which may touch only
+  `flexledger.bench.*` (docs/design/kafka-trust.md). Produce (all sends issued, then all
+  acknowledgements awaited), consume (one consumer, all 6 partitions, from the start), and both at
+  once (a consumer reading while the producer writes: the pipelined produce+consume rate, first send
+  to last message read).
 - PostgreSQL (asyncpg): N rows of the size of a stored event (id, originator uuid, version, topic,
   state bytea) into a scratch table: `executemany` in one transaction, `COPY`
   (`copy_records_to_table`), and single-row INSERTs each in its own transaction (a commit, so an
@@ -80,18 +83,24 @@ def fact_message_bytes() -> int:
 # ---- Kafka --------------------------------------------------------------------------------------
 
 
-async def _create_topic(bootstrap: str, name: str) -> None:
+def _client(settings: Settings, principal: str) -> dict[str, Any]:
+    from flexledger.devstack.credentials import client_args
+
+    return client_args(settings, principal)
+
+
+async def _create_topic(settings: Settings, name: str) -> None:
     """Create the scratch topic and wait until every partition has its leader: one message is sent
     to each partition (the readers count these PARTITIONS messages too)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_client(settings, "admin"))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
     finally:
         await admin.close()
-    producer = _producer(bootstrap)
+    producer = _producer(settings)
     await producer.start()
     try:
         for partition in range(PARTITIONS):
@@ -100,10 +109,10 @@ async def _create_topic(bootstrap: str, name: str) -> None:
         await producer.stop()
 
 
-async def _delete_topic(bootstrap: str, name: str) -> None:
+async def _delete_topic(settings: Settings, name: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_client(settings, "admin"))
     await admin.start()
     try:
         await admin.delete_topics([name])
@@ -111,14 +120,14 @@ async def _delete_topic(bootstrap: str, name: str) -> None:
         await admin.close()
 
 
-def _producer(bootstrap: str) -> Any:
+def _producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer
 
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    return AIOKafkaProducer(**_client(settings, "bench"), acks="all", enable_idempotence=True)
 
 
-async def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
-    producer = _producer(bootstrap)
+async def _produce(settings: Settings, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
+    producer = _producer(settings)
     await producer.start()
     try:
         t0 = time.perf_counter()
@@ -129,11 +138,11 @@ async def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes
         await producer.stop()
 
 
-async def _consume(bootstrap: str, topic: str, count: int) -> float:
+async def _consume(settings: Settings, topic: str, count: int) -> float:
     """Seconds from start until `count` messages were read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**_client(settings, "bench"), enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_poll_records=5000)
     await consumer.start()
     try:
@@ -149,27 +158,27 @@ async def _consume(bootstrap: str, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-async def kafka_limits(bootstrap: str, messages: int, message_bytes: int) -> tuple[float, float, float]:
+async def kafka_limits(settings: Settings, messages: int, message_bytes: int) -> tuple[float, float, float]:
     value = (b'{"x":"' + b"a" * max(0, message_bytes - 8) + b'"}')[:message_bytes]
     payloads = [(f"main/3202{n % 100_000:014d}".encode(), value) for n in range(messages)]
     topic = f"flexledger.bench.raw-{uuid.uuid4().hex[:8]}"
-    await _create_topic(bootstrap, topic)
+    await _create_topic(settings, topic)
     try:
-        produce_s = await _produce(bootstrap, topic, payloads)
-        consume_s = await _consume(bootstrap, topic, messages + PARTITIONS)
+        produce_s = await _produce(settings, topic, payloads)
+        consume_s = await _consume(settings, topic, messages + PARTITIONS)
     finally:
-        await _delete_topic(bootstrap, topic)
+        await _delete_topic(settings, topic)
     # Both at once, on a fresh topic: the consumer reads while the producer writes.
     topic = f"flexledger.bench.raw-{uuid.uuid4().hex[:8]}"
-    await _create_topic(bootstrap, topic)
+    await _create_topic(settings, topic)
     try:
         t0 = time.perf_counter()
-        reader = asyncio.create_task(_consume(bootstrap, topic, messages + PARTITIONS))
-        await _produce(bootstrap, topic, payloads)
+        reader = asyncio.create_task(_consume(settings, topic, messages + PARTITIONS))
+        await _produce(settings, topic, payloads)
         await reader
         both_s = time.perf_counter() - t0
     finally:
-        await _delete_topic(bootstrap, topic)
+        await _delete_topic(settings, topic)
     return messages / produce_s, messages / consume_s, messages / both_s
 
 
@@ -217,7 +226,7 @@ def measure(settings: Settings, messages: int, single_rows: int = 5_000) -> RawL
     size = fact_message_bytes()
 
     async def both() -> RawLimits:
-        produce, consume, produce_consume = await kafka_limits(settings.kafka_bootstrap, messages, size)
+        produce, consume, produce_consume = await kafka_limits(settings, messages, size)
         many, copy, single, single_n = await pg_limits(settings.pg_dsn(), messages, size, single_rows)
         return RawLimits(
             messages, size, produce, consume, produce_consume, messages, many, copy, single_n, single

@@ -25,8 +25,29 @@ FACTS = Topic(
 )
 AGENCY_FACTS = Topic(
     "flexledger.intake.agency-facts.v1", "agencies", "book/subject",
-    "facts published by agencies (social insurance, HR bureau, ...) for intake to validate",
+    "facts published by agencies (social insurance, HR bureau, ...) for intake to validate; the agency "
+    "is named by a header, which a consumer cannot check: no principal may write it (only `admin`), "
+    "the per-agency feeds replace it (docs/design/kafka-trust.md)",
 )
+
+# The agencies that publish facts on Kafka, each on a feed of its own that only its own principal may
+# write (docs/design/kafka-trust.md): a consumer cannot see who produced a message, so the topic is
+# what says which agency sent it, never a header.
+AGENCIES: tuple[str, ...] = ("hr_bureau", "social_insurance_agency", "talent_office", "park_authority")
+AGENCY_FEED_PREFIX = "flexledger.intake.agency-facts.v1."
+
+
+def agency_feed(agency: str) -> Topic:
+    """The feed only `agency`'s principal may write: `flexledger.intake.agency-facts.v1.<agency>`."""
+    if agency not in AGENCIES:
+        raise ValueError(f"unknown agency {agency!r}; the agencies are {', '.join(AGENCIES)}")
+    return Topic(
+        AGENCY_FEED_PREFIX + agency, agency, "book/subject",
+        f"facts published by {agency} for intake to validate (the topic names the agency)",
+    )
+
+
+AGENCY_FEEDS: tuple[Topic, ...] = tuple(agency_feed(agency) for agency in AGENCIES)
 DEAD_LETTERS = Topic(
     "flexledger.intake.dead-letters.v1", "intake", "source topic/partition/offset",
     "agency messages that could not be decoded or were rejected, with the reason", partitions=1,
@@ -70,6 +91,6 @@ PAYMENTS_DEAD_LETTERS = Topic(
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    FACTS, AGENCY_FACTS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS, CHECKPOINTS,
-    ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS,
+    FACTS, AGENCY_FACTS, *AGENCY_FEEDS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS,
+    SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS,
 )

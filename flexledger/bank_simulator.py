@@ -13,6 +13,9 @@ beneficiary.
 
     flexledger payments bank-simulator --return-suffix 9        # until Ctrl-C
     flexledger payments bank-simulator --idle-exit 10           # until nothing came for 10 s
+
+It connects to Kafka as `finance` (FLEXLEDGER_KAFKA_USERNAME and _PASSWORD when set, else the local
+stack's `finance` password from the state dir).
 """
 
 from __future__ import annotations
@@ -29,13 +32,18 @@ from pydantic import ValidationError
 from contracts.cloudevents import CloudEvent
 from contracts.messages import DisbursementInstructionV1, SettlementResultV1, SettlementV1
 from contracts.topics import DISBURSEMENTS, SETTLEMENTS
+from flexledger.devstack.credentials import for_tool
 from services.payments.domain import BankRule, DisbursementEntry, SettlementOutcome, simulate_bank
+from services.runtime.kafka import client_security
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 SOURCE = "/flexledger/bank-simulator"
 EVENT_TYPE = "flexledger.payments.settlement.v1"
-DEFAULT_GROUP = "bank-simulator"
+# The Finance Bureau's principal (flexledger.kafka_access): it reads disbursements in groups named
+# `finance.*` and alone may write settlements.
+PRINCIPAL = "finance"
+DEFAULT_GROUP = "finance.bank-simulator"
 
 
 def settle(
@@ -84,12 +92,13 @@ class BankSimulator:
 
     async def run(self, *, stop: asyncio.Event | None = None, idle_exit_s: float | None = None) -> int:
         """Serve until `stop` is set, or until nothing arrived for `idle_exit_s`; the batches settled."""
+        client = for_tool(self.settings, PRINCIPAL)
         consumer = AIOKafkaConsumer(
-            DISBURSEMENTS.name, bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            DISBURSEMENTS.name, bootstrap_servers=client.kafka_bootstrap, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", **client_security(client),
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                    enable_idempotence=True)
+        producer = AIOKafkaProducer(bootstrap_servers=client.kafka_bootstrap, acks="all",
+                                    enable_idempotence=True, **client_security(client))
         await consumer.start()
         try:
             await producer.start()

@@ -14,7 +14,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from flexledger import demo, keys_cli, payments_cli, scenario, submit
+    from flexledger import demo, kafka_cli, keys_cli, payments_cli, scenario, submit
     from flexledger.audit import cli as audit_cli
     from flexledger.devstack import cli as dev_cli
 
@@ -22,6 +22,7 @@ def _register() -> None:
     app.add_typer(dev_cli.app, name="dev")
     app.add_typer(audit_cli.app, name="audit")
     app.add_typer(keys_cli.app, name="keys")
+    app.add_typer(kafka_cli.app, name="kafka")
     app.add_typer(payments_cli.app, name="payments")
     app.command("submit")(submit.submit)
     app.command("demo")(demo.demo)

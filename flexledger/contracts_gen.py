@@ -46,11 +46,15 @@ def asyncapi_document() -> str:
     from services.payments.entrypoints.kafka import build_broker as payments_broker
 
     settings = Settings()  # defaults, not the environment: the document must not depend on who runs it
-    eligibility = eligibility_broker(settings)[0]
-    consume_facts(eligibility, settings, None)  # the facts subscriber, described
+
+    def service(name: str) -> Settings:  # each broker as its service's principal, as it connects
+        return settings.as_kafka_principal(name, "")
+
+    eligibility = eligibility_broker(service("eligibility"))[0]
+    consume_facts(eligibility, service("eligibility"), None)  # the facts subscriber, described
     add_audit_publishers(eligibility)  # statistics and checkpoints
     spec = AsyncAPI(
-        intake_broker(settings), eligibility, payments_broker(settings, None)[0],
+        intake_broker(service("intake")), eligibility, payments_broker(service("payments"), None)[0],
         title="flexledger", version="1",
         description="Kafka topics between intake, eligibility and payments. Every message is a CloudEvent "
                     "1.0 in binary mode (ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, "

@@ -10,7 +10,10 @@ Where they come from (first match wins):
    stopped at the end of the session, unless they were already running before it or
    FLEXLEDGER_TEST_KEEP_INFRA=1 (then the next run starts in ~1 s).
 
-The catalogue topics are created in every case. Unit tests do not use `infra`.
+The catalogue topics are created in every case. The local broker authenticates every client and
+applies the access table's ACLs (docs/design/kafka-trust.md), as `flexledger dev up` does: a test
+connects as a principal (`flexledger.devstack.credentials.as_principal` / `client_args`), `admin` to
+inject or inspect messages, a service's own to run it. Unit tests do not use `infra`.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def _containers(stack: ExitStack) -> Settings:
     return replace(
         TEST_SETTINGS,
         kafka_bootstrap=kafka.get_bootstrap_server(),
+        kafka_security_protocol="PLAINTEXT",  # the container's broker authenticates no one
         pg_host=pg.get_container_host_ip(),
         pg_port=int(pg.get_exposed_port(5432)),
     )
@@ -138,7 +142,9 @@ def infra(infra_source: str) -> Iterator[Settings]:
                 + f" state_dir={settings.state_dir}"
             )
         if infra_source != "local":
-            devstack.create_topics(settings.kafka_bootstrap)
+            from flexledger.devstack.credentials import as_principal
+
+            devstack.create_topics(as_principal(settings, "admin"))
             from flexledger.audit.roles import provision  # the local stack does it in start_infra
 
             provision(settings)  # the services' runtime role and the event tables (docs/design/audit.md)

@@ -14,6 +14,7 @@ from typing import Any
 
 from contracts.topics import CHECKPOINTS
 from services.eligibility.domain.checkpoint import BadKey, check, key_id, public_key_b64
+from services.runtime.kafka import client_security
 from services.runtime.keys import signing_key
 from services.runtime.settings import Settings
 
@@ -66,9 +67,14 @@ async def read_topic(settings: Settings, timeout_s: float = 10.0) -> list[dict[s
     """Every checkpoint on the checkpoints topic so far (a throw-away consumer, no group)."""
     from aiokafka import AIOKafkaConsumer
 
-    # Subscribed without a group: every partition is assigned, read from the beginning.
-    consumer = AIOKafkaConsumer(CHECKPOINTS.name, bootstrap_servers=settings.kafka_bootstrap,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    from flexledger.devstack.credentials import for_tool
+
+    # As `auditor` (flexledger.kafka_access), which may read this topic and nothing else. Subscribed
+    # without a group: every partition is assigned, read from the beginning.
+    client = for_tool(settings, "auditor")
+    consumer = AIOKafkaConsumer(CHECKPOINTS.name, bootstrap_servers=client.kafka_bootstrap,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                **client_security(client))
     await consumer.start()
     try:
         partitions = sorted(consumer.assignment())

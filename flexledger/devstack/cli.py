@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flexledger.devstack import jars, kafka, stack
+from flexledger.devstack import credentials, jars, kafka, stack
 from flexledger.devstack.errors import DevstackError
+from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -82,16 +83,33 @@ def _print_status(settings: Settings) -> None:
 
 
 @app.command()
-def env() -> None:
-    """The settings as `export NAME=value` lines (eval "$(flexledger dev env)")."""
-    for name, value in Settings.from_env().as_env().items():
+def env(
+    principal: str = typer.Option("", "--principal", "-p",
+                                  help="Connect to Kafka as this principal (`flexledger kafka principals`)"),
+    show_password: bool = typer.Option(False, "--show-password", help="Print the principal's Kafka password"),
+) -> None:
+    """The settings as `export NAME=value` lines (eval "$(flexledger dev env)").
+
+    Without --principal, no Kafka principal: each tool then connects as its own (the bank simulator as
+    `finance`, `audit checkpoints` as `auditor`) with its password from the state dir. The password is
+    printed only with --show-password; otherwise a comment names the file that holds it."""
+    settings = Settings.from_env()
+    if principal:
+        settings = _run(lambda: credentials.as_principal(settings, principal))
+    password_var = settings.env_name("kafka_password")
+    for name, value in settings.as_env().items():
+        if name == password_var and value and not show_password:
+            path = credentials.password_file(settings, principal)
+            typer.echo(f"# {name}: in {path} (--show-password prints it)")
+            continue
         typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()
 def topics() -> None:
-    """Create the catalogue topics that are missing (replication 1)."""
-    created = _run(lambda: kafka.create_topics(Settings.from_env().kafka_bootstrap))
+    """Create the catalogue topics that are missing (replication 1), as `admin` (or as
+    FLEXLEDGER_KAFKA_USERNAME when set)."""
+    created = _run(lambda: kafka.create_topics(credentials.for_tool(Settings.from_env(), ADMIN)))
     typer.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
 
 

@@ -38,7 +38,7 @@ def part_pid(part: str, settings: Settings) -> int | None:
 def is_healthy(part: str, settings: Settings, timeout: float = 2.0) -> bool:
     """kafka: a metadata round trip; postgres: a login as pg_user; a service: GET /health is 200."""
     if part == kafka.PART:
-        return kafka.kafka_healthy(settings.kafka_bootstrap, timeout)
+        return kafka.kafka_healthy(settings, timeout)
     if part == postgres.PART:
         return postgres.pg_healthy(settings, timeout)
     return services.service_healthy(part, settings, timeout)

@@ -11,13 +11,16 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from contracts.topics import ALL_TOPICS, Topic
-from flexledger.devstack import processes
+from flexledger.devstack import credentials, processes
 from flexledger.devstack.asyncs import run_sync
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.jars import ensure_kafka_jars, java_executable
 from flexledger.devstack.paths import KAFKA_DEPLOY_DIR, log_file, pid_file, state_dir
+from flexledger.kafka_access import ADMIN, principals
+from services.runtime.kafka import client_security
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ PART = "kafka"
 MAIN_CLASS = "kafka.Kafka"
 HEAP = ("-Xms512m", "-Xmx1g")
 _TOPIC_ALREADY_EXISTS = 36
+SCRAM_ITERATIONS = 8192
 
 
 def host_port(bootstrap: str) -> tuple[str, int]:
@@ -47,17 +51,25 @@ def config_path(settings: Settings) -> Path:
 
 
 def write_config(settings: Settings) -> Path:
-    """Render deploy/kafka/server.properties.template for these settings."""
+    """Render deploy/kafka/server.properties.template for these settings (mode 0600: it holds `admin`'s
+    password)."""
     _, port = host_port(settings.kafka_bootstrap)
     template = Template((KAFKA_DEPLOY_DIR / "server.properties.template").read_text())
     text = template.substitute(
         broker_port=port,
         controller_port=settings.kafka_controller_port,
-        log_dirs=kafka_dir(settings) / "data",
+        log_dirs=data_dir(settings),
+        admin_password=credentials.ensure_password(settings, ADMIN),
     )
     path = config_path(settings)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(text)
     return path
+
+
+def data_dir(settings: Settings) -> Path:
+    return kafka_dir(settings) / "data"
 
 
 def cluster_id(settings: Settings) -> str:
@@ -78,14 +90,55 @@ def _java_cmd(lib: Path, *args: str, heap: tuple[str, ...] = HEAP) -> list[str]:
     ]
 
 
-def format_storage(settings: Settings, lib: Path) -> None:
-    """`kafka.tools.StorageTool format --ignore-formatted`: a no-op once the data dir is formatted."""
-    cmd = _java_cmd(lib, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                    "-t", cluster_id(settings), "-c", str(config_path(settings)),
-                    heap=("-Xms64m", "-Xmx256m"))
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def format_storage(settings: Settings) -> None:
+    """Format the data dir once, creating every principal's SCRAM credential (`--add-scram`).
+    StorageTool ignores `--add-scram` on a formatted dir, so later users are made by
+    `kafka_admin.ensure_users` on the running broker."""
+    if (data_dir(settings) / "meta.properties").is_file():
+        return
+    users = [
+        arg
+        for p in principals()
+        if not p.super_user
+        for arg in ("--add-scram", scram_spec(p.name, credentials.ensure_password(settings, p.name)))
+    ]
+    # The passwords show on this command line for the second it runs (`ps`): on the developer's machine.
+    result = run_tool("kafka.tools.StorageTool", "format", "--ignore-formatted",
+                      "-t", cluster_id(settings), "-c", str(config_path(settings)), *users)
     if result.returncode != 0:
         raise DevstackError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
+
+
+def scram_spec(name: str, password: str) -> str:
+    """`name`'s SCRAM-SHA-512 credential as StorageTool's `--add-scram` takes it."""
+    return f"SCRAM-SHA-512=[name={name},iterations={SCRAM_ITERATIONS},password={password}]"
+
+
+def run_tool(main_class: str, *args: str, timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
+    """A Kafka command-line tool in a small JVM, warnings only, on stderr (stdout is its answer).
+
+    The classes a tool's first run loads are archived (AppCDS, `<lib>/.<main class>.jsa`, gone with
+    the jars when they are fetched again) and mapped by its later runs, which then start in ~0.4 s
+    instead of ~1.2 s: a fresh stack's provisioning runs about twenty of them."""
+    lib = ensure_kafka_jars()
+    archive = lib / f".{main_class}.jsa"
+    staging = None
+    if archive.is_file():
+        cds = f"-XX:SharedArchiveFile={archive}"
+    else:  # written at exit; renamed into place, so two first runs at once never share a half-written file
+        staging = archive.with_name(f"{archive.name}.{uuid.uuid4().hex}.tmp")
+        cds = f"-XX:ArchiveClassesAtExit={staging}"
+    log4j = KAFKA_DEPLOY_DIR / "tools-log4j2.properties"
+    cmd = [
+        java_executable(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xlog:disable", cds,
+        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{lib}/*",
+        main_class, *args,
+    ]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout_s)
+    finally:
+        if staging is not None and staging.is_file():
+            staging.replace(archive)
 
 
 def kafka_pid(settings: Settings) -> int | None:
@@ -103,7 +156,7 @@ def start_kafka(settings: Settings) -> int:
             raise DevstackError(f"port {host}:{p} is in use by another process; Kafka cannot start")
     lib = ensure_kafka_jars()
     write_config(settings)
-    format_storage(settings, lib)
+    format_storage(settings)
     env = {**os.environ, "KAFKA_HEAP_OPTS": " ".join(HEAP)}
     return processes.spawn_detached(
         _java_cmd(lib, MAIN_CLASS, str(config_path(settings))),
@@ -114,10 +167,17 @@ def start_kafka(settings: Settings) -> int:
     )
 
 
-async def _describe(bootstrap: str, timeout: float) -> int:
+def _admin_client(client: Settings, timeout: float) -> Any:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    return AIOKafkaAdminClient(
+        bootstrap_servers=client.kafka_bootstrap, request_timeout_ms=int(timeout * 1000),
+        **client_security(client),
+    )
+
+
+async def _describe(client: Settings, timeout: float) -> int:
+    admin = _admin_client(client, timeout)
     try:
         await asyncio.wait_for(admin.start(), timeout)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
@@ -126,21 +186,21 @@ async def _describe(bootstrap: str, timeout: float) -> int:
         await admin.close()
 
 
-def kafka_healthy(bootstrap: str, timeout: float = 3.0) -> bool:
-    """A metadata round trip (describe_cluster) returns at least one broker."""
-    host, port = host_port(bootstrap)
+def kafka_healthy(settings: Settings, timeout: float = 3.0) -> bool:
+    """A metadata round trip (describe_cluster) as `admin` returns at least one broker."""
+    host, port = host_port(settings.kafka_bootstrap)
     if not processes.port_open(host, port):
         return False
     try:
-        return run_sync(_describe(bootstrap, timeout)) > 0
+        return run_sync(_describe(credentials.as_principal(settings, ADMIN), timeout)) > 0
     except Exception:
         return False
 
 
-async def _create_topics(bootstrap: str, topics: list[Topic], timeout: float) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+async def _create_topics(client: Settings, topics: list[Topic], timeout: float) -> list[str]:
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = _admin_client(client, timeout)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -162,9 +222,11 @@ async def _create_topics(bootstrap: str, topics: list[Topic], timeout: float) ->
         await admin.close()
 
 
-def create_topics(bootstrap: str, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0) -> list[str]:
-    """Create the catalogue topics that do not exist yet (replication 1); return the names created."""
-    return run_sync(_create_topics(bootstrap, list(topics), timeout))
+def create_topics(client: Settings, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0) -> list[str]:
+    """Create the catalogue topics that do not exist yet (replication 1), connected as `client`: the
+    broker's `admin` (a restricted principal sees only the topics it may describe, and may create
+    none). Return the names created."""
+    return run_sync(_create_topics(client, list(topics), timeout))
 
 
 def stop_kafka(settings: Settings, timeout: float = 30.0) -> bool:

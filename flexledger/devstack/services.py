@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from flexledger.devstack import processes
+from flexledger.devstack import credentials, processes
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -57,6 +57,14 @@ def service_healthy(name: str, settings: Settings, timeout: float = 2.0) -> bool
     return response.status_code == 200
 
 
+def service_env(name: str, settings: Settings) -> dict[str, str]:
+    """The environment of `python -m services.<name>`: the settings, connected to Kafka as the
+    service's own principal (its name) with its local password."""
+    _check(name)
+    own = credentials.as_principal(settings, name)
+    return {**os.environ, **own.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
 def start_service(
     name: str, settings: Settings, *, wait: bool = True, timeout: float = 60.0, instance: str = ""
 ) -> int:
@@ -73,7 +81,7 @@ def start_service(
             raise DevstackError(f"port 127.0.0.1:{port} is in use by another process; {part} cannot start")
         # Leftovers of an earlier run whose leader died (its children keep the group alive).
         processes.stop_group(pid_file(settings, part), timeout=5.0)
-        env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        env = service_env(name, settings)
         # Each instance its own static Kafka group membership: a restart takes its partitions back.
         env[settings.env_name("kafka_instance_id")] = settings.kafka_instance_id or part
         pid = processes.spawn_detached(

@@ -6,9 +6,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from flexledger.devstack import kafka, postgres, services
+from flexledger.devstack import kafka, kafka_admin, postgres, services
+from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, address, is_healthy, part_pid, wait_healthy
+from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,10 @@ class PartStatus:
 
 
 def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
-    """Start Kafka and PostgreSQL (idempotent), create the catalogue topics; return seconds per step.
+    """Start Kafka and PostgreSQL (idempotent), create the catalogue topics, the principals' SCRAM
+    users and the ACLs of the access table; return seconds per step.
 
-    The broker's JVM boots while PostgreSQL starts. Keys: kafka, postgres, topics, total.
+    The broker's JVM boots while PostgreSQL starts. Keys: kafka, postgres, topics, access, total.
     """
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
@@ -37,14 +40,24 @@ def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> 
     pg_seconds = time.monotonic() - t0
     wait_healthy(kafka.PART, settings, timeout)
     kafka_seconds = time.monotonic() - t0
-    created = kafka.create_topics(settings.kafka_bootstrap)
+    created = kafka.create_topics(as_principal(settings, ADMIN))
+    topics_done = time.monotonic() - t0
+    users, changes = provision_access(settings)
     total = time.monotonic() - t0
     timings = {
-        "kafka": kafka_seconds, "postgres": pg_seconds, "topics": total - kafka_seconds, "total": total,
+        "kafka": kafka_seconds, "postgres": pg_seconds, "topics": topics_done - kafka_seconds,
+        "access": total - topics_done, "total": total,
     }
-    log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs, %d topics created) state in %s",
-             total, pg_seconds, kafka_seconds, len(created), settings.state_dir)
+    log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs, %d topics, %d SCRAM users and %d ACLs "
+             "created, %d ACLs removed) state in %s", total, pg_seconds, kafka_seconds, len(created),
+             len(users), len(changes.added), len(changes.removed), settings.state_dir)
     return timings
+
+
+def provision_access(settings: Settings) -> tuple[list[str], kafka_admin.AclChanges]:
+    """The access table on the broker (flexledger.kafka_access): every principal's SCRAM user, and
+    exactly the table's ACLs. Idempotent."""
+    return kafka_admin.ensure_users(settings), kafka_admin.apply_acls(settings)
 
 
 def _provision_roles(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel, ValidationError
@@ -45,12 +47,75 @@ MAX_BATCH_BYTES = 512 * 1024
 
 
 def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
-    """Idempotent producer with acks=all: a retried send never duplicates or reorders a partition."""
+    """Idempotent producer with acks=all: a retried send never duplicates or reorders a partition.
+    Connected as the settings' principal; subscribers never ask the broker to create a topic (topics
+    are provisioned by `admin`, and a service's principal may not create any)."""
     return KafkaBroker(
         settings.kafka_bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
-        max_batch_size=MAX_BATCH_BYTES,
+        max_batch_size=MAX_BATCH_BYTES, security=broker_security(settings), allow_auto_create_topics=False,
         logger=logging.getLogger(f"{client_id}.kafka"), log_level=logging.DEBUG,
     )
+
+
+# ---- who connects (docs/design/kafka-trust.md) ---------------------------------------------------
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "PLAIN")
+
+
+def client_security(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments that make an aiokafka producer, consumer or admin client connect as the
+    settings' principal: `AIOKafkaConsumer(..., **client_security(settings))`."""
+    protocol = _protocol(settings)
+    if protocol == "PLAINTEXT":
+        return {}
+    if not settings.kafka_username:
+        raise ValueError(_NO_PRINCIPAL.format(protocol=protocol))
+    args: dict[str, Any] = {
+        "security_protocol": protocol, "sasl_mechanism": settings.kafka_sasl_mechanism,
+        "sasl_plain_username": settings.kafka_username, "sasl_plain_password": settings.kafka_password,
+    }
+    if protocol == "SASL_SSL":
+        args["ssl_context"] = ssl_context(settings)
+    return args
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """`client_security` for a FastStream broker (one broker, one principal). Without a user name it
+    only warns: a broker is also built to describe the AsyncAPI document, or in tests that never
+    connect; one that does connect is refused by the broker."""
+    protocol = _protocol(settings)
+    if protocol == "PLAINTEXT":
+        return None
+    if not settings.kafka_username:
+        log.warning(_NO_PRINCIPAL.format(protocol=protocol))
+    context = ssl_context(settings) if protocol == "SASL_SSL" else None
+    scheme = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLPlaintext
+    return scheme(username=settings.kafka_username, password=settings.kafka_password,
+                  ssl_context=context, use_ssl=context is not None)
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Checks the broker's certificate chain and host name against `kafka_ca_file` (PEM), else against
+    the system's CAs."""
+    return ssl.create_default_context(cafile=settings.kafka_ca_file or None)
+
+
+def _protocol(settings: Settings) -> str:
+    """The security protocol, refusing settings that could not connect (an unknown protocol or
+    mechanism) with an error that names the setting."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ValueError(f"FLEXLEDGER_KAFKA_SECURITY_PROTOCOL {settings.kafka_security_protocol!r} is "
+                         f"not one of {', '.join(SECURITY_PROTOCOLS)}")
+    if protocol != "PLAINTEXT" and settings.kafka_sasl_mechanism not in SASL_MECHANISMS:
+        raise ValueError(f"FLEXLEDGER_KAFKA_SASL_MECHANISM {settings.kafka_sasl_mechanism!r} is not one of "
+                         f"{', '.join(SASL_MECHANISMS)}")
+    return protocol
+
+
+_NO_PRINCIPAL = ("Kafka wants a principal ({protocol}): set FLEXLEDGER_KAFKA_USERNAME and "
+                 "FLEXLEDGER_KAFKA_PASSWORD (`flexledger dev env --principal NAME` shows them)")
 
 
 def static_member(settings: Settings, group: str) -> str | None:

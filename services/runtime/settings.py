@@ -7,7 +7,7 @@ with the local stack started by `deploy/`. Services read them through `Settings.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +68,16 @@ class Settings:
     # (else the group waits for the dead member's session to expire). Must be unique per process:
     # empty (dynamic membership) unless each replica gets its own (devstack names each instance).
     kafka_instance_id: str = ""
+    # Who this process is on Kafka (docs/design/kafka-trust.md). The broker authenticates every client
+    # (PLAINTEXT only for a broker without authentication, e.g. a throw-away test container) and its
+    # ACLs decide what each principal may read and write. The local stack (`flexledger dev`) gives each
+    # service its own principal and a password generated once into <state_dir>/kafka/principals/;
+    # SASL_SSL (compose) checks the broker's certificate against `kafka_ca_file` (PEM).
+    kafka_security_protocol: str = "SASL_PLAINTEXT"  # PLAINTEXT | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"  # SCRAM-SHA-512 | PLAIN (the broker's `admin` only)
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_ca_file: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +103,11 @@ class Settings:
         if not self.pg_app_user:
             return self
         return replace(self, pg_user=self.pg_app_user, pg_password=self.pg_app_password)
+
+    def as_kafka_principal(self, username: str, password: str, mechanism: str = "SCRAM-SHA-512") -> Settings:
+        """These settings, connecting to Kafka as `username` (several services in one process, or a
+        tool, each with its own principal)."""
+        return replace(self, kafka_username=username, kafka_password=password, kafka_sasl_mechanism=mechanism)
 
     @property
     def is_app_role(self) -> bool:

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
+from flexledger.devstack.credentials import as_principal
 from flexledger.scenario_file import load_scenario
 from services.eligibility.application import EligibilityApplication
 from services.eligibility.bootstrap import bootstrap as eligibility_bootstrap
@@ -42,9 +43,11 @@ class Stack:
         self.settings = settings
         self.exporter = exporter
         self.provider = provider
-        self.intake = intake_bootstrap(settings, provider)
-        self.eligibility = eligibility_bootstrap(settings, provider)
-        self.payments = payments_bootstrap(settings, provider)
+        # Each service on Kafka as its own principal, as in its own process (docs/design/kafka-trust.md).
+        kafka = {name: as_principal(settings, name) for name in ("intake", "eligibility", "payments")}
+        self.intake = intake_bootstrap(kafka["intake"], provider)
+        self.eligibility = eligibility_bootstrap(kafka["eligibility"], provider)
+        self.payments = payments_bootstrap(kafka["payments"], provider)
         self.intake_url = f"http://127.0.0.1:{settings.intake_port}"
 
 

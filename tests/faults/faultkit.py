@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
 from contracts.topics import ALL_TOPICS, DECISIONS, ORDERS
+from flexledger.devstack.credentials import client_args
 from services.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -326,7 +327,7 @@ async def topic_messages(
     """(headers, JSON body) of the messages of `book` (key prefix) on `topic` since `since_ms`,
     read until `until_count(number found)` holds or the end offsets taken at the start are passed.
     The headers also hold the record's partition, under PARTITION."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     found: list[tuple[dict[str, str], dict[str, Any]]] = []

@@ -22,6 +22,7 @@ from faultkit import engine_decisions, eventually, get_json, submit_stream, topi
 
 from contracts.messages import partition_key
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, ORDERS, PAYMENTS_DEAD_LETTERS
+from flexledger.devstack.credentials import client_args
 from flexledger.scenario_file import load_scenario
 from services.runtime.settings import Settings
 
@@ -36,7 +37,7 @@ def _next_version(body: dict[str, Any]) -> bytes:
 
 
 async def _dead_letters(settings: Settings, topic: str, since_ms: int, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -58,7 +59,7 @@ async def _dead_letters(settings: Settings, topic: str, since_ms: int, count: in
 async def _committed_past(
     settings: Settings, group: str, tp: TopicPartition, offset: int
 ) -> tuple[bool, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
@@ -87,7 +88,7 @@ async def test_poison_goes_to_the_dead_letter_topics_and_consumption_continues(s
         (DECISIONS.name, partition_key(book, grant["beneficiary"]), _next_version(decision_v2),
          "unknown schema_version 2"),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_args(stack, "admin"), acks="all")
     await producer.start()
     try:
         headers = [("origin", b"test_poison")]

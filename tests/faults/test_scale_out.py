@@ -33,6 +33,7 @@ from faultkit import (
 
 from contracts.topics import FACTS
 from flexledger.devstack import services
+from flexledger.devstack.credentials import client_args
 from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -42,7 +43,7 @@ GROUP = "eligibility"
 
 async def _assignment(settings: Settings) -> dict[str, set[int]]:
     """Member id -> partitions of the facts topic it holds, as the group coordinator says."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([GROUP])

@@ -35,6 +35,7 @@ from flexledger.audit.history import history
 from flexledger.audit.replay import locate, replay
 from flexledger.audit.store import PROCESSED, Decoder, EventTable
 from flexledger.audit.whatif import what_if
+from flexledger.devstack.credentials import client_args
 from flexledger.engine import Engine
 from flexledger.pipeline import run_pipeline
 from flexledger.scenario_file import load_scenario
@@ -388,7 +389,7 @@ async def _topic_records(settings: Settings, topic: str) -> list[Any]:
     from aiokafka import AIOKafkaConsumer
 
     # Subscribed without a group: every partition of the topic is assigned, read from the beginning.
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(topic, **client_args(settings, "admin"), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:

@@ -2,6 +2,7 @@
 
 The Kafka round trips write one probe message (JSON with `"probe"`, header `flexledger-probe`) to the
 statistics topic, which no service of ours consumes; readers of that topic in tests should skip it.
+The probe is injected as `admin`, and read back as the Statistics Bureau's principal `statistics`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.topics import ALL_TOPICS, STATISTICS
+from flexledger.devstack.credentials import client_args
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -26,7 +28,7 @@ PROBE_HEADER = "flexledger-probe"
 
 async def _produce_probe(settings: Settings) -> tuple[bytes, int, int]:
     value = json.dumps({"probe": uuid.uuid4().hex}).encode()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
     await producer.start()
     try:
         meta = await producer.send_and_wait(
@@ -38,7 +40,7 @@ async def _produce_probe(settings: Settings) -> tuple[bytes, int, int]:
 
 
 async def test_catalogue_topics_exist_with_their_partitions(infra: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_args(infra, "admin"))
     await admin.start()
     try:
         described = await admin.describe_topics([t.name for t in ALL_TOPICS])
@@ -51,7 +53,7 @@ async def test_catalogue_topics_exist_with_their_partitions(infra: Settings) -> 
 async def test_produce_then_consume_one_message_at_its_offset(infra: Settings) -> None:
     value, partition, offset = await _produce_probe(infra)
     tp = TopicPartition(STATISTICS.name, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(infra, "statistics"), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -68,8 +70,8 @@ async def test_consumer_group_joins_and_receives(infra: Settings) -> None:
     value, _, _ = await _produce_probe(infra)
     consumer = AIOKafkaConsumer(
         STATISTICS.name,
-        bootstrap_servers=infra.kafka_bootstrap,
-        group_id=f"test-infra-{uuid.uuid4().hex[:8]}",
+        **client_args(infra, "statistics"),
+        group_id=f"statistics.test-infra-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
     )
     t0 = time.monotonic()

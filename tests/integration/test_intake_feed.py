@@ -29,6 +29,7 @@ from intake_support import (
 
 from contracts.messages import IntakeDeadLetterV1
 from contracts.topics import AGENCY_FACTS, DEAD_LETTERS
+from flexledger.devstack.credentials import client_args
 from services.intake.aggregates import DeadLetter, dead_letter_id
 from services.intake.application import Incoming, IntakeApplication, Source
 from services.runtime.settings import Settings
@@ -41,8 +42,10 @@ INSURANCE = "social_insurance_agency"
 async def _publish(
     settings: Settings, messages: list[tuple[bytes, dict[str, str | bytes]]], key: bytes
 ) -> list[tuple[int, int]]:
-    """Publish (value, headers) in order with one key (so one partition); their (partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    """Publish (value, headers) in order with one key (so one partition); their (partition, offset).
+    As `admin`: the shared feed names its agency in a header, which nothing on the broker can hold an
+    agency to, so no agency's principal may write it (docs/design/kafka-trust.md)."""
+    producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
     await producer.start()
     try:
         out = []
@@ -57,7 +60,7 @@ async def _publish(
 
 async def _dead_letters(settings: Settings, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], Any]:
     """The dead letters of the given source positions, read from the dead-letter topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
     await consumer.start()
     found: dict[tuple[int, int], Any] = {}
     try:

@@ -30,6 +30,7 @@ from contracts.decisions import DecisionV1
 from contracts.messages import partition_key
 from contracts.topics import DECISIONS, SETTLEMENTS
 from flexledger.bank_simulator import BankSimulator
+from flexledger.devstack.credentials import client_args
 from flexledger.pipeline import run_pipeline
 from flexledger.scenario_file import load_scenario
 from services.payments.domain import BankRule
@@ -87,7 +88,7 @@ class Payments:
 
     async def publish(self, *decisions: DecisionV1) -> list[tuple[int, int]]:
         """Publish decisions as eligibility's relay does; their (partition, offset)."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+        producer = AIOKafkaProducer(**client_args(self.settings, "eligibility"), acks="all",
                                     enable_idempotence=True)
         await producer.start()
         try:
@@ -168,7 +169,7 @@ def decision(
 @contextlib.asynccontextmanager
 async def bank(settings: Settings, *books: str, rule: BankRule | None = None) -> AsyncIterator[BankSimulator]:
     """The simulated bank, settling these books' instructions while the block runs."""
-    simulator = BankSimulator(settings, rule, books=books, group_id=f"bank-test-{uuid.uuid4().hex}")
+    simulator = BankSimulator(settings, rule, books=books, group_id=f"finance.bank-test-{uuid.uuid4().hex}")
     stop = asyncio.Event()
     task = asyncio.create_task(simulator.run(stop=stop))
     try:
@@ -204,14 +205,14 @@ async def pay(services: Settings, payments_log_start: int) -> AsyncIterator[Paym
 
 async def _find(settings: Settings, topic: str, key: str, match: Callable[[Record], bool]) -> list[Record]:
     """The messages with `key` on its partition that `match`."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_args(settings, "admin"))
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))
     finally:
         await producer.stop()
     tp = TopicPartition(topic, DefaultPartitioner()(key.encode(), partitions, partitions))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
     await consumer.start()
     found = []
     try:
@@ -228,7 +229,7 @@ async def _find(settings: Settings, topic: str, key: str, match: Callable[[Recor
 
 
 async def _republish(settings: Settings, records: list[Record]) -> list[tuple[int, int]]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
     await producer.start()
     try:
         out = []
@@ -538,7 +539,7 @@ async def _rewind(settings: Settings, group: str, topic: str, records: list[Reco
     for record in records:
         tp = TopicPartition(topic, record.partition)
         first[tp] = min(first.get(tp, record.offset), record.offset)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(topic, **client_args(settings, "admin"), group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -555,7 +556,7 @@ async def _rewind(settings: Settings, group: str, topic: str, records: list[Reco
 async def _groups_past(settings: Settings, copies: list[tuple[int, int]], records: list[Record]) -> bool:
     groups = {DECISIONS.name: "payments", SETTLEMENTS.name: "payments-settlements"}
     for (partition, offset), record in zip(copies, records, strict=True):
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=groups[record.topic],
+        consumer = AIOKafkaConsumer(**client_args(settings, "admin"), group_id=groups[record.topic],
                                     enable_auto_commit=False)
         await consumer.start()
         try:

@@ -21,6 +21,7 @@ from eventsourcing.persistence import Tracking
 
 from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject, partition_key
 from contracts.topics import DECISIONS, FACTS
+from flexledger.devstack.credentials import client_args
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import DecisionChain, chain_content
 from services.eligibility.application import EligibilityApplication, FactOutcome
@@ -178,7 +179,7 @@ async def test_a_poison_message_is_skipped_and_never_quoted(flow: Flow) -> None:
 
     log = log_file(flow.settings, "eligibility")
     logged_before = log.stat().st_size
-    producer = AIOKafkaProducer(bootstrap_servers=flow.settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_args(flow.settings, "admin"), acks="all")
     await producer.start()
     try:
         poison = {"book": flow.book, "seq": 1, "fact": {"worker": flow.worker}}  # not a FactMessageV1
@@ -189,7 +190,7 @@ async def test_a_poison_message_is_skipped_and_never_quoted(flow: Flow) -> None:
     tp = TopicPartition(FACTS.name, meta.partition)
 
     async def committed_past() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=flow.settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_args(flow.settings, "admin"))
         await admin.start()
         try:
             offsets = await admin.list_consumer_group_offsets("eligibility", partitions=[tp])
@@ -206,14 +207,14 @@ async def test_a_poison_message_is_skipped_and_never_quoted(flow: Flow) -> None:
 
 async def _find(settings: Settings, topic: str, key: str, match: Callable[[Record], bool]) -> Record:
     """The first message with `key` on its partition that `match`es (scanning that partition)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(**client_args(settings, "admin"))
     await producer.start()
     try:  # the partition the services' producers chose for this key
         partitions = sorted(await producer.partitions_for(topic))
     finally:
         await producer.stop()
     tp = TopicPartition(topic, DefaultPartitioner()(key.encode(), partitions, partitions))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -229,7 +230,7 @@ async def _find(settings: Settings, topic: str, key: str, match: Callable[[Recor
 
 
 async def _republish(settings: Settings, record: Record) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
     await producer.start()
     try:
         meta = await producer.send_and_wait(
@@ -296,7 +297,7 @@ async def test_consumer_restarted_from_an_earlier_offset_changes_nothing(flow: F
     devstack.stop_service("eligibility", flow.settings)
     try:
         # Join the (now empty) group as its only member, then move its committed offset back.
-        rewind = AIOKafkaConsumer(FACTS.name, bootstrap_servers=flow.settings.kafka_bootstrap,
+        rewind = AIOKafkaConsumer(FACTS.name, **client_args(flow.settings, "admin"),
                                   group_id="eligibility", enable_auto_commit=False)
         await rewind.start()
         try:
@@ -308,7 +309,7 @@ async def test_consumer_restarted_from_an_earlier_offset_changes_nothing(flow: F
         devstack.start_service("eligibility", flow.settings, timeout=90)
 
     async def caught_up() -> bool:
-        admin = AIOKafkaConsumer(bootstrap_servers=flow.settings.kafka_bootstrap, group_id="eligibility",
+        admin = AIOKafkaConsumer(**client_args(flow.settings, "admin"), group_id="eligibility",
                                  enable_auto_commit=False)
         await admin.start()
         try:

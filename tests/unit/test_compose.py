@@ -55,6 +55,7 @@ def test_settings_parse_from_the_compose_environment(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     assert settings.kafka_bootstrap == "kafka:9092"
+    assert (settings.kafka_security_protocol, settings.kafka_ca_file) == ("SASL_SSL", "/pki/ca/ca.crt")
     assert settings.pg_host == "postgres"
     assert settings.otel_exporter_otlp_endpoint.startswith("http://otel-collector:")
 
@@ -63,7 +64,8 @@ def test_kafka_is_a_single_kraft_node_and_the_collector_feeds_jaeger() -> None:
     services = _compose()["services"]
     kafka_env = _environment(services["kafka"])
     assert services["kafka"]["image"].startswith("apache/kafka:")
-    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    broker = _properties((DEPLOY / "kafka" / "compose" / "server.properties").read_text())
+    assert broker["process.roles"] == "broker,controller"
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kafka_env["CLUSTER_ID"])
     assert {"postgres", "otel-collector", "jaeger"} <= set(services)
     collector = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())
@@ -82,16 +84,135 @@ def test_broker_template_renders_for_the_settings(tmp_path: Path) -> None:
         line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#")
     )
     assert "$" not in "".join(props.values())
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["listeners"] == "CLIENT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
     assert props["log.dirs"] == str(tmp_path.resolve() / "kafka" / "data")
     assert props["offsets.topic.num.partitions"] == "1"
+    # Every listener authenticates, the controller's too; ACLs decide; no topic appears on demand.
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,PLAIN"
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert _broker_security(props)
+    admin_password = (tmp_path / "kafka" / "principals" / "admin.password").read_text().strip()
+    assert f'user_admin="{admin_password}"' in props["listener.name.controller.plain.sasl.jaas.config"]
+    assert (tmp_path / "kafka" / "server.properties").stat().st_mode & 0o777 == 0o600
+
+
+def _broker_security(props: dict[str, str]) -> bool:
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["super.users"] == "User:admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["auto.create.topics.enable"] == "false"
+    return True
+
+
+def _properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def test_compose_broker_speaks_sasl_ssl_only_and_keeps_its_controller_to_itself() -> None:
+    props = _properties((DEPLOY / "kafka" / "compose" / "server.properties").read_text())
+    assert props["listener.security.protocol.map"] == (
+        "CLIENT:SASL_SSL,HOST:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    )
+    assert props["listeners"].endswith("CONTROLLER://127.0.0.1:9093")
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["listener.name.host.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"  # no admin from the host
+    assert props["ssl.keystore.type"] == "PEM"
+    assert props["ssl.keystore.location"] == "/pki/broker/broker-keystore.pem"
+    assert _broker_security(props)
+    kafka = _compose()["services"]["kafka"]
+    assert kafka["entrypoint"] == ["bash", "/flexledger/broker.sh"]
+    assert "kafka-tls:/pki/broker:ro" in kafka["volumes"]
+    assert kafka["depends_on"]["kafka-tls"]["condition"] == "service_completed_successfully"
+
+
+def test_each_service_connects_as_its_own_principal_over_tls() -> None:
+    services = _compose()["services"]
+    passwords = set()
+    for name in SERVICES:
+        env = _environment(services[name])
+        assert env["FLEXLEDGER_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["FLEXLEDGER_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["FLEXLEDGER_KAFKA_CA_FILE"] == "/pki/ca/ca.crt"
+        assert "kafka-ca:/pki/ca:ro" in services[name]["volumes"]
+        assert env["FLEXLEDGER_KAFKA_USERNAME"] == name
+        assert f"FLEXLEDGER_KAFKA_PASSWORD_{name.upper()}:?" in env["FLEXLEDGER_KAFKA_PASSWORD"]
+        passwords.add(env["FLEXLEDGER_KAFKA_PASSWORD"])
+        assert services[name]["depends_on"]["kafka-access"]["condition"] == "service_completed_successfully"
+    assert len(passwords) == len(SERVICES)
+    topics = _environment(services["topics"])
+    assert topics["FLEXLEDGER_KAFKA_USERNAME"] == "admin"
+    assert topics["FLEXLEDGER_KAFKA_SASL_MECHANISM"] == "PLAIN"
+
+
+def test_the_access_job_runs_the_script_generated_from_the_access_table() -> None:
+    from flexledger.kafka_access import compose_script, password_variable, principals
+
+    script = (DEPLOY / "kafka" / "compose" / "access.sh").read_text()
+    assert script == compose_script(), "flexledger kafka acls script > deploy/kafka/compose/access.sh"
+    job = _compose()["services"]["kafka-access"]
+    assert job["entrypoint"] == ["bash", "/flexledger/access.sh"]
+    env = _environment(job)
+    for p in principals(dev=False):
+        if not p.super_user:
+            assert password_variable(p.name) in env and password_variable(p.name) in script
+    assert not any(p.dev_only and password_variable(p.name) in script for p in principals())
+
+
+def test_tls_init_makes_a_ca_and_a_broker_certificate_a_client_accepts_for_kafka(tmp_path: Path) -> None:
+    """deploy/kafka/tls-init.sh (the kafka-tls job), then a TLS handshake in memory: the broker's PEM
+    keystore on the server side, a client trusting only the CA and checking the host name `kafka`."""
+    import os
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl")
+    subprocess.run(["sh", str(DEPLOY / "kafka" / "tls-init.sh"), str(tmp_path), str(os.getuid())],
+                   check=True, capture_output=True)
+    keystore = tmp_path / "broker" / "broker-keystore.pem"
+    assert keystore.stat().st_mode & 0o777 == 0o400
+    assert (tmp_path / "ca-key" / "ca.key").stat().st_mode & 0o077 == 0
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(keystore)
+    for host in ("kafka", "localhost"):
+        _handshake(ssl.create_default_context(cafile=tmp_path / "ca" / "ca.crt"), server, host)
+    with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs only
+        _handshake(ssl.create_default_context(), server, "kafka")
+
+
+def _handshake(client: Any, server: Any, host: str) -> None:
+    """A TLS handshake in memory between two SSL contexts, the client checking `host`."""
+    import ssl
+
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    ends = [client.wrap_bio(c_in, c_out, server_hostname=host),
+            server.wrap_bio(s_in, s_out, server_side=True)]
+    done = [False, False]
+    for _ in range(10):
+        for i, end in enumerate(ends):
+            if not done[i]:
+                try:
+                    end.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done):
+            return
+    raise AssertionError("the TLS handshake did not finish")
 
 
 def test_pom_pins_kafka_logging_and_the_dependency_plugin() -> None:
     pom = (DEPLOY / "kafka" / "pom.xml").read_text()
     assert "<kafka.version>4.1.1</kafka.version>" in pom
     assert "<log4j.version>2.24.3</log4j.version>" in pom
-    for artifact in ("kafka_2.13", "log4j-api", "log4j-core", "log4j-slf4j-impl"):
+    for artifact in ("kafka_2.13", "kafka-tools", "log4j-api", "log4j-core", "log4j-slf4j-impl"):
         assert f"<artifactId>{artifact}</artifactId>" in pom
+    # kafka-tools (AclCommand) alone, not its own closure (connect-runtime, jetty, jersey).
+    assert re.search(r"<artifactId>kafka-tools</artifactId>\s*<version>\$\{kafka.version\}</version>\s*"
+                     r"<exclusions><exclusion><groupId>\*</groupId><artifactId>\*</artifactId>", pom)
     assert re.search(r"maven-dependency-plugin</artifactId>\s*<version>3\.8\.1<", pom)
