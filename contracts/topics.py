@@ -77,7 +77,7 @@ CHECKPOINTS = Topic(
     "Ed25519-signed checkpoints of the decision ledger's hash chain", partitions=1,
 )
 
-# Poison input of the eligibility and payments consumers (services.runtime.kafka.DeadLetters): the source
+# Poison input of the eligibility and payments consumers (services.runtime.consuming.DeadLetters): the source
 # message's bytes, key and headers exactly as consumed, plus `dlq_*` headers (reason, source topic,
 # partition, offset, consumer group). They hold what their source topic holds (identity numbers
 # included), so they need the same access as the source topic.

@@ -36,9 +36,10 @@ def schema_documents() -> dict[Path, str]:
     return out
 
 
-def asyncapi_document() -> str:
-    from faststream.specification import AsyncAPI
-
+def service_brokers() -> dict[str, Any]:
+    """Each service's FastStream broker with every subscriber and publisher it declares, built as its
+    own Kafka principal from default settings (never connected): what the AsyncAPI document and the
+    access table's test describe."""
     from services.eligibility.entrypoints.audit import add_audit_publishers
     from services.eligibility.entrypoints.kafka import build_broker as eligibility_broker
     from services.eligibility.entrypoints.kafka import consume_facts
@@ -53,8 +54,15 @@ def asyncapi_document() -> str:
     eligibility = eligibility_broker(service("eligibility"))[0]
     consume_facts(eligibility, service("eligibility"), None)  # the facts subscriber, described
     add_audit_publishers(eligibility)  # statistics and checkpoints
+    return {"intake": intake_broker(service("intake")), "eligibility": eligibility,
+            "payments": payments_broker(service("payments"), None)[0]}
+
+
+def asyncapi_document() -> str:
+    from faststream.specification import AsyncAPI
+
     spec = AsyncAPI(
-        intake_broker(service("intake")), eligibility, payments_broker(service("payments"), None)[0],
+        *service_brokers().values(),
         title="flexledger", version="1",
         description="Kafka topics between intake, eligibility and payments. Every message is a CloudEvent "
                     "1.0 in binary mode (ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, "

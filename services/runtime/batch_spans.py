@@ -1,6 +1,6 @@
 """Tracing a consumed batch of Kafka records, and the one rule for tracing a commit.
 
-The mirror of `services.runtime.kafka.publish_batch`, which gives the messages of one trace in an outbox
+The mirror of `services.runtime.publishing.publish_batch`, which gives the messages of one trace in an outbox
 batch one PRODUCER span: here the records of a consumed batch that carry the same `traceparent` (the
 same producer span) get one CONSUMER span, child of it (`group_of`). A single POST's fact has a trace
 of its own, so a span of its own (with its offset); the facts of one bulk request share one span
@@ -29,7 +29,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from services.runtime.kafka import consumer_span_attributes
+from services.runtime.consuming import consumer_span_attributes
 from services.runtime.telemetry import context_from
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -28,6 +27,7 @@ from contracts.topics import (
     STATISTICS,
     agency_feed,
 )
+from flexledger.contracts_gen import service_brokers
 from flexledger.devstack.kafka_admin import Listed, parse_acls, plan
 from flexledger.kafka_access import (
     PRINCIPALS,
@@ -96,24 +96,10 @@ def test_only_admin_is_a_super_user_and_only_the_benchmark_is_local_only() -> No
         principal("mallory")
 
 
-def _brokers() -> dict[str, Any]:
-    from services.eligibility.entrypoints.audit import add_audit_publishers
-    from services.eligibility.entrypoints.kafka import build_broker as eligibility
-    from services.intake.entrypoints.kafka import build_broker as intake
-    from services.payments.entrypoints.kafka import build_broker as payments
-
-    settings = Settings()
-    brokers = {"intake": intake(settings.as_kafka_principal("intake", ""))[0],
-               "eligibility": eligibility(settings.as_kafka_principal("eligibility", ""), None)[0],
-               "payments": payments(settings.as_kafka_principal("payments", ""), None)[0]}
-    add_audit_publishers(brokers["eligibility"])
-    return brokers
-
-
 def test_each_service_may_do_what_its_broker_subscribes_and_publishes() -> None:
     """Derived from the services' own FastStream brokers, so a new subscriber, group or publisher
     without its row in the table fails here rather than on the broker."""
-    for name, broker in _brokers().items():
+    for name, broker in service_brokers().items():
         granted = {a for a in acls() if a.principal == name}
         for subscriber in broker.subscribers:
             assert Acl(name, "GROUP", "LITERAL", subscriber.group_id, READ) in granted, subscriber.group_id
@@ -122,7 +108,7 @@ def test_each_service_may_do_what_its_broker_subscribes_and_publishes() -> None:
         for publisher in broker.publishers:
             assert Acl(name, "TOPIC", "LITERAL", publisher.topic, WRITE) in granted, publisher.topic
     dead_letters = {"eligibility": ELIGIBILITY_DEAD_LETTERS, "payments": PAYMENTS_DEAD_LETTERS}
-    for name, topic in dead_letters.items():  # published with broker.publish (services.runtime.kafka)
+    for name, topic in dead_letters.items():  # published with broker.publish (services.runtime.consuming)
         assert _writers(topic.name) == {name}
 
 

@@ -36,9 +36,9 @@ from services.eligibility.domain.checkpoint import (
     sign,
 )
 from services.runtime.eventstore import ServiceApplication
-from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.keys import signing_key
 from services.runtime.outbox import Batch, Connection
+from services.runtime.publishing import Outgoing, publish_batch
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
 from contracts.messages import partition_key
 from services.eligibility.aggregates import DecisionChain
-from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection
+from services.runtime.publishing import Outgoing, publish_batch
 
 EVENT_TYPE = "flexledger.eligibility.decision.v1"
 SOURCE = "/flexledger/eligibility"

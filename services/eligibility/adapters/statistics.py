@@ -19,8 +19,8 @@ from opentelemetry import trace
 from contracts.cloudevents import CloudEvent
 from contracts.messages import StatisticV1
 from services.eligibility.aggregates import DecisionChain
-from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection
+from services.runtime.publishing import Outgoing, publish_batch
 
 EVENT_TYPE = "flexledger.eligibility.statistic.v1"
 SOURCE = "/flexledger/eligibility"

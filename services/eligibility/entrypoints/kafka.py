@@ -19,8 +19,9 @@ from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
 from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
+from services.runtime.consuming import DeadLetters, strict_batch_decoder
 from services.runtime.eventstore import kafka_tracking
-from services.runtime.kafka import DeadLetters, make_broker, static_member, strict_batch_decoder
+from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.settings import Settings
 
@@ -47,7 +48,7 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
 def consume_facts(broker: KafkaBroker, settings: Settings, handler: FactsHandler | None) -> None:
     """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI."""
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (services.runtime.kafka.DeadLetters).
+    # committed past (services.runtime.consuming.DeadLetters).
     dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
 
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is

@@ -21,8 +21,8 @@ from contracts.messages import FactMessageV1, IntakeDeadLetterV1
 from contracts.topics import FACTS
 from services.intake.adapters.store import IntakeStore
 from services.intake.aggregates import DeadLetter, FactSubmission
-from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection, LogFollower
+from services.runtime.publishing import Outgoing, publish_batch
 from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"

@@ -24,7 +24,8 @@ from services.intake.adapters.store import IntakeStore
 from services.intake.application import Source
 from services.intake.domain.feed import AGENCY_HEADER, NotTaken, read_agency_message
 from services.intake.domain.limits import Limits
-from services.runtime.kafka import consuming, make_broker, static_member
+from services.runtime.consuming import consuming
+from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier

@@ -24,8 +24,8 @@ from contracts.messages import DisbursementEntryV1, DisbursementInstructionV1, P
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import events as e
-from services.runtime.kafka import Outgoing, publish_batch
 from services.runtime.outbox import Batch, Connection
+from services.runtime.publishing import Outgoing, publish_batch
 
 ORDER_EVENT_TYPE = "flexledger.payments.order.v1"
 DISBURSEMENT_EVENT_TYPE = "flexledger.payments.disbursement.v1"

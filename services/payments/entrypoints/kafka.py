@@ -27,15 +27,9 @@ from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LET
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import DecisionItem, RecordOutcome
 from services.runtime.batch_spans import ConsumedBatch, TraceGroup
+from services.runtime.consuming import DeadLetters, consuming, strict_batch_decoder, strict_decoder
 from services.runtime.eventstore import kafka_tracking
-from services.runtime.kafka import (
-    DeadLetters,
-    consuming,
-    make_broker,
-    static_member,
-    strict_batch_decoder,
-    strict_decoder,
-)
+from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier, trace_id_hex
@@ -71,7 +65,7 @@ def build_broker(settings: Settings, handler: KafkaConsumers | None) -> Payments
     )
 
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (services.runtime.kafka.DeadLetters).
+    # committed past (services.runtime.consuming.DeadLetters).
     dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, GROUP)
     settlement_dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS_GROUP)
 

@@ -1,4 +1,4 @@
-"""Intake's outbox relay through `services.runtime.kafka.publish_batch`, against a recording aiokafka producer
+"""Intake's outbox relay through `publishing.publish_batch`, against a recording aiokafka producer
 (no broker): messages per partition in log order, CloudEvents headers and a traceparent on each, one
 PRODUCER span per trace, full record batches sent as they fill."""
 
@@ -24,7 +24,7 @@ from contracts.messages import FactMessageV1
 from contracts.topics import FACTS
 from services.intake.adapters.relay import FactRelay
 from services.intake.aggregates import FactSubmission
-from services.runtime import kafka
+from services.runtime import publishing
 
 PARTITIONS = 6
 BULK_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -74,7 +74,7 @@ async def _relay(
     monkeypatch: pytest.MonkeyPatch, provider: TracerProvider, events: list[Any], max_batch_size: int,
 ) -> RecordingProducer:
     producer = RecordingProducer(max_batch_size)
-    monkeypatch.setattr(kafka, "_producer_of", lambda publisher: producer)
+    monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
     relay = FactRelay(Publisher(), provider.get_tracer("test"))  # type: ignore[arg-type]
     await relay(None, list(enumerate(events, start=1)))  # type: ignore[arg-type]
     await producer.stop()
@@ -180,7 +180,7 @@ async def test_a_failed_send_fails_the_batch_and_marks_its_spans(
             raise ConnectionError("broker down")
 
     producer = BrokerDown(16 * 1024)
-    monkeypatch.setattr(kafka, "_producer_of", lambda publisher: producer)
+    monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
     relay = FactRelay(Publisher(), provider.get_tracer("test"))  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):  # the follower keeps its position and publishes again
         await relay(None, [(1, _event(1, "w1", BULK_TRACE))])  # type: ignore[arg-type]

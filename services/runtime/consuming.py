@@ -1,0 +1,175 @@
+"""Consuming from Kafka: strict decoders that turn poison messages into redacted reasons (and dead
+letters), and the CONSUMER spans of records.
+
+Consumption is at-least-once (subscribers use AckPolicy.ACK: commit after the handler returns) and
+the handler never returns before its effect is committed: transient failures (database or broker
+down) are retried with backoff (`services.runtime.process.until_done`), holding the partition, because
+skipping a fact would make the ledger wrong. FastStream's ACK also commits when a handler raises, so
+handlers must not raise for transient failures. Exactly-once effect comes from the Kafka position
+recorded with the events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
+from pydantic import BaseModel, ValidationError
+
+from services.runtime.process import until_done
+from services.runtime.telemetry import context_from_headers
+
+log = logging.getLogger(__name__)
+
+
+class PoisonMessage(ValueError):
+    """A message that is not the topic's model. Its text never quotes the message: facts carry identity
+    numbers, and pydantic's own errors would print them into the log."""
+
+
+def strict_decoder(
+    model: type[BaseModel], *, dead_letters: DeadLetters | None = None
+) -> Callable[[KafkaMessage], Awaitable[Any]]:
+    """A FastStream decoder validating the body against `model`, failing with a redacted reason.
+
+    A poison message then fails before the handler and is logged and committed (AckPolicy.ACK), so it
+    never blocks its partition. With `dead_letters`, it is first published to the dead-letter topic
+    with the reason (retried until the broker takes it), so it is committed past only once kept."""
+
+    async def decode(msg: KafkaMessage) -> Any:
+        try:
+            return model.model_validate_json(msg.body).model_dump(mode="json")
+        except ValidationError as exc:
+            r = msg.raw_message
+            where = "" if isinstance(r, tuple) else f" {r.topic}[{r.partition}]@{r.offset}"
+            reason = unknown_schema_version(model, msg.body) or "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            )
+            if dead_letters is not None and not isinstance(r, tuple):
+                await dead_letters.keep(r, f"not a {model.__name__}: {reason}")
+            raise PoisonMessage(f"not a {model.__name__}{where}: {reason}") from None
+
+    return decode
+
+
+def strict_batch_decoder(
+    model: type[BaseModel], *, dead_letters: DeadLetters | None = None
+) -> Callable[[KafkaMessage], Awaitable[Any]]:
+    """`strict_decoder` for a batch subscriber: one entry per record of the batch, in order — the
+    validated `model`, or None for a poison record (dead-lettered first, when `dead_letters` is given),
+    so that the handler can pair entries with `msg.raw_message` and skip the Nones."""
+
+    async def decode(msg: KafkaMessage) -> Any:
+        records = msg.raw_message
+        assert isinstance(records, tuple), "a batch subscriber's message holds a tuple of records"
+        out: list[BaseModel | None] = []
+        for record in records:
+            try:
+                out.append(model.model_validate_json(record.value or b""))
+            except ValidationError as exc:
+                where = f" {record.topic}[{record.partition}]@{record.offset}"
+                reason = unknown_schema_version(model, record.value or b"") or "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                    for e in exc.errors(include_url=False, include_input=False, include_context=False)
+                )
+                if dead_letters is not None:
+                    await dead_letters.keep(record, f"not a {model.__name__}: {reason}")
+                log.error("PoisonMessage: not a %s%s: %s (skipped)", model.__name__, where, reason)
+                out.append(None)
+        return out
+
+    return decode
+
+
+def unknown_schema_version(model: type[BaseModel], body: bytes) -> str | None:
+    """'unknown schema_version N' when `body` is a JSON object naming another version than `model`'s
+    (the version is quoted only when it is an integer: nothing else of the body is ever quoted)."""
+    field = model.model_fields.get("schema_version")
+    if field is None:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:  # not JSON, not UTF-8: the validation error says so
+        return None
+    if not isinstance(data, dict) or "schema_version" not in data or data["schema_version"] == field.default:
+        return None
+    got = data["schema_version"]
+    integer = isinstance(got, int) and not isinstance(got, bool)
+    shown = str(got) if integer else f"of type {type(got).__name__}"
+    return f"unknown schema_version {shown} (this consumer reads {field.default})"
+
+
+DLQ_HEADER_PREFIX = "dlq_"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    """A consumer's dead-letter topic: where it keeps the messages it cannot decode, then goes on.
+
+    The dead letter carries the source message's value and key unchanged, its headers (values as
+    UTF-8 text, undecodable bytes backslash-escaped), and `dlq_reason`, `dlq_source_topic`,
+    `dlq_source_partition`, `dlq_source_offset`, `dlq_consumer_group`, `dlq_at`: enough to find the
+    original and to re-drive it (drop the `dlq_*` headers, publish to the source topic). Publishing
+    is at least once: a crash before the source offset is committed keeps the message twice (same
+    source coordinates). The reason must never quote the body (identity numbers)."""
+
+    broker: KafkaBroker
+    topic: str
+    group: str
+
+    async def keep(self, record: Any, reason: str) -> None:
+        """Publish `record` (an aiokafka ConsumerRecord) with `reason`; retried until the broker has it."""
+        headers = {
+            name: (value or b"").decode("utf-8", "backslashreplace")
+            for name, value in (record.headers or ())
+            if not name.startswith(DLQ_HEADER_PREFIX)
+        }
+        headers |= {
+            "dlq_reason": reason, "dlq_source_topic": record.topic,
+            "dlq_source_partition": str(record.partition), "dlq_source_offset": str(record.offset),
+            "dlq_consumer_group": self.group, "dlq_at": datetime.now(UTC).isoformat(),
+        }
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        await until_done(
+            f"dead-lettering {where} to {self.topic}",
+            lambda: self.broker.publish(record.value or b"", self.topic, key=record.key, headers=headers,
+                                        correlation_id=f"dlq:{where}"),
+        )
+        log.warning("dead-lettered %s to %s: %s", where, self.topic, reason)
+
+
+def consumer_span_attributes(topic: str, group: str, partition: int) -> dict[str, str]:
+    """The OpenTelemetry messaging attributes of a CONSUMER span (one record's, or a batch's)."""
+    return {"messaging.system": "kafka", "messaging.destination.name": topic,
+            "messaging.operation.type": "process", "messaging.consumer.group.name": group,
+            "messaging.destination.partition.id": str(partition)}
+
+
+@contextmanager
+def consuming_record(tracer: trace.Tracer, record: Any, group: str) -> Iterator[Span]:
+    """A CONSUMER span for one record (an aiokafka ConsumerRecord), child of its producer's
+    `traceparent` header; the span is current inside the block."""
+    headers = {name: (value or b"").decode("utf-8", "replace") for name, value in (record.headers or ())}
+    with tracer.start_as_current_span(
+        f"{record.topic} process", context=context_from_headers(headers), kind=SpanKind.CONSUMER,
+        attributes={**consumer_span_attributes(record.topic, group, record.partition),
+                    "messaging.kafka.offset": record.offset},
+    ) as span:
+        yield span
+
+
+def consuming(tracer: trace.Tracer, msg: KafkaMessage, group: str) -> AbstractContextManager[Span]:
+    """`consuming_record` for a message of a non-batch subscriber."""
+    record = msg.raw_message
+    assert not isinstance(record, tuple), "batch consumption is not used"
+    return consuming_record(tracer, record, group)
