@@ -133,7 +133,7 @@ def verify_command(
         f"{c['streams']} streams, "
         f"{c['facts']} facts in {c['books']} books, {c['links']} hash links, {c['decisions']} decisions "
         f"({c['re-derived']} facts re-derived), {c['checkpoints']} checkpoints, "
-        f"{c['intake seqs']} intake seqs, "
+        f"{c['intake seqs']} intake seqs, {c['facts held to intake']} facts held to intake, "
         f"{c['payments events']} payments events on {c['payment lines']} lines, {c['event tables']} event "
         "tables' grants"
     )

@@ -5,6 +5,8 @@
 - signed checkpoints are published and verify offline with the public key;
 - `audit history` and `audit what-if` (with a test-only rule set variant);
 - an UPDATE and DELETEs of stored events make `audit verify` fail naming them (then they are undone);
+- facts decided past intake (a fact intake never recorded, another fact than intake recorded at a seq)
+  make `audit verify` fail naming their book and seq;
 - the services' role cannot UPDATE, DELETE or TRUNCATE an event table, and the services run as it;
 - an identity number is not in clear in the raw event tables, the service logs, or the non-HR topics.
 """
@@ -21,13 +23,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import Tracking
 from typer.testing import CliRunner
 
+from contracts.messages import FactMessageV1
 from contracts.topics import CHECKPOINTS, STATISTICS
 from flexledger.audit import cli as audit_cli
 from flexledger.audit.checkpoints import own_public_key, read_topic
@@ -43,6 +48,7 @@ from services.eligibility.adapters.statistics import pseudonym
 from services.eligibility.domain.checkpoint import key_id
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import RULE_SETS, WUXI_2021_26_V1
+from services.intake.domain.submission import content_digest
 from services.runtime.keys import statistics_key
 from services.runtime.settings import PROJECT_ROOT, Settings
 
@@ -204,6 +210,9 @@ def test_audit_verify_exits_0_on_the_untouched_ledger(audited: Audited) -> None:
     assert "verified: yes" in done.stdout
     counts = done.stdout.splitlines()[0]
     assert " 0 checkpoints" not in counts and " 0 decisions" not in counts, counts
+    # every processed fact was held to intake's record of its (book, seq)
+    facts = int(counts.split(" facts in ")[0].rsplit(" ", 1)[1])
+    assert facts and f"{facts} facts held to intake," in counts, counts
 
 
 def test_verifys_parts_share_the_streams_and_cover_every_row_once(audited: Audited) -> None:
@@ -357,6 +366,93 @@ def test_a_row_swapped_for_another_valid_ciphertext_breaks_the_chain(audited: Au
     assert result.exit_code == 1
     assert f"notification {b}," in result.output
     assert "does not link" in result.output or "does not match its hash" in result.output
+
+
+# --- 4b: facts decided past intake (the broker bypassed) -------------------------------------------------
+
+ENTERPRISES = ("91320213MA1XY0001L", "91320211MA1XY0003X", "91320214MA1XY00026")
+
+
+def _registered(fact_id: str, enterprise: str) -> dict[str, Any]:
+    return {"id": fact_id, "type": "enterprise_registered", "at": "2021-06-01T09:00:00+08:00",
+            "enterprise": enterprise, "name": "锡城到家服务平台"}
+
+
+def _talent_award(fact_id: str, enterprise: str) -> dict[str, Any]:
+    return {"id": fact_id, "type": "talent_award", "at": "2022-01-10T10:00:00+08:00",
+            "enterprise": enterprise, "award": "THRC-2021-0031", "approved_amount_fen": 100_000_000}
+
+
+def _message(book: str, seq: int, fact: dict[str, Any], digest: str | None = None) -> FactMessageV1:
+    """A facts-topic message as intake would publish it (its digest the fact's, unless given)."""
+    return FactMessageV1(book=book, seq=seq, fact_id=fact["id"], subject=fact["enterprise"],
+                         outcome="accepted", fact=fact, digest=digest or content_digest(fact),
+                         recorded_at=datetime.now(UTC))
+
+
+def _decide_past_intake(settings: Settings, messages: list[FactMessageV1]) -> list[dict[str, Any]]:
+    """The messages decided by eligibility's own application, connected as the owner role, with no intake
+    record behind them: what a forger gets recorded by publishing straight to the facts topic, or by
+    writing eligibility's store. Returns the decisions."""
+    from services.eligibility.application import EligibilityApplication
+
+    app = EligibilityApplication(settings)
+    source = f"kafka:forged-{uuid.uuid4().hex[:8]}:0"
+    try:
+        results = app.process_batch([(m, Tracking(source, i), None, {}) for i, m in enumerate(messages)])
+    finally:
+        app.close()
+    return [d.to_dict() for _, decisions in results for d in decisions]
+
+
+def _problems(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if line.startswith("  ") and " notification " in line]
+
+
+def test_a_fact_intake_never_recorded_is_named_by_verify(audited: Audited) -> None:
+    book = f"audit-forged-{uuid.uuid4().hex[:12]}"
+    enterprise = ENTERPRISES[0]
+    run_pipeline([_registered("e1", enterprise)], audited.settings, book=book)  # intake records seq 1
+    forged = _message(book, 2, _talent_award("forged-talent", enterprise))
+    decided = _decide_past_intake(audited.settings, [forged])
+    assert [(d["kind"], d["amount_fen"]) for d in decided] == [("grant", 100_000_000)], "the forgery decided"
+    done = _cli_process(audited, "verify", "--book", book)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    # its chain links and its decisions re-derive (the forger made them): intake's record alone tells
+    assert "verified: no — 1 problems" in out, out
+    assert f"book {book}, seq 2 (fact forged-talent)" in out and "a fact intake never recorded: forged" in out
+
+
+def test_a_fact_other_than_intake_recorded_at_its_seq_is_named_by_verify(audited: Audited) -> None:
+    book = f"audit-forged-{uuid.uuid4().hex[:12]}"
+    genuine = [_registered(f"e{i}", enterprise) for i, enterprise in enumerate(ENTERPRISES, start=1)]
+    run_pipeline(genuine, audited.settings, book=book)  # intake records seqs 1-3, one enterprise each
+    # Seqs 2 and 3 again, into the first enterprise's stream (its last seq is 1): another fact under seq 2's
+    # fact id, and another fact carrying intake's digest of seq 3.
+    _decide_past_intake(audited.settings, [
+        _message(book, 2, _talent_award("e2", ENTERPRISES[0])),
+        _message(book, 3, _talent_award("e3", ENTERPRISES[0]), digest=content_digest(genuine[2])),
+    ])
+    done = _cli_process(audited, "verify", "--book", book)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    problems = _problems(out)
+    seq2 = [p for p in problems if p.startswith(f"book {book}, seq 2 (fact e2)")]
+    forged_digest = content_digest(_talent_award("e2", ENTERPRISES[0]))
+    recorded_digest = content_digest(genuine[1])
+    assert any(f"digest {forged_digest[:12]}… where intake recorded {recorded_digest[:12]}…" in p
+               for p in seq2), problems
+    assert any(f"subject {ENTERPRISES[0]} where intake recorded {ENTERPRISES[1]}" in p
+               for p in seq2), problems
+    assert any("another event for this seq" in p for p in seq2), problems
+    # the fact carrying intake's digest of another fact: named by the stream pass, and as a second event
+    assert any("seq 3 (fact e3): its digest is not the SHA-256 of the fact stored with it" in p
+               for p in problems), problems
+    assert any(p.startswith(f"book {book}, seq 3 (fact e3)") and "another event for this seq" in p
+               for p in problems), problems
+    # the genuine facts of seqs 1-3 are not named
+    assert not any(p.startswith(f"book {book}, seq 1 ") for p in problems), problems
 
 
 def test_the_services_role_cannot_change_events_and_the_services_use_it(audited: Audited) -> None:

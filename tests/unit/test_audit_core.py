@@ -18,9 +18,12 @@ import pytest
 from eventsourcing.utils import get_topic, resolve_topic
 from typer.testing import CliRunner
 
-from contracts.messages import CheckpointV1, StatisticV1, fact_subject
+from contracts.messages import CheckpointV1, FactMessageV1, StatisticV1, fact_subject
 from flexledger.audit import cli as audit_cli
 from flexledger.audit.replay import SubjectReplay, same_decisions
+from flexledger.audit.verify import Report
+from flexledger.audit.verify.intake import IntakeLog, Recorded, check_intake, mismatch
+from flexledger.audit.verify.money import Money, Processed
 from flexledger.audit.whatif import normal
 from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
@@ -31,7 +34,7 @@ from services.eligibility.domain import checkpoint as cp
 from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
-from services.intake.domain.submission import IntakeBook
+from services.intake.domain.submission import IntakeBook, content_digest
 from services.runtime.process import MaskingFormatter
 
 VECTORS = sorted((Path(__file__).resolve().parents[1] / "vectors").glob("*.yaml"))
@@ -66,6 +69,65 @@ def test_intake_book_numbers_recorded_submissions_as_the_service_does() -> None:
     outcomes = [book.submit(raw).outcome for raw in (ENTERPRISE, ENTERPRISE, {"id": "x"}, ENTERPRISE)]
     assert outcomes == ["accepted", "duplicate", "rejected", "duplicate"]
     assert book.last_seq == 2
+
+
+# --- intake as a second witness: every processed fact is the one intake recorded --------------------------
+
+def _witnessed(raw: dict[str, Any]) -> tuple[Recorded, Processed]:
+    """Intake's record of a fact at seq 1, and eligibility's, as the stream pass collects it, of the fact
+    as it came over the facts topic."""
+    submission = IntakeBook().check(raw)
+    message = FactMessageV1(book="b", seq=1, fact_id=submission.fact_id, subject=fact_subject(raw),
+                            outcome="accepted", fact=raw, digest=submission.digest,
+                            recorded_at="2026-01-01T00:00:00Z")
+    received = FactMessageV1.model_validate_json(message.model_dump_json())
+    assert content_digest(received.fact) == received.digest  # the stream pass's check holds on the wire
+    recorded = Recorded(submission.fact_id, "accepted", fact_subject(raw), submission.digest)
+    return recorded, (received.fact_id, received.outcome, received.subject, received.digest, 42)
+
+
+def test_a_processed_fact_is_held_to_intakes_record_of_its_seq() -> None:
+    recorded, processed = _witnessed(ENTERPRISE)
+    assert mismatch(recorded, processed) is None
+    never = mismatch(None, processed)
+    assert never and "intake never recorded" in never and "forged" in never
+    other = content_digest({**ENTERPRISE, "name": "another"})
+    differs = mismatch(recorded, (*processed[:3], other, 42))
+    assert differs and f"digest {other[:12]}… where intake recorded {str(recorded.digest)[:12]}…" in differs
+    differs = mismatch(recorded, ("e2", "rejected", W, recorded.digest, 42))
+    assert differs and "fact id e2 where intake recorded e1" in differs
+    assert "outcome rejected where intake recorded accepted" in differs and "subject" in differs
+    assert "digest" not in differs
+
+
+def _money(*facts: tuple[str, int, Processed]) -> Money:
+    money = Money()
+    for book, seq, fact in facts:
+        money.add_processed(book, seq, fact)
+    return money
+
+
+def test_intakes_cross_check_names_forged_differing_and_twice_processed_facts() -> None:
+    recorded, fact = _witnessed(ENTERPRISE)
+    intake = IntakeLog({"b": 2})
+    intake.recorded["b"].update({1: recorded, 2: recorded._replace(fact_id="e2")})
+    forged: Processed = ("t1", "accepted", W, "ab" * 32, 50)
+    # two workers' parts: the same seq 1 in two streams (the later one a copy in another subject's stream)
+    money = _money(("b", 1, fact), ("b", 2, (*fact[:4], 43)))
+    money.merge(_money(("b", 1, (fact[0], fact[1], W, fact[3], 30)), ("b", 7, forged)))
+    assert sorted(money.processed["b"]) == [1, 2, 7] and money.processed["b"][1][-1] == 30
+    assert [(book, seq, f[-1]) for book, seq, f in money.again] == [("b", 1, 42)]
+    report = Report()
+    check_intake(intake, money, report)
+    found = {str(p) for p in report.problems}
+    assert len(found) == 4, found
+    assert any("book b, seq 7 (fact t1), notification 50" in p and "never recorded" in p for p in found)
+    assert any("seq 2 (fact e1), notification 43" in p and "fact id e1 where intake recorded e2" in p
+               for p in found)
+    assert any("notification 42" in p and "another event for this seq (notification 30)" in p for p in found)
+    assert any("notification 30" in p and "subject" in p for p in found)  # the copy in the worker's stream
+    assert not any(W in p for p in found), "identity numbers are masked"
+    assert report.counts["facts held to intake"] == 4
 
 
 # --- checkpoints ----------------------------------------------------------------------------------------

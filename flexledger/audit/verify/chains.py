@@ -1,7 +1,7 @@
 """Steps 1-3 of `audit verify`, over each stream's own rows in notification order: every row decrypts
 and decodes (1), the stream's versions run 1, 2, 3, ..., its id is the keyed id of its book and
 subject, and its hash chain links (2), and each fact's decisions re-derive (3, rederive.py). The pass
-also collects the ledger's money (money.py) for the cross-checks.
+also collects the ledger's money and what it recorded of each fact (money.py) for the cross-checks.
 
 This is the hot path: a forked worker runs `check_streams` over its share of the streams (run.py).
 Per row it does only what the checks need; an event is named (its subject masked) only when it has a
@@ -25,11 +25,12 @@ from flexledger.audit.store import (
     Undecodable,
     where,
 )
-from flexledger.audit.verify.money import Money, money_line
+from flexledger.audit.verify.money import Money, Processed, money_line
 from flexledger.audit.verify.rederive import rederive
-from flexledger.audit.verify.report import STREAMS, Books, EventProblem, Problem, Report
+from flexledger.audit.verify.report import INTAKE, STREAMS, Books, EventProblem, Problem, Report
 from services.eligibility.aggregates import chain_content
 from services.eligibility.domain.chain import GENESIS, link_hash
+from services.intake.domain.submission import content_digest
 from services.runtime.settings import Settings
 
 
@@ -118,7 +119,8 @@ def _opened(row: Row, state: dict[str, Any], stream: _Stream, stream_id: StreamI
 
 def _processed(row: Row, state: dict[str, Any], stream: _Stream, money: Money, report: Report) -> None:
     """A fact's event: it belongs to its stream and links into its chain (step 2), its money is
-    counted, and its decisions re-derive (step 3)."""
+    counted, its decisions re-derive (step 3), and what it recorded of the fact is kept for intake's
+    cross-check (step 5)."""
     counts = report.counts
 
     def problem(what: str, check: int) -> None:
@@ -131,10 +133,28 @@ def _processed(row: Row, state: dict[str, Any], stream: _Stream, money: Money, r
     counts["links"] += 1
     counts["facts"] += 1
     book = str(state["book"])
-    money.seqs[book].add(int(state["seq"]))
+    money.add_processed(book, int(state["seq"]), _fact(row, state, problem))
     decisions = state.get("decisions") or []
     _decisions(book, decisions, money, counts)
     stream.replay = rederive(stream.replay, state, decisions, book, problem, counts)
+
+
+def _fact(row: Row, state: dict[str, Any], problem: EventProblem) -> Processed:
+    """What the event recorded of its fact, for intake's cross-check (step 5); that its digest is the
+    SHA-256 of the canonical JSON of its fact, as intake computes it, is checked here, where the fact
+    is (the fact is not sent to the parent)."""
+    fact_id, digest = state.get("fact_id"), state.get("digest")
+    try:
+        digest_is_facts = content_digest(state.get("fact")) == digest
+    except ValueError:  # a fact intake could not have digested (a lone surrogate in a string)
+        digest_is_facts = False
+    if not digest_is_facts:
+        problem(
+            f"seq {state.get('seq')} (fact {fact_id}): its digest is not the SHA-256 of the fact stored "
+            "with it, so the fact is not the one intake recorded: forged",
+            INTAKE,
+        )
+    return fact_id, state.get("outcome"), state.get("subject"), digest, row.notification_id
 
 
 def _links(state: dict[str, Any], stream: _Stream, problem: EventProblem) -> bool:

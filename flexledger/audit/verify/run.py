@@ -3,7 +3,8 @@
 Steps 1-3 (chains.py) need only each stream's own rows, so `PARTS` forked processes run them, each over
 its share of the streams (a byte of the stream id picks the part), while this process checks the
 checkpoints over every row (4, checkpoints.py), reads intake's and payments' logs and checks the roles
-(7, roles.py); steps 5 (intake.py) and 6 (payments.py) then use the workers' merged results.
+(7, roles.py); steps 5 (intake.py) and 6 (payments.py) then use the workers' merged results (intake's
+log read up to date first: on a running stack the workers may have seen facts it recorded since).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from flexledger.audit.store import Decoder, EventTable
 from flexledger.audit.verify.chains import check_streams
 from flexledger.audit.verify.checkpoints import check_checkpoints
-from flexledger.audit.verify.intake import check_intake, read_intake
+from flexledger.audit.verify.intake import check_intake, read_intake, read_recorded
 from flexledger.audit.verify.money import Money
 from flexledger.audit.verify.payments import check_payments, read_payments
 from flexledger.audit.verify.report import Books, Report
@@ -48,6 +49,7 @@ def verify(
         check_roles(settings, report)
         money = _merge(report, [part.result() for part in parts])
     if intake is not None:
+        read_recorded(settings, decoder, books, intake, report)  # what intake recorded during the pass
         check_intake(intake, money, report)
     if payments is not None:
         check_payments(payments, money, report)
@@ -60,7 +62,7 @@ def _merge(report: Report, parts: list[tuple[Report, Money]]) -> Money:
     for part_report, part_money in parts:
         report.merge(part_report)
         money.merge(part_money)
-    report.counts["books"] = len(money.seqs)
+    report.counts["books"] = len(money.processed)
     return money
 
 
