@@ -42,7 +42,9 @@ def fact_subject(fact: Any) -> str:
 
 
 def partition_key(book: str, subject: str) -> str:
-    """`<book>/<subject>`: one subject's messages share a partition, so they stay in order."""
+    """`<book>/<subject>`: one subject's messages share a partition, so they stay in order. Only for
+    subjects that name no one (a statistic's pseudonym): a person's or enterprise's messages are keyed
+    by a keyed pseudonym instead (`services.runtime.publishing.PartitionKeys`)."""
     return f"{book}/{subject}"
 
 
@@ -65,9 +67,6 @@ class FactMessageV1(BaseModel):
     recorded_at: datetime = Field(description="when intake recorded the submission (UTC)")
     traceparent: str | None = Field(None, description="W3C trace context of the submission")
     tracestate: str | None = None
-
-    def key(self) -> str:
-        return partition_key(self.book, self.subject)
 
 
 class PaymentOrderV1(BaseModel):
@@ -101,9 +100,6 @@ class PaymentOrderV1(BaseModel):
     awaiting_reason: str | None = Field(None, description="why the order waits for budget")
     cancelled_fen: int | None = Field(None, ge=0, description="clawback_recorded: amount cancelled unpaid")
     claimed_fen: int | None = Field(None, ge=0, description="clawback_recorded: receivable raised")
-
-    def key(self) -> str:
-        return partition_key(self.book, self.beneficiary or NO_SUBJECT)
 
 
 class DisbursementEntryV1(BaseModel):

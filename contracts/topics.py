@@ -1,8 +1,9 @@
 """The Kafka topic catalogue: every topic that crosses a service boundary, with its partition key.
 
-Keys keep all messages about one subject in order: worker facts are keyed by the worker id, facts that
-concern only an enterprise or park by that id (see `contracts.facts.partition_key`). Every key is
-prefixed by the book (`main`, or a sandbox book) so that sandboxes never interleave with the city's data.
+Keys keep all messages about one subject in order without naming anyone: a fact is keyed by its
+worker, else its enterprise or park, a decision or order by its beneficiary — each as `<book>/` and a
+keyed pseudonym of the subject (`services.runtime.publishing.PartitionKeys`, docs/design/kafka-trust.md).
+The book (`main`, or a sandbox book) stays readable, so sandboxes never interleave with the city's data.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class Topic:
 
 
 FACTS = Topic(
-    "flexledger.intake.facts.v1", "intake", "book/subject",
+    "flexledger.intake.facts.v1", "intake", "book/pseudonym(subject)",
     "accepted facts and rejections, in intake's acceptance order per subject",
 )
 AGENCY_FACTS = Topic(
@@ -53,7 +54,7 @@ DEAD_LETTERS = Topic(
     "agency messages that could not be decoded or were rejected, with the reason", partitions=1,
 )
 DECISIONS = Topic(
-    "flexledger.eligibility.decisions.v1", "eligibility", "book/beneficiary",
+    "flexledger.eligibility.decisions.v1", "eligibility", "book/pseudonym(beneficiary)",
     "grants, clawbacks, extensions, statistics, recognitions and rejections",
 )
 STATISTICS = Topic(
@@ -61,7 +62,7 @@ STATISTICS = Topic(
     "urban new employment statistic for the Statistics Bureau, pseudonymised",
 )
 ORDERS = Topic(
-    "flexledger.payments.orders.v1", "payments", "book/beneficiary",
+    "flexledger.payments.orders.v1", "payments", "book/pseudonym(beneficiary)",
     "payment orders, cancellations and recoveries",
 )
 DISBURSEMENTS = Topic(

@@ -36,6 +36,9 @@ def schema_documents() -> dict[Path, str]:
     return out
 
 
+DESCRIBED_ONLY = bytes(32)  # the message-tag key of brokers built only to be described, never connected
+
+
 def service_brokers() -> dict[str, Any]:
     """Each service's FastStream broker with every subscriber and publisher it declares, built as its
     own Kafka principal from default settings (never connected): what the AsyncAPI document and the
@@ -52,10 +55,10 @@ def service_brokers() -> dict[str, Any]:
         return settings.as_kafka_principal(name, "")
 
     eligibility = eligibility_broker(service("eligibility"))[0]
-    consume_facts(eligibility, service("eligibility"), None)  # the facts subscriber, described
+    consume_facts(eligibility, service("eligibility"), None, DESCRIBED_ONLY)  # the facts subscriber
     add_audit_publishers(eligibility)  # statistics and checkpoints
     return {"intake": intake_broker(service("intake")), "eligibility": eligibility,
-            "payments": payments_broker(service("payments"), None)[0]}
+            "payments": payments_broker(service("payments"), None, DESCRIBED_ONLY)[0]}
 
 
 def asyncapi_document() -> str:

@@ -19,8 +19,9 @@ from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
-from services.runtime.keys import statistics_key
+from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_key_secret, statistics_key
 from services.runtime.outbox import Handler, LogFollower, NotificationReader
+from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -33,7 +34,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     store = eligibility_store(settings, tracer_provider)  # the application and the pool, opened at start
     broker, decisions_topic = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
-    consume_facts(broker, settings, FactsHandler(store, tracer, runtime.wake_followers))
+    facts = FactsHandler(store, tracer, runtime.wake_followers)
+    consume_facts(broker, settings, facts, facts_mac_key(settings))  # believes only facts intake tagged
     audit_topics = add_audit_publishers(broker)  # statistics, checkpoints
     runtime.http = create_http(store, runtime.health, tracer)
 
@@ -45,7 +47,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         def follower(name: str, handler: Handler) -> LogFollower:
             return runtime.follow(LogFollower(name, store.app, store.pool, handler, reader=reader))
 
-        follower(f"kafka:{DECISIONS.name}", DecisionRelay(decisions_topic, tracer))
+        keys = PartitionKeys(partition_key_secret(settings))
+        follower(f"kafka:{DECISIONS.name}",
+                 DecisionRelay(decisions_topic, tracer, keys, decisions_mac_key(settings)))
         follower("projection:eligibility_decisions", projection.DecisionsProjection())
         follower(f"kafka:{STATISTICS.name}",
                  StatisticsRelay(audit_topics.statistics, tracer, statistics_key(settings)))

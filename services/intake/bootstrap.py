@@ -22,6 +22,8 @@ from services.intake.adapters.writer_lock_watch import WriterLockWatch
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
 from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
+from services.runtime.keys import facts_mac_key, partition_key_secret
+from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -40,7 +42,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     books_lock = asyncio.Lock()  # the books have one writer at a time: a request, a message or a rebuild
     writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), store, books_lock)
     keys = ApiKeys(store, limits, settings)
-    relay = FactRelay(facts_publisher, tracer, dead_letters_publisher)
+    relay = FactRelay(facts_publisher, tracer, PartitionKeys(partition_key_secret(settings)),
+                      facts_mac_key(settings), dead_letters_publisher)
     outbox = Outbox(runtime, store, relay)
     writer = GroupCommit(store, books_lock, on_recorded=runtime.wake_followers)
     feed = AgencyFeed(store, books_lock, limits, tracer, on_recorded=runtime.wake_followers)

@@ -20,7 +20,9 @@ from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
+from services.runtime.keys import decisions_mac_key, partition_key_secret
 from services.runtime.outbox import LogFollower, NotificationReader
+from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -43,14 +45,15 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         runtime.wake_followers()
         batching.wake()
 
-    broker = build_broker(settings, KafkaConsumers(stores, tracer, changed))
+    broker = build_broker(settings, KafkaConsumers(stores, tracer, changed), decisions_mac_key(settings))
     runtime = ServiceRuntime(NAME, broker.broker)
     batching = BatchingLoop(stores, tracer, runtime.wake_followers)
 
     async def follow_the_log() -> None:  # a follower needs the open stores
         reader = NotificationReader(stores.app)  # the three followers read each event once
+        keys = PartitionKeys(partition_key_secret(settings))
         for name, handler in (
-            (f"kafka:{ORDERS.name}", OrderRelay(broker.orders, tracer)),
+            (f"kafka:{ORDERS.name}", OrderRelay(broker.orders, tracer, keys)),
             (f"kafka:{DISBURSEMENTS.name}", DisbursementRelay(broker.disbursements, tracer)),
             (view.name, view),
         ):

@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, ValidationError
 
+from services.runtime.message_auth import MessageAuthenticator
 from services.runtime.process import until_done
 from services.runtime.telemetry import context_from_headers
 
@@ -51,10 +52,7 @@ def strict_decoder(
         except ValidationError as exc:
             r = msg.raw_message
             where = "" if isinstance(r, tuple) else f" {r.topic}[{r.partition}]@{r.offset}"
-            reason = unknown_schema_version(model, msg.body) or "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            )
+            reason = _validation_reason(model, msg.body, exc)
             if dead_letters is not None and not isinstance(r, tuple):
                 await dead_letters.keep(r, f"not a {model.__name__}: {reason}")
             raise PoisonMessage(f"not a {model.__name__}{where}: {reason}") from None
@@ -63,32 +61,48 @@ def strict_decoder(
 
 
 def strict_batch_decoder(
-    model: type[BaseModel], *, dead_letters: DeadLetters | None = None
+    model: type[BaseModel], *, mac_key: bytes, dead_letters: DeadLetters | None = None
 ) -> Callable[[KafkaMessage], Awaitable[Any]]:
-    """`strict_decoder` for a batch subscriber: one entry per record of the batch, in order — the
-    validated `model`, or None for a poison record (dead-lettered first, when `dead_letters` is given),
-    so that the handler can pair entries with `msg.raw_message` and skip the Nones."""
+    """`strict_decoder` for a batch subscriber of a service-to-service topic: one entry per record of
+    the batch, in order — the validated `model`, or None for a record to skip (dead-lettered first, when
+    `dead_letters` is given), so that the handler can pair entries with `msg.raw_message` and skip the
+    Nones. A record is believed only with a valid tag under `mac_key` (`services.runtime.message_auth`):
+    an untagged or forged one is refused before anything in it is read, so a forged `seq` can never
+    make the consumer skip a genuine message as already processed."""
+    authenticators: dict[str, MessageAuthenticator] = {}
 
     async def decode(msg: KafkaMessage) -> Any:
         records = msg.raw_message
         assert isinstance(records, tuple), "a batch subscriber's message holds a tuple of records"
         out: list[BaseModel | None] = []
         for record in records:
-            try:
-                out.append(model.model_validate_json(record.value or b""))
-            except ValidationError as exc:
-                where = f" {record.topic}[{record.partition}]@{record.offset}"
-                reason = unknown_schema_version(model, record.value or b"") or "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                    for e in exc.errors(include_url=False, include_input=False, include_context=False)
-                )
-                if dead_letters is not None:
-                    await dead_letters.keep(record, f"not a {model.__name__}: {reason}")
-                log.error("PoisonMessage: not a %s%s: %s (skipped)", model.__name__, where, reason)
-                out.append(None)
+            value = record.value or b""
+            tags = authenticators.get(record.topic)
+            if tags is None:
+                tags = authenticators[record.topic] = MessageAuthenticator(mac_key, record.topic)
+            reason = tags.problem(record.headers or (), value)
+            if reason is None:
+                try:
+                    out.append(model.model_validate_json(value))
+                    continue
+                except ValidationError as exc:
+                    reason = f"not a {model.__name__}: {_validation_reason(model, value, exc)}"
+            where = f" {record.topic}[{record.partition}]@{record.offset}"
+            if dead_letters is not None:
+                await dead_letters.keep(record, reason)
+            log.error("PoisonMessage:%s: %s (skipped)", where, reason)
+            out.append(None)
         return out
 
     return decode
+
+
+def _validation_reason(model: type[BaseModel], body: bytes, exc: ValidationError) -> str:
+    """Why `body` is not a `model`, naming fields, never quoting their values (identity numbers)."""
+    return unknown_schema_version(model, body) or "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    )
 
 
 def unknown_schema_version(model: type[BaseModel], body: bytes) -> str | None:

@@ -5,6 +5,8 @@
   (`flexledger audit public-key` prints it).
 - `statistics_key`: the HMAC-SHA256 key of the pseudonyms on the statistics topic. Without it a
   pseudonym cannot be linked back to an identity number, even by trying every possible number.
+- `facts_mac_key`, `decisions_mac_key`: the HMAC-SHA256 keys of the tags on the facts and decisions
+  topics (`services.runtime.message_auth`).
 
 Like the cipher key (`services.runtime.eventstore.cipher_key`), a development key is written once, race-free,
 to `<state_dir>/<name>.key` (mode 0600) and must live as long as the data it protects.
@@ -13,6 +15,8 @@ to `<state_dir>/<name>.key` (mode 0600) and must live as long as the data it pro
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -49,3 +53,20 @@ def signing_key(settings: Settings) -> str:
 def statistics_key(settings: Settings) -> bytes:
     """The key of the statistics topic's keyed pseudonyms (HMAC-SHA256)."""
     return base64.b64decode(state_key(settings, settings.pseudonym_key, "pseudonym.key"))
+
+
+def facts_mac_key(settings: Settings) -> bytes:
+    """The key of the facts topic's message tags: intake tags, eligibility checks."""
+    return base64.b64decode(state_key(settings, settings.facts_mac_key, "facts-mac.key"))
+
+
+def decisions_mac_key(settings: Settings) -> bytes:
+    """The key of the decisions topic's message tags: eligibility tags, payments checks."""
+    return base64.b64decode(state_key(settings, settings.decisions_mac_key, "decisions-mac.key"))
+
+
+def partition_key_secret(settings: Settings) -> bytes:
+    """The key of the pseudonyms in Kafka message keys (`services.runtime.publishing.PartitionKeys`),
+    derived from the cipher key: every service that shares the data's key makes the same keys."""
+    cipher = base64.b64decode(state_key(settings, settings.cipher_key, "cipher.key"))
+    return hmac.new(cipher, b"flexledger/kafka-partition-keys", hashlib.sha256).digest()

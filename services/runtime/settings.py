@@ -78,6 +78,12 @@ class Settings:
     kafka_username: str = ""
     kafka_password: str = field(default="", repr=False)
     kafka_ca_file: str = ""
+    # Tags on service-to-service messages (services/runtime/message_auth.py, docs/design/kafka-trust.md):
+    # HMAC-SHA256 keys (base64, at least 16 bytes) with which intake tags the facts it publishes and
+    # eligibility the decisions, checked by eligibility and payments before they believe a message.
+    # Empty in development: generated once into <state_dir>/facts-mac.key and <state_dir>/decisions-mac.key.
+    facts_mac_key: str = field(default="", repr=False)
+    decisions_mac_key: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -27,13 +27,15 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
-from contracts.messages import partition_key
 from contracts.topics import DECISIONS, SETTLEMENTS
 from flexledger.bank_simulator import BankSimulator
 from flexledger.devstack.credentials import client_args
 from flexledger.pipeline import run_pipeline
 from flexledger.scenario_file import load_scenario
 from services.payments.domain import BankRule
+from services.runtime.keys import decisions_mac_key, partition_key_secret
+from services.runtime.message_auth import tag_header
+from services.runtime.publishing import PartitionKeys
 from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -90,6 +92,7 @@ class Payments:
         """Publish decisions as eligibility's relay does; their (partition, offset)."""
         producer = AIOKafkaProducer(**client_args(self.settings, "eligibility"), acks="all",
                                     enable_idempotence=True)
+        keys, mac_key = PartitionKeys(partition_key_secret(self.settings)), decisions_mac_key(self.settings)
         await producer.start()
         try:
             sent = []
@@ -97,10 +100,11 @@ class Payments:
                 event = CloudEvent(id=d.decision_id, source="/flexledger/eligibility",
                                    type="flexledger.eligibility.decision.v1",
                                    subject=f"{d.book}/{d.decision_id}", time=d.recorded_at)
+                value = d.model_dump_json().encode()
                 sent.append(await producer.send(
-                    DECISIONS.name, d.model_dump_json().encode(),
-                    key=partition_key(d.book, d.beneficiary or "-").encode(),
-                    headers=[(k, v.encode()) for k, v in event.headers().items()],
+                    DECISIONS.name, value, key=keys(d.book, d.beneficiary or "-").encode(),
+                    headers=[*((k, v.encode()) for k, v in event.headers().items()),
+                             tag_header(mac_key, DECISIONS.name, value)],
                 ))
             return [((meta := await future).partition, meta.offset) for future in sent]
         finally:
@@ -492,7 +496,8 @@ async def test_redelivered_decisions_and_settlements_change_nothing(pay: Payment
     before = await pay.snapshot(book)
     assert before["live"]["batches"] >= 2  # both orders (one returned), then the returned one again
 
-    decisions = await _find(pay.settings, DECISIONS.name, partition_key(book, OTHER_WORKER),
+    other_key = PartitionKeys(partition_key_secret(pay.settings))(book, OTHER_WORKER)
+    decisions = await _find(pay.settings, DECISIONS.name, other_key,
                             lambda r: _header(r, "ce_id") in (grant.decision_id, clawback.decision_id))
     settlements = [
         record

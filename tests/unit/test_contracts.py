@@ -12,10 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.cloudevents import CloudEvent, CloudEventError, from_headers
 from contracts.decisions import DecisionV1
-from contracts.messages import NO_SUBJECT, WIRE_MODELS, FactMessageV1, fact_subject, partition_key, valid_book
+from contracts.messages import NO_SUBJECT, WIRE_MODELS, FactMessageV1, fact_subject, valid_book
 from contracts.topics import ALL_TOPICS
 from flexledger import contracts_gen as generate
 from services.runtime.eventstore import keyed_uuid
+from services.runtime.publishing import PartitionKeys
 from services.runtime.telemetry import JsonLinesSpanExporter, context_from, current_carrier, trace_id_hex
 
 WORKER = "320213197804121019"
@@ -64,10 +65,13 @@ def test_cloudevent_without_required_headers_is_refused() -> None:
         from_headers({"ce_id": "x", "ce_type": "t", "ce_source": "s", "ce_specversion": "0.3"})
 
 
-def test_facts_about_one_worker_share_a_partition_key() -> None:
+def test_facts_about_one_worker_share_a_partition_key_that_does_not_name_them() -> None:
     report = {"type": "monthly_report", "enterprise": ENTERPRISE, "worker": WORKER}
     registration = {"type": "worker_registered", "worker": WORKER}
-    assert partition_key("main", fact_subject(report)) == partition_key("main", fact_subject(registration))
+    keys, other_keys = PartitionKeys(b"k" * 32), PartitionKeys(b"o" * 32)
+    key = keys("main", fact_subject(report))
+    assert key == keys("main", fact_subject(registration)) and key.startswith("main/") and WORKER not in key
+    assert keys("sandbox-1", WORKER) != key and other_keys("main", WORKER) != key  # per book, per secret
     assert fact_subject({"type": "enterprise_registered", "enterprise": ENTERPRISE}) == ENTERPRISE
     assert fact_subject({"type": "park_recognized", "park": ENTERPRISE}) == ENTERPRISE
 

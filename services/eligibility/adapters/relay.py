@@ -10,16 +10,15 @@ from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
-from contracts.messages import partition_key
 from services.eligibility.aggregates import DecisionChain
 from services.runtime.outbox import Batch, Connection
-from services.runtime.publishing import Outgoing, publish_batch
+from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
 
 EVENT_TYPE = "flexledger.eligibility.decision.v1"
 SOURCE = "/flexledger/eligibility"
 
 
-def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
+def to_messages(notification_id: int, stored: Any, keys: PartitionKeys) -> list[Outgoing]:
     """One message per decision of a processed fact (none for other events)."""
     if not isinstance(stored, DecisionChain.FactProcessed):
         return []
@@ -29,7 +28,7 @@ def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
         body = DecisionV1(book=stored.book, trace_id=stored.trace_id, ledger_sequence=notification_id,
                           recorded_at=recorded_at, **d)
         # Rejections name no beneficiary: they stay with the subject of the rejected fact.
-        key = partition_key(stored.book, d["beneficiary"] or d["subject"] or stored.subject)
+        key = keys(stored.book, d["beneficiary"] or d["subject"] or stored.subject)
         event = CloudEvent(
             id=d["decision_id"], source=SOURCE, type=EVENT_TYPE, subject=f"{stored.book}/{d['decision_id']}",
             time=recorded_at, traceparent=stored.traceparent, tracestate=stored.tracestate,
@@ -39,10 +38,17 @@ def to_messages(notification_id: int, stored: Any) -> list[Outgoing]:
 
 
 class DecisionRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
+    """Decisions to the decisions topic, keyed by a pseudonym of the beneficiary and tagged with the
+    decisions key, so payments believes only what eligibility published."""
+
+    def __init__(
+        self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes
+    ) -> None:
         self.publisher = publisher
         self.tracer = tracer
+        self.keys = keys
+        self.mac_key = mac_key
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
-        outgoing = [m for notification_id, stored in batch for m in to_messages(notification_id, stored)]
-        await publish_batch(self.tracer, self.publisher, outgoing)
+        outgoing = [m for number, stored in batch for m in to_messages(number, stored, self.keys)]
+        await publish_batch(self.tracer, self.publisher, outgoing, mac_key=self.mac_key)

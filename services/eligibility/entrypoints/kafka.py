@@ -39,14 +39,18 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
     broker = make_broker(settings, "eligibility")
     publisher = broker.publisher(
         DECISIONS.name, title=DECISIONS.name, schema=DecisionV1,
-        description=f"{DECISIONS.purpose}. Key: <book>/<beneficiary, else subject>. CloudEvents binary "
-                    "mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) with traceparent.",
+        description=f"{DECISIONS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary, else subject>. "
+                    "CloudEvents binary mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) "
+                    "with traceparent, and a flexledger_mac tag that payments checks.",
     )
     return broker, publisher
 
 
-def consume_facts(broker: KafkaBroker, settings: Settings, handler: FactsHandler | None) -> None:
-    """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI."""
+def consume_facts(
+    broker: KafkaBroker, settings: Settings, handler: FactsHandler | None, mac_key: bytes
+) -> None:
+    """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI. Only facts
+    tagged under `mac_key` are believed: intake's (services.runtime.message_auth)."""
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
     # committed past (services.runtime.consuming.DeadLetters).
     dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
@@ -57,7 +61,7 @@ def consume_facts(broker: KafkaBroker, settings: Settings, handler: FactsHandler
         FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
-        decoder=strict_batch_decoder(FactMessageV1, dead_letters=dead_letters),
+        decoder=strict_batch_decoder(FactMessageV1, mac_key=mac_key, dead_letters=dead_letters),
         title=f"{FACTS.name}:{GROUP}",
         description="Every fact intake recorded, accepted or rejected; processed once per (book, seq), "
                     "in batches of consecutive messages (each message is one FactMessageV1).",

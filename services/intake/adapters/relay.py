@@ -22,7 +22,7 @@ from contracts.topics import FACTS
 from services.intake.adapters.store import IntakeStore
 from services.intake.aggregates import DeadLetter, FactSubmission
 from services.runtime.outbox import Batch, Connection, LogFollower
-from services.runtime.publishing import Outgoing, publish_batch
+from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
 from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
@@ -34,7 +34,7 @@ _CLOUDEVENT_ID_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
 RELAY_BATCH = 2000
 
 
-def to_message(stored: object) -> Outgoing | None:
+def to_message(stored: object, keys: PartitionKeys) -> Outgoing | None:
     """The facts-topic message for a stored submission event (None for other events)."""
     outcome: Literal["accepted", "rejected"]
     if isinstance(stored, FactSubmission.Recorded):
@@ -55,7 +55,7 @@ def to_message(stored: object) -> Outgoing | None:
         type=EVENT_TYPE, subject=f"{stored.book}/{stored.seq}", time=recorded_at,
         traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
-    return Outgoing(body=body, key=body.key(), event=event)
+    return Outgoing(body=body, key=keys(stored.book, stored.subject), event=event)
 
 
 def _uuid5_text(namespace: uuid.UUID, name: str) -> str:
@@ -87,17 +87,23 @@ def to_dead_letter(stored: object) -> Outgoing | None:
 
 
 class FactRelay:
+    """Facts to the facts topic, keyed by a pseudonym of the subject and tagged with the facts key, so
+    eligibility believes only what intake published; dead letters to intake's dead-letter topic."""
+
     def __init__(
-        self, publisher: DefaultPublisher, tracer: trace.Tracer, dead_letters: DefaultPublisher | None = None,
+        self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes,
+        dead_letters: DefaultPublisher | None = None,
     ) -> None:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.tracer = tracer
+        self.keys = keys
+        self.mac_key = mac_key
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
-        outgoing = [m for _, stored in batch if (m := to_message(stored)) is not None]
+        outgoing = [m for _, stored in batch if (m := to_message(stored, self.keys)) is not None]
         letters = [m for _, stored in batch if (m := to_dead_letter(stored)) is not None]
-        await publish_batch(self.tracer, self.publisher, outgoing)
+        await publish_batch(self.tracer, self.publisher, outgoing, mac_key=self.mac_key)
         if letters:
             assert self.dead_letters is not None, "dead letters recorded but no dead-letter publisher"
             await publish_batch(self.tracer, self.dead_letters, letters)

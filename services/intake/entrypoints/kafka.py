@@ -99,8 +99,9 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, Def
     broker = make_broker(settings, "intake")
     publisher = broker.publisher(
         FACTS.name, title=FACTS.name, schema=FactMessageV1,
-        description=f"{FACTS.purpose}. Key: <book>/<worker, else enterprise or park>. CloudEvents "
-                    "binary mode (ce_* headers, type flexledger.intake.fact.v1) with W3C traceparent.",
+        description=f"{FACTS.purpose}. Key: <book>/<keyed pseudonym of the worker, else enterprise or "
+                    "park>. CloudEvents binary mode (ce_* headers, type flexledger.intake.fact.v1) with W3C "
+                    "traceparent, and a flexledger_mac tag that eligibility checks.",
     )
     dead_letters = broker.publisher(
         DEAD_LETTERS.name, title=DEAD_LETTERS.name, schema=IntakeDeadLetterV1,

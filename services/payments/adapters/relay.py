@@ -1,9 +1,9 @@
 """Outbox relays of payments: the book streams' records, published to Kafka.
 
-- orders (`flexledger.payments.orders.v1`, key `<book>/<beneficiary>`): one `PaymentOrderV1` per money
-  decision recorded: `order_created` for a grant (committed, or awaiting budget with the reason),
-  `clawback_recorded` for a clawback (what it cancelled and what it claimed). Refused decisions
-  publish nothing.
+- orders (`flexledger.payments.orders.v1`, key `<book>/<pseudonym of the beneficiary>`): one
+  `PaymentOrderV1` per money decision recorded: `order_created` for a grant (committed, or awaiting
+  budget with the reason), `clawback_recorded` for a clawback (what it cancelled and what it
+  claimed). Refused decisions publish nothing.
 - disbursements (`flexledger.payments.disbursements.v1`, key the batch id): one
   `DisbursementInstructionV1` per `BatchCut`.
 
@@ -20,12 +20,12 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.messages import DisbursementEntryV1, DisbursementInstructionV1, PaymentOrderV1
+from contracts.messages import NO_SUBJECT, DisbursementEntryV1, DisbursementInstructionV1, PaymentOrderV1
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import events as e
 from services.runtime.outbox import Batch, Connection
-from services.runtime.publishing import Outgoing, publish_batch
+from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
 
 ORDER_EVENT_TYPE = "flexledger.payments.order.v1"
 DISBURSEMENT_EVENT_TYPE = "flexledger.payments.disbursement.v1"
@@ -38,7 +38,7 @@ def _domain_events(stored: Any) -> list[e.PaymentsEvent]:
     return [decode(data) for data in stored.events]
 
 
-def order_messages(stored: Any) -> list[Outgoing]:
+def order_messages(stored: Any, keys: PartitionKeys) -> list[Outgoing]:
     """The orders-topic messages of one stored record (none for other kinds of record)."""
     if not isinstance(stored, PaymentsBookStream.Recorded) or stored.cause.get("kind") != "decision":
         return []
@@ -77,7 +77,8 @@ def order_messages(stored: Any) -> list[Outgoing]:
         id=body.order_id, source=SOURCE, type=ORDER_EVENT_TYPE, subject=f"{stored.book}/{body.order_id}",
         time=recorded_at, traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
-    return [Outgoing(body=body, key=body.key(), event=event)]
+    key = keys(stored.book, body.beneficiary or NO_SUBJECT)
+    return [Outgoing(body=body, key=key, event=event)]
 
 
 def instruction(book: str, cut: e.BatchCut) -> DisbursementInstructionV1:
@@ -112,12 +113,13 @@ def disbursement_messages(stored: Any) -> list[Outgoing]:
 
 
 class OrderRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
+    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys) -> None:
         self.publisher = publisher
         self.tracer = tracer
+        self.keys = keys
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
-        outgoing = [m for _, stored in batch for m in order_messages(stored)]
+        outgoing = [m for _, stored in batch for m in order_messages(stored, self.keys)]
         await publish_batch(self.tracer, self.publisher, outgoing)
 
 

@@ -49,13 +49,17 @@ class PaymentsBroker(NamedTuple):
     disbursements: DefaultPublisher
 
 
-def build_broker(settings: Settings, handler: KafkaConsumers | None) -> PaymentsBroker:
-    """The broker with its subscribers and publishers; `handler` None only to generate the AsyncAPI."""
+def build_broker(
+    settings: Settings, handler: KafkaConsumers | None, decisions_mac_key: bytes
+) -> PaymentsBroker:
+    """The broker with its subscribers and publishers; `handler` None only to generate the AsyncAPI.
+    Only decisions tagged under `decisions_mac_key` are believed: eligibility's
+    (services.runtime.message_auth)."""
     broker = make_broker(settings, "payments")
     orders = broker.publisher(
         ORDERS.name, title=ORDERS.name, schema=PaymentOrderV1,
-        description=f"{ORDERS.purpose}. Key: <book>/<beneficiary>. CloudEvents binary mode "
-                    "(type flexledger.payments.order.v1, ce_id = order_id) with traceparent.",
+        description=f"{ORDERS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary>. CloudEvents "
+                    "binary mode (type flexledger.payments.order.v1, ce_id = order_id) with traceparent.",
     )
     disbursements = broker.publisher(
         DISBURSEMENTS.name, title=DISBURSEMENTS.name, schema=DisbursementInstructionV1,
@@ -74,7 +78,7 @@ def build_broker(settings: Settings, handler: KafkaConsumers | None) -> Payments
         DECISIONS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
-        decoder=strict_batch_decoder(DecisionV1, dead_letters=dead_letters),
+        decoder=strict_batch_decoder(DecisionV1, mac_key=decisions_mac_key, dead_letters=dead_letters),
         title=f"{DECISIONS.name}:{GROUP}",
         description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each.",
     )

@@ -1,6 +1,6 @@
 """Intake's outbox relay through `publishing.publish_batch`, against a recording aiokafka producer
-(no broker): messages per partition in log order, CloudEvents headers and a traceparent on each, one
-PRODUCER span per trace, full record batches sent as they fill."""
+(no broker): messages per partition in log order under pseudonymous keys, CloudEvents headers, a
+traceparent and a valid tag on each, one PRODUCER span per trace, full record batches sent as they fill."""
 
 from __future__ import annotations
 
@@ -25,8 +25,12 @@ from contracts.topics import FACTS
 from services.intake.adapters.relay import FactRelay
 from services.intake.aggregates import FactSubmission
 from services.runtime import publishing
+from services.runtime.message_auth import MessageAuthenticator
+from services.runtime.publishing import PartitionKeys
 
 PARTITIONS = 6
+KEYS = PartitionKeys(b"k" * 32)
+MAC_KEY = b"m" * 32
 BULK_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
@@ -75,7 +79,7 @@ async def _relay(
 ) -> RecordingProducer:
     producer = RecordingProducer(max_batch_size)
     monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
-    relay = FactRelay(Publisher(), provider.get_tracer("test"))  # type: ignore[arg-type]
+    relay = FactRelay(Publisher(), provider.get_tracer("test"), KEYS, MAC_KEY)  # type: ignore[arg-type]
     await relay(None, list(enumerate(events, start=1)))  # type: ignore[arg-type]
     await producer.stop()
     return producer
@@ -105,7 +109,8 @@ async def test_each_partition_gets_its_messages_in_log_order_with_cloudevents_an
         assert seqs == sorted(seqs)
         for record in records:
             body = FactMessageV1.model_validate_json(record.value)
-            assert record.key == f"b/{body.subject}".encode()
+            assert record.key == KEYS("b", body.subject).encode() and body.subject.encode() not in record.key
+            assert MessageAuthenticator(MAC_KEY, FACTS.name).problem(record.headers, record.value) is None
             assert DefaultPartitioner()(record.key, list(range(PARTITIONS)), []) == partition
             headers = {name: value.decode() for name, value in record.headers}
             assert headers["ce_id"] == str(uuid.uuid5(uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21"),
@@ -143,7 +148,7 @@ def test_recorded_at_is_the_events_time_in_utc() -> None:
     from services.intake.adapters.relay import to_message
 
     event = _event(1, "w1", BULK_TRACE)
-    message = to_message(event)
+    message = to_message(event, KEYS)
     assert message is not None and isinstance(message.body, FactMessageV1)
     assert message.body.recorded_at == event.timestamp.astimezone(UTC)
     assert message.body.recorded_at.tzinfo is not None and message.body.recorded_at < datetime.now(UTC)
@@ -181,7 +186,7 @@ async def test_a_failed_send_fails_the_batch_and_marks_its_spans(
 
     producer = BrokerDown(16 * 1024)
     monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
-    relay = FactRelay(Publisher(), provider.get_tracer("test"))  # type: ignore[arg-type]
+    relay = FactRelay(Publisher(), provider.get_tracer("test"), KEYS, MAC_KEY)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):  # the follower keeps its position and publishes again
         await relay(None, [(1, _event(1, "w1", BULK_TRACE))])  # type: ignore[arg-type]
     await producer.stop()

@@ -31,6 +31,7 @@ from services.payments.domain import (
     simulate_bank,
 )
 from services.payments.domain import events as e
+from services.runtime.publishing import PartitionKeys
 from services.runtime.settings import Settings
 
 CST = timezone(timedelta(hours=8))
@@ -122,8 +123,13 @@ def _recorded(book: str, commands: list[tuple[str, list[e.PaymentsEvent]]]) -> l
 
 def test_relays_publish_orders_clawbacks_and_instructions() -> None:
     stored = _recorded("main", history())
-    orders = [m.body for _, s in stored for m in order_messages(s)]
+    keys = PartitionKeys(b"k" * 32)
+    messages = [m for _, s in stored for m in order_messages(s, keys)]
+    orders = [m.body for m in messages]
     assert all(isinstance(o, PaymentOrderV1) for o in orders)
+    for message in messages:  # keyed by a pseudonym of the beneficiary, never the number itself
+        beneficiary = message.body.beneficiary  # type: ignore[attr-defined]
+        assert message.key == keys("main", beneficiary) and beneficiary not in message.key
     summary = [(o.event, o.order_id, o.status, o.cancelled_fen, o.claimed_fen)  # type: ignore[attr-defined]
                for o in orders]
     assert summary == [
