@@ -24,13 +24,6 @@ FACTS = Topic(
     "flexledger.intake.facts.v1", "intake", "book/pseudonym(subject)",
     "accepted facts and rejections, in intake's acceptance order per subject",
 )
-AGENCY_FACTS = Topic(
-    "flexledger.intake.agency-facts.v1", "agencies", "book/subject",
-    "facts published by agencies (social insurance, HR bureau, ...) for intake to validate; the agency "
-    "is named by a header, which a consumer cannot check: no principal may write it (only `admin`), "
-    "the per-agency feeds replace it (docs/design/kafka-trust.md)",
-)
-
 # The agencies that publish facts on Kafka, each on a feed of its own that only its own principal may
 # write (docs/design/kafka-trust.md): a consumer cannot see who produced a message, so the topic is
 # what says which agency sent it, never a header.
@@ -92,6 +85,6 @@ PAYMENTS_DEAD_LETTERS = Topic(
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    FACTS, AGENCY_FACTS, *AGENCY_FEEDS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS,
+    FACTS, *AGENCY_FEEDS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS,
     SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS,
 )

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from contracts.topics import (
     AGENCIES,
-    AGENCY_FACTS,
     CHECKPOINTS,
     DEAD_LETTERS,
     DECISIONS,
@@ -62,7 +61,7 @@ PRINCIPALS: tuple[Principal, ...] = (
                      "`flexledger kafka`); tests inject and inspect messages as it", super_user=True),
     Principal("intake", "the intake service",
               writes=(FACTS.name, DEAD_LETTERS.name),
-              reads=(AGENCY_FACTS.name, *(agency_feed(a).name for a in AGENCIES)), groups=("intake",)),
+              reads=tuple(agency_feed(a).name for a in AGENCIES), groups=("intake",)),
     Principal("eligibility", "the eligibility service",
               writes=(DECISIONS.name, STATISTICS.name, CHECKPOINTS.name, ELIGIBILITY_DEAD_LETTERS.name),
               reads=(FACTS.name,), groups=("eligibility",)),

@@ -24,7 +24,7 @@ from aiokafka.errors import (
 )
 from typer.testing import CliRunner
 
-from contracts.topics import AGENCY_FACTS, CHECKPOINTS, DECISIONS, FACTS, SETTLEMENTS, STATISTICS, agency_feed
+from contracts.topics import CHECKPOINTS, DECISIONS, FACTS, SETTLEMENTS, STATISTICS, agency_feed
 from flexledger.devstack import credentials, kafka_admin
 from flexledger.devstack.credentials import client_args
 from flexledger.kafka_access import Acl, acls
@@ -108,7 +108,6 @@ async def test_an_unknown_user_is_refused(broker: Settings) -> None:
     ("eligibility", FACTS.name),
     ("intake", DECISIONS.name),  # a forged decision
     ("hr_bureau", agency_feed("social_insurance_agency").name),  # another agency's feed
-    ("social_insurance_agency", AGENCY_FACTS.name),  # the shared feed, whose agency is only a header
     ("finance", DECISIONS.name),
     ("payments", SETTLEMENTS.name),  # a forged bank settlement: only finance writes them
 ])

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from contracts.topics import (
     AGENCIES,
-    AGENCY_FACTS,
     AGENCY_FEEDS,
     ALL_TOPICS,
     CHECKPOINTS,
@@ -65,8 +64,6 @@ def test_each_topic_has_exactly_its_one_writer() -> None:
     for agency in AGENCIES:
         assert _writers(agency_feed(agency).name) == {agency}
         assert {a.resource for a in acls() if a.principal == agency} == {agency_feed(agency).name}
-    # The shared feed names its agency in a header, which nobody can hold a producer to: no writer.
-    assert _writers(AGENCY_FACTS.name) == set()
     assert {t.name for t in ALL_TOPICS} == {a.resource for a in acls() if a.pattern_type == "LITERAL"
                                             and a.resource_type == "TOPIC"}
 
@@ -78,7 +75,7 @@ def test_readers_are_the_consumers_and_subscribers_of_each_topic() -> None:
     assert _readers(SETTLEMENTS.name) == {"payments"}
     assert _readers(ORDERS.name) == _readers(DISBURSEMENTS.name) == {"finance"}
     assert _readers(CHECKPOINTS.name) == {"auditor"}
-    for feed in (AGENCY_FACTS, *AGENCY_FEEDS):
+    for feed in AGENCY_FEEDS:
         assert _readers(feed.name) == {"intake"}
     # Dead letters hold what their source holds (identity numbers): operators read them as admin.
     for topic in (DEAD_LETTERS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS):

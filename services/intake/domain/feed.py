@@ -1,17 +1,18 @@
 """An agency message from Kafka, read into a fact to submit, or the reason it cannot be taken in.
 
 The message is one fact as JSON: the same bytes a `POST /v1/facts` body holds, read by the same guard
-(`limits.parse_json_body`) and authorised by the same table (`authorization`). Who sent it is the
-`flexledger-agency` header: one of the four agency roles. The Kafka boundary does not carry API keys:
-a bearer secret in a message header would stay in the topic's log for its whole retention, readable
-by every consumer; producers on Kafka are authenticated by the broker (SASL or mTLS, with ACLs that
-let each agency's principal write only this topic), and the header says which agency's table of fact
-types applies. See docs/design/intake-auth.md.
+(`limits.parse_json_body`) and authorised by the same table (`authorization`). Who sent it is the feed
+it came on: each agency has a feed of its own that only its own Kafka principal may write (the broker
+authenticates producers and its ACLs hold them to their feed, docs/design/kafka-trust.md), and a
+consumer cannot see a message's producer, so the topic is the only trustworthy name of the sender —
+never a header. The Kafka boundary carries no API keys: a bearer secret in a message header would
+stay in the topic's log for its whole retention, readable by every consumer. See
+docs/design/intake-auth.md.
 
 What cannot be taken in (`NotTaken`) is kept as a dead letter with the status HTTP would have
-answered: 401 unknown or missing agency, 400 unreadable (headers or body), 413 too large, 415 not
-JSON, 403 not this agency's to send. A readable object with a hostile value is a fact to record as
-rejected (`AgencyFact.problem`), like the same body over HTTP.
+answered: 400 unreadable (headers or body), 413 too large, 415 not JSON, 403 not this agency's to
+send, or a `flexledger-agency` header naming another agency than the feed's. A readable object with
+a hostile value is a fact to record as rejected (`AgencyFact.problem`), like the same body over HTTP.
 """
 
 from __future__ import annotations
@@ -69,18 +70,17 @@ def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | Not
 
 
 def read_agency_message(
-    headers: Sequence[tuple[str, bytes | None]], body: bytes, limits: Limits
+    agency: str, headers: Sequence[tuple[str, bytes | None]], body: bytes, limits: Limits
 ) -> AgencyFact | NotTaken:
-    """Read one agency message: the fact to submit, or why it is not taken in."""
-    agency = _header(headers, AGENCY_HEADER)
-    if isinstance(agency, NotTaken):
-        return agency
-    if agency is None:
-        return NotTaken(401, f"header {AGENCY_HEADER} is missing; it names the sending agency, one of "
-                             f"{', '.join(sorted(AGENCIES))}")
+    """Read one message from `agency`'s feed: the fact to submit, or why it is not taken in."""
     if agency not in AGENCIES:
-        return NotTaken(401, f"header {AGENCY_HEADER} {agency[:40]!r} is not an agency; the agencies are "
-                             f"{', '.join(sorted(AGENCIES))}")
+        raise ValueError(f"{agency!r} is not an agency")
+    claimed = _header(headers, AGENCY_HEADER)
+    if isinstance(claimed, NotTaken):
+        return NotTaken(claimed.status, claimed.reason, agency)
+    if claimed is not None and claimed != agency:  # an attempt to speak for another agency
+        return NotTaken(403, f"header {AGENCY_HEADER} names {claimed[:40]!r}, but the message came on the "
+                             f"feed of {agency}: the feed names the agency", agency)
     book = _header(headers, BOOK_KAFKA_HEADER)
     if isinstance(book, NotTaken):
         return NotTaken(book.status, book.reason, agency)

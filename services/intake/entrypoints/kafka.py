@@ -1,16 +1,17 @@
 """Intake on Kafka: publishes the facts topic and the dead-letter topic from its outbox (see
-adapters/relay.py), and consumes the agency feed (flexledger.intake.agency-facts.v1) with `AgencyFeed`.
+adapters/relay.py), and consumes the agencies' feeds (`flexledger.intake.agency-facts.v1.<agency>`,
+one per agency, writable only by that agency's principal) with `AgencyFeed`.
 
-An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body holds), with headers:
-`flexledger-agency` (required: `hr_bureau`, `social_insurance_agency`, `talent_office` or
-`park_authority`) and `flexledger-book` (optional, default `main`). See docs/design/intake-auth.md.
+An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body holds), with the
+optional header `flexledger-book` (default `main`). The feed names the agency. See
+docs/design/intake-auth.md and docs/design/kafka-trust.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -19,10 +20,10 @@ from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 
 from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1, IntakeDeadLetterV1
-from contracts.topics import AGENCY_FACTS, DEAD_LETTERS, FACTS
+from contracts.topics import AGENCY_FEED_PREFIX, AGENCY_FEEDS, DEAD_LETTERS, FACTS
 from services.intake.adapters.store import IntakeStore
 from services.intake.application import Source
-from services.intake.domain.feed import AGENCY_HEADER, NotTaken, read_agency_message
+from services.intake.domain.feed import NotTaken, read_agency_message
 from services.intake.domain.limits import Limits
 from services.runtime.consuming import consuming
 from services.runtime.kafka import make_broker, static_member
@@ -55,15 +56,14 @@ class AgencyFeed:
         body = bytes(record.value or b"")
         headers = list(record.headers or ())
         with consuming(self.tracer, msg, GROUP) as span:
+            agency = record.topic.removeprefix(AGENCY_FEED_PREFIX)  # the broker's ACLs vouch for it
             try:
-                message = read_agency_message(headers, body, self.limits)
+                message = read_agency_message(agency, headers, body, self.limits)
             except Exception:  # a bug must not lose the message: keep it with the reason
                 log.exception("reading an agency message failed")
                 message = NotTaken(500, "intake could not read this message (internal error); "
                                         "the operators have its log")
-            agency = message.principal.role if not isinstance(message, NotTaken) else message.agency
-            source = Source(record.topic, record.partition, record.offset, body,
-                            agency if agency is not None else _agency_header(headers))
+            source = Source(record.topic, record.partition, record.offset, body, agency)
             carrier = current_carrier()
             span.set_attribute("flexledger.agency", source.agency or "-")
 
@@ -77,15 +77,6 @@ class AgencyFeed:
             span.set_attribute("flexledger.result", outcome)
         if outcome not in ("redelivered", "duplicate"):
             self.on_recorded()
-
-
-def _agency_header(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
-    """The agency header as it came, for a dead letter, when it could be read at all."""
-    for name, value in headers:
-        if name.lower() == AGENCY_HEADER and value is not None:
-            text = value.decode("utf-8", "replace")[:40]
-            return "".join(char if char.isprintable() else "\ufffd" for char in text)
-    return None
 
 
 async def _raw_body(msg: KafkaMessage) -> bytes:
@@ -118,14 +109,14 @@ def subscribe_agency_feed(broker: KafkaBroker, settings: Settings, feed: AgencyF
     # ACK: committed after the handler returns, and it returns only once the message's effect (a
     # recorded fact, or a dead letter) is committed in PostgreSQL together with its position.
     @broker.subscriber(
-        AGENCY_FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        *(feed.name for feed in AGENCY_FEEDS), group_id=GROUP,
+        group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest", decoder=_raw_body,
-        title=f"{AGENCY_FACTS.name}:{GROUP}",
-        description="One fact per message, as JSON (a scenarios/FORMAT.md fact), with the headers "
-                    f"{AGENCY_HEADER} (hr_bureau | social_insurance_agency | talent_office | "
-                    f"park_authority) and optionally {BOOK_KAFKA_HEADER} (default main). "
-                    "Validated and recorded exactly like POST /v1/facts; what is not taken in goes to the "
-                    "dead-letter topic.",
+        title=f"{AGENCY_FEED_PREFIX}<agency>:{GROUP}",
+        description="One fact per message, as JSON (a scenarios/FORMAT.md fact), on the feed of the agency "
+                    "that sends it (only that agency's principal may write it: the feed names the agency), "
+                    f"optionally with the header {BOOK_KAFKA_HEADER} (default main). Validated and recorded "
+                    "exactly like POST /v1/facts; what is not taken in goes to the dead-letter topic.",
     )
     async def on_agency_fact(body: bytes, msg: KafkaMessage) -> None:
         assert feed is not None

@@ -30,15 +30,16 @@ def _headers(**values: str | bytes) -> list[tuple[str, bytes]]:
     return [(name.replace("_", "-"), v if isinstance(v, bytes) else v.encode()) for name, v in values.items()]
 
 
-def _read(body: Any, **headers: str | bytes) -> AgencyFact | NotTaken:
+def _read(body: Any, feed: str = "hr_bureau", **headers: str | bytes) -> AgencyFact | NotTaken:
+    """Read `body` as it came on `feed`'s topic (the agency whose principal alone may write it)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return read_agency_message(_headers(**headers), data, LIMITS)
+    return read_agency_message(feed, _headers(**headers), data, LIMITS)
 
 
 def test_an_agencys_fact_is_read_with_its_book_and_principal() -> None:
     read = _read(
         CONTRIBUTION,
-        flexledger_agency="social_insurance_agency",
+        "social_insurance_agency",
         flexledger_book="sandbox-1",
         content_type="application/json",
     )
@@ -49,25 +50,39 @@ def test_an_agencys_fact_is_read_with_its_book_and_principal() -> None:
         CONTRIBUTION,
         None,
     )
-    assert _read(CONTRIBUTION, flexledger_agency="social_insurance_agency").book == "main"  # type: ignore[union-attr]
+    assert _read(CONTRIBUTION, "social_insurance_agency").book == "main"  # type: ignore[union-attr]
+    # A header naming the feed's own agency changes nothing (older clients still send it).
+    named = _read(CONTRIBUTION, "social_insurance_agency", flexledger_agency="social_insurance_agency")
+    assert isinstance(named, AgencyFact)
+
+
+def test_the_feed_names_the_agency_and_a_header_cannot_claim_another() -> None:
+    """The agency is the feed the broker let the message onto, never a header: a message on the HR
+    bureau's feed claiming to be the social insurance agency's is refused, and nothing on its feed
+    makes an agency's fact one that only another agency may submit."""
+    claimed = _read(CONTRIBUTION, "hr_bureau", flexledger_agency="social_insurance_agency")
+    assert isinstance(claimed, NotTaken) and claimed.status == 403 and "feed of hr_bureau" in claimed.reason
+    assert claimed.agency == "hr_bureau"
+    plain = _read(CONTRIBUTION, "hr_bureau")  # contribution_paid is the social insurance agency's to send
+    assert isinstance(plain, NotTaken) and plain.status == 403 and "contribution_paid" in plain.reason
+    with pytest.raises(ValueError, match="not an agency"):
+        _read(CONTRIBUTION, "platform")
 
 
 @pytest.mark.parametrize(
     ("body", "headers", "status", "reason"),
     [
-        (CONTRIBUTION, {}, 401, "flexledger-agency is missing"),
-        (CONTRIBUTION, {"flexledger_agency": "platform"}, 401, "not an agency"),
-        (CONTRIBUTION, {"flexledger_agency": "operator"}, 401, "not an agency"),
+        (CONTRIBUTION, {"flexledger_agency": "platform"}, 403, "came on the feed of hr_bureau"),
         (CONTRIBUTION, {"flexledger_agency": b"\xff"}, 400, "not valid UTF-8"),
         (CONTRIBUTION, {"flexledger_agency": "hr_bureau\x00"}, 400, "control characters"),
-        (CONTRIBUTION, {"flexledger_agency": "hr_bureau", "flexledger_book": "Main"}, 400, "flexledger-book"),
-        (CONTRIBUTION, {"flexledger_agency": "hr_bureau", "content_type": "text/csv"}, 415, "not JSON"),
-        (b"\xff", {"flexledger_agency": "hr_bureau"}, 400, "not valid UTF-8"),
-        (b"[]", {"flexledger_agency": "hr_bureau"}, 400, "JSON object"),
-        (b'{"a":' + b"[" * 20 + b"]" * 20 + b"}", {"flexledger_agency": "hr_bureau"}, 400, "deeper"),
-        (b"{" + b" " * 70_000 + b"}", {"flexledger_agency": "hr_bureau"}, 413, "limit"),
-        (CONTRIBUTION, {"flexledger_agency": "hr_bureau"}, 403, "may not submit contribution_paid"),
-        (monthly_report("m1"), {"flexledger_agency": "social_insurance_agency"}, 403, "monthly_report"),
+        (CONTRIBUTION, {"flexledger_book": "Main"}, 400, "flexledger-book"),
+        (CONTRIBUTION, {"content_type": "text/csv"}, 415, "not JSON"),
+        (b"\xff", {}, 400, "not valid UTF-8"),
+        (b"[]", {}, 400, "JSON object"),
+        (b'{"a":' + b"[" * 20 + b"]" * 20 + b"}", {}, 400, "deeper"),
+        (b"{" + b" " * 70_000 + b"}", {}, 413, "limit"),
+        (CONTRIBUTION, {}, 403, "may not submit contribution_paid"),
+        (monthly_report("m1"), {"feed": "social_insurance_agency"}, 403, "monthly_report"),
     ],
 )
 def test_what_cannot_be_taken_in_says_why(
@@ -78,14 +93,14 @@ def test_what_cannot_be_taken_in_says_why(
 
 
 def test_a_repeated_header_is_refused() -> None:
-    headers = _headers(flexledger_agency="hr_bureau") * 2
-    read = read_agency_message(headers, json.dumps(worker_registered("w1")).encode(), LIMITS)
+    headers = _headers(flexledger_book="main") * 2
+    read = read_agency_message("hr_bureau", headers, json.dumps(worker_registered("w1")).encode(), LIMITS)
     assert isinstance(read, NotTaken) and "2 times" in read.reason
 
 
 def test_a_hostile_value_is_a_fact_to_reject_with_its_stand_in() -> None:
     body = b'{"id":"c9","type":"contribution_paid","worker":"' + W1.encode() + b'","amount_fen":1e999}'
-    read = _read(body, flexledger_agency="social_insurance_agency")
+    read = _read(body, "social_insurance_agency")
     assert isinstance(read, AgencyFact) and read.problem and "amount_fen" in read.problem
     assert read.raw["amount_fen"] == "inf" and read.raw["id"] == "c9"
 
