@@ -144,75 +144,22 @@ def demo(
 ) -> None:
     """Push three years of history and then one realistic month through the running stack."""
     settings = Settings.from_env()
-    city = DemoCity(workers=workers)
     work = Path(settings.state_dir) / "demo"
     with httpx.Client(timeout=30.0) as client:
-        try:
-            for name, port in (("intake", settings.intake_port), ("eligibility", settings.eligibility_port)):
-                _get(client, f"{_url(port)}/health", name)
-        except PipelineError as exc:
-            console.print(f"[red]{exc}[/red]\nstart the stack first: flexledger dev up")
-            raise typer.Exit(3) from exc
-        key = _operator_key(settings)
+        _check_stack(client, settings)
         started = time.monotonic()
         console.rule("Finance appropriates the budgets (talent starts empty)")
         for program in PROGRAMMES:
             for year in FISCAL_YEARS:
-                _appropriate(
-                    client,
-                    settings,
-                    book,
-                    program,
-                    year,
-                    0 if program == "talent" else DEMO_APPROPRIATION_FEN,
-                )
-        bank_log = work / "bank-simulator.log"
-        bank_log.parent.mkdir(parents=True, exist_ok=True)
-        bank = subprocess.Popen(  # the Finance Bureau's bank, settling disbursement batches as they come
-            [
-                sys.executable,
-                "-m",
-                "flexledger",
-                "payments",
-                "bank-simulator",
-                "--return-suffix",
-                "7",
-                "--idle-exit",
-                str(SETTLE_WAIT_S),
-            ],
-            stdout=bank_log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        console.rule(f"History 2021-06 .. 2024-05: {workers} workers, 3 platforms")
-        _upload(_write_jsonl(work / "history.jsonl", list(city.history())), key, settings, book)
-        before = int(
-            _get(client, f"{_url(settings.intake_port)}/v1/books/{book}/progress", "intake")["last_seq"]
-        )
-        console.rule(f"The month {MONTH}: reports, contributions, corrections, approvals")
-        _upload(_write_jsonl(work / f"{MONTH}.jsonl", list(city.this_month())), key, settings, book)
-        last = int(
-            _get(client, f"{_url(settings.intake_port)}/v1/books/{book}/progress", "intake")["last_seq"]
-        )
-        _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S)
+                amount_fen = 0 if program == "talent" else DEMO_APPROPRIATION_FEN
+                _appropriate(client, settings, book, program, year, amount_fen)
+        bank, bank_log = _start_bank(work)
+        before, last = _push(client, settings, book, DemoCity(workers=workers), work)
         console.print(f"pipeline drained: {last} facts decided in {time.monotonic() - started:.1f}s")
-        everything = _get(
-            client, f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions", "eligibility"
-        )["decisions"]
-        month = _get(
-            client,
-            f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions?after_seq={before}",
-            "eligibility",
-        )["decisions"]
-        if not month:
-            console.print(f"the facts of {MONTH} were already in book {book}: nothing new was decided")
-        console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
-        _show_examples(month)
-        console.print(_totals_table(everything))
+        _show_decisions(client, settings, book, before)
         console.rule("Payments: talent budget raised, disbursed to the bank simulator")
-        console.print(
-            f"talent {FISCAL_YEARS[-1]} appropriation raised: "
-            f"{_appropriate(client, settings, book, 'talent', FISCAL_YEARS[-1], DEMO_APPROPRIATION_FEN)}"
-        )
+        raised = _appropriate(client, settings, book, "talent", FISCAL_YEARS[-1], DEMO_APPROPRIATION_FEN)
+        console.print(f"talent {FISCAL_YEARS[-1]} appropriation raised: {raised}")
         bank.wait(timeout=DRAIN_TIMEOUT_S)
         console.print(f"{bank_log.read_text().strip().splitlines()[-1]} (log: {bank_log})")
         _payments(client, settings, book)
@@ -221,3 +168,51 @@ def demo(
         [sys.executable, "-m", "flexledger", "audit", "verify", "--book", book], check=False
     )
     console.print(f"audit verify exited {result.returncode}")
+
+
+def _check_stack(client: httpx.Client, settings: Settings) -> None:
+    try:
+        for name, port in (("intake", settings.intake_port), ("eligibility", settings.eligibility_port)):
+            _get(client, f"{_url(port)}/health", name)
+    except PipelineError as exc:
+        console.print(f"[red]{exc}[/red]\nstart the stack first: flexledger dev up")
+        raise typer.Exit(3) from exc
+
+
+def _start_bank(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """The Finance Bureau's bank, settling disbursement batches as they come (as `finance` on Kafka)."""
+    bank_log = work / "bank-simulator.log"
+    bank_log.parent.mkdir(parents=True, exist_ok=True)
+    bank = subprocess.Popen(
+        [sys.executable, "-m", "flexledger", "payments", "bank-simulator", "--return-suffix", "7",
+         "--idle-exit", str(SETTLE_WAIT_S)],
+        stdout=bank_log.open("w"), stderr=subprocess.STDOUT,
+    )
+    return bank, bank_log
+
+
+def _push(client: httpx.Client, settings: Settings, book: str, city: DemoCity, work: Path) -> tuple[int, int]:
+    """Upload the history, then the month, and wait until eligibility decided all of it; the book's
+    last seq before the month, and after it."""
+    key = _operator_key(settings)
+    progress = f"{_url(settings.intake_port)}/v1/books/{book}/progress"
+    console.rule(f"History 2021-06 .. 2024-05: {len(city.workers)} workers, 3 platforms")
+    _upload(_write_jsonl(work / "history.jsonl", list(city.history())), key, settings, book)
+    before = int(_get(client, progress, "intake")["last_seq"])
+    console.rule(f"The month {MONTH}: reports, contributions, corrections, approvals")
+    _upload(_write_jsonl(work / f"{MONTH}.jsonl", list(city.this_month())), key, settings, book)
+    last = int(_get(client, progress, "intake")["last_seq"])
+    _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S)
+    return before, last
+
+
+def _show_decisions(client: httpx.Client, settings: Settings, book: str, before: int) -> None:
+    """What the month's facts caused, examples, and the totals of the whole book."""
+    decisions = f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions"
+    everything = _get(client, decisions, "eligibility")["decisions"]
+    month = _get(client, f"{decisions}?after_seq={before}", "eligibility")["decisions"]
+    if not month:
+        console.print(f"the facts of {MONTH} were already in book {book}: nothing new was decided")
+    console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
+    _show_examples(month)
+    console.print(_totals_table(everything))
