@@ -1,4 +1,4 @@
-"""Wire models of the facts and payments topics, and the partition keys that keep them in order.
+"""Wire models of the facts, payments and dead-letter topics, and the partition keys that keep them in order.
 
 Decisions have their own module (`contracts.decisions`). Every model is versioned by its
 `schema_version` and by the `.v1` suffix of its topic; a breaking change is a new model on a new topic.
@@ -10,9 +10,10 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.decisions import DecisionV1
+from contracts.identifiers import mask_identifiers
 
 BOOK_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 DEFAULT_BOOK = "main"
@@ -169,34 +170,71 @@ class SettlementV1(BaseModel):
         return self.batch_id
 
 
-class IntakeDeadLetterV1(BaseModel):
-    """An agency message intake did not take in as it came, on flexledger.intake.dead-letters.v1.
+Service = Literal["intake", "eligibility", "payments"]
 
-    Either it never became a fact (`seq` null: unreadable, unknown agency or book, not this agency's
-    to send — as HTTP would answer 400/401/403/413/415 and record nothing), or intake recorded it as
-    a rejected fact (`seq` set: invalid, or its id reused for other content — as HTTP 400/409), so the
-    agency learns why either way. `body_b64` is the original message value, byte for byte (at most
-    intake's one-fact limit; `body_bytes` is the original length). It can hold identity numbers:
-    this topic needs the access the agency input topic needs."""
+# What a dead letter shows of a message's value, at most (characters of `body_masked`). A diagnosis
+# needs the start of a message; the whole original stays in the service's event store. Worst case on
+# the wire, every character a JSON escape (6 bytes): 96 KiB, well inside one Kafka record.
+DEAD_LETTER_BODY_MAX_CHARS = 16 * 1024
+
+
+def masked_body(value: bytes) -> str:
+    """`body_masked` of a dead letter whose original value is `value`: the bytes as UTF-8 text
+    (undecodable bytes as U+FFFD), every identity number masked (`contracts.identifiers`), then cut at
+    DEAD_LETTER_BODY_MAX_CHARS characters — masked before the cut, so that a cut never leaves the
+    start of a number in clear."""
+    return mask_identifiers(value.decode("utf-8", "replace"))[:DEAD_LETTER_BODY_MAX_CHARS]
+
+
+class DeadLetterV1(BaseModel):
+    """A message a consumer could not take in, on its service's dead-letter topic: one contract for
+    flexledger.intake.dead-letters.v1 (agency messages), flexledger.eligibility.dead-letters.v1 (facts)
+    and flexledger.payments.dead-letters.v1 (decisions and settlements). It replaced the intake-only
+    `IntakeDeadLetterV1` (which carried the original bytes in base64) when eligibility's and payments'
+    dead letters moved into their outboxes; no outside subscriber read either (only `admin` may read
+    dead letters: flexledger/kafka_access.py).
+
+    Published from the service's outbox, at least once: `dead_letter_id` identifies repeats. No identity
+    number is on the wire: the key and ce_subject are the source position, `body_masked` shows the
+    value masked, and the text fields are masked when the model is built (a reason never quotes the
+    message anyway). The original bytes stay in the service's event store, encrypted at rest, found by
+    the source position and checked against `body_sha256`; operators re-drive from there."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     schema_version: Literal[1] = 1
-    dead_letter_id: str = Field(description="deterministic from the source position: one per message")
+    dead_letter_id: str = Field(description="deterministic from the consumer group and the source position: "
+                                            "one per consumed message")
+    service: Service = Field(description="whose consumer refused it")
+    consumer_group: str
     source_topic: str
     source_partition: int = Field(ge=0)
     source_offset: int = Field(ge=0)
-    agency: str | None = Field(None, description="the flexledger-agency header, when it could be read")
-    book: str | None = Field(None, description="the book the fact was for, when it could be read")
-    fact_id: str | None = Field(None, description="the fact's id, when it could be read")
-    status: int = Field(description="what HTTP would have answered: 400, 401, 403, 409, 413, 415 or 500")
     reason: str = Field(description="why, naming the field or header (never quoting personal data)")
-    seq: int | None = Field(None, description="the book's seq of the recorded rejection; null if none")
-    body_b64: str = Field(description="the original message value, base64 (standard alphabet, padded)")
-    body_bytes: int = Field(ge=0, description="length of the original value; more than body_b64 holds "
-                                              "when it was cut at intake's one-fact limit")
+    status: int | None = Field(None, description="intake: what HTTP would have answered (400, 401, 403, 409, "
+                                                 "413, 415 or 500); null from eligibility and payments")
+    book: str | None = Field(None, description="the book the message was for, when known")
+    fact_id: str | None = Field(None, description="the fact's id, when known")
+    seq: int | None = Field(None, description="intake: the book's seq of the recorded rejection, if any")
+    agency: str | None = Field(None, description="intake: the agency that sent it, when known")
+    body_masked: str = Field(max_length=DEAD_LETTER_BODY_MAX_CHARS, description=(
+        "the original value as UTF-8 text (undecodable bytes as U+FFFD) with every identity number "
+        f"masked, cut at {DEAD_LETTER_BODY_MAX_CHARS} characters (contracts.messages.masked_body)"))
+    body_bytes: int = Field(ge=0, description="length of the original value in bytes")
+    body_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description=(
+        "SHA-256 (hex) of the original value as the service's event store keeps it: all of it, except "
+        "intake's messages over its one-fact limit, of which it keeps the first 64 KiB (body_bytes is then "
+        "larger)"))
     dead_lettered_at: datetime
 
+    @field_validator("consumer_group", "source_topic", "reason", "book", "fact_id", "agency")
+    @classmethod
+    def _masked(cls, text: str | None) -> str | None:
+        # Whatever a builder passes (an agency header or a fact id may be an identity number), the
+        # wire never carries one in clear.
+        return None if text is None else mask_identifiers(text)
+
     def key(self) -> str:
+        """The source position: names no person, and keeps one message's repeats together."""
         return f"{self.source_topic}/{self.source_partition}/{self.source_offset}"
 
 
@@ -245,7 +283,7 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "payment-order.v1": PaymentOrderV1,
     "disbursement-instruction.v1": DisbursementInstructionV1,
     "settlement.v1": SettlementV1,
-    "intake-dead-letter.v1": IntakeDeadLetterV1,
+    "dead-letter.v1": DeadLetterV1,
     "statistic.v1": StatisticV1,
     "checkpoint.v1": CheckpointV1,
 }

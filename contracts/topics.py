@@ -71,17 +71,18 @@ CHECKPOINTS = Topic(
     "Ed25519-signed checkpoints of the decision ledger's hash chain", partitions=1,
 )
 
-# Poison input of the eligibility and payments consumers (services.runtime.consuming.DeadLetters): the source
-# message's bytes, key and headers exactly as consumed, plus `dlq_*` headers (reason, source topic,
-# partition, offset, consumer group). They hold what their source topic holds (identity numbers
-# included), so they need the same access as the source topic.
+# Poison input of the eligibility and payments consumers, kept in the service's event store and
+# published from its outbox (services.runtime.dead_letters), as `contracts.messages.DeadLetterV1` like
+# intake's: the reason, the source position (also the key), the value with identity numbers masked.
+# Only `admin` reads them (flexledger/kafka_access.py).
 ELIGIBILITY_DEAD_LETTERS = Topic(
-    "flexledger.eligibility.dead-letters.v1", "eligibility", "source message's key",
+    "flexledger.eligibility.dead-letters.v1", "eligibility", "source topic/partition/offset",
     "messages on the facts topic eligibility could not decode, with the reason", partitions=1,
 )
 PAYMENTS_DEAD_LETTERS = Topic(
-    "flexledger.payments.dead-letters.v1", "payments", "source message's key",
-    "messages on the decisions topic payments could not decode, with the reason", partitions=1,
+    "flexledger.payments.dead-letters.v1", "payments", "source topic/partition/offset",
+    "messages on the decisions and settlements topics payments could not decode, with the reason",
+    partitions=1,
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (

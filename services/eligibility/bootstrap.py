@@ -3,14 +3,18 @@
 The path of a fact: the facts subscriber (`entrypoints.kafka.consume_facts`) hands each batch to
 `FactsHandler`, which has `EligibilityApplication.process_batch` decide and record it, then wakes the
 followers: the decision relay publishes the decisions, the projection folds them into the read side,
-the statistics and checkpoint relays publish what outside parties read (docs/design/audit.md).
+the statistics and checkpoint relays publish what outside parties read (docs/design/audit.md). A fact
+the subscriber cannot decode is kept as a dead letter in the store and published by the dead-letter
+relay (services/runtime/dead_letters.py).
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from opentelemetry.trace import TracerProvider
 
-from contracts.topics import CHECKPOINTS, DECISIONS, STATISTICS
+from contracts.topics import CHECKPOINTS, DECISIONS, ELIGIBILITY_DEAD_LETTERS, STATISTICS
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
 from services.eligibility.adapters.relay import DecisionRelay
@@ -19,6 +23,8 @@ from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
+from services.runtime.consuming import DeadLetters
+from services.runtime.dead_letters import DeadLetterRelay
 from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_key_secret, statistics_key
 from services.runtime.outbox import Handler, LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
@@ -26,23 +32,27 @@ from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
 
-NAME = "eligibility"
+NAME: Final = "eligibility"
 
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
     tracer = get_tracer(tracer_provider, NAME)
     store = eligibility_store(settings, tracer_provider)  # the application and the pool, opened at start
-    broker, decisions_topic = build_broker(settings)
+    broker, decisions_topic, dead_letters_topic = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
+
+    def dead_letters(group: str) -> DeadLetters:  # a consumer's poison: kept in the store, then relayed
+        return DeadLetters(store, group, runtime.wake_followers)
+
     facts = FactsHandler(store, tracer, runtime.wake_followers)
-    consume_facts(broker, settings, facts, facts_mac_key(settings))  # believes only facts intake tagged
+    consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
     audit_topics = add_audit_publishers(broker)  # statistics, checkpoints
     runtime.http = create_http(store, runtime.health, tracer)
 
     async def follow_the_log() -> None:
         """The followers and the checkpointer read the open store: built here, in a start step, and
         run by the runtime once the broker consumes."""
-        reader = NotificationReader(store.app)  # the four followers read each event once
+        reader = NotificationReader(store.app)  # the five followers read each event once
 
         def follower(name: str, handler: Handler) -> LogFollower:
             return runtime.follow(LogFollower(name, store.app, store.pool, handler, reader=reader))
@@ -54,6 +64,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         follower(f"kafka:{STATISTICS.name}",
                  StatisticsRelay(audit_topics.statistics, tracer, statistics_key(settings)))
         checkpoints = follower(f"kafka:{CHECKPOINTS.name}", CheckpointRelay(audit_topics.checkpoints, tracer))
+        follower(f"kafka:{ELIGIBILITY_DEAD_LETTERS.name}", DeadLetterRelay(dead_letters_topic, tracer, NAME))
         checkpointer = Checkpointer(store.app, settings)
         runtime.background("checkpointer", lambda: checkpointer.run(checkpoints.wake))
 

@@ -1,5 +1,5 @@
-"""The payments service, wired: stores, Kafka consumers, the batching loop, the order and disbursement
-relays, the read-side projection and the HTTP API, on the shared service runtime.
+"""The payments service, wired: stores, Kafka consumers, the batching loop, the order, disbursement and
+dead-letter relays, the read-side projection and the HTTP API, on the shared service runtime.
 
 Start-up (in this order, before anything consumes): open the stores; rebuild every book from the event
 store (one pass over the notification log, which also rebuilds the projection's copy up to its
@@ -9,10 +9,11 @@ recorded position); register the log followers, which need the open stores.
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from opentelemetry.trace import TracerProvider
 
-from contracts.topics import DISBURSEMENTS, ORDERS
+from contracts.topics import DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS
 from services.payments.adapters import projection
 from services.payments.adapters.batching_loop import BatchingLoop
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
@@ -20,6 +21,8 @@ from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
+from services.runtime.consuming import DeadLetters
+from services.runtime.dead_letters import DeadLetterRelay
 from services.runtime.keys import decisions_mac_key, partition_key_secret
 from services.runtime.outbox import LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
@@ -28,7 +31,7 @@ from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
 
 log = logging.getLogger(__name__)
-NAME = "payments"
+NAME: Final = "payments"
 
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
@@ -45,16 +48,21 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         runtime.wake_followers()
         batching.wake()
 
-    broker = build_broker(settings, KafkaConsumers(stores, tracer, changed), decisions_mac_key(settings))
+    def dead_letters(group: str) -> DeadLetters:  # a consumer's poison: kept in the store, then relayed
+        return DeadLetters(stores, group, lambda: runtime.wake_followers())
+
+    consumers = KafkaConsumers(stores, tracer, changed)
+    broker = build_broker(settings, consumers, decisions_mac_key(settings), dead_letters)
     runtime = ServiceRuntime(NAME, broker.broker)
     batching = BatchingLoop(stores, tracer, runtime.wake_followers)
 
     async def follow_the_log() -> None:  # a follower needs the open stores
-        reader = NotificationReader(stores.app)  # the three followers read each event once
+        reader = NotificationReader(stores.app)  # the four followers read each event once
         keys = PartitionKeys(partition_key_secret(settings))
         for name, handler in (
             (f"kafka:{ORDERS.name}", OrderRelay(broker.orders, tracer, keys)),
             (f"kafka:{DISBURSEMENTS.name}", DisbursementRelay(broker.disbursements, tracer)),
+            (f"kafka:{PAYMENTS_DEAD_LETTERS.name}", DeadLetterRelay(broker.dead_letters, tracer, NAME)),
             (view.name, view),
         ):
             runtime.follow(LogFollower(name, stores.app, stores.pool, handler, reader=reader))

@@ -11,22 +11,23 @@ recorded with the events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, ValidationError
 
+from services.runtime.dead_letters import record_dead_letter
 from services.runtime.message_auth import MessageAuthenticator
 from services.runtime.process import until_done
+from services.runtime.store import ServiceStore
 from services.runtime.telemetry import context_from_headers
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def strict_decoder(
     """A FastStream decoder validating the body against `model`, failing with a redacted reason.
 
     A poison message then fails before the handler and is logged and committed (AckPolicy.ACK), so it
-    never blocks its partition. With `dead_letters`, it is first published to the dead-letter topic
-    with the reason (retried until the broker takes it), so it is committed past only once kept."""
+    never blocks its partition. With `dead_letters`, it is first kept as a dead letter with the reason
+    (recorded in the event store, retried until committed), so it is committed past only once kept."""
 
     async def decode(msg: KafkaMessage) -> Any:
         try:
@@ -123,43 +124,31 @@ def unknown_schema_version(model: type[BaseModel], body: bytes) -> str | None:
     return f"unknown schema_version {shown} (this consumer reads {field.default})"
 
 
-DLQ_HEADER_PREFIX = "dlq_"
-
-
 @dataclass(frozen=True, slots=True)
 class DeadLetters:
-    """A consumer's dead-letter topic: where it keeps the messages it cannot decode, then goes on.
+    """A consumer's dead letters: where it keeps the messages it cannot decode, then goes on.
 
-    The dead letter carries the source message's value and key unchanged, its headers (values as
-    UTF-8 text, undecodable bytes backslash-escaped), and `dlq_reason`, `dlq_source_topic`,
-    `dlq_source_partition`, `dlq_source_offset`, `dlq_consumer_group`, `dlq_at`: enough to find the
-    original and to re-drive it (drop the `dlq_*` headers, publish to the source topic). Publishing
-    is at least once: a crash before the source offset is committed keeps the message twice (same
-    source coordinates). The reason must never quote the body (identity numbers)."""
+    A poison record is recorded in the service's event store (the original bytes, encrypted at rest;
+    one dead letter per source position and consumer group, so a redelivery records nothing) and
+    published to the service's dead-letter topic by its dead-letter relay, like every other message
+    (`services.runtime.dead_letters`). The reason must never quote the body (identity numbers)."""
 
-    broker: KafkaBroker
-    topic: str
+    store: ServiceStore[Any]  # open by the time anything is consumed
     group: str
+    wake: Callable[[], None]  # wakes the service's log followers (the dead-letter relay among them)
 
     async def keep(self, record: Any, reason: str) -> None:
-        """Publish `record` (an aiokafka ConsumerRecord) with `reason`; retried until the broker has it."""
-        headers = {
-            name: (value or b"").decode("utf-8", "backslashreplace")
-            for name, value in (record.headers or ())
-            if not name.startswith(DLQ_HEADER_PREFIX)
-        }
-        headers |= {
-            "dlq_reason": reason, "dlq_source_topic": record.topic,
-            "dlq_source_partition": str(record.partition), "dlq_source_offset": str(record.offset),
-            "dlq_consumer_group": self.group, "dlq_at": datetime.now(UTC).isoformat(),
-        }
+        """Record `record` (an aiokafka ConsumerRecord) with `reason`, retried until committed (off the
+        event loop), then wake the relay."""
         where = f"{record.topic}[{record.partition}]@{record.offset}"
-        await until_done(
-            f"dead-lettering {where} to {self.topic}",
-            lambda: self.broker.publish(record.value or b"", self.topic, key=record.key, headers=headers,
-                                        correlation_id=f"dlq:{where}"),
+        kept = await until_done(
+            f"dead-lettering {where}",
+            lambda: asyncio.to_thread(record_dead_letter, self.store.app, self.group, record, reason),
         )
-        log.warning("dead-lettered %s to %s: %s", where, self.topic, reason)
+        if kept:
+            self.wake()
+        log.warning("dead-lettered %s (group %s%s): %s", where, self.group,
+                    "" if kept else ", recorded before", reason)
 
 
 def consumer_span_attributes(topic: str, group: str, partition: int) -> dict[str, str]:

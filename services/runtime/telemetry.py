@@ -89,6 +89,14 @@ def context_from_headers(headers: Mapping[str, str]) -> Context:
     return _PROPAGATOR.extract({k.lower(): v for k, v in headers.items()})
 
 
+def carrier_of(headers: Mapping[str, str]) -> dict[str, str]:
+    """The W3C trace context `headers` carry, as `current_carrier` would give it ({} when they carry
+    none, or none that parses): to store with what a received message caused."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context_from_headers(headers))
+    return carrier
+
+
 def trace_id_hex(span: Span | None = None) -> str | None:
     """The 32-hex-digit trace id of `span` (default: the current span), None when not recording."""
     ctx = (span or trace.get_current_span()).get_span_context()

@@ -1,16 +1,18 @@
 """The agency feed: facts published on flexledger.intake.agency-facts.v1 are taken in exactly like
 HTTP facts (same book, same seq, same outbox, on to eligibility), and what cannot be taken in goes to
-flexledger.intake.dead-letters.v1 with the reason and the original bytes, never blocking its partition."""
+flexledger.intake.dead-letters.v1 with the reason (a `DeadLetterV1`: the body with identity numbers
+masked, the original bytes kept in intake's store), never blocking its partition."""
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import uuid
 from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema_rs
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from intake_support import (
@@ -27,31 +29,32 @@ from intake_support import (
     worker_registered,
 )
 
-from contracts.messages import IntakeDeadLetterV1
-from contracts.topics import AGENCY_FACTS, DEAD_LETTERS
+from contracts.messages import DeadLetterV1, masked_body
+from contracts.topics import DEAD_LETTERS, agency_feed
 from flexledger.devstack.credentials import client_args
 from services.intake.aggregates import DeadLetter, dead_letter_id
 from services.intake.application import Incoming, IntakeApplication, Source
-from services.runtime.settings import Settings
+from services.runtime.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 INSURANCE = "social_insurance_agency"
+FEED = agency_feed(INSURANCE).name  # only the social insurance agency's principal may write it
+DEAD_LETTER_SCHEMA = PROJECT_ROOT / "contracts" / "schemas" / "dead-letter.v1.json"
 
 
 async def _publish(
     settings: Settings, messages: list[tuple[bytes, dict[str, str | bytes]]], key: bytes
 ) -> list[tuple[int, int]]:
-    """Publish (value, headers) in order with one key (so one partition); their (partition, offset).
-    As `admin`: the shared feed names its agency in a header, which nothing on the broker can hold an
-    agency to, so no agency's principal may write it (docs/design/kafka-trust.md)."""
-    producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
+    """Publish (value, headers) in order with one key (so one partition) on the social insurance
+    agency's feed, as that agency's principal; their (partition, offset)."""
+    producer = AIOKafkaProducer(**client_args(settings, INSURANCE), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         out = []
         for value, hdrs in messages:
             encoded = [(name, v if isinstance(v, bytes) else v.encode()) for name, v in hdrs.items()]
-            meta = await producer.send_and_wait(AGENCY_FACTS.name, value, key=key, headers=encoded)
+            meta = await producer.send_and_wait(FEED, value, key=key, headers=encoded)
             out.append((meta.partition, meta.offset))
         return out
     finally:
@@ -72,10 +75,10 @@ async def _dead_letters(settings: Settings, wanted: set[tuple[int, int]]) -> dic
             end = (await consumer.end_offsets([tp]))[tp]
             while await consumer.position(tp) < end:
                 for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
-                    letter = IntakeDeadLetterV1.model_validate_json(record.value)
+                    letter = DeadLetterV1.model_validate_json(record.value)
                     position = (letter.source_partition, letter.source_offset)
-                    if letter.source_topic == AGENCY_FACTS.name and position in wanted:
-                        found[position] = (letter, dict(record.headers))
+                    if letter.source_topic == FEED and position in wanted:
+                        found[position] = (letter, record)
             return wanted <= set(found)
 
         await eventually("the dead letters", all_found, timeout_s=60)
@@ -123,7 +126,7 @@ async def test_an_agency_fact_is_taken_in_like_an_http_fact_and_reaches_eligibil
     try:  # the position is recorded (in the same transaction as the submission)
         tracked = await conn.fetchval(
             "SELECT max(notification_id) FROM intake.intake_tracking WHERE application_name = $1",
-            f"kafka:{AGENCY_FACTS.name}:{position[0]}",
+            f"kafka:{FEED}:{position[0]}",
         )
     finally:
         await conn.close()
@@ -143,8 +146,8 @@ async def test_what_cannot_be_taken_in_is_dead_lettered_and_the_partition_goes_o
     poison: list[tuple[bytes, dict[str, str | bytes], int, str]] = [
         (b"\xff\xfe not json", _agency(INSURANCE, name), 400, "not valid UTF-8"),
         (b'{"id": "x1", "a": [[[[[[[[[[1]]]]]]]]]]}', _agency(INSURANCE, name), 400, "deeper"),
-        (valid, {"flexledger-book": name}, 401, "flexledger-agency is missing"),
-        (valid, _agency("tax_bureau", name), 401, "not an agency"),
+        (valid, _agency("hr_bureau", name), 403, f"came on the feed of {INSURANCE}"),  # speaking for another
+        (valid, _agency("tax_bureau", name), 403, f"came on the feed of {INSURANCE}"),
         (valid, _agency(INSURANCE, "Bad/Book"), 400, "flexledger-book"),
         (valid, {**_agency(INSURANCE, name), "content-type": "text/csv"}, 415, "not JSON"),
         (json.dumps(monthly_report("m1")).encode(), _agency(INSURANCE, name), 403, "may not submit"),
@@ -166,12 +169,20 @@ async def test_what_cannot_be_taken_in_is_dead_lettered_and_the_partition_goes_o
     assert len({p for p, _ in positions}) == 1  # one partition: the poison is ahead of the valid fact
 
     letters = await _dead_letters(services, set(positions[:-1]))
+    schema = jsonschema_rs.validator_for(json.loads(DEAD_LETTER_SCHEMA.read_text()))
     for (value, _, status, reason), position in zip(poison, positions, strict=False):
-        letter, kafka_headers = letters[position]
+        letter, record = letters[position]
+        schema.validate(json.loads(record.value))
         assert letter.status == status and reason in letter.reason, (status, letter)
-        assert base64.b64decode(letter.body_b64) == value and letter.body_bytes == len(value)
+        assert (letter.service, letter.consumer_group) == ("intake", "intake")
+        assert letter.body_masked == masked_body(value) and letter.body_bytes == len(value)
+        assert letter.body_sha256 == hashlib.sha256(value).hexdigest()  # the original, kept in the store
+        kafka_headers = dict(record.headers)
         assert kafka_headers["ce_type"] == b"flexledger.intake.dead-letter.v1"
-        assert letter.dead_letter_id == str(dead_letter_id(AGENCY_FACTS.name, *position))
+        assert letter.dead_letter_id == str(dead_letter_id(FEED, *position))
+        assert record.key == f"{FEED}/{position[0]}/{position[1]}".encode()
+        for where in (record.key, record.value, *kafka_headers.values()):  # the worker, masked or absent
+            assert W1.encode() not in where, where
     # The two invalid facts were recorded as rejections (as over HTTP), with their seq on the letter.
     recorded_letters = [letters[p][0] for p in positions[7:9]]
     assert [letter.seq for letter in recorded_letters] == [2, 3]

@@ -10,7 +10,8 @@ from services.eligibility.application import EligibilityApplication
 from services.runtime.settings import Settings
 from services.runtime.store import ServiceStore
 
-POOL_CONNECTIONS_MAX = 6  # shared by the four followers and the HTTP reads
+# Each of the five followers holds one (its NOTIFY listener); their steps and the HTTP reads share the rest.
+POOL_CONNECTIONS_MAX = 7
 Store = ServiceStore[EligibilityApplication]
 
 

@@ -20,6 +20,7 @@ from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
 from services.runtime.consuming import DeadLetters, strict_batch_decoder
+from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
@@ -34,8 +35,9 @@ GROUP = "eligibility"
 BATCH_MAX_RECORDS = 500
 
 
-def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
-    """The broker with its publisher of decisions (the decision relay publishes through it)."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
+    """The broker with its publishers of decisions and of dead letters (the decision relay and the
+    dead-letter relay publish through them)."""
     broker = make_broker(settings, "eligibility")
     publisher = broker.publisher(
         DECISIONS.name, title=DECISIONS.name, schema=DecisionV1,
@@ -43,17 +45,18 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
                     "CloudEvents binary mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) "
                     "with traceparent, and a flexledger_mac tag that payments checks.",
     )
-    return broker, publisher
+    return broker, publisher, dead_letter_publisher(broker, ELIGIBILITY_DEAD_LETTERS)
 
 
 def consume_facts(
-    broker: KafkaBroker, settings: Settings, handler: FactsHandler | None, mac_key: bytes
+    broker: KafkaBroker, settings: Settings, handler: FactsHandler | None, mac_key: bytes,
+    dead_letters: Callable[[str], DeadLetters] | None = None,
 ) -> None:
-    """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI. Only facts
-    tagged under `mac_key` are believed: intake's (services.runtime.message_auth)."""
-    # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (services.runtime.consuming.DeadLetters).
-    dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
+    """The subscriber of the facts topic; `handler` and `dead_letters` None only to generate the
+    AsyncAPI. Only facts tagged under `mac_key` are believed: intake's (services.runtime.message_auth)."""
+    # A message that is not the topic's model, or not tagged by intake, is kept as a dead letter with
+    # the reason, then committed past (services.runtime.consuming.DeadLetters).
+    poison = dead_letters(GROUP) if dead_letters is not None else None
 
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is
     # committed in PostgreSQL (never ACK_FIRST). New groups start from the earliest fact.
@@ -61,7 +64,7 @@ def consume_facts(
         FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
-        decoder=strict_batch_decoder(FactMessageV1, mac_key=mac_key, dead_letters=dead_letters),
+        decoder=strict_batch_decoder(FactMessageV1, mac_key=mac_key, dead_letters=poison),
         title=f"{FACTS.name}:{GROUP}",
         description="Every fact intake recorded, accepted or rejected; processed once per (book, seq), "
                     "in batches of consecutive messages (each message is one FactMessageV1).",

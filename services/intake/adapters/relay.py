@@ -8,6 +8,7 @@ not published.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from datetime import UTC
@@ -17,17 +18,18 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
-from contracts.messages import FactMessageV1, IntakeDeadLetterV1
+from contracts.messages import DeadLetterV1, FactMessageV1
 from contracts.topics import FACTS
 from services.intake.adapters.store import IntakeStore
 from services.intake.aggregates import DeadLetter, FactSubmission
+from services.runtime.dead_letters import body_fields, dead_letter_outgoing
 from services.runtime.outbox import Batch, Connection, LogFollower
 from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
 from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
-DEAD_LETTER_TYPE = "flexledger.intake.dead-letter.v1"
 SOURCE = "/flexledger/intake"
+AGENCY_FEED_GROUP = "intake"  # the agency feed's consumer group (entrypoints.kafka.GROUP), on dead letters
 _CLOUDEVENT_ID_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
 # Events the relay publishes per step (one read of the log, one wait for the broker, one position
 # write): large enough that a bulk request goes out in a few steps, as a few large record batches.
@@ -69,21 +71,20 @@ def _uuid5_text(namespace: uuid.UUID, name: str) -> str:
 
 
 def to_dead_letter(stored: object) -> Outgoing | None:
-    """The dead-letter-topic message for a stored dead letter (None for other events)."""
+    """The dead-letter-topic message for a stored dead letter (None for other events): the shared
+    contract, with the body masked; the original bytes stay in the store. Its id is the stored dead
+    letter's (uuid5 of the source position: intake has one consumer group)."""
     if not isinstance(stored, DeadLetter.Recorded):
         return None
-    at = stored.timestamp.astimezone(UTC)
-    body = IntakeDeadLetterV1(
-        dead_letter_id=str(stored.originator_id), source_topic=stored.source_topic,
-        source_partition=stored.source_partition, source_offset=stored.source_offset, agency=stored.agency,
-        book=stored.book, fact_id=stored.fact_id, status=stored.status, reason=stored.reason, seq=stored.seq,
-        body_b64=stored.body_b64, body_bytes=stored.body_bytes, dead_lettered_at=at,
+    body = DeadLetterV1(
+        dead_letter_id=str(stored.originator_id), service="intake", consumer_group=AGENCY_FEED_GROUP,
+        source_topic=stored.source_topic, source_partition=stored.source_partition,
+        source_offset=stored.source_offset, reason=stored.reason, status=stored.status, book=stored.book,
+        fact_id=stored.fact_id, seq=stored.seq, agency=stored.agency,
+        dead_lettered_at=stored.timestamp.astimezone(UTC),
+        **body_fields(base64.b64decode(stored.body_b64), stored.body_bytes),
     )
-    event = CloudEvent(
-        id=str(stored.originator_id), source=SOURCE, type=DEAD_LETTER_TYPE, subject=body.key(), time=at,
-        traceparent=stored.traceparent, tracestate=stored.tracestate,
-    )
-    return Outgoing(body=body, key=body.key(), event=event)
+    return dead_letter_outgoing(body, stored.traceparent, stored.tracestate)
 
 
 class FactRelay:

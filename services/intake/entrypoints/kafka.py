@@ -19,13 +19,14 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 
-from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1, IntakeDeadLetterV1
+from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1
 from contracts.topics import AGENCY_FEED_PREFIX, AGENCY_FEEDS, DEAD_LETTERS, FACTS
 from services.intake.adapters.store import IntakeStore
 from services.intake.application import Source
 from services.intake.domain.feed import NotTaken, read_agency_message
 from services.intake.domain.limits import Limits
 from services.runtime.consuming import consuming
+from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.settings import Settings
@@ -94,13 +95,7 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, Def
                     "park>. CloudEvents binary mode (ce_* headers, type flexledger.intake.fact.v1) with W3C "
                     "traceparent, and a flexledger_mac tag that eligibility checks.",
     )
-    dead_letters = broker.publisher(
-        DEAD_LETTERS.name, title=DEAD_LETTERS.name, schema=IntakeDeadLetterV1,
-        description=f"{DEAD_LETTERS.purpose}. Key: <source topic>/<partition>/<offset>. CloudEvents binary "
-                    "mode (type flexledger.intake.dead-letter.v1, ce_id = dead_letter_id). Published from "
-                    "intake's outbox, at least once; dead_letter_id identifies repeats.",
-    )
-    return broker, publisher, dead_letters
+    return broker, publisher, dead_letter_publisher(broker, DEAD_LETTERS)
 
 
 def subscribe_agency_feed(broker: KafkaBroker, settings: Settings, feed: AgencyFeed | None) -> None:

@@ -21,7 +21,8 @@ from services.runtime.settings import Settings
 from services.runtime.store import ServiceStore
 
 log = logging.getLogger(__name__)
-POOL_SIZE_MAX = 6  # the followers' steps and the HTTP reads
+# Each of the four followers holds one (its NOTIFY listener); their steps and the HTTP reads share the rest.
+POOL_SIZE_MAX = 7
 PaymentsStores = ServiceStore[PaymentsApplication]
 
 

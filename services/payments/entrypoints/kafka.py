@@ -28,6 +28,7 @@ from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import DecisionItem, RecordOutcome
 from services.runtime.batch_spans import ConsumedBatch, TraceGroup
 from services.runtime.consuming import DeadLetters, consuming, strict_batch_decoder, strict_decoder
+from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
@@ -47,14 +48,16 @@ class PaymentsBroker(NamedTuple):
     broker: KafkaBroker
     orders: DefaultPublisher
     disbursements: DefaultPublisher
+    dead_letters: DefaultPublisher
 
 
 def build_broker(
-    settings: Settings, handler: KafkaConsumers | None, decisions_mac_key: bytes
+    settings: Settings, handler: KafkaConsumers | None, decisions_mac_key: bytes,
+    dead_letters: Callable[[str], DeadLetters] | None = None,
 ) -> PaymentsBroker:
-    """The broker with its subscribers and publishers; `handler` None only to generate the AsyncAPI.
-    Only decisions tagged under `decisions_mac_key` are believed: eligibility's
-    (services.runtime.message_auth)."""
+    """The broker with its subscribers and publishers; `handler` and `dead_letters` (a consumer group's
+    dead letters) None only to generate the AsyncAPI. Only decisions tagged under `decisions_mac_key`
+    are believed: eligibility's (services.runtime.message_auth)."""
     broker = make_broker(settings, "payments")
     orders = broker.publisher(
         ORDERS.name, title=ORDERS.name, schema=PaymentOrderV1,
@@ -68,17 +71,17 @@ def build_broker(
                     "batch_id) with traceparent. Entries carry beneficiaries in clear (Finance pays them).",
     )
 
-    # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
-    # committed past (services.runtime.consuming.DeadLetters).
-    dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, GROUP)
-    settlement_dead_letters = DeadLetters(broker, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS_GROUP)
+    # A message that is not the topic's model is kept as a dead letter with the reason, then committed
+    # past (services.runtime.consuming.DeadLetters).
+    decision_poison = dead_letters(GROUP) if dead_letters is not None else None
+    settlement_poison = dead_letters(SETTLEMENTS_GROUP) if dead_letters is not None else None
 
     # ACK after the handler, which returns only once the effect is committed (never ACK_FIRST).
     @broker.subscriber(
         DECISIONS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
-        decoder=strict_batch_decoder(DecisionV1, mac_key=decisions_mac_key, dead_letters=dead_letters),
+        decoder=strict_batch_decoder(DecisionV1, mac_key=decisions_mac_key, dead_letters=decision_poison),
         title=f"{DECISIONS.name}:{GROUP}",
         description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each.",
     )
@@ -93,7 +96,7 @@ def build_broker(
         SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP,
         group_instance_id=static_member(settings, SETTLEMENTS_GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=strict_decoder(SettlementV1, dead_letters=settlement_dead_letters),
+        decoder=strict_decoder(SettlementV1, dead_letters=settlement_poison),
         title=f"{SETTLEMENTS.name}:{SETTLEMENTS_GROUP}",
         description="The bank's confirmations and returns; a returned payment is re-queued with its reason. "
                     "Each entry's result is applied once.",
@@ -102,7 +105,7 @@ def build_broker(
         assert handler is not None
         await handler.on_settlement(body, msg)
 
-    return PaymentsBroker(broker, orders, disbursements)
+    return PaymentsBroker(broker, orders, disbursements, dead_letter_publisher(broker, PAYMENTS_DEAD_LETTERS))
 
 
 # Something was recorded: publish it (wake the relays), and it may make a batch due (wake the loop).

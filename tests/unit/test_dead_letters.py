@@ -1,0 +1,144 @@
+"""Dead letters on the wire (`contracts.messages.DeadLetterV1`), built from what a service stored: the
+runtime's `DeadLetter` (eligibility and payments) and intake's own. No identity number in clear in
+the key, the headers or any field; the body masked and cut; the committed JSON Schema holds."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from pydantic import ValidationError
+
+from contracts.identifiers import mask
+from contracts.messages import DEAD_LETTER_BODY_MAX_CHARS, DeadLetterV1, masked_body
+from contracts.topics import AGENCY_FEEDS, DECISIONS, FACTS
+from services.intake.adapters.relay import AGENCY_FEED_GROUP
+from services.intake.adapters.relay import to_dead_letter as intake_dead_letter
+from services.intake.aggregates import DeadLetter as IntakeDeadLetter
+from services.intake.entrypoints.kafka import GROUP as INTAKE_GROUP
+from services.runtime.dead_letters import DeadLetter, dead_letter_id, to_dead_letter
+from services.runtime.publishing import Outgoing
+from services.runtime.settings import PROJECT_ROOT
+
+WORKER = "320213197804121019"  # an identity number (valid check character)
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+SCHEMA = jsonschema_rs.validator_for(
+    json.loads((PROJECT_ROOT / "contracts" / "schemas" / "dead-letter.v1.json").read_text()))
+
+
+def _record(value: bytes, headers: list[tuple[str, bytes | None]], offset: int = 41) -> Any:
+    """What the strict decoders hand over: an aiokafka ConsumerRecord's fields."""
+    return SimpleNamespace(topic=FACTS.name, partition=3, offset=offset, key=f"main/{WORKER}".encode(),
+                           value=value, headers=headers)
+
+
+def _wire(message: Outgoing) -> tuple[bytes, bytes, dict[str, str]]:
+    """Key, value and headers as `publishing.publish_batch` sends them."""
+    return (message.key.encode(), message.body.model_dump_json().encode(), message.event.headers())
+
+
+def _no_identity_number(message: Outgoing) -> None:
+    key, value, headers = _wire(message)
+    for where in (key, value, *(text.encode() for text in headers.values())):
+        assert WORKER.encode() not in where, where
+    SCHEMA.validate(json.loads(value))
+
+
+def test_the_body_is_masked_text_cut_after_masking() -> None:
+    assert masked_body(b'{"worker": "' + WORKER.encode() + b'"}') == f'{{"worker": "{mask(WORKER)}"}}'
+    assert masked_body(b"\xff ok \xc3\x28") == "\ufffd ok \ufffd("
+    # A number across the cut is masked before the cut: its first characters never show in clear.
+    value = b"x" * (DEAD_LETTER_BODY_MAX_CHARS - 10) + b" " + WORKER.encode()
+    cut = masked_body(value)
+    assert len(cut) == DEAD_LETTER_BODY_MAX_CHARS and cut.endswith(" " + str(mask(WORKER))[:9])
+    assert WORKER[:9] not in cut
+
+
+def test_text_fields_are_masked_and_the_body_is_bounded() -> None:
+    fields: dict[str, Any] = {
+        "dead_letter_id": "d", "service": "intake", "consumer_group": "intake", "source_topic": "t",
+        "source_partition": 0, "source_offset": 1, "reason": f"header 'x' {WORKER!r} is not an agency",
+        "fact_id": WORKER, "agency": WORKER, "book": WORKER, "body_masked": "", "body_bytes": 0,
+        "body_sha256": "0" * 64, "dead_lettered_at": "2021-06-01T01:00:00Z",
+    }
+    letter = DeadLetterV1(**fields)
+    assert WORKER not in letter.model_dump_json() and letter.fact_id == mask(WORKER)
+    with pytest.raises(ValidationError):
+        DeadLetterV1(**{**fields, "body_masked": "x" * (DEAD_LETTER_BODY_MAX_CHARS + 1)})
+
+
+def test_a_poison_fact_goes_out_masked_keyed_by_its_position() -> None:
+    value = json.dumps({"schema_version": 2, "book": "main", "subject": WORKER}).encode()
+    headers = [("traceparent", TRACEPARENT.encode()), ("x-worker", WORKER.encode()), ("empty", None)]
+    reason = "not a FactMessageV1: unknown schema_version 2"
+    letter = DeadLetter.keep("eligibility", _record(value, headers), reason)
+    [event] = letter.collect_events()
+    assert base64.b64decode(event.body_b64) == value  # the original, kept in the (encrypted) store
+    message = to_dead_letter("eligibility", event)
+    assert message is not None and isinstance(message.body, DeadLetterV1)
+    body = message.body
+    assert message.key == f"{FACTS.name}/3/41" == message.event.subject
+    assert body.dead_letter_id == str(dead_letter_id("eligibility", FACTS.name, 3, 41)) == message.event.id
+    assert message.event.type == "flexledger.eligibility.dead-letter.v1"
+    assert message.event.traceparent == TRACEPARENT  # the producer's trace goes on
+    assert (body.service, body.consumer_group, body.status, body.book) == ("eligibility", "eligibility",
+                                                                            None, None)
+    assert body.body_masked == masked_body(value) and str(mask(WORKER)) in body.body_masked
+    assert (body.body_bytes, body.body_sha256) == (len(value), hashlib.sha256(value).hexdigest())
+    assert "x-worker" not in message.event.headers()  # the source's headers are not copied
+    _no_identity_number(message)
+
+
+def test_one_dead_letter_per_group_and_position() -> None:
+    ids = {dead_letter_id(group, topic, 0, offset)
+           for group in ("payments", "payments-settlements") for topic in (DECISIONS.name, FACTS.name)
+           for offset in (7, 8)}
+    assert len(ids) == 8
+
+
+def test_a_traceparent_that_does_not_parse_is_not_kept() -> None:
+    [event] = DeadLetter.keep("eligibility", _record(b"x", [("traceparent", b"junk")]), "r").collect_events()
+    assert event.traceparent is None
+
+
+def test_other_events_are_not_dead_letters() -> None:
+    assert to_dead_letter("payments", object()) is None
+
+
+def test_intakes_dead_letters_take_the_shared_contract_masked() -> None:
+    value = json.dumps({"id": WORKER, "type": "monthly_report", "worker": WORKER}).encode()
+    letter = IntakeDeadLetter.record(
+        source_topic=AGENCY_FEEDS[0].name, source_partition=2, source_offset=9, agency=WORKER, book="main",
+        fact_id=WORKER, status=403, reason=f"fact {WORKER} may not be submitted by this agency", seq=None,
+        body_b64=base64.b64encode(value).decode(), body_bytes=len(value), traceparent=None, tracestate=None,
+    )
+    [event] = letter.collect_events()
+    message = intake_dead_letter(event)
+    assert message is not None and isinstance(message.body, DeadLetterV1)
+    body = message.body
+    assert body.dead_letter_id == str(event.originator_id) == message.event.id  # as published before
+    assert message.key == f"{AGENCY_FEEDS[0].name}/2/9"
+    assert message.event.type == "flexledger.intake.dead-letter.v1"
+    assert (body.service, body.consumer_group, body.status) == ("intake", INTAKE_GROUP, 403)
+    assert AGENCY_FEED_GROUP == INTAKE_GROUP
+    assert body.fact_id == body.agency == mask(WORKER) and str(mask(WORKER)) in body.reason
+    assert body.body_sha256 == hashlib.sha256(value).hexdigest()
+    _no_identity_number(message)
+
+
+def test_intakes_cut_bodies_keep_their_original_length() -> None:
+    kept = b"{" * 100
+    letter = IntakeDeadLetter.record(
+        source_topic=AGENCY_FEEDS[0].name, source_partition=0, source_offset=1, agency=None, book=None,
+        fact_id=None, status=413, reason="too large", seq=None, body_b64=base64.b64encode(kept).decode(),
+        body_bytes=70_000, traceparent=None, tracestate=None,
+    )
+    [event] = letter.collect_events()
+    message = intake_dead_letter(event)
+    assert message is not None and isinstance(message.body, DeadLetterV1)
+    assert message.body.body_bytes == 70_000 and message.body.body_sha256 == hashlib.sha256(kept).hexdigest()
