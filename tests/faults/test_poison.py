@@ -27,13 +27,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faultkit import engine_decisions, eventually, get_json, submit_stream, topic_messages, url
 
 from contracts.identifiers import mask
-from contracts.messages import DeadLetterV1, masked_body, partition_key
+from contracts.messages import DeadLetterV1, masked_body
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, ORDERS, PAYMENTS_DEAD_LETTERS
 from flexledger.devstack.credentials import client_args
 from flexledger.scenario_file import load_scenario
 from services.eligibility.application import EligibilityApplication
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetter, dead_letter_id
+from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_key_secret
+from services.runtime.message_auth import tag_header
+from services.runtime.publishing import PartitionKeys
 from services.runtime.settings import PROJECT_ROOT, Settings
 from services.runtime.store import ServiceStore
 
@@ -107,13 +110,17 @@ async def test_poison_goes_to_the_dead_letter_topics_and_consumption_continues(s
     fact_v2 = {"book": book, "seq": 1, "fact_id": "x", "subject": worker, "outcome": "accepted",
                "fact": facts[1], "digest": "0" * 64, "recorded_at": "2021-06-01T01:00:00Z"}
     decision_v2 = {**grant, "book": book}
+    keys = PartitionKeys(partition_key_secret(stack))
     poison = [
-        (FACTS.name, partition_key(book, worker), UNDECODABLE, "Invalid JSON"),
-        (FACTS.name, partition_key(book, worker), _next_version(fact_v2), "unknown schema_version 2"),
-        (DECISIONS.name, partition_key(book, grant["beneficiary"]), UNDECODABLE, "Invalid JSON"),
-        (DECISIONS.name, partition_key(book, grant["beneficiary"]), _next_version(decision_v2),
+        (FACTS.name, keys(book, worker), UNDECODABLE, "Invalid JSON"),
+        (FACTS.name, keys(book, worker), _next_version(fact_v2), "unknown schema_version 2"),
+        (DECISIONS.name, keys(book, grant["beneficiary"]), UNDECODABLE, "Invalid JSON"),
+        (DECISIONS.name, keys(book, grant["beneficiary"]), _next_version(decision_v2),
          "unknown schema_version 2"),
     ]
+    # Tagged as their producers tag them: they pass the tag and fail as what they are (forged and
+    # untagged messages: tests/integration/test_forged_messages.py).
+    tag_keys = {FACTS.name: facts_mac_key(stack), DECISIONS.name: decisions_mac_key(stack)}
     assert worker.encode() in poison[1][2]
     producer = AIOKafkaProducer(**client_args(stack, "admin"), acks="all")
     await producer.start()
@@ -121,7 +128,8 @@ async def test_poison_goes_to_the_dead_letter_topics_and_consumption_continues(s
         headers = [("origin", b"test_poison"), ("x-worker", worker.encode())]  # headers are not copied
         sent = [
             (topic, key, value, reason,
-             await producer.send_and_wait(topic, value, key=key.encode(), headers=headers))
+             await producer.send_and_wait(topic, value, key=key.encode(),
+                                          headers=[*headers, tag_header(tag_keys[topic], topic, value)]))
             for topic, key, value, reason in poison
         ]
     finally:
