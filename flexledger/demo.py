@@ -179,6 +179,8 @@ def demo(
                 "7",
                 "--idle-exit",
                 str(SETTLE_WAIT_S),
+                # a sandbox book's batches are on the sandbox topics, settled by the sandbox bank
+                *([] if book in settings.production_book_set else ["--sandbox"]),
             ],
             stdout=bank_log.open("w"),
             stderr=subprocess.STDOUT,

@@ -1,5 +1,6 @@
-"""Eligibility on Kafka: consumes the facts topic (group `eligibility`), decides on each batch of facts
-and records it (`FactsHandler`), publishes decisions (from the log, by the decision relay)."""
+"""Eligibility on Kafka: consumes the facts topic and its sandbox twin (group `eligibility`), decides on
+each batch of facts and records it (`FactsHandler`), publishes decisions (from the log, by the decision
+relay: production books on the decisions topic, sandbox books on its twin)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 
 from contracts.decisions import DecisionV1
 from contracts.messages import FactMessageV1
-from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
+from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, SANDBOX_FACTS
 from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
@@ -23,6 +23,7 @@ from services.runtime.consuming import DeadLetters, strict_batch_decoder
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
+from services.runtime.publishing import BookTopics
 from services.runtime.settings import Settings
 
 GROUP = "eligibility"
@@ -34,23 +35,25 @@ GROUP = "eligibility"
 BATCH_MAX_RECORDS = 500
 
 
-def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher]:
-    """The broker with its publisher of decisions (the decision relay publishes through it)."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, BookTopics]:
+    """The broker with its publishers of decisions, production and sandbox books (the decision relay
+    publishes through them)."""
     broker = make_broker(settings, "eligibility")
-    publisher = broker.publisher(
-        DECISIONS.name, title=DECISIONS.name, schema=DecisionV1,
+    decisions = BookTopics.declare(
+        broker, DECISIONS, settings.production_book_set, schema=DecisionV1,
         description=f"{DECISIONS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary, else subject>. "
                     "CloudEvents binary mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) "
-                    "with traceparent, and a flexledger_mac tag that payments checks.",
+                    "with traceparent, and a flexledger_mac tag (bound to the topic) that payments checks.",
     )
-    return broker, publisher
+    return broker, decisions
 
 
 def consume_facts(
     broker: KafkaBroker, settings: Settings, handler: FactsHandler | None, mac_key: bytes
 ) -> None:
-    """The subscriber of the facts topic; `handler` None only to generate the AsyncAPI. Only facts
-    tagged under `mac_key` are believed: intake's (services.runtime.message_auth)."""
+    """The subscriber of the facts topic and its sandbox twin, in one group; `handler` None only to
+    generate the AsyncAPI. Only facts tagged under `mac_key` for the topic they were read from are
+    believed: intake's (services.runtime.message_auth)."""
     # A message that is not the topic's model goes to the dead-letter topic with the reason, then is
     # committed past (services.runtime.consuming.DeadLetters).
     dead_letters = DeadLetters(broker, ELIGIBILITY_DEAD_LETTERS.name, GROUP)
@@ -58,13 +61,14 @@ def consume_facts(
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is
     # committed in PostgreSQL (never ACK_FIRST). New groups start from the earliest fact.
     @broker.subscriber(
-        FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        FACTS.name, SANDBOX_FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
         decoder=strict_batch_decoder(FactMessageV1, mac_key=mac_key, dead_letters=dead_letters),
-        title=f"{FACTS.name}:{GROUP}",
+        title=GROUP,  # a channel per topic: eligibility:<topic>
         description="Every fact intake recorded, accepted or rejected; processed once per (book, seq), "
-                    "in batches of consecutive messages (each message is one FactMessageV1).",
+                    "in batches of consecutive messages (each message is one FactMessageV1). Production "
+                    f"books' facts on {FACTS.name}, every other book's on {SANDBOX_FACTS.name}.",
     )
     async def on_facts(bodies: list[FactMessageV1 | None], msg: KafkaMessage) -> None:
         assert handler is not None
@@ -89,7 +93,7 @@ class FactsHandler:
         offsets are committed when this returns. Each trace the facts came in gets its CONSUMER span and
         its `eligibility db commit` span (services.runtime.batch_spans)."""
         app = self.store.app
-        spans = ConsumedBatch(self.tracer, FACTS.name, GROUP)
+        spans = ConsumedBatch(self.tracer, GROUP)
         items: list[BatchItem] = []
         for record, body in batch:
             group = spans.group_of(record)

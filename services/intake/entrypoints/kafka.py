@@ -1,6 +1,7 @@
-"""Intake on Kafka: publishes the facts topic and the dead-letter topic from its outbox (see
-adapters/relay.py), and consumes the agencies' feeds (`flexledger.intake.agency-facts.v1.<agency>`,
-one per agency, writable only by that agency's principal) with `AgencyFeed`.
+"""Intake on Kafka: publishes the facts topic (production books; sandbox books on its `sandbox.` twin)
+and the dead-letter topic from its outbox (see adapters/relay.py), and consumes the agencies' feeds
+(`flexledger.intake.agency-facts.v1.<agency>`, one per agency, writable only by that agency's principal)
+with `AgencyFeed`.
 
 An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body holds), with the
 optional header `flexledger-book` (default `main`). The feed names the agency. See
@@ -28,6 +29,7 @@ from services.intake.domain.limits import Limits
 from services.runtime.consuming import consuming
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
+from services.runtime.publishing import BookTopics
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier
 
@@ -85,14 +87,15 @@ async def _raw_body(msg: KafkaMessage) -> bytes:
     return bytes(msg.body or b"")
 
 
-def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
-    """The broker with the facts and dead-letter publishers (the outbox relay publishes with them)."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, BookTopics, DefaultPublisher]:
+    """The broker with the facts publishers (production and sandbox books) and the dead-letter
+    publisher (the outbox relay publishes with them)."""
     broker = make_broker(settings, "intake")
-    publisher = broker.publisher(
-        FACTS.name, title=FACTS.name, schema=FactMessageV1,
+    facts = BookTopics.declare(
+        broker, FACTS, settings.production_book_set, schema=FactMessageV1,
         description=f"{FACTS.purpose}. Key: <book>/<keyed pseudonym of the worker, else enterprise or "
                     "park>. CloudEvents binary mode (ce_* headers, type flexledger.intake.fact.v1) with W3C "
-                    "traceparent, and a flexledger_mac tag that eligibility checks.",
+                    "traceparent, and a flexledger_mac tag (bound to the topic) that eligibility checks.",
     )
     dead_letters = broker.publisher(
         DEAD_LETTERS.name, title=DEAD_LETTERS.name, schema=IntakeDeadLetterV1,
@@ -100,7 +103,7 @@ def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, Def
                     "mode (type flexledger.intake.dead-letter.v1, ce_id = dead_letter_id). Published from "
                     "intake's outbox, at least once; dead_letter_id identifies repeats.",
     )
-    return broker, publisher, dead_letters
+    return broker, facts, dead_letters
 
 
 def subscribe_agency_feed(broker: KafkaBroker, settings: Settings, feed: AgencyFeed | None) -> None:
