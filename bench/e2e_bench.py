@@ -63,7 +63,7 @@ from generate import generate_facts  # noqa: E402
 from raw_limits import RawLimits, describe, measure  # noqa: E402
 
 from contracts.messages import fact_subject  # noqa: E402
-from contracts.topics import DECISIONS, FACTS, ORDERS  # noqa: E402
+from contracts.topics import DECISIONS, FACTS, ORDERS, sandbox_twin  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 
 TARGET_FACTS_PER_S = 2_000
@@ -276,12 +276,16 @@ class Watcher:
 
         from flexledger.devstack.credentials import client_args
 
-        # As admin: it reads the facts, decisions and orders topics, which no other principal reads all of.
+        # As admin: it reads the facts, decisions and orders topics, which no other principal reads all of,
+        # and their sandbox twins (the bench's books are sandbox books unless production_books names them).
         consumer = AIOKafkaConsumer(**client_args(self.settings, "admin"), enable_auto_commit=False,
                                     max_poll_records=5000, fetch_max_wait_ms=20)
+        watched = [(topic, production) for production in (FACTS, DECISIONS, ORDERS)
+                   for topic in (production, sandbox_twin(production))]
+        kind = {topic.name: production.name for topic, production in watched}  # a twin: its production's
         await consumer.start()
         try:
-            tps = [TopicPartition(t.name, p) for t in (FACTS, DECISIONS, ORDERS) for p in range(t.partitions)]
+            tps = [TopicPartition(topic.name, p) for topic, _ in watched for p in range(topic.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:
@@ -294,13 +298,13 @@ class Watcher:
                     for record in records:
                         if not (record.key and record.key.startswith(self.prefixes) and record.value):
                             continue
-                        if tp.topic == FACTS.name:  # no need to parse: the key says the book
+                        if kind[tp.topic] == FACTS.name:  # no need to parse: the key says the book
                             book = record.key.split(b"/", 1)[0].decode()
                             self.seen.facts[book] = self.seen.facts.get(book, 0) + 1
                             self.seen.last_fact[book] = now
                             continue
                         body = json.loads(record.value)
-                        if tp.topic == DECISIONS.name:
+                        if kind[tp.topic] == DECISIONS.name:
                             self._decision(now, body)
                         else:
                             self.seen.orders.setdefault(body["decision_id"], (now, body["book"]))

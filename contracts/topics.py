@@ -3,12 +3,17 @@
 Keys keep all messages about one subject in order without naming anyone: a fact is keyed by its
 worker, else its enterprise or park, a decision or order by its beneficiary — each as `<book>/` and a
 keyed pseudonym of the subject (`services.runtime.publishing.PartitionKeys`, docs/design/kafka-trust.md).
-The book (`main`, or a sandbox book) stays readable, so sandboxes never interleave with the city's data.
+
+Sandbox books never reach production subscribers: the topics that carry a book's data (`BOOK_TOPICS`)
+each have a sandbox twin, `sandbox.` + the production name, and `topic_for` puts a message of the
+city's production books (`Settings.production_books`) on the production topic and a message of every
+other book on the twin. No `flexledger.`-prefixed name, ACL or subscription can match a twin.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,47 @@ PAYMENTS_DEAD_LETTERS = Topic(
     partitions=1,
 )
 
+# ---- sandbox books (docs/design/kafka-trust.md, "Sandbox books") --------------------------------
+
+SANDBOX_PREFIX = "sandbox."
+# The topics that carry one book's data between services or to subscribers: each has a sandbox twin.
+# Checkpoints cover the whole ledger (every book's chain) and stay one topic; dead-letter topics hold
+# what their consumer could not read, whatever its book, and stay one per service.
+BOOK_TOPICS: tuple[Topic, ...] = (FACTS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS)
+
+
+def _twin(topic: Topic) -> Topic:
+    return replace(topic, name=SANDBOX_PREFIX + topic.name, purpose=f"{topic.purpose}, of sandbox books only")
+
+
+_TWINS: dict[Topic, Topic] = {topic: _twin(topic) for topic in BOOK_TOPICS}
+
+
+def sandbox_twin(topic: Topic) -> Topic:
+    """The topic that carries `topic`'s messages of sandbox books: `sandbox.<production name>`."""
+    twin = _TWINS.get(topic)
+    if twin is None:
+        raise ValueError(f"{topic.name} is not split by book; the topics that are: "
+                         f"{', '.join(t.name for t in BOOK_TOPICS)}")
+    return twin
+
+
+def topic_for(topic: Topic, book: str, production_books: Collection[str]) -> Topic:
+    """The topic a message of `book` goes on, where `topic` is the production topic of its kind (one of
+    `BOOK_TOPICS`): `topic` itself for a production book, its sandbox twin for every other book."""
+    twin = sandbox_twin(topic)  # refuses a topic that is not split by book, whatever the book
+    return topic if book in production_books else twin
+
+
+SANDBOX_FACTS = sandbox_twin(FACTS)
+SANDBOX_DECISIONS = sandbox_twin(DECISIONS)
+SANDBOX_STATISTICS = sandbox_twin(STATISTICS)
+SANDBOX_ORDERS = sandbox_twin(ORDERS)
+SANDBOX_DISBURSEMENTS = sandbox_twin(DISBURSEMENTS)
+SANDBOX_SETTLEMENTS = sandbox_twin(SETTLEMENTS)
+SANDBOX_TOPICS: tuple[Topic, ...] = tuple(_TWINS.values())
+
 ALL_TOPICS: tuple[Topic, ...] = (
     FACTS, *AGENCY_FEEDS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS,
-    SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS,
+    SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS, *SANDBOX_TOPICS,
 )

@@ -13,9 +13,13 @@ beneficiary.
 
     flexledger payments bank-simulator --return-suffix 9        # until Ctrl-C
     flexledger payments bank-simulator --idle-exit 10           # until nothing came for 10 s
+    flexledger payments bank-simulator --sandbox                # the sandbox books' bank
 
-It connects to Kafka as `finance` (FLEXLEDGER_KAFKA_USERNAME and _PASSWORD when set, else the local
-stack's `finance` password from the state dir).
+It is the bank of the production books (`Settings.production_books`), or with `sandbox` of every other
+book: sandbox books have topics of their own (`sandbox.` + the name, contracts.topics.topic_for), which
+it reads and writes as a principal of its own, so Finance's never touches them. It connects to Kafka as
+`finance`, or `sandbox_finance` (FLEXLEDGER_KAFKA_USERNAME and _PASSWORD when set, else the local
+stack's password of that principal from the state dir).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -31,7 +36,7 @@ from pydantic import ValidationError
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import DisbursementInstructionV1, SettlementResultV1, SettlementV1
-from contracts.topics import DISBURSEMENTS, SETTLEMENTS
+from contracts.topics import DISBURSEMENTS, SETTLEMENTS, Topic, sandbox_twin
 from flexledger.devstack.credentials import for_tool
 from services.payments.domain import BankRule, DisbursementEntry, SettlementOutcome, simulate_bank
 from services.runtime.kafka import client_security
@@ -41,9 +46,24 @@ log = logging.getLogger(__name__)
 SOURCE = "/flexledger/bank-simulator"
 EVENT_TYPE = "flexledger.payments.settlement.v1"
 # The Finance Bureau's principal (flexledger.kafka_access): it reads disbursements in groups named
-# `finance.*` and alone may write settlements.
+# `finance.*` and alone may write settlements; `sandbox_finance` the same on the sandbox topics.
 PRINCIPAL = "finance"
-DEFAULT_GROUP = "finance.bank-simulator"
+SANDBOX_PRINCIPAL = "sandbox_finance"
+
+
+@dataclass(frozen=True)
+class Side:
+    """Which bank: who it connects as, what it reads and writes, its consumer group by default."""
+
+    principal: str
+    disbursements: Topic
+    settlements: Topic
+    group: str
+
+
+PRODUCTION = Side(PRINCIPAL, DISBURSEMENTS, SETTLEMENTS, f"{PRINCIPAL}.bank-simulator")
+SANDBOX = Side(SANDBOX_PRINCIPAL, sandbox_twin(DISBURSEMENTS), sandbox_twin(SETTLEMENTS),
+               f"{SANDBOX_PRINCIPAL}.bank-simulator")
 
 
 def settle(
@@ -77,24 +97,31 @@ def settle(
 
 
 class BankSimulator:
-    """Consumes instructions (of `books` only, when given) and publishes the settlements."""
+    """Consumes instructions (of `books` only, when given) and publishes the settlements: of the
+    production books, or with `sandbox` of the sandbox books."""
 
     def __init__(
         self, settings: Settings, rule: BankRule | None = None, *, books: Collection[str] | None = None,
-        group_id: str = DEFAULT_GROUP,
+        sandbox: bool = False, group_id: str | None = None,
     ) -> None:
+        self.side = SANDBOX if sandbox else PRODUCTION
+        wrong = sorted(book for book in books or () if (book in settings.production_book_set) == sandbox)
+        if wrong:  # one bank per side: each side's topics are another principal's
+            raise ValueError(f"not {'sandbox' if sandbox else 'production'} books: {', '.join(wrong)} "
+                             f"(FLEXLEDGER_PRODUCTION_BOOKS={settings.production_books}); a bank settles "
+                             "the production books, or with --sandbox the sandbox books")
         self.settings = settings
         self.rule = rule or BankRule()
         self.books = set(books) if books is not None else None
-        self.group_id = group_id
+        self.group_id = group_id or self.side.group
         self.settled_batches = 0
         self.settled_entries = 0
 
     async def run(self, *, stop: asyncio.Event | None = None, idle_exit_s: float | None = None) -> int:
         """Serve until `stop` is set, or until nothing arrived for `idle_exit_s`; the batches settled."""
-        client = for_tool(self.settings, PRINCIPAL)
+        client = for_tool(self.settings, self.side.principal)
         consumer = AIOKafkaConsumer(
-            DISBURSEMENTS.name, bootstrap_servers=client.kafka_bootstrap, group_id=self.group_id,
+            self.side.disbursements.name, bootstrap_servers=client.kafka_bootstrap, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", **client_security(client),
         )
         producer = AIOKafkaProducer(bootstrap_servers=client.kafka_bootstrap, acks="all",
@@ -138,8 +165,8 @@ class BankSimulator:
                 traceparent=headers.get("traceparent"), tracestate=headers.get("tracestate"),
             )
             await producer.send_and_wait(
-                SETTLEMENTS.name, settlement.model_dump_json().encode(), key=settlement.key().encode(),
-                headers=[(k, v.encode()) for k, v in event.headers().items()],
+                self.side.settlements.name, settlement.model_dump_json().encode(),
+                key=settlement.key().encode(), headers=[(k, v.encode()) for k, v in event.headers().items()],
             )
             self.settled_entries += len(settlement.results)
         self.settled_batches += 1

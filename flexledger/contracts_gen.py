@@ -56,7 +56,7 @@ def service_brokers() -> dict[str, Any]:
 
     eligibility = eligibility_broker(service("eligibility"))[0]
     consume_facts(eligibility, service("eligibility"), None, DESCRIBED_ONLY)  # the facts subscriber
-    add_audit_publishers(eligibility)  # statistics and checkpoints
+    add_audit_publishers(eligibility, settings.production_book_set)  # statistics and checkpoints
     return {"intake": intake_broker(service("intake")), "eligibility": eligibility,
             "payments": payments_broker(service("payments"), None, DESCRIBED_ONLY)[0]}
 
@@ -69,7 +69,10 @@ def asyncapi_document() -> str:
         title="flexledger", version="1",
         description="Kafka topics between intake, eligibility and payments. Every message is a CloudEvent "
                     "1.0 in binary mode (ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, "
-                    "content-type headers) with W3C traceparent/tracestate headers.",
+                    "content-type headers) with W3C traceparent/tracestate headers. Sandbox books: the "
+                    "messages of the production books (FLEXLEDGER_PRODUCTION_BOOKS, default main) appear "
+                    "only on the flexledger.* topics, those of every other book only on their sandbox.* "
+                    "twins, which no outside subscriber may read.",
         schema_version="3.0.0",
     )
     return _dump(json.loads(spec.to_specification().to_json()))

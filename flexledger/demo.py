@@ -153,7 +153,8 @@ def demo(
             for year in FISCAL_YEARS:
                 amount_fen = 0 if program == "talent" else DEMO_APPROPRIATION_FEN
                 _appropriate(client, settings, book, program, year, amount_fen)
-        bank, bank_log = _start_bank(work)
+        # a sandbox book's batches are on the sandbox topics, settled by the sandbox bank
+        bank, bank_log = _start_bank(work, sandbox=book not in settings.production_book_set)
         before, last = _push(client, settings, book, DemoCity(workers=workers), work)
         console.print(f"pipeline drained: {last} facts decided in {time.monotonic() - started:.1f}s")
         _show_decisions(client, settings, book, before)
@@ -179,13 +180,13 @@ def _check_stack(client: httpx.Client, settings: Settings) -> None:
         raise typer.Exit(3) from exc
 
 
-def _start_bank(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_bank(work: Path, *, sandbox: bool) -> tuple[subprocess.Popen[bytes], Path]:
     """The Finance Bureau's bank, settling disbursement batches as they come (as `finance` on Kafka)."""
     bank_log = work / "bank-simulator.log"
     bank_log.parent.mkdir(parents=True, exist_ok=True)
     bank = subprocess.Popen(
         [sys.executable, "-m", "flexledger", "payments", "bank-simulator", "--return-suffix", "7",
-         "--idle-exit", str(SETTLE_WAIT_S)],
+         "--idle-exit", str(SETTLE_WAIT_S), *(["--sandbox"] if sandbox else [])],
         stdout=bank_log.open("w"), stderr=subprocess.STDOUT,
     )
     return bank, bank_log

@@ -9,6 +9,12 @@ the topics under `reads`, and consume in the groups under `groups` (or any group
 super user (`super.users`) and needs no ACL; it provisions topics, SCRAM users and these ACLs, and no
 service or subscriber runs as it.
 
+Sandbox books (every book but `Settings.production_books`) have topics of their own, the `sandbox.`
+twins of the topics that carry a book's data (`contracts.topics.BOOK_TOPICS`). The services get the
+same rights on a twin as on its production topic; no outside subscriber gets any, so Finance,
+Statistics, tax and auditors never see a sandbox book. The bank simulator settles sandbox books as
+`sandbox_finance`, so the `finance` principal never touches them either.
+
 `acls()` expands the table into the broker's ACLs (ALLOW, any host); `flexledger kafka acls apply`
 makes the broker's ACLs exactly these.
 """
@@ -31,7 +37,9 @@ from contracts.topics import (
     PAYMENTS_DEAD_LETTERS,
     SETTLEMENTS,
     STATISTICS,
+    Topic,
     agency_feed,
+    sandbox_twin,
 )
 
 ADMIN = "admin"
@@ -51,6 +59,11 @@ class Principal:
     dev_only: bool = False  # only on the local stack (`flexledger dev`), never in compose
 
 
+def _with_twins(*topics: Topic) -> tuple[str, ...]:
+    """Each topic's name and its sandbox twin's: a service handles every book."""
+    return tuple(name for topic in topics for name in (topic.name, sandbox_twin(topic).name))
+
+
 def _agency(agency: str) -> Principal:
     return Principal(agency, f"{agency}'s feed client: publishes its facts for intake",
                      writes=(agency_feed(agency).name,))
@@ -60,14 +73,14 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(ADMIN, "the broker's super user: creates topics, SCRAM users and ACLs (`flexledger dev`, "
                      "`flexledger kafka`); tests inject and inspect messages as it", super_user=True),
     Principal("intake", "the intake service",
-              writes=(FACTS.name, DEAD_LETTERS.name),
+              writes=(*_with_twins(FACTS), DEAD_LETTERS.name),
               reads=tuple(agency_feed(a).name for a in AGENCIES), groups=("intake",)),
     Principal("eligibility", "the eligibility service",
-              writes=(DECISIONS.name, STATISTICS.name, CHECKPOINTS.name, ELIGIBILITY_DEAD_LETTERS.name),
-              reads=(FACTS.name,), groups=("eligibility",)),
+              writes=(*_with_twins(DECISIONS, STATISTICS), CHECKPOINTS.name, ELIGIBILITY_DEAD_LETTERS.name),
+              reads=_with_twins(FACTS), groups=("eligibility",)),
     Principal("payments", "the payments service",
-              writes=(ORDERS.name, DISBURSEMENTS.name, PAYMENTS_DEAD_LETTERS.name),
-              reads=(DECISIONS.name, SETTLEMENTS.name), groups=("payments", "payments-settlements")),
+              writes=(*_with_twins(ORDERS, DISBURSEMENTS), PAYMENTS_DEAD_LETTERS.name),
+              reads=_with_twins(DECISIONS, SETTLEMENTS), groups=("payments", "payments-settlements")),
     *(_agency(agency) for agency in AGENCIES),
     Principal("finance", "the Finance Bureau and its bank (`flexledger payments bank-simulator`)",
               writes=(SETTLEMENTS.name,), reads=(ORDERS.name, DISBURSEMENTS.name), group_prefix="finance."),
@@ -75,6 +88,11 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal("tax", "the tax bureau", reads=(DECISIONS.name,), group_prefix="tax."),
     Principal("auditor", "outside auditors (`flexledger audit checkpoints`)", reads=(CHECKPOINTS.name,),
               group_prefix="auditor."),
+    Principal("sandbox_finance", "the bank of sandbox books (`flexledger payments bank-simulator --sandbox`, "
+                                 "tests, `flexledger demo` on a sandbox book)",
+              writes=(sandbox_twin(SETTLEMENTS).name,),
+              reads=(sandbox_twin(ORDERS).name, sandbox_twin(DISBURSEMENTS).name),
+              group_prefix="sandbox_finance.", dev_only=True),
     Principal("bench", "the benchmarks' scratch topics (bench/raw_limits.py)",
               topic_prefix=BENCH_TOPIC_PREFIX, group_prefix="bench.", dev_only=True),
 )

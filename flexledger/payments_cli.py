@@ -4,7 +4,7 @@
     flexledger payments balance [BENEFICIARY] [--book main] [--year YEAR] [--json]
     flexledger payments trial-balance [--book main]
     flexledger payments repay BENEFICIARY AMOUNT_FEN REFERENCE [--book main]
-    flexledger payments bank-simulator [--return-suffix 9 ...] [--idle-exit SECONDS]
+    flexledger payments bank-simulator [--return-suffix 9 ...] [--idle-exit SECONDS] [--sandbox]
 
 Amounts are integer fen on input; output shows CNY. Beneficiaries are printed masked. Exit status:
 0 done; 1 refused by the book (e.g. an appropriation below what is already committed); 2 the service
@@ -189,6 +189,8 @@ def bank_simulator(
     returned_attempts: int = typer.Option(1, min=0, help="return them on this many first attempts"),
     reason: str = typer.Option("account closed (simulated)", help="the return reason"),
     book: Annotated[list[str] | None, typer.Option("--book", help="only these books (default: all)")] = None,
+    sandbox: bool = typer.Option(False, "--sandbox", help="settle the sandbox books (every book not in "
+                                 "FLEXLEDGER_PRODUCTION_BOOKS), on their own topics, as sandbox_finance"),
     idle_exit: float | None = typer.Option(None, help="exit after this many seconds without instructions"),
 ) -> None:
     """Play the bank: settle every disbursement instruction (pay, or return per the rule)."""
@@ -199,7 +201,10 @@ def bank_simulator(
                         datefmt="%H:%M:%S")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     rule = BankRule(suffixes=tuple(return_suffix or ()), returned_attempts=returned_attempts, reason=reason)
-    simulator = BankSimulator(Settings.from_env(), rule, books=book or None)
+    try:
+        simulator = BankSimulator(Settings.from_env(), rule, books=book or None, sandbox=sandbox)
+    except ValueError as exc:  # a book of the other side
+        raise typer.BadParameter(str(exc), param_hint="--book") from None
     try:
         settled = asyncio.run(simulator.run(idle_exit_s=idle_exit))
     except KeyboardInterrupt:

@@ -38,7 +38,7 @@ NAME: Final = "eligibility"
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
     tracer = get_tracer(tracer_provider, NAME)
     store = eligibility_store(settings, tracer_provider)  # the application and the pool, opened at start
-    broker, decisions_topic, dead_letters_topic = build_broker(settings)
+    broker, decisions_topics, dead_letters_topic = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
 
     def dead_letters(group: str) -> DeadLetters:  # a consumer's poison: kept in the store, then relayed
@@ -46,7 +46,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
     facts = FactsHandler(store, tracer, runtime.wake_followers)
     consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
-    audit_topics = add_audit_publishers(broker)  # statistics, checkpoints
+    audit_topics = add_audit_publishers(broker, settings.production_book_set)  # statistics, checkpoints
     runtime.http = create_http(store, runtime.health, tracer)
 
     async def follow_the_log() -> None:
@@ -59,7 +59,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
         keys = PartitionKeys(partition_key_secret(settings))
         follower(f"kafka:{DECISIONS.name}",
-                 DecisionRelay(decisions_topic, tracer, keys, decisions_mac_key(settings)))
+                 DecisionRelay(decisions_topics, tracer, keys, decisions_mac_key(settings)))
         follower("projection:eligibility_decisions", projection.DecisionsProjection())
         follower(f"kafka:{STATISTICS.name}",
                  StatisticsRelay(audit_topics.statistics, tracer, statistics_key(settings)))

@@ -34,7 +34,7 @@ NAME = "intake"
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
     limits = limits_from(settings)
     tracer = get_tracer(tracer_provider, NAME)
-    broker, facts_publisher, dead_letters_publisher = build_broker(settings)
+    broker, facts_topics, dead_letters_publisher = build_broker(settings)
     runtime = ServiceRuntime(NAME, broker)
 
     # The event store, opened at start; its books are read once the writer lock is held.
@@ -42,7 +42,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     books_lock = asyncio.Lock()  # the books have one writer at a time: a request, a message or a rebuild
     writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), store, books_lock)
     keys = ApiKeys(store, limits, settings)
-    relay = FactRelay(facts_publisher, tracer, PartitionKeys(partition_key_secret(settings)),
+    relay = FactRelay(facts_topics, tracer, PartitionKeys(partition_key_secret(settings)),
                       facts_mac_key(settings), dead_letters_publisher)
     outbox = Outbox(runtime, store, relay)
     writer = GroupCommit(store, books_lock, on_recorded=runtime.wake_followers)

@@ -69,20 +69,19 @@ def _parent(record: Any) -> tuple[str | None, str | None]:
 class ConsumedBatch:
     """CONSUMER spans of one consumed batch: one per producer span its records name, or one per record."""
 
-    def __init__(self, tracer: trace.Tracer, topic: str, group: str) -> None:
+    def __init__(self, tracer: trace.Tracer, group: str) -> None:
         self.tracer = tracer
-        self.topic = topic
         self.group = group
         self.groups: list[TraceGroup] = []  # every group of the batch, in the order they began
-        self._by_parent: dict[tuple[str | None, str | None], TraceGroup] = {}
+        self._by_parent: dict[tuple[str, str | None, str | None], TraceGroup] = {}  # by topic, parent
 
     def group_of(self, record: Any) -> TraceGroup:
         """The trace group of `record` (an aiokafka ConsumerRecord) and the other records of its producer
         span; its span started when new."""
         parent = _parent(record)
-        found = self._by_parent.get(parent)
+        found = self._by_parent.get((record.topic, *parent))
         if found is None:
-            found = self._by_parent[parent] = self._start(record, parent)
+            found = self._by_parent[(record.topic, *parent)] = self._start(record, parent)
         found.offsets.append(record.offset)
         return found
 
@@ -93,9 +92,10 @@ class ConsumedBatch:
         return found
 
     def _start(self, record: Any, parent: tuple[str | None, str | None]) -> TraceGroup:
+        # A batch may hold records of a production topic and of its sandbox twin: each span names its own.
         span = self.tracer.start_span(
-            f"{self.topic} process", context=context_from(*parent), kind=SpanKind.CONSUMER,
-            attributes=consumer_span_attributes(self.topic, self.group, record.partition),
+            f"{record.topic} process", context=context_from(*parent), kind=SpanKind.CONSUMER,
+            attributes=consumer_span_attributes(record.topic, self.group, record.partition),
         )
         started = TraceGroup(span, *_identity(span))
         self.groups.append(started)

@@ -1,12 +1,13 @@
 """Publishing from an outbox: a batch of recorded events straight into aiokafka record batches, traced
-per trace the events were recorded in."""
+per trace the events were recorded in; a topic split by book (`BookTopics`) gets each message on its
+book's topic, production or sandbox."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -14,12 +15,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import BaseModel
 
 from contracts.cloudevents import CloudEvent
+from contracts.topics import Topic, sandbox_twin, topic_for
 from services.runtime.message_auth import MAC_HEADER, MessageAuthenticator
 from services.runtime.telemetry import context_from
 
@@ -40,11 +43,64 @@ class PartitionKeys:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message of an outbox batch: body, partition key, CloudEvent attributes."""
+    """One message of an outbox batch: body, partition key, CloudEvent attributes, and the book it is
+    about (which picks its topic on a topic split by book, `BookTopics`; None on the others)."""
 
     body: BaseModel
     key: str
     event: CloudEvent
+    book: str | None = None
+
+
+class BookTopics:
+    """A topic split by book: the publishers of a production topic (`contracts.topics.BOOK_TOPICS`) and
+    of its sandbox twin. A production book's messages go on the first, every other book's on the twin
+    (`contracts.topics.topic_for`), so a sandbox book never reaches a production subscriber."""
+
+    def __init__(
+        self, topic: Topic, production: DefaultPublisher, sandbox: DefaultPublisher,
+        production_books: Collection[str],
+    ) -> None:
+        assert (production.topic, sandbox.topic) == (topic.name, sandbox_twin(topic).name), "publishers"
+        self.topic = topic
+        self.production = production
+        self.sandbox = sandbox
+        self.production_books = frozenset(production_books)
+
+    @classmethod
+    def declare(
+        cls, broker: KafkaBroker, topic: Topic, production_books: Collection[str], *,
+        schema: type[BaseModel], description: str,
+    ) -> BookTopics:
+        """Both publishers on `broker`, described for the AsyncAPI document: `description` (what the
+        messages are), then which books appear on which topic."""
+        twin = sandbox_twin(topic)
+        production = broker.publisher(
+            topic.name, title=topic.name, schema=schema,
+            description=f"{description} Production books only (FLEXLEDGER_PRODUCTION_BOOKS, default main); "
+                        f"every other book's messages go on {twin.name}.",
+        )
+        sandbox = broker.publisher(
+            twin.name, title=twin.name, schema=schema,
+            description=f"{description} Sandbox books only: every book not in FLEXLEDGER_PRODUCTION_BOOKS "
+                        f"(scenario-<hex>, tests, probes); the production books' messages go on "
+                        f"{topic.name}. No outside subscriber may read it.",
+        )
+        return cls(topic, production, sandbox, production_books)
+
+    async def publish(
+        self, tracer: trace.Tracer, batch: Sequence[Outgoing], *, mac_key: bytes | None = None
+    ) -> None:
+        """`publish_batch` to each topic of the batch's messages, in the batch's order within each topic
+        (so within each partition); each message tagged for the topic it goes on."""
+        production: list[Outgoing] = []
+        sandbox: list[Outgoing] = []
+        for item in batch:
+            assert item.book is not None, f"a message for {self.topic.name} names no book"
+            on_production = topic_for(self.topic, item.book, self.production_books) == self.topic
+            (production if on_production else sandbox).append(item)
+        await publish_batch(tracer, self.production, production, mac_key=mac_key)
+        await publish_batch(tracer, self.sandbox, sandbox, mac_key=mac_key)
 
 
 async def publish_batch(

@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from contracts.messages import BOOK_PATTERN, valid_book
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -84,6 +86,19 @@ class Settings:
     # Empty in development: generated once into <state_dir>/facts-mac.key and <state_dir>/decisions-mac.key.
     facts_mac_key: str = field(default="", repr=False)
     decisions_mac_key: str = field(default="", repr=False)
+    # The city's production books, comma-separated: their messages go on the `flexledger.` topics that
+    # Finance, Statistics, tax and auditors subscribe to. Every other book (`scenario run --via pipeline`'s
+    # scenario-<hex>, tests, probes) is a sandbox book, published on the `sandbox.` twins, which no
+    # outside subscriber may read (contracts.topics.topic_for, docs/design/kafka-trust.md).
+    production_books: str = "main"
+
+    def __post_init__(self) -> None:
+        production_book_set(self.production_books)  # refuse a bad list before anything starts
+
+    @property
+    def production_book_set(self) -> frozenset[str]:
+        """`production_books` as a set of book names."""
+        return production_book_set(self.production_books)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -123,3 +138,14 @@ class Settings:
     def pg_dsn(self, database: str | None = None) -> str:
         db = database or self.pg_database
         return f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{db}"
+
+
+def production_book_set(text: str) -> frozenset[str]:
+    """The book names of a FLEXLEDGER_PRODUCTION_BOOKS value ("main", "main,north"): at least one,
+    each a valid book name."""
+    books = [name.strip() for name in text.split(",")]
+    bad = [name for name in books if not valid_book(name)]
+    if bad:
+        raise ValueError(f"FLEXLEDGER_PRODUCTION_BOOKS {text!r}: {', '.join(map(repr, bad))} is not a book "
+                         f"name ({BOOK_PATTERN}); name the production books, comma-separated")
+    return frozenset(books)

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
+from contracts.topics import SANDBOX_DECISIONS, SANDBOX_FACTS, SANDBOX_ORDERS
 from flexledger.devstack.credentials import as_principal
 from flexledger.scenario_file import load_scenario
 from services.eligibility.application import EligibilityApplication
@@ -148,15 +149,16 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
 
     async def traced() -> list[ReadableSpan]:
         spans = _trace_of(stack.exporter.get_finished_spans(), trace_id)
-        return spans if any(s.name == "flexledger.payments.orders.v1 publish" for s in spans) else []
+        return spans if any(s.name == f"{SANDBOX_ORDERS.name} publish" for s in spans) else []
 
     spans = await _eventually("the whole trace", traced)
     names = [s.name for s in spans]
+    # The test book is a sandbox book: its messages travel on the sandbox twins of the topics.
     for expected in (
-        "POST /v1/facts", "intake db commit", "flexledger.intake.facts.v1 publish",
-        "flexledger.intake.facts.v1 process", "eligibility db commit",
-        "flexledger.eligibility.decisions.v1 publish", "flexledger.eligibility.decisions.v1 process",
-        "payments db commit", "flexledger.payments.orders.v1 publish",
+        "POST /v1/facts", "intake db commit", f"{SANDBOX_FACTS.name} publish",
+        f"{SANDBOX_FACTS.name} process", "eligibility db commit",
+        f"{SANDBOX_DECISIONS.name} publish", f"{SANDBOX_DECISIONS.name} process",
+        "payments db commit", f"{SANDBOX_ORDERS.name} publish",
     ):
         assert expected in names, f"{expected!r} missing from the trace: {sorted(set(names))}"
     # Connected: one root (the HTTP request), every other span's parent is in the same trace.

@@ -33,7 +33,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.messages import BOOK_HTTP_HEADER, fact_subject
-from contracts.topics import ALL_TOPICS, DECISIONS, ORDERS
+from contracts.topics import ALL_TOPICS, DECISIONS, ORDERS, topic_for
 from flexledger.devstack.credentials import client_args
 from services.runtime.settings import Settings
 
@@ -428,7 +428,8 @@ async def verify_book(
         assert max(ids.values(), default=1) == 1, "a decision id appears twice in the ledger"
 
         # the decisions topic carries every decision (repeats allowed: same id, same content).
-        published = await topic_messages(settings, DECISIONS.name, book, since_ms,
+        decisions_topic = topic_for(DECISIONS, book, settings.production_book_set).name  # a sandbox twin
+        published = await topic_messages(settings, decisions_topic, book, since_ms,
                                          until_count=lambda n: n >= len(expected))
         by_id: dict[str, dict[str, Any]] = {}
         for _, body in published:
@@ -444,7 +445,8 @@ async def verify_book(
         clawbacks = {d["decision_id"]: d for d in expected if d["kind"] == "clawback"}
 
         async def all_orders() -> tuple[bool, Any]:
-            found = await topic_messages(settings, ORDERS.name, book, since_ms,
+            found = await topic_messages(settings, topic_for(ORDERS, book, settings.production_book_set).name,
+                                         book, since_ms,
                                          until_count=lambda n: n >= len(grants) + len(clawbacks))
             ids = {b["decision_id"] for _, b in found}
             return ids >= set(grants) | set(clawbacks), found

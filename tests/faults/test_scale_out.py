@@ -31,7 +31,7 @@ from faultkit import (
     verify_book,
 )
 
-from contracts.topics import FACTS
+from contracts.topics import SANDBOX_FACTS
 from flexledger.devstack import services
 from flexledger.devstack.credentials import client_args
 from services.runtime.settings import Settings
@@ -42,7 +42,8 @@ GROUP = "eligibility"
 
 
 async def _assignment(settings: Settings) -> dict[str, set[int]]:
-    """Member id -> partitions of the facts topic it holds, as the group coordinator says."""
+    """Member id -> partitions of the sandbox facts topic it holds, as the group coordinator says (the
+    test books are sandbox books: their facts travel on the facts topic's sandbox twin)."""
     admin = AIOKafkaAdminClient(**client_args(settings, "admin"))
     await admin.start()
     try:
@@ -57,9 +58,8 @@ async def _assignment(settings: Settings) -> dict[str, set[int]]:
                 continue
             for member_id, _, _, _, assignment in members:
                 decoded = ConsumerProtocolMemberAssignment.decode(assignment) if assignment else None
-                out[member_id] = {
-                    tp.partition for tp in (decoded.partitions() if decoded else []) if tp.topic == FACTS.name
-                }
+                held = decoded.partitions() if decoded else []
+                out[member_id] = {tp.partition for tp in held if tp.topic == SANDBOX_FACTS.name}
     return out
 
 
@@ -67,7 +67,7 @@ async def _split_between(settings: Settings, members: int) -> dict[str, set[int]
     async def probe() -> tuple[bool, Any]:
         held = await _assignment(settings)
         parts = [p for ps in held.values() for p in ps]
-        split = len(parts) == len(set(parts)) == FACTS.partitions
+        split = len(parts) == len(set(parts)) == SANDBOX_FACTS.partitions
         ok = len(held) == members and all(held.values()) and split
         return ok, held
 
@@ -104,7 +104,8 @@ async def test_two_instances_split_the_partitions_and_decide_as_one(stack: Setti
 
         two_book, since_ms = await _stream_and_verify(stack, "two", facts)
         # The book's facts travelled on partitions of both instances: each did part of the work.
-        on_topic = await topic_messages(stack, FACTS.name, two_book, since_ms, until_count=lambda n: n > 0)
+        on_topic = await topic_messages(stack, SANDBOX_FACTS.name, two_book, since_ms,
+                                        until_count=lambda n: n > 0)
         used = {int(headers[PARTITION]) for headers, _ in on_topic}
         assert all(partitions & used for partitions in held.values()), (held, used)
         assert held == await _assignment(stack), "the group rebalanced during the stream"

@@ -33,7 +33,7 @@ from eventsourcing.persistence import Tracking
 from typer.testing import CliRunner
 
 from contracts.messages import FactMessageV1
-from contracts.topics import CHECKPOINTS, STATISTICS
+from contracts.topics import CHECKPOINTS, SANDBOX_STATISTICS
 from flexledger.audit import cli as audit_cli
 from flexledger.audit.checkpoints import own_public_key, read_topic
 from flexledger.audit.history import history
@@ -543,11 +543,11 @@ def test_identity_numbers_are_not_in_clear_in_event_tables_logs_or_non_hr_topics
     assert counted
     deadline = time.monotonic() + TIMEOUT_S
     while True:
-        statistics = asyncio.run(_topic_records(settings, STATISTICS.name))
+        statistics = asyncio.run(_topic_records(settings, SANDBOX_STATISTICS.name))  # a sandbox book's
         messages = [json.loads(r.value) for r in statistics if _book_of(r) == book]
         if {m["pseudonym"] for m in messages} >= {pseudonym(key, w) for w in counted}:
             break
-        assert time.monotonic() < deadline, f"no statistic of book {book} on {STATISTICS.name}"
+        assert time.monotonic() < deadline, f"no statistic of book {book} on {SANDBOX_STATISTICS.name}"
         time.sleep(1)
     checkpoints = asyncio.run(_topic_records(settings, CHECKPOINTS.name))
     assert statistics and checkpoints

@@ -24,7 +24,20 @@ from aiokafka.errors import (
 )
 from typer.testing import CliRunner
 
-from contracts.topics import CHECKPOINTS, DECISIONS, FACTS, SETTLEMENTS, STATISTICS, agency_feed
+from contracts.topics import (
+    CHECKPOINTS,
+    DECISIONS,
+    FACTS,
+    ORDERS,
+    SANDBOX_DECISIONS,
+    SANDBOX_DISBURSEMENTS,
+    SANDBOX_ORDERS,
+    SANDBOX_SETTLEMENTS,
+    SANDBOX_STATISTICS,
+    SETTLEMENTS,
+    STATISTICS,
+    agency_feed,
+)
 from flexledger.devstack import credentials, kafka_admin
 from flexledger.devstack.credentials import client_args
 from flexledger.kafka_access import Acl, acls
@@ -110,6 +123,8 @@ async def test_an_unknown_user_is_refused(broker: Settings) -> None:
     ("hr_bureau", agency_feed("social_insurance_agency").name),  # another agency's feed
     ("finance", DECISIONS.name),
     ("payments", SETTLEMENTS.name),  # a forged bank settlement: only finance writes them
+    ("finance", SANDBOX_SETTLEMENTS.name),  # each bank settles its own side's books only
+    ("sandbox_finance", SETTLEMENTS.name),
 ])
 async def test_a_principal_cannot_write_a_topic_the_table_does_not_give_it(
     broker: Settings, principal: str, topic: str
@@ -128,6 +143,10 @@ async def test_a_principal_that_writes_nothing_cannot_even_start_a_producer(brok
     ("tax", FACTS.name),
     ("hr_bureau", FACTS.name),
     ("auditor", DECISIONS.name),
+    ("finance", SANDBOX_ORDERS.name),  # no outside subscriber sees a sandbox book
+    ("statistics", SANDBOX_STATISTICS.name),
+    ("tax", SANDBOX_DECISIONS.name),
+    ("sandbox_finance", ORDERS.name),  # nor the sandbox bank a production book
 ])
 async def test_a_principal_cannot_read_a_topic_the_table_does_not_give_it(
     broker: Settings, principal: str, topic: str
@@ -176,6 +195,8 @@ async def test_a_subscriber_reads_its_topic_in_a_group_of_its_own(broker: Settin
         await reader.stop()
     await _consume(client_args(broker, "tax"), DECISIONS.name, _group("tax"))
     await _consume(client_args(broker, "auditor"), CHECKPOINTS.name, None)
+    sandbox_bank = client_args(broker, "sandbox_finance")
+    await _consume(sandbox_bank, SANDBOX_DISBURSEMENTS.name, _group("sandbox_finance"))
 
 
 async def test_an_agency_writes_its_own_feed(broker: Settings) -> None:

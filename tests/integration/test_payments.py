@@ -27,7 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
-from contracts.topics import DECISIONS, SETTLEMENTS
+from contracts.topics import DECISIONS, SANDBOX_DECISIONS, SANDBOX_SETTLEMENTS, topic_for
 from flexledger.bank_simulator import BankSimulator
 from flexledger.devstack.credentials import client_args
 from flexledger.pipeline import run_pipeline
@@ -66,7 +66,8 @@ async def eventually(what: str, probe: Callable[[], Awaitable[Any]], timeout_s: 
 
 
 class Payments:
-    """The payments service's HTTP API and the decisions topic, for one test."""
+    """The payments service's HTTP API and the decisions topics, for one test. Its books are sandbox
+    books: their decisions, orders, disbursements and settlements are on the `sandbox.` twins."""
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient, books: list[str]) -> None:
         self.settings = settings
@@ -97,14 +98,15 @@ class Payments:
         try:
             sent = []
             for d in decisions:
+                topic = topic_for(DECISIONS, d.book, self.settings.production_book_set).name
                 event = CloudEvent(id=d.decision_id, source="/flexledger/eligibility",
                                    type="flexledger.eligibility.decision.v1",
                                    subject=f"{d.book}/{d.decision_id}", time=d.recorded_at)
                 value = d.model_dump_json().encode()
                 sent.append(await producer.send(
-                    DECISIONS.name, value, key=keys(d.book, d.beneficiary or "-").encode(),
+                    topic, value, key=keys(d.book, d.beneficiary or "-").encode(),
                     headers=[*((k, v.encode()) for k, v in event.headers().items()),
-                             tag_header(mac_key, DECISIONS.name, value)],
+                             tag_header(mac_key, topic, value)],
                 ))
             return [((meta := await future).partition, meta.offset) for future in sent]
         finally:
@@ -172,8 +174,9 @@ def decision(
 
 @contextlib.asynccontextmanager
 async def bank(settings: Settings, *books: str, rule: BankRule | None = None) -> AsyncIterator[BankSimulator]:
-    """The simulated bank, settling these books' instructions while the block runs."""
-    simulator = BankSimulator(settings, rule, books=books, group_id=f"finance.bank-test-{uuid.uuid4().hex}")
+    """The simulated bank of the sandbox books, settling these books' instructions while the block runs."""
+    simulator = BankSimulator(settings, rule, books=books, sandbox=True,
+                              group_id=f"sandbox_finance.bank-test-{uuid.uuid4().hex}")
     stop = asyncio.Event()
     task = asyncio.create_task(simulator.run(stop=stop))
     try:
@@ -497,12 +500,12 @@ async def test_redelivered_decisions_and_settlements_change_nothing(pay: Payment
     assert before["live"]["batches"] >= 2  # both orders (one returned), then the returned one again
 
     other_key = PartitionKeys(partition_key_secret(pay.settings))(book, OTHER_WORKER)
-    decisions = await _find(pay.settings, DECISIONS.name, other_key,
+    decisions = await _find(pay.settings, SANDBOX_DECISIONS.name, other_key,
                             lambda r: _header(r, "ce_id") in (grant.decision_id, clawback.decision_id))
     settlements = [
         record
         for batch in sorted({e["batch_id"] for e in before["entries"]})
-        for record in await _find(pay.settings, SETTLEMENTS.name, batch, lambda r: True)
+        for record in await _find(pay.settings, SANDBOX_SETTLEMENTS.name, batch, lambda r: True)
     ]
     answers = {(e["batch_id"], e["outcome"]) for e in before["entries"]}  # one message per batch and outcome
     assert len(decisions) == 2 and len(settlements) == len(answers) >= 3
@@ -521,8 +524,8 @@ async def test_redelivered_decisions_and_settlements_change_nothing(pay: Payment
     # The same offsets again: rewind both consumer groups to this book's first messages, restart.
     devstack.stop_service("payments", pay.settings)
     try:
-        await _rewind(pay.settings, "payments", DECISIONS.name, decisions)
-        await _rewind(pay.settings, "payments-settlements", SETTLEMENTS.name, settlements)
+        await _rewind(pay.settings, "payments", SANDBOX_DECISIONS.name, decisions)
+        await _rewind(pay.settings, "payments-settlements", SANDBOX_SETTLEMENTS.name, settlements)
     finally:
         await asyncio.to_thread(devstack.start_service, "payments", pay.settings, timeout=90)
     records = decisions + settlements
@@ -559,7 +562,7 @@ async def _rewind(settings: Settings, group: str, topic: str, records: list[Reco
 
 
 async def _groups_past(settings: Settings, copies: list[tuple[int, int]], records: list[Record]) -> bool:
-    groups = {DECISIONS.name: "payments", SETTLEMENTS.name: "payments-settlements"}
+    groups = {SANDBOX_DECISIONS.name: "payments", SANDBOX_SETTLEMENTS.name: "payments-settlements"}
     for (partition, offset), record in zip(copies, records, strict=True):
         consumer = AIOKafkaConsumer(**client_args(settings, "admin"), group_id=groups[record.topic],
                                     enable_auto_commit=False)

@@ -1,5 +1,6 @@
 """The three services as processes on the real broker and database: a fact posted to intake becomes
-events in all three services, and redelivered messages change nothing."""
+events in all three services, redelivered messages change nothing, and a sandbox book's messages travel
+only on the sandbox topics (the test books are sandbox books; `main` is the production book)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ from aiokafka.partitioner import DefaultPartitioner
 from eventsourcing.persistence import Tracking
 
 from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject
-from contracts.topics import DECISIONS, FACTS
+from contracts.topics import (
+    DECISIONS,
+    DISBURSEMENTS,
+    FACTS,
+    ORDERS,
+    SANDBOX_DECISIONS,
+    SANDBOX_FACTS,
+    STATISTICS,
+    Topic,
+    sandbox_twin,
+)
 from flexledger.devstack.credentials import client_args
 from flexledger.scenario_file import load_scenario
 from services.eligibility.aggregates import DecisionChain, chain_content
@@ -187,12 +198,12 @@ async def test_a_poison_message_is_skipped_and_never_quoted(flow: Flow) -> None:
     try:
         # Not a FactMessageV1, though tagged as intake tags: it passes the tag, then fails validation.
         poison = json.dumps({"book": flow.book, "seq": 1, "fact": {"worker": flow.worker}}).encode()
-        tag = tag_header(facts_mac_key(flow.settings), FACTS.name, poison)
-        meta = await producer.send_and_wait(FACTS.name, poison, headers=[tag],
+        tag = tag_header(facts_mac_key(flow.settings), SANDBOX_FACTS.name, poison)
+        meta = await producer.send_and_wait(SANDBOX_FACTS.name, poison, headers=[tag],
                                             key=_key(flow.settings, flow.book, flow.worker).encode())
     finally:
         await producer.stop()
-    tp = TopicPartition(FACTS.name, meta.partition)
+    tp = TopicPartition(SANDBOX_FACTS.name, meta.partition)
 
     async def committed_past() -> bool:
         admin = AIOKafkaAdminClient(**client_args(flow.settings, "admin"))
@@ -275,17 +286,17 @@ async def _ledger_counts(flow: Flow) -> tuple[int, int, int]:
 async def test_republished_fact_and_decision_change_nothing(flow: Flow) -> None:
     before = await _ledger_counts(flow)
     grant_fact = flow.grant["after"]
-    fact = await _find(flow.settings, FACTS.name, _key(flow.settings, flow.book, flow.worker),
+    fact = await _find(flow.settings, SANDBOX_FACTS.name, _key(flow.settings, flow.book, flow.worker),
                        lambda r: FactMessageV1.model_validate_json(r.value).fact_id == grant_fact)
     grant_key = _key(flow.settings, flow.book, flow.grant["beneficiary"])
-    decision = await _find(flow.settings, DECISIONS.name, grant_key,
+    decision = await _find(flow.settings, SANDBOX_DECISIONS.name, grant_key,
                            lambda r: dict(r.headers).get("ce_id") == flow.grant["decision_id"].encode())
     fact_offset = await _republish(flow.settings, fact)
     decision_offset = await _republish(flow.settings, decision)
 
     async def consumed() -> bool:
-        facts = await _tracked(flow.settings, "eligibility", FACTS.name, fact.partition)
-        decisions = await _tracked(flow.settings, "payments", DECISIONS.name, decision.partition)
+        facts = await _tracked(flow.settings, "eligibility", SANDBOX_FACTS.name, fact.partition)
+        decisions = await _tracked(flow.settings, "payments", SANDBOX_DECISIONS.name, decision.partition)
         return facts >= fact_offset and decisions >= decision_offset
 
     await _eventually("both copies consumed", consumed)
@@ -298,13 +309,13 @@ async def test_consumer_restarted_from_an_earlier_offset_changes_nothing(flow: F
 
     before = await _ledger_counts(flow)
     worker_key = _key(flow.settings, flow.book, flow.worker)
-    first = await _find(flow.settings, FACTS.name, worker_key, lambda r: True)
-    tp = TopicPartition(FACTS.name, first.partition)
-    tracked = await _tracked(flow.settings, "eligibility", FACTS.name, first.partition)
+    first = await _find(flow.settings, SANDBOX_FACTS.name, worker_key, lambda r: True)
+    tp = TopicPartition(SANDBOX_FACTS.name, first.partition)
+    tracked = await _tracked(flow.settings, "eligibility", SANDBOX_FACTS.name, first.partition)
     devstack.stop_service("eligibility", flow.settings)
     try:
         # Join the (now empty) group as its only member, then move its committed offset back.
-        rewind = AIOKafkaConsumer(FACTS.name, **client_args(flow.settings, "admin"),
+        rewind = AIOKafkaConsumer(SANDBOX_FACTS.name, **client_args(flow.settings, "admin"),
                                   group_id="eligibility", enable_auto_commit=False)
         await rewind.start()
         try:
@@ -326,7 +337,65 @@ async def test_consumer_restarted_from_an_earlier_offset_changes_nothing(flow: F
 
     await _eventually("the group to re-read past its old position", caught_up)
     assert await _ledger_counts(flow) == before
-    assert await _tracked(flow.settings, "eligibility", FACTS.name, first.partition) == tracked
+    assert await _tracked(flow.settings, "eligibility", SANDBOX_FACTS.name, first.partition) == tracked
+
+
+async def _bodies(settings: Settings, topic: Topic) -> list[dict[str, Any]]:
+    """Every JSON message on `topic`, from the beginning to the end offsets of now (poison skipped)."""
+    consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        bodies = []
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    try:
+                        body = json.loads(record.value or b"")
+                    except ValueError:
+                        continue
+                    if isinstance(body, dict):
+                        bodies.append(body)
+        return bodies
+    finally:
+        await consumer.stop()
+
+
+async def test_a_sandbox_book_travels_only_on_the_sandbox_topics(flow: Flow) -> None:
+    """The flow's test book is a sandbox book: its facts, decisions and orders are on the `sandbox.`
+    twins and nothing of it is on a production topic, where Finance, Statistics and tax would read it.
+    A fact of `main`, the production book, and its decision are only on the production topics."""
+    main_fact = {"id": f"probe-{uuid.uuid4().hex}", "type": "monthly_report"}  # rejected, and recorded
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(_url(flow.settings, "intake", "/v1/facts"), json=main_fact,
+                                     headers={BOOK_HTTP_HEADER: "main", **_auth(flow.settings)})
+    assert response.status_code == 400, response.text
+
+    def of_main(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ours = (b for b in bodies if b.get("book") == "main")
+        return [b for b in ours if main_fact["id"] in (b.get("fact_id"), b.get("after"))]
+
+    async def sandbox_orders_and_main_decision() -> bool:
+        ordered = {b["order_id"] for b in await _bodies(flow.settings, sandbox_twin(ORDERS))
+                   if b.get("book") == flow.book}
+        decided = of_main(await _bodies(flow.settings, DECISIONS))
+        return ordered >= {o["order_id"] for o in flow.orders} and bool(decided)
+
+    await _eventually("the orders and the main book's decision published", sandbox_orders_and_main_decision)
+    for topic in (FACTS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS):
+        production = await _bodies(flow.settings, topic)
+        assert not [b for b in production if b.get("book") == flow.book], f"a sandbox book on {topic.name}"
+        sandbox = await _bodies(flow.settings, sandbox_twin(topic))
+        assert not [b for b in sandbox if b.get("book") == "main"], f"main on the twin of {topic.name}"
+        if topic in (FACTS, DECISIONS):
+            assert of_main(production) and not of_main(sandbox), topic.name
+    sandbox_facts = [b for b in await _bodies(flow.settings, SANDBOX_FACTS) if b.get("book") == flow.book]
+    assert {b.get("fact_id") for b in sandbox_facts} >= {f.get("id") for f in flow.facts}
+    sandbox_decisions = await _bodies(flow.settings, SANDBOX_DECISIONS)
+    assert flow.grant["decision_id"] in {b.get("decision_id") for b in sandbox_decisions}
 
 
 def _assigned(consumer: AIOKafkaConsumer, tp: TopicPartition) -> Callable[[], Awaitable[bool]]:

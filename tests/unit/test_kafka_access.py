@@ -22,9 +22,12 @@ from contracts.topics import (
     FACTS,
     ORDERS,
     PAYMENTS_DEAD_LETTERS,
+    SANDBOX_PREFIX,
+    SANDBOX_TOPICS,
     SETTLEMENTS,
     STATISTICS,
     agency_feed,
+    sandbox_twin,
 )
 from flexledger.contracts_gen import service_brokers
 from flexledger.devstack.kafka_admin import Listed, parse_acls, plan
@@ -43,6 +46,8 @@ from services.runtime.kafka import broker_security, client_security
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 SERVICES = ("intake", "eligibility", "payments")
+# Who reads what the city publishes, outside the services: they must never see a sandbox book.
+OUTSIDE_SUBSCRIBERS = ("finance", "statistics", "tax", "auditor")
 
 
 def _writers(topic: str) -> set[str]:
@@ -61,6 +66,9 @@ def test_each_topic_has_exactly_its_one_writer() -> None:
     for topic in (ORDERS, DISBURSEMENTS, PAYMENTS_DEAD_LETTERS):
         assert _writers(topic.name) == {"payments"}, topic.name
     assert _writers(SETTLEMENTS.name) == {"finance"}
+    for topic in (FACTS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS):  # the services write every book
+        assert _writers(sandbox_twin(topic).name) == _writers(topic.name), topic.name
+    assert _writers(sandbox_twin(SETTLEMENTS).name) == {"sandbox_finance"}  # the sandbox books' bank
     for agency in AGENCIES:
         assert _writers(agency_feed(agency).name) == {agency}
         assert {a.resource for a in acls() if a.principal == agency} == {agency_feed(agency).name}
@@ -75,6 +83,12 @@ def test_readers_are_the_consumers_and_subscribers_of_each_topic() -> None:
     assert _readers(SETTLEMENTS.name) == {"payments"}
     assert _readers(ORDERS.name) == _readers(DISBURSEMENTS.name) == {"finance"}
     assert _readers(CHECKPOINTS.name) == {"auditor"}
+    # Sandbox twins: the services, as on the production topic, and the sandbox books' bank; no one else.
+    assert _readers(sandbox_twin(FACTS).name) == {"eligibility"}
+    assert _readers(sandbox_twin(DECISIONS).name) == _readers(sandbox_twin(SETTLEMENTS).name) == {"payments"}
+    assert _readers(sandbox_twin(STATISTICS).name) == set()
+    for topic in (ORDERS, DISBURSEMENTS):
+        assert _readers(sandbox_twin(topic).name) == {"sandbox_finance"}
     for feed in AGENCY_FEEDS:
         assert _readers(feed.name) == {"intake"}
     # Dead letters hold what their source holds (identity numbers): operators read them as admin.
@@ -82,12 +96,29 @@ def test_readers_are_the_consumers_and_subscribers_of_each_topic() -> None:
         assert _readers(topic.name) == set()
 
 
-def test_only_admin_is_a_super_user_and_only_the_benchmark_is_local_only() -> None:
+def test_no_outside_subscriber_may_touch_a_sandbox_topic() -> None:
+    """Sandbox books never reach production subscribers: an outside party's every topic ACL names a
+    `flexledger.` topic (never a prefix that could match a twin), and no twin is named so."""
+    for topic in SANDBOX_TOPICS:
+        assert topic.name.startswith(SANDBOX_PREFIX) and not topic.name.startswith("flexledger."), topic.name
+    outside = [*OUTSIDE_SUBSCRIBERS, *AGENCIES]
+    for name in outside:
+        topics = [a for a in acls() if a.principal == name and a.resource_type == "TOPIC"]
+        assert topics and all(a.pattern_type == "LITERAL" for a in topics), name
+        assert all(a.resource.startswith("flexledger.") for a in topics), name
+    for topic in SANDBOX_TOPICS:
+        assert not (_readers(topic.name) | _writers(topic.name)) & set(outside), topic.name
+    for name in OUTSIDE_SUBSCRIBERS:  # their reads: only production topics
+        assert all(t.startswith("flexledger.") for t in principal(name).reads), name
+
+
+def test_only_admin_is_a_super_user_and_only_the_tools_are_local_only() -> None:
     assert [p.name for p in PRINCIPALS if p.super_user] == ["admin"]
     assert not any(a.principal == "admin" for a in acls())
-    assert [p.name for p in PRINCIPALS if p.dev_only] == ["bench"]
-    assert "bench" not in {p.name for p in principals(dev=False)}
-    assert not any(a.principal == "bench" for a in acls(dev=False))
+    assert [p.name for p in PRINCIPALS if p.dev_only] == ["sandbox_finance", "bench"]
+    for name in ("sandbox_finance", "bench"):
+        assert name not in {p.name for p in principals(dev=False)}
+        assert not any(a.principal == name for a in acls(dev=False))
     assert len({p.name for p in PRINCIPALS}) == len(PRINCIPALS)
     with pytest.raises(KeyError):
         principal("mallory")
@@ -120,11 +151,12 @@ def test_the_design_note_shows_the_table_of_the_code() -> None:
 def test_acl_command_args_group_resources_that_get_the_same_operations() -> None:
     intake = [(a, "*") for a in acls() if a.principal == "intake"]
     calls = acl_command_args("--add", intake)
-    assert len(calls) == 2  # WRITE on its two topics; READ on its feeds and its group
+    assert len(calls) == 2  # WRITE on its three topics; READ on its feeds and its group
     write = next(c for c in calls if "WRITE" in c)
     assert write[:7] == ["--add", "--allow-principal", "User:intake", "--allow-host", "*",
                          "--resource-pattern-type", "literal"]
-    assert write[-4:] == ["--topic", DEAD_LETTERS.name, "--topic", FACTS.name]
+    assert write[-6:] == ["--topic", DEAD_LETTERS.name, "--topic", FACTS.name,
+                          "--topic", sandbox_twin(FACTS).name]
     read = next(c for c in calls if "READ" in c)
     assert read[read.index("--group"):read.index("--group") + 2] == ["--group", "intake"]
 

@@ -45,17 +45,17 @@ user auditor "${FLEXLEDGER_KAFKA_PASSWORD_AUDITOR:?set FLEXLEDGER_KAFKA_PASSWORD
 
 acl --allow-principal User:auditor --allow-host '*' --resource-pattern-type literal --operation READ --topic flexledger.audit.checkpoints.v1
 acl --allow-principal User:auditor --allow-host '*' --resource-pattern-type prefixed --operation READ --group auditor.
-acl --allow-principal User:eligibility --allow-host '*' --resource-pattern-type literal --operation READ --group eligibility --topic flexledger.intake.facts.v1
-acl --allow-principal User:eligibility --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.audit.checkpoints.v1 --topic flexledger.eligibility.dead-letters.v1 --topic flexledger.eligibility.decisions.v1 --topic flexledger.eligibility.statistics.v1
+acl --allow-principal User:eligibility --allow-host '*' --resource-pattern-type literal --operation READ --group eligibility --topic flexledger.intake.facts.v1 --topic sandbox.flexledger.intake.facts.v1
+acl --allow-principal User:eligibility --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.audit.checkpoints.v1 --topic flexledger.eligibility.dead-letters.v1 --topic flexledger.eligibility.decisions.v1 --topic flexledger.eligibility.statistics.v1 --topic sandbox.flexledger.eligibility.decisions.v1 --topic sandbox.flexledger.eligibility.statistics.v1
 acl --allow-principal User:finance --allow-host '*' --resource-pattern-type literal --operation READ --topic flexledger.payments.disbursements.v1 --topic flexledger.payments.orders.v1
 acl --allow-principal User:finance --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.payments.settlements.v1
 acl --allow-principal User:finance --allow-host '*' --resource-pattern-type prefixed --operation READ --group finance.
 acl --allow-principal User:hr_bureau --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.intake.agency-facts.v1.hr_bureau
 acl --allow-principal User:intake --allow-host '*' --resource-pattern-type literal --operation READ --group intake --topic flexledger.intake.agency-facts.v1.hr_bureau --topic flexledger.intake.agency-facts.v1.park_authority --topic flexledger.intake.agency-facts.v1.social_insurance_agency --topic flexledger.intake.agency-facts.v1.talent_office
-acl --allow-principal User:intake --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.intake.dead-letters.v1 --topic flexledger.intake.facts.v1
+acl --allow-principal User:intake --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.intake.dead-letters.v1 --topic flexledger.intake.facts.v1 --topic sandbox.flexledger.intake.facts.v1
 acl --allow-principal User:park_authority --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.intake.agency-facts.v1.park_authority
-acl --allow-principal User:payments --allow-host '*' --resource-pattern-type literal --operation READ --group payments --group payments-settlements --topic flexledger.eligibility.decisions.v1 --topic flexledger.payments.settlements.v1
-acl --allow-principal User:payments --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.payments.dead-letters.v1 --topic flexledger.payments.disbursements.v1 --topic flexledger.payments.orders.v1
+acl --allow-principal User:payments --allow-host '*' --resource-pattern-type literal --operation READ --group payments --group payments-settlements --topic flexledger.eligibility.decisions.v1 --topic flexledger.payments.settlements.v1 --topic sandbox.flexledger.eligibility.decisions.v1 --topic sandbox.flexledger.payments.settlements.v1
+acl --allow-principal User:payments --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.payments.dead-letters.v1 --topic flexledger.payments.disbursements.v1 --topic flexledger.payments.orders.v1 --topic sandbox.flexledger.payments.disbursements.v1 --topic sandbox.flexledger.payments.orders.v1
 acl --allow-principal User:social_insurance_agency --allow-host '*' --resource-pattern-type literal --operation WRITE --topic flexledger.intake.agency-facts.v1.social_insurance_agency
 acl --allow-principal User:statistics --allow-host '*' --resource-pattern-type literal --operation READ --topic flexledger.eligibility.statistics.v1
 acl --allow-principal User:statistics --allow-host '*' --resource-pattern-type prefixed --operation READ --group statistics.

@@ -1,18 +1,18 @@
-"""The outbox relay: every decision in the ledger's notification log, published to the decisions topic."""
+"""The outbox relay: every decision in the ledger's notification log, published to its book's decisions
+topic (production books on `flexledger.eligibility.decisions.v1`, sandbox books on its `sandbox.` twin)."""
 
 from __future__ import annotations
 
 from datetime import UTC
 from typing import Any
 
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
 from services.eligibility.aggregates import DecisionChain
 from services.runtime.outbox import Batch, Connection
-from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
+from services.runtime.publishing import BookTopics, Outgoing, PartitionKeys
 
 EVENT_TYPE = "flexledger.eligibility.decision.v1"
 SOURCE = "/flexledger/eligibility"
@@ -33,22 +33,22 @@ def to_messages(notification_id: int, stored: Any, keys: PartitionKeys) -> list[
             id=d["decision_id"], source=SOURCE, type=EVENT_TYPE, subject=f"{stored.book}/{d['decision_id']}",
             time=recorded_at, traceparent=stored.traceparent, tracestate=stored.tracestate,
         )
-        out.append(Outgoing(body=body, key=key, event=event))
+        out.append(Outgoing(body=body, key=key, event=event, book=stored.book))
     return out
 
 
 class DecisionRelay:
-    """Decisions to the decisions topic, keyed by a pseudonym of the beneficiary and tagged with the
-    decisions key, so payments believes only what eligibility published."""
+    """Decisions to their book's decisions topic, keyed by a pseudonym of the beneficiary and tagged with
+    the decisions key, so payments believes only what eligibility published."""
 
     def __init__(
-        self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes
+        self, decisions: BookTopics, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes
     ) -> None:
-        self.publisher = publisher
+        self.decisions = decisions
         self.tracer = tracer
         self.keys = keys
         self.mac_key = mac_key
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for number, stored in batch for m in to_messages(number, stored, self.keys)]
-        await publish_batch(self.tracer, self.publisher, outgoing, mac_key=self.mac_key)
+        await self.decisions.publish(self.tracer, outgoing, mac_key=self.mac_key)

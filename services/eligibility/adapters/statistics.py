@@ -1,5 +1,6 @@
 """The statistics relay: every new-employment statistic the ledger decided (and every revocation),
-published for the Statistics Bureau on flexledger.eligibility.statistics.v1 from the notification log.
+published for the Statistics Bureau on flexledger.eligibility.statistics.v1 from the notification log
+(a sandbox book's on its `sandbox.` twin, which the bureau cannot read).
 
 The bureau counts people, it does not need to know who they are: a message names the worker only by a
 keyed pseudonym, HMAC-SHA256 under `Settings.pseudonym_key` (a key the bureau never gets), so it cannot
@@ -13,14 +14,13 @@ import hashlib
 import hmac
 from datetime import UTC
 
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.messages import StatisticV1
 from services.eligibility.aggregates import DecisionChain
 from services.runtime.outbox import Batch, Connection
-from services.runtime.publishing import Outgoing, publish_batch
+from services.runtime.publishing import BookTopics, Outgoing
 
 EVENT_TYPE = "flexledger.eligibility.statistic.v1"
 SOURCE = "/flexledger/eligibility"
@@ -58,17 +58,17 @@ def to_messages(stored: object, key: bytes) -> list[Outgoing]:
             traceparent=stored.traceparent,
             tracestate=stored.tracestate,
         )
-        out.append(Outgoing(body=body, key=body.key(), event=event))
+        out.append(Outgoing(body=body, key=body.key(), event=event, book=stored.book))
     return out
 
 
 class StatisticsRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer, key: bytes) -> None:
-        self.publisher = publisher
+    def __init__(self, statistics: BookTopics, tracer: trace.Tracer, key: bytes) -> None:
+        self.statistics = statistics
         self.tracer = tracer
         self.key = key
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for _, stored in batch for m in to_messages(stored, self.key)]
         if outgoing:
-            await publish_batch(self.tracer, self.publisher, outgoing)
+            await self.statistics.publish(self.tracer, outgoing)

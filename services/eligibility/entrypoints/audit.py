@@ -1,8 +1,10 @@
-"""Eligibility's publishers for other agencies and outside parties: the pseudonymised statistics and
-the signed ledger checkpoints. Registered on the service's broker (and on the AsyncAPI document's)."""
+"""Eligibility's publishers for other agencies and outside parties: the pseudonymised statistics (a
+sandbox book's on the statistics topic's sandbox twin) and the signed ledger checkpoints. Registered on
+the service's broker (and on the AsyncAPI document's)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import NamedTuple
 
 from faststream.kafka import KafkaBroker
@@ -10,18 +12,17 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from contracts.messages import CheckpointV1, StatisticV1
 from contracts.topics import CHECKPOINTS, STATISTICS
+from services.runtime.publishing import BookTopics
 
 
 class AuditPublishers(NamedTuple):
-    statistics: DefaultPublisher
+    statistics: BookTopics
     checkpoints: DefaultPublisher
 
 
-def add_audit_publishers(broker: KafkaBroker) -> AuditPublishers:
-    statistics = broker.publisher(
-        STATISTICS.name,
-        title=STATISTICS.name,
-        schema=StatisticV1,
+def add_audit_publishers(broker: KafkaBroker, production_books: Collection[str]) -> AuditPublishers:
+    statistics = BookTopics.declare(
+        broker, STATISTICS, production_books, schema=StatisticV1,
         description=f"{STATISTICS.purpose}. Key: <book>/<pseudonym>. Not HR-internal: no identity "
         "number or name, only an HMAC pseudonym. CloudEvents binary mode "
         "(type flexledger.eligibility.statistic.v1, ce_id = the decision id).",
@@ -30,8 +31,9 @@ def add_audit_publishers(broker: KafkaBroker) -> AuditPublishers:
         CHECKPOINTS.name,
         title=CHECKPOINTS.name,
         schema=CheckpointV1,
-        description=f"{CHECKPOINTS.purpose}. Key: the ledger ('eligibility'). For outside parties: "
-        "verify with the public key (flexledger audit verify-checkpoint). CloudEvents "
-        "binary mode (type flexledger.audit.checkpoint.v1).",
+        description=f"{CHECKPOINTS.purpose}: the whole log, every book (production and sandbox), naming "
+        "none. Key: the ledger ('eligibility'). For outside parties: verify with the public key "
+        "(flexledger audit verify-checkpoint). CloudEvents binary mode "
+        "(type flexledger.audit.checkpoint.v1).",
     )
     return AuditPublishers(statistics, checkpoints)

@@ -1,5 +1,6 @@
-"""Eligibility on Kafka: consumes the facts topic (group `eligibility`), decides on each batch of facts
-and records it (`FactsHandler`), publishes decisions (from the log, by the decision relay)."""
+"""Eligibility on Kafka: consumes the facts topic and its sandbox twin (group `eligibility`), decides on
+each batch of facts and records it (`FactsHandler`), publishes decisions (from the log, by the decision
+relay: production books on the decisions topic, sandbox books on its twin)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from opentelemetry import trace
 
 from contracts.decisions import DecisionV1
 from contracts.messages import FactMessageV1
-from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS
+from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, SANDBOX_FACTS
 from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
@@ -24,6 +25,7 @@ from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
+from services.runtime.publishing import BookTopics
 from services.runtime.settings import Settings
 
 GROUP = "eligibility"
@@ -35,25 +37,26 @@ GROUP = "eligibility"
 BATCH_MAX_RECORDS = 500
 
 
-def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
-    """The broker with its publishers of decisions and of dead letters (the decision relay and the
-    dead-letter relay publish through them)."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, BookTopics, DefaultPublisher]:
+    """The broker with its publishers of decisions (production and sandbox books) and of dead letters
+    (the decision relay and the dead-letter relay publish through them)."""
     broker = make_broker(settings, "eligibility")
-    publisher = broker.publisher(
-        DECISIONS.name, title=DECISIONS.name, schema=DecisionV1,
+    decisions = BookTopics.declare(
+        broker, DECISIONS, settings.production_book_set, schema=DecisionV1,
         description=f"{DECISIONS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary, else subject>. "
                     "CloudEvents binary mode (type flexledger.eligibility.decision.v1, ce_id = decision_id) "
-                    "with traceparent, and a flexledger_mac tag that payments checks.",
+                    "with traceparent, and a flexledger_mac tag (bound to the topic) that payments checks.",
     )
-    return broker, publisher, dead_letter_publisher(broker, ELIGIBILITY_DEAD_LETTERS)
+    return broker, decisions, dead_letter_publisher(broker, ELIGIBILITY_DEAD_LETTERS)
 
 
 def consume_facts(
     broker: KafkaBroker, settings: Settings, handler: FactsHandler | None, mac_key: bytes,
     dead_letters: Callable[[str], DeadLetters] | None = None,
 ) -> None:
-    """The subscriber of the facts topic; `handler` and `dead_letters` None only to generate the
-    AsyncAPI. Only facts tagged under `mac_key` are believed: intake's (services.runtime.message_auth)."""
+    """The subscriber of the facts topic and its sandbox twin, in one group; `handler` and
+    `dead_letters` None only to generate the AsyncAPI. Only facts tagged under `mac_key` for the topic
+    they were read from are believed: intake's (services.runtime.message_auth)."""
     # A message that is not the topic's model, or not tagged by intake, is kept as a dead letter with
     # the reason, then committed past (services.runtime.consuming.DeadLetters).
     poison = dead_letters(GROUP) if dead_letters is not None else None
@@ -61,13 +64,14 @@ def consume_facts(
     # ACK: the offset is committed after the handler returns, and it returns only once the effect is
     # committed in PostgreSQL (never ACK_FIRST). New groups start from the earliest fact.
     @broker.subscriber(
-        FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        FACTS.name, SANDBOX_FACTS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
         decoder=strict_batch_decoder(FactMessageV1, mac_key=mac_key, dead_letters=poison),
-        title=f"{FACTS.name}:{GROUP}",
+        title=GROUP,  # a channel per topic: eligibility:<topic>
         description="Every fact intake recorded, accepted or rejected; processed once per (book, seq), "
-                    "in batches of consecutive messages (each message is one FactMessageV1).",
+                    "in batches of consecutive messages (each message is one FactMessageV1). Production "
+                    f"books' facts on {FACTS.name}, every other book's on {SANDBOX_FACTS.name}.",
     )
     async def on_facts(bodies: list[FactMessageV1 | None], msg: KafkaMessage) -> None:
         assert handler is not None
@@ -92,7 +96,7 @@ class FactsHandler:
         offsets are committed when this returns. Each trace the facts came in gets its CONSUMER span and
         its `eligibility db commit` span (services.runtime.batch_spans)."""
         app = self.store.app
-        spans = ConsumedBatch(self.tracer, FACTS.name, GROUP)
+        spans = ConsumedBatch(self.tracer, GROUP)
         items: list[BatchItem] = []
         for record, body in batch:
             group = spans.group_of(record)

@@ -1,6 +1,7 @@
 """The outbox relay: intake's notification log, published in recording order — submissions to the
-facts topic, dead-lettered agency messages to the dead-letter topic; other events (the key ring) are
-not published.
+facts topic of their book (production books on `flexledger.intake.facts.v1`, sandbox books on its
+`sandbox.` twin), dead-lettered agency messages to the dead-letter topic; other events (the key ring)
+are not published.
 
 `Outbox` follows the log (a `LogFollower` with its own pool, opened at start), woken by every commit
 (`ServiceRuntime.wake_followers`); `FactRelay` publishes each batch it reads.
@@ -24,7 +25,7 @@ from services.intake.adapters.store import IntakeStore
 from services.intake.aggregates import DeadLetter, FactSubmission
 from services.runtime.dead_letters import body_fields, dead_letter_outgoing
 from services.runtime.outbox import Batch, Connection, LogFollower
-from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
+from services.runtime.publishing import BookTopics, Outgoing, PartitionKeys, publish_batch
 from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
@@ -57,7 +58,7 @@ def to_message(stored: object, keys: PartitionKeys) -> Outgoing | None:
         type=EVENT_TYPE, subject=f"{stored.book}/{stored.seq}", time=recorded_at,
         traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
-    return Outgoing(body=body, key=keys(stored.book, stored.subject), event=event)
+    return Outgoing(body=body, key=keys(stored.book, stored.subject), event=event, book=stored.book)
 
 
 def _uuid5_text(namespace: uuid.UUID, name: str) -> str:
@@ -88,14 +89,14 @@ def to_dead_letter(stored: object) -> Outgoing | None:
 
 
 class FactRelay:
-    """Facts to the facts topic, keyed by a pseudonym of the subject and tagged with the facts key, so
-    eligibility believes only what intake published; dead letters to intake's dead-letter topic."""
+    """Facts to their book's facts topic, keyed by a pseudonym of the subject and tagged with the facts
+    key, so eligibility believes only what intake published; dead letters to intake's dead-letter topic."""
 
     def __init__(
-        self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes,
+        self, facts: BookTopics, tracer: trace.Tracer, keys: PartitionKeys, mac_key: bytes,
         dead_letters: DefaultPublisher | None = None,
     ) -> None:
-        self.publisher = publisher
+        self.facts = facts
         self.dead_letters = dead_letters
         self.tracer = tracer
         self.keys = keys
@@ -104,7 +105,7 @@ class FactRelay:
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for _, stored in batch if (m := to_message(stored, self.keys)) is not None]
         letters = [m for _, stored in batch if (m := to_dead_letter(stored)) is not None]
-        await publish_batch(self.tracer, self.publisher, outgoing, mac_key=self.mac_key)
+        await self.facts.publish(self.tracer, outgoing, mac_key=self.mac_key)
         if letters:
             assert self.dead_letters is not None, "dead letters recorded but no dead-letter publisher"
             await publish_batch(self.tracer, self.dead_letters, letters)

@@ -1,6 +1,7 @@
-"""Intake on Kafka: publishes the facts topic and the dead-letter topic from its outbox (see
-adapters/relay.py), and consumes the agencies' feeds (`flexledger.intake.agency-facts.v1.<agency>`,
-one per agency, writable only by that agency's principal) with `AgencyFeed`.
+"""Intake on Kafka: publishes the facts topic (production books; sandbox books on its `sandbox.` twin)
+and the dead-letter topic from its outbox (see adapters/relay.py), and consumes the agencies' feeds
+(`flexledger.intake.agency-facts.v1.<agency>`, one per agency, writable only by that agency's principal)
+with `AgencyFeed`.
 
 An agency message is one fact as JSON (the same bytes a `POST /v1/facts` body holds), with the
 optional header `flexledger-book` (default `main`). The feed names the agency. See
@@ -29,6 +30,7 @@ from services.runtime.consuming import consuming
 from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
+from services.runtime.publishing import BookTopics
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier
 
@@ -86,16 +88,17 @@ async def _raw_body(msg: KafkaMessage) -> bytes:
     return bytes(msg.body or b"")
 
 
-def build_broker(settings: Settings) -> tuple[KafkaBroker, DefaultPublisher, DefaultPublisher]:
-    """The broker with the facts and dead-letter publishers (the outbox relay publishes with them)."""
+def build_broker(settings: Settings) -> tuple[KafkaBroker, BookTopics, DefaultPublisher]:
+    """The broker with the facts publishers (production and sandbox books) and the dead-letter
+    publisher (the outbox relay publishes with them)."""
     broker = make_broker(settings, "intake")
-    publisher = broker.publisher(
-        FACTS.name, title=FACTS.name, schema=FactMessageV1,
+    facts = BookTopics.declare(
+        broker, FACTS, settings.production_book_set, schema=FactMessageV1,
         description=f"{FACTS.purpose}. Key: <book>/<keyed pseudonym of the worker, else enterprise or "
                     "park>. CloudEvents binary mode (ce_* headers, type flexledger.intake.fact.v1) with W3C "
-                    "traceparent, and a flexledger_mac tag that eligibility checks.",
+                    "traceparent, and a flexledger_mac tag (bound to the topic) that eligibility checks.",
     )
-    return broker, publisher, dead_letter_publisher(broker, DEAD_LETTERS)
+    return broker, facts, dead_letter_publisher(broker, DEAD_LETTERS)
 
 
 def subscribe_agency_feed(broker: KafkaBroker, settings: Settings, feed: AgencyFeed | None) -> None:

@@ -1,5 +1,8 @@
 """Outbox relays of payments: the book streams' records, published to Kafka.
 
+Each topic has a sandbox twin (`sandbox.` + its name) that carries every book but the production ones
+(`services.runtime.publishing.BookTopics`).
+
 - orders (`flexledger.payments.orders.v1`, key `<book>/<pseudonym of the beneficiary>`): one
   `PaymentOrderV1` per money decision recorded: `order_created` for a grant (committed, or awaiting
   budget with the reason), `clawback_recorded` for a clawback (what it cancelled and what it
@@ -16,7 +19,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from faststream.kafka.publisher.usecase import DefaultPublisher
 from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
@@ -25,7 +27,7 @@ from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import events as e
 from services.runtime.outbox import Batch, Connection
-from services.runtime.publishing import Outgoing, PartitionKeys, publish_batch
+from services.runtime.publishing import BookTopics, Outgoing, PartitionKeys
 
 ORDER_EVENT_TYPE = "flexledger.payments.order.v1"
 DISBURSEMENT_EVENT_TYPE = "flexledger.payments.disbursement.v1"
@@ -78,7 +80,7 @@ def order_messages(stored: Any, keys: PartitionKeys) -> list[Outgoing]:
         time=recorded_at, traceparent=stored.traceparent, tracestate=stored.tracestate,
     )
     key = keys(stored.book, body.beneficiary or NO_SUBJECT)
-    return [Outgoing(body=body, key=key, event=event)]
+    return [Outgoing(body=body, key=key, event=event, book=stored.book)]
 
 
 def instruction(book: str, cut: e.BatchCut) -> DisbursementInstructionV1:
@@ -108,26 +110,26 @@ def disbursement_messages(stored: Any) -> list[Outgoing]:
             subject=f"{stored.book}/{cut.batch_id}", time=at, traceparent=stored.traceparent,
             tracestate=stored.tracestate,
         )
-        out.append(Outgoing(body=body, key=body.key(), event=event))
+        out.append(Outgoing(body=body, key=body.key(), event=event, book=stored.book))
     return out
 
 
 class OrderRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer, keys: PartitionKeys) -> None:
-        self.publisher = publisher
+    def __init__(self, orders: BookTopics, tracer: trace.Tracer, keys: PartitionKeys) -> None:
+        self.orders = orders
         self.tracer = tracer
         self.keys = keys
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for _, stored in batch for m in order_messages(stored, self.keys)]
-        await publish_batch(self.tracer, self.publisher, outgoing)
+        await self.orders.publish(self.tracer, outgoing)
 
 
 class DisbursementRelay:
-    def __init__(self, publisher: DefaultPublisher, tracer: trace.Tracer) -> None:
-        self.publisher = publisher
+    def __init__(self, disbursements: BookTopics, tracer: trace.Tracer) -> None:
+        self.disbursements = disbursements
         self.tracer = tracer
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         outgoing = [m for _, stored in batch for m in disbursement_messages(stored)]
-        await publish_batch(self.tracer, self.publisher, outgoing)
+        await self.disbursements.publish(self.tracer, outgoing)

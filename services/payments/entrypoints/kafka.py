@@ -1,5 +1,7 @@
 """Payments on Kafka: consumes decisions (group `payments`) and settlements (group
-`payments-settlements`), publishes orders and disbursement instructions (from the outbox).
+`payments-settlements`), publishes orders and disbursement instructions (from the outbox). Each topic
+has a sandbox twin (contracts.topics.topic_for): production books' messages on the `flexledger.` topic,
+every other book's on `sandbox.` + its name; payments reads and writes both.
 
 A decision's path: the batch subscriber below hands the batch to `KafkaConsumers.on_decisions`, which
 records it through the application (`PaymentsApplication.record_decisions`: one transaction, with the
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -23,15 +25,31 @@ from opentelemetry import trace
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
-from contracts.topics import DECISIONS, DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS, SETTLEMENTS
+from contracts.topics import (
+    DECISIONS,
+    DISBURSEMENTS,
+    ORDERS,
+    PAYMENTS_DEAD_LETTERS,
+    SANDBOX_DECISIONS,
+    SANDBOX_SETTLEMENTS,
+    SETTLEMENTS,
+    topic_for,
+)
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import DecisionItem, RecordOutcome
 from services.runtime.batch_spans import ConsumedBatch, TraceGroup
-from services.runtime.consuming import DeadLetters, consuming, strict_batch_decoder, strict_decoder
+from services.runtime.consuming import (
+    DeadLetters,
+    PoisonMessage,
+    consuming,
+    strict_batch_decoder,
+    strict_decoder,
+)
 from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
+from services.runtime.publishing import BookTopics
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier, trace_id_hex
 
@@ -46,8 +64,8 @@ BATCH_MAX_RECORDS = 500
 
 class PaymentsBroker(NamedTuple):
     broker: KafkaBroker
-    orders: DefaultPublisher
-    disbursements: DefaultPublisher
+    orders: BookTopics
+    disbursements: BookTopics
     dead_letters: DefaultPublisher
 
 
@@ -59,13 +77,14 @@ def build_broker(
     dead letters) None only to generate the AsyncAPI. Only decisions tagged under `decisions_mac_key`
     are believed: eligibility's (services.runtime.message_auth)."""
     broker = make_broker(settings, "payments")
-    orders = broker.publisher(
-        ORDERS.name, title=ORDERS.name, schema=PaymentOrderV1,
+    production_books = settings.production_book_set
+    orders = BookTopics.declare(
+        broker, ORDERS, production_books, schema=PaymentOrderV1,
         description=f"{ORDERS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary>. CloudEvents "
                     "binary mode (type flexledger.payments.order.v1, ce_id = order_id) with traceparent.",
     )
-    disbursements = broker.publisher(
-        DISBURSEMENTS.name, title=DISBURSEMENTS.name, schema=DisbursementInstructionV1,
+    disbursements = BookTopics.declare(
+        broker, DISBURSEMENTS, production_books, schema=DisbursementInstructionV1,
         description=f"{DISBURSEMENTS.purpose}: one message per batch cut by the batching policy. Key: the "
                     "batch id. CloudEvents binary mode (type flexledger.payments.disbursement.v1, ce_id = "
                     "batch_id) with traceparent. Entries carry beneficiaries in clear (Finance pays them).",
@@ -78,12 +97,15 @@ def build_broker(
 
     # ACK after the handler, which returns only once the effect is committed (never ACK_FIRST).
     @broker.subscriber(
-        DECISIONS.name, group_id=GROUP, group_instance_id=static_member(settings, GROUP),
+        DECISIONS.name, SANDBOX_DECISIONS.name, group_id=GROUP,
+        group_instance_id=static_member(settings, GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
         batch=True, max_records=BATCH_MAX_RECORDS,
         decoder=strict_batch_decoder(DecisionV1, mac_key=decisions_mac_key, dead_letters=decision_poison),
-        title=f"{DECISIONS.name}:{GROUP}",
-        description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each.",
+        title=GROUP,  # a channel per topic: payments:<topic>
+        description="Every ledger decision; grants become payment orders, clawbacks recoveries, once each. "
+                    f"Production books' decisions on {DECISIONS.name}, every other book's on "
+                    f"{SANDBOX_DECISIONS.name}.",
     )
     async def on_decisions(bodies: list[DecisionV1 | None], msg: KafkaMessage) -> None:
         assert handler is not None
@@ -93,19 +115,46 @@ def build_broker(
             await handler.on_decisions(batch)
 
     @broker.subscriber(
-        SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP,
+        SETTLEMENTS.name, SANDBOX_SETTLEMENTS.name, group_id=SETTLEMENTS_GROUP,
         group_instance_id=static_member(settings, SETTLEMENTS_GROUP),
         ack_policy=AckPolicy.ACK, auto_offset_reset="earliest",
-        decoder=strict_decoder(SettlementV1, dead_letters=settlement_poison),
-        title=f"{SETTLEMENTS.name}:{SETTLEMENTS_GROUP}",
+        decoder=settlement_decoder(production_books, settlement_poison),
+        title=SETTLEMENTS_GROUP,  # a channel per topic: payments-settlements:<topic>
         description="The bank's confirmations and returns; a returned payment is re-queued with its reason. "
-                    "Each entry's result is applied once.",
+                    "Each entry's result is applied once. Production books' settlements only on "
+                    f"{SETTLEMENTS.name} (written by Finance), every other book's only on "
+                    f"{SANDBOX_SETTLEMENTS.name} (written by the sandbox bank): one on the other's topic is "
+                    "dead-lettered, never applied.",
     )
     async def on_settlement(body: SettlementV1, msg: KafkaMessage) -> None:
         assert handler is not None
         await handler.on_settlement(body, msg)
 
     return PaymentsBroker(broker, orders, disbursements, dead_letter_publisher(broker, PAYMENTS_DEAD_LETTERS))
+
+
+def settlement_decoder(
+    production_books: frozenset[str], dead_letters: DeadLetters | None
+) -> Callable[[KafkaMessage], Awaitable[Any]]:
+    """`strict_decoder` for settlements that also refuses one on the wrong topic for its book. The two
+    settlement topics have different writers (Finance; the sandbox bank, `sandbox_finance`), so the topic
+    is what says who settled: a sandbox bank must never settle a production book's batch, nor Finance a
+    sandbox's (contracts.topics.topic_for)."""
+    decode = strict_decoder(SettlementV1, dead_letters=dead_letters)
+
+    async def decode_on_its_topic(msg: KafkaMessage) -> Any:
+        body = await decode(msg)
+        record = msg.raw_message
+        assert not isinstance(record, tuple), "batch consumption is not used"
+        expected = topic_for(SETTLEMENTS, body["book"], production_books).name
+        if record.topic != expected:
+            reason = f"a settlement of book {body['book']} belongs on {expected}, not on {record.topic}"
+            if dead_letters is not None:
+                await dead_letters.keep(record, reason)
+            raise PoisonMessage(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
+        return body
+
+    return decode_on_its_topic
 
 
 # Something was recorded: publish it (wake the relays), and it may make a batch due (wake the loop).
@@ -128,7 +177,7 @@ class KafkaConsumers:
         its trace continues; each money decision's trace gets the commit's span (the commit-span rule:
         services.runtime.batch_spans)."""
         app = self.stores.app
-        spans = ConsumedBatch(self.tracer, DECISIONS.name, GROUP)
+        spans = ConsumedBatch(self.tracer, GROUP)
         items: list[DecisionItem] = []
         groups: list[TraceGroup] = []  # one per decision
         stored: list[TraceGroup] = []  # those of money decisions: only those are stored, with their trace

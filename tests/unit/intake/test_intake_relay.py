@@ -1,6 +1,7 @@
 """Intake's outbox relay through `publishing.publish_batch`, against a recording aiokafka producer
 (no broker): messages per partition in log order under pseudonymous keys, CloudEvents headers, a
-traceparent and a valid tag on each, one PRODUCER span per trace, full record batches sent as they fill."""
+traceparent and a valid tag on each, one PRODUCER span per trace, full record batches sent as they fill,
+each book's facts on its own topic (production or sandbox)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from contracts.messages import FactMessageV1
-from contracts.topics import FACTS
+from contracts.topics import FACTS, SANDBOX_FACTS
 from services.intake.adapters.relay import FactRelay
 from services.intake.aggregates import FactSubmission
 from services.runtime import publishing
 from services.runtime.message_auth import MessageAuthenticator
-from services.runtime.publishing import PartitionKeys
+from services.runtime.publishing import BookTopics, PartitionKeys
 
 PARTITIONS = 6
 KEYS = PartitionKeys(b"k" * 32)
@@ -40,20 +41,28 @@ class RecordingProducer(AIOKafkaProducer):  # type: ignore[misc]
     def __init__(self, max_batch_size: int) -> None:
         super().__init__(bootstrap_servers="127.0.0.1:1", max_batch_size=max_batch_size)
         self.batches: list[tuple[int, list[Any]]] = []
+        self.topics: list[str] = []  # the topic of each of `batches`
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(PARTITIONS))
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        assert topic == FACTS.name and batch.closed()
+        assert topic in (FACTS.name, SANDBOX_FACTS.name) and batch.closed()
         self.batches.append((partition, list(DefaultRecordBatch(bytes(batch._build())))))
+        self.topics.append(topic)
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
 
 
 class Publisher:
-    topic = FACTS.name
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+
+def _facts_topics(production_books: frozenset[str]) -> BookTopics:
+    return BookTopics(FACTS, Publisher(FACTS.name), Publisher(SANDBOX_FACTS.name),  # type: ignore[arg-type]
+                      production_books)
 
 
 @pytest.fixture
@@ -65,10 +74,10 @@ def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     provider.shutdown()
 
 
-def _event(seq: int, worker: str, trace_id: str) -> FactSubmission.Recorded:
+def _event(seq: int, worker: str, trace_id: str, book: str = "b") -> FactSubmission.Recorded:
     traceparent = f"00-{trace_id}-b7ad6b7169203331-01"  # one request: one parent span
     return FactSubmission.recorded_event(
-        book="b", seq=seq, fact_id=f"f{seq}", subject=worker, outcome="accepted", reason=None,
+        book=book, seq=seq, fact_id=f"f{seq}", subject=worker, outcome="accepted", reason=None,
         fact={"id": f"f{seq}", "type": "worker_registered", "worker": worker}, digest="d" * 64,
         traceparent=traceparent, tracestate=None,
     )
@@ -76,10 +85,11 @@ def _event(seq: int, worker: str, trace_id: str) -> FactSubmission.Recorded:
 
 async def _relay(
     monkeypatch: pytest.MonkeyPatch, provider: TracerProvider, events: list[Any], max_batch_size: int,
+    production_books: frozenset[str] = frozenset({"b"}),
 ) -> RecordingProducer:
     producer = RecordingProducer(max_batch_size)
     monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
-    relay = FactRelay(Publisher(), provider.get_tracer("test"), KEYS, MAC_KEY)  # type: ignore[arg-type]
+    relay = FactRelay(_facts_topics(production_books), provider.get_tracer("test"), KEYS, MAC_KEY)
     await relay(None, list(enumerate(events, start=1)))  # type: ignore[arg-type]
     await producer.stop()
     return producer
@@ -144,6 +154,35 @@ async def test_a_full_batch_is_sent_and_the_partition_goes_on_in_a_new_one(
     assert len(traceparents) == 1  # one span for the trace, named by every message
 
 
+async def test_each_book_goes_on_its_own_topic_in_log_order_tagged_for_that_topic(
+    monkeypatch: pytest.MonkeyPatch, spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A batch of a production book's facts and a sandbox book's, interleaved: the sandbox book's only on
+    the sandbox twin, the production book's only on the production topic, each in log order per
+    partition, tagged for the topic it is on (so a copy moved to the other topic is refused)."""
+    provider, exporter = spans
+    books = ("main", "scenario-0f3a")
+    events = [_event(seq, f"w{seq % 4}", BULK_TRACE, book=books[seq % 2]) for seq in range(1, 41)]
+    producer = await _relay(monkeypatch, provider, events, 16 * 1024, production_books=frozenset({"main"}))
+
+    seen: dict[str, list[int]] = {FACTS.name: [], SANDBOX_FACTS.name: []}
+    for topic, (_, records) in zip(producer.topics, producer.batches, strict=True):
+        other = SANDBOX_FACTS.name if topic == FACTS.name else FACTS.name
+        seqs = [json.loads(r.value)["seq"] for r in records]
+        assert seqs == sorted(seqs)
+        for record in records:
+            body = FactMessageV1.model_validate_json(record.value)
+            assert topic == (FACTS.name if body.book == "main" else SANDBOX_FACTS.name)
+            assert record.key == KEYS(body.book, body.subject).encode()
+            assert MessageAuthenticator(MAC_KEY, topic).problem(record.headers, record.value) is None
+            assert MessageAuthenticator(MAC_KEY, other).problem(record.headers, record.value) is not None
+            seen[topic].append(body.seq)
+    assert sorted(seen[FACTS.name]) == list(range(2, 41, 2))
+    assert sorted(seen[SANDBOX_FACTS.name]) == list(range(1, 41, 2))
+    assert {s.name for s in exporter.get_finished_spans()} == {f"{FACTS.name} publish",
+                                                                f"{SANDBOX_FACTS.name} publish"}
+
+
 def test_recorded_at_is_the_events_time_in_utc() -> None:
     from services.intake.adapters.relay import to_message
 
@@ -186,7 +225,7 @@ async def test_a_failed_send_fails_the_batch_and_marks_its_spans(
 
     producer = BrokerDown(16 * 1024)
     monkeypatch.setattr(publishing, "_producer_of", lambda publisher: producer)
-    relay = FactRelay(Publisher(), provider.get_tracer("test"), KEYS, MAC_KEY)  # type: ignore[arg-type]
+    relay = FactRelay(_facts_topics(frozenset({"b"})), provider.get_tracer("test"), KEYS, MAC_KEY)
     with pytest.raises(ConnectionError):  # the follower keeps its position and publishes again
         await relay(None, [(1, _event(1, "w1", BULK_TRACE))])  # type: ignore[arg-type]
     await producer.stop()
