@@ -28,7 +28,14 @@ from faultkit import engine_decisions, eventually, get_json, submit_stream, topi
 
 from contracts.identifiers import mask
 from contracts.messages import DeadLetterV1, masked_body
-from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, ORDERS, PAYMENTS_DEAD_LETTERS
+from contracts.topics import (
+    DECISIONS,
+    ELIGIBILITY_DEAD_LETTERS,
+    FACTS,
+    ORDERS,
+    PAYMENTS_DEAD_LETTERS,
+    sandbox_twin,
+)
 from flexledger.devstack.credentials import client_args
 from flexledger.scenario_file import load_scenario
 from services.eligibility.application import EligibilityApplication
@@ -148,7 +155,9 @@ async def test_poison_goes_to_the_dead_letter_topics_and_consumption_continues(s
         await eventually("eligibility to process the facts behind the poison", decided, 90)
 
     async def ordered() -> tuple[bool, Any]:
-        found = await topic_messages(stack, ORDERS.name, book, since_ms, until_count=lambda n: n >= 1)
+        # a test book is a sandbox book: its orders are on the sandbox twin of the orders topic
+        found = await topic_messages(stack, sandbox_twin(ORDERS).name, book, since_ms,
+                                     until_count=lambda n: n >= 1)
         return any(body["decision_id"] == grant["decision_id"] for _, body in found), found
 
     await eventually("payments to order the grant behind the poison", ordered, 90)

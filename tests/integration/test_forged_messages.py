@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.decisions import DecisionV1
 from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject
-from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, PAYMENTS_DEAD_LETTERS
+from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, PAYMENTS_DEAD_LETTERS, topic_for
 from flexledger.devstack.credentials import client_args
 from flexledger.engine import Engine
 from flexledger.scenario_file import load_scenario
@@ -131,7 +131,8 @@ async def test_a_forged_high_seq_does_not_make_eligibility_skip_genuine_facts(se
     # Ahead of the genuine facts, on the worker's own partition: seq 1,000,000 for the same worker.
     forged = _forged_fact(book, 1_000_000, {**report, "id": "forged-1"})
     key = PartitionKeys(partition_key_secret(services))(book, worker)
-    [offset] = await _inject(services, FACTS.name, key, [(forged, [])])
+    facts_topic = topic_for(FACTS, book, services.production_book_set).name  # where intake puts this book
+    [offset] = await _inject(services, facts_topic, key, [(forged, [])])
 
     headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {operator_key(services)}"}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -148,7 +149,7 @@ async def test_a_forged_high_seq_does_not_make_eligibility_skip_genuine_facts(se
     decided = (await _get(services, services.eligibility_port, f"/v1/books/{book}/decisions"))["decisions"]
     expected = [d.to_dict() for d in Engine(book=book).run(facts)]
     assert sorted(d["decision_id"] for d in decided) == sorted(d["decision_id"] for d in expected)
-    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, FACTS.name, {offset})
+    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, facts_topic, {offset})
     assert "flexledger_mac" in letters[offset]["reason"]
 
 
@@ -160,9 +161,10 @@ async def test_a_forged_decision_is_never_paid_and_is_dead_lettered(services: Se
         amount_fen=100_000_000, recorded_at=datetime.now(UTC),
     )
     key = PartitionKeys(partition_key_secret(services))(book, ENTERPRISE)
-    [offset] = await _inject(services, DECISIONS.name, key, [(grant.model_dump_json().encode(), [])])
+    decisions_topic = topic_for(DECISIONS, book, services.production_book_set).name
+    [offset] = await _inject(services, decisions_topic, key, [(grant.model_dump_json().encode(), [])])
 
-    letters = await _dead_letters(services, PAYMENTS_DEAD_LETTERS.name, DECISIONS.name, {offset})
+    letters = await _dead_letters(services, PAYMENTS_DEAD_LETTERS.name, decisions_topic, {offset})
     assert "flexledger_mac" in letters[offset]["reason"]
     orders = await _get(services, services.payments_port, f"/v1/books/{book}/orders")
     assert orders["orders"] == []
