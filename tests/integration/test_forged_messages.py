@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.decisions import DecisionV1
-from contracts.messages import BOOK_HTTP_HEADER, FactMessageV1, fact_subject
+from contracts.messages import BOOK_HTTP_HEADER, DeadLetterV1, FactMessageV1, fact_subject
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, PAYMENTS_DEAD_LETTERS, topic_for
 from flexledger.devstack.credentials import client_args
 from flexledger.engine import Engine
@@ -62,24 +62,25 @@ def _forged_fact(book: str, seq: int, fact: dict[str, Any]) -> bytes:
 
 async def _inject(
     settings: Settings, topic: str, key: str, values: list[tuple[bytes, list[Any]]]
-) -> list[int]:
-    """Publish straight into `topic` as `admin` (a super user: past every ACL); the offsets."""
+) -> list[tuple[int, int]]:
+    """Publish straight into `topic` as `admin` (a super user: past every ACL); their positions."""
     producer = AIOKafkaProducer(**client_args(settings, "admin"), acks="all")
     await producer.start()
     try:
-        return [(await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)).offset
+        sent = [await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
                 for value, headers in values]
+        return [(meta.partition, meta.offset) for meta in sent]
     finally:
         await producer.stop()
 
 
 async def _dead_letters(
-    settings: Settings, topic: str, source_topic: str, offsets: set[int]
-) -> dict[int, Any]:
-    """The dead letters of `source_topic`'s records at `offsets`, by source offset, read from `topic`."""
+    settings: Settings, topic: str, source_topic: str, positions: set[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
+    """The dead letters of `source_topic`'s records at `positions` (partition, offset), read from `topic`."""
     consumer = AIOKafkaConsumer(**client_args(settings, "admin"), enable_auto_commit=False)
     await consumer.start()
-    found: dict[int, Any] = {}
+    found: dict[tuple[int, int], Any] = {}
     try:
         consumer.assign([TopicPartition(topic, 0)])
         await consumer.seek_to_beginning()
@@ -88,12 +89,16 @@ async def _dead_letters(
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    letter = json.loads(record.value)
-                    if letter["source_topic"] == source_topic and letter["source_offset"] in offsets:
-                        found[letter["source_offset"]] = letter
-            return set(found) == offsets
+                    try:  # a stack kept from before the dead-letter contract holds other records too
+                        letter = DeadLetterV1.model_validate_json(record.value)
+                    except ValueError:
+                        continue
+                    position = (letter.source_partition, letter.source_offset)
+                    if letter.source_topic == source_topic and position in positions:
+                        found[position] = letter.model_dump()
+            return set(found) == positions
 
-        await _eventually(f"dead letters of {sorted(offsets)} on {topic}", all_found)
+        await _eventually(f"dead letters of {sorted(positions)} on {topic}", all_found)
     finally:
         await consumer.stop()
     return found
@@ -113,11 +118,11 @@ async def test_a_forged_fact_is_never_decided_and_is_dead_lettered(services: Set
     value = _forged_fact(book, 1, award)
     key = PartitionKeys(partition_key_secret(services))(book, ENTERPRISE)
     wrong_key = tag_header(b"x" * 32, FACTS.name, value)  # a tag, but not under intake's key
-    offsets = await _inject(services, FACTS.name, key, [(value, []), (value, [wrong_key])])
+    positions = await _inject(services, FACTS.name, key, [(value, []), (value, [wrong_key])])
 
-    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, FACTS.name, set(offsets))
-    assert "no flexledger_mac header" in letters[offsets[0]]["reason"]
-    assert "does not match" in letters[offsets[1]]["reason"]
+    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, FACTS.name, set(positions))
+    assert "no flexledger_mac header" in letters[positions[0]]["reason"]
+    assert "does not match" in letters[positions[1]]["reason"]
     decided = await _get(services, services.eligibility_port, f"/v1/books/{book}/decisions")
     progress = await _get(services, services.eligibility_port, f"/v1/books/{book}/progress")
     assert decided["decisions"] == [] and progress["last_seq"] == 0
@@ -132,7 +137,7 @@ async def test_a_forged_high_seq_does_not_make_eligibility_skip_genuine_facts(se
     forged = _forged_fact(book, 1_000_000, {**report, "id": "forged-1"})
     key = PartitionKeys(partition_key_secret(services))(book, worker)
     facts_topic = topic_for(FACTS, book, services.production_book_set).name  # where intake puts this book
-    [offset] = await _inject(services, facts_topic, key, [(forged, [])])
+    [position] = await _inject(services, facts_topic, key, [(forged, [])])
 
     headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {operator_key(services)}"}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -149,8 +154,8 @@ async def test_a_forged_high_seq_does_not_make_eligibility_skip_genuine_facts(se
     decided = (await _get(services, services.eligibility_port, f"/v1/books/{book}/decisions"))["decisions"]
     expected = [d.to_dict() for d in Engine(book=book).run(facts)]
     assert sorted(d["decision_id"] for d in decided) == sorted(d["decision_id"] for d in expected)
-    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, facts_topic, {offset})
-    assert "flexledger_mac" in letters[offset]["reason"]
+    letters = await _dead_letters(services, ELIGIBILITY_DEAD_LETTERS.name, facts_topic, {position})
+    assert "flexledger_mac" in letters[position]["reason"]
 
 
 async def test_a_forged_decision_is_never_paid_and_is_dead_lettered(services: Settings) -> None:
@@ -162,9 +167,9 @@ async def test_a_forged_decision_is_never_paid_and_is_dead_lettered(services: Se
     )
     key = PartitionKeys(partition_key_secret(services))(book, ENTERPRISE)
     decisions_topic = topic_for(DECISIONS, book, services.production_book_set).name
-    [offset] = await _inject(services, decisions_topic, key, [(grant.model_dump_json().encode(), [])])
+    [position] = await _inject(services, decisions_topic, key, [(grant.model_dump_json().encode(), [])])
 
-    letters = await _dead_letters(services, PAYMENTS_DEAD_LETTERS.name, decisions_topic, {offset})
-    assert "flexledger_mac" in letters[offset]["reason"]
+    letters = await _dead_letters(services, PAYMENTS_DEAD_LETTERS.name, decisions_topic, {position})
+    assert "flexledger_mac" in letters[position]["reason"]
     orders = await _get(services, services.payments_port, f"/v1/books/{book}/orders")
     assert orders["orders"] == []

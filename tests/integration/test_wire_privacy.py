@@ -51,10 +51,12 @@ async def _records_since(settings: Settings, since_ms: int) -> dict[str, list[An
         consumer.assign(partitions)
         await consumer.seek_to_beginning()
         ends = await consumer.end_offsets(partitions)
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        behind = set(partitions)
+        while behind:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for tp, records in batch.items():
                 found[tp.topic] += [r for r in records if r.timestamp >= since_ms]
+            behind = {tp for tp in behind if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
     return found
