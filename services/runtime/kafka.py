@@ -4,10 +4,12 @@ Publishing from an outbox is `services.runtime.publishing`; consuming, `services
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 
@@ -97,3 +99,52 @@ def static_member(settings: Settings, group: str) -> str | None:
     """The `group_instance_id` of this process in consumer group `group`, None for dynamic membership
     (`Settings.kafka_instance_id`)."""
     return f"{settings.kafka_instance_id}/{group}" if settings.kafka_instance_id else None
+
+
+# ---- a producer that outlives its fatal errors -----------------------------------------------------
+
+class ProducerKeeper:
+    """Keeps the broker's idempotent producer alive. aiokafka's sender stops for good on a fatal error
+    (`OutOfOrderSequenceNumber` when a restarted broker lost the tail of a partition's log, or
+    `ProducerFenced`); every later send on that producer fails. The keeper replaces it with a new one
+    (a new producer id, sequence numbers from zero): what was in flight failed, so its outbox follower
+    did not advance and publishes that batch again, which consumers drop by event id. One keeper per
+    service (`ServiceRuntime.start`), so no relay needs to know."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+        self.renewals = 0
+
+    async def run(self) -> None:
+        """Wait for the producer's sender to end; renew the producer when it ended on an error. A
+        sender that ends without one is a producer being closed (the service stopping): nothing to keep."""
+        while True:
+            sender = _sender_task(self.broker)
+            await asyncio.wait({sender})
+            if sender.cancelled() or sender.exception() is None:
+                return
+            log.warning("Kafka producer failed (%r); replacing it", sender.exception())
+            await self.renew()
+
+    async def renew(self) -> None:
+        fast = self.broker.config.broker_config.producer
+        old = fast._producer.producer  # type: ignore[attr-defined]
+        await fast.connect(AIOKafkaProducer(**self.broker._connection_kwargs),
+                           serializer=fast.serializer, codec=fast.codec)  # type: ignore[attr-defined]
+        self.renewals += 1
+        try:  # its batches already failed; stopping only releases its connections
+            await asyncio.wait_for(old.stop(), PRODUCER_STOP_TIMEOUT_S)
+        except Exception:
+            log.debug("the failed Kafka producer did not stop cleanly", exc_info=True)
+
+
+PRODUCER_STOP_TIMEOUT_S = 5.0
+
+
+def _sender_task(broker: KafkaBroker) -> asyncio.Task[None]:
+    """The background task of the broker's started aiokafka producer that sends its batches."""
+    producer = broker.config.broker_config.producer._producer.producer  # type: ignore[attr-defined]
+    task = producer._sender.sender_task
+    if not isinstance(task, asyncio.Task):
+        raise RuntimeError("the Kafka producer is not started")
+    return task

@@ -160,7 +160,7 @@ class LogFollower:
         try:
             while True:
                 try:
-                    if listener is None or listener.is_closed():
+                    if listener is None or not _listening(listener):
                         listener = await self.pool.acquire()
                         await listener.add_listener(channel, self.wake)
                     self._wake.clear()
@@ -189,3 +189,12 @@ class LogFollower:
             await self.pool.release(conn)
         except Exception:  # a broken connection: the pool replaces it
             log.debug("%s: listener connection dropped", self.name, exc_info=True)
+
+
+def _listening(conn: Connection) -> bool:
+    """Whether the LISTEN connection still works. When its server connection drops, asyncpg's pool takes
+    it back and detaches it: it then answers every call with InterfaceError, not `is_closed()`."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False

@@ -12,9 +12,10 @@ A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what th
   a lock): while it fails, health is `degraded` and `serving()` is False.
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
-followers and loops. `stop()` stops the broker first, so that no message is half-handled when the rest
-stops, then cancels the loops, then closes. `python -m services.<name>` serves it with
-`services.runtime.process.main`.
+followers and loops, and the keeper that replaces the Kafka producer after a fatal error
+(`services.runtime.kafka.ProducerKeeper`). `stop()` stops the broker first, so that no message is
+half-handled when the rest stops, then cancels the loops, then closes. `python -m services.<name>`
+serves it with `services.runtime.process.main`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
+from services.runtime.kafka import ProducerKeeper
 from services.runtime.outbox import LogFollower
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class ServiceRuntime:
         self.broker = broker
         self.http: Any = None  # the ASGI app, set by the service's bootstrap
         self.ready = False
+        self.producer = ProducerKeeper(broker)
         self.followers: list[LogFollower] = []
         self.tasks: list[asyncio.Task[None]] = []
         self._start_steps: list[Step] = []
@@ -86,7 +89,8 @@ class ServiceRuntime:
         for step in self._start_steps:
             await step()
         await self.broker.start()
-        self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in self._loops]
+        loops = [("kafka producer", self.producer.run), *self._loops]
+        self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         self.ready = True
         log.info("%s ready", self.name)
 
@@ -111,4 +115,5 @@ class ServiceRuntime:
         ok = self.serving() and all(alive.values())
         status = "starting" if not self.ready else "ok" if ok else "degraded"
         return {"status": status, "service": self.name, "tasks": alive,
+                "kafka_producer_renewals": self.producer.renewals,
                 **{name: details() for name, details in self._reports.items()}}
