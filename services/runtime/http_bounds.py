@@ -55,10 +55,11 @@ def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
 BODY_REFUSALS = refusals(400, 408, 413)
 
 
-def _refuse(status: int, detail: str) -> JSONResponse:
-    # The connection is closed after a refusal: the unread rest of the body must not be taken for the
-    # next request.
-    return JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
+def _refuse(status: int, detail: str, *, close: bool = False) -> JSONResponse:
+    """`close`: the connection is closed after the answer (the client need not send the rest of a body
+    the service will not read); otherwise it stays open for the next request."""
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -87,7 +88,7 @@ class BodyLimit:
             except _TooLarge:
                 refusal = self._too_large()
             except TimeoutError:
-                refusal = _refuse(408, f"body: did not arrive within {self.timeout_s:.0f} s")
+                refusal = _refuse(408, f"body: did not arrive within {self.timeout_s:.0f} s", close=True)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -100,7 +101,7 @@ class BodyLimit:
         return None
 
     def _too_large(self) -> JSONResponse:
-        return _refuse(413, f"body: larger than {self.max_bytes} bytes")
+        return _refuse(413, f"body: larger than {self.max_bytes} bytes", close=True)
 
     async def _read(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
