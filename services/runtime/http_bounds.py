@@ -1,10 +1,12 @@
 """What an HTTP service refuses before a handler runs, and how a refusal reads (docs/design/http-bounds.md).
 
-- `BodyLimit` (ASGI middleware): a request body above `max_bytes` is answered 413 — at once when its
+- `RequestBounds` (ASGI middleware): a request body above `max_bytes` is answered 413 — at once when its
   Content-Length says so, else as soon as the bytes read pass the cap — so that no body is read or
   parsed in full past the cap; a body that does not arrive within `timeout_s` is answered 408; a path
   holding a control character (`%00`, `%0a`, DEL, C1) is answered 400 before routing, so that no such
-  text reaches a handler or PostgreSQL (which cannot store NUL). The body read is replayed to the app.
+  text reaches a handler or PostgreSQL (which cannot store NUL); a JSON body with a key given twice is
+  answered 400 (parsers disagree on which one counts; intake refuses them too). The body read is
+  replayed to the app.
 - `install_refusal_handlers`: FastAPI's 422 rendered without the offending input. The default handler
   echoes `input`, which fails to render for `1e999` (infinity is not JSON: a 500 while answering a
   422) and would echo identity numbers; the location, message and type name the field and the reason.
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -45,7 +48,7 @@ class Refusal(BaseModel):
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the refusals this module (and the framework) answer."""
     described = {
-        400: "the path holds a control character, or the body is not readable JSON",
+        400: "the path holds a control character, or the body is not readable JSON (or gives a key twice)",
         408: f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s",
         413: "the body is larger than the service accepts",
     }
@@ -62,7 +65,7 @@ def _refuse(status: int, detail: str, *, close: bool = False) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-class BodyLimit:
+class RequestBounds:
     """ASGI middleware: 413 above `max_bytes`, 408 after `timeout_s`, 400 for a control character in
     the path; otherwise the app gets the body, read once, in one message."""
 
@@ -89,6 +92,8 @@ class BodyLimit:
                 refusal = self._too_large()
             except TimeoutError:
                 refusal = _refuse(408, f"body: did not arrive within {self.timeout_s:.0f} s", close=True)
+            else:
+                refusal = _duplicate_key_refusal(scope, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -121,6 +126,34 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _duplicate_key_refusal(scope: Scope, body: bytes) -> JSONResponse | None:
+    """400 for a JSON body with a key given twice; anything else unreadable is FastAPI's to answer."""
+    content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    if not body or not content_type.split(b";")[0].strip().lower().endswith(b"json"):
+        return None
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return _refuse(400, f"body: the key {_text(exc.key)!r} is given twice")
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from contracts.messages import BOOK_PATTERN
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
-from services.runtime.http_bounds import BODY_REFUSALS, BodyLimit, install_refusal_handlers
+from services.runtime.http_bounds import BODY_REFUSALS, RequestBounds, install_refusal_handlers
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
@@ -49,6 +49,6 @@ def create_http(
         return {"book": book, "last_seq": await projection.progress(store.pool, book)}
 
     install_refusal_handlers(http)
-    http.add_middleware(BodyLimit)
+    http.add_middleware(RequestBounds)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http

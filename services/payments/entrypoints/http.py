@@ -45,7 +45,7 @@ from services.payments.domain.bounds import (
     MAX_TEXT_CHARS,
     InvalidCommand,
 )
-from services.runtime.http_bounds import BODY_REFUSALS, BodyLimit, Refusal, Text, install_refusal_handlers
+from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, Text, install_refusal_handlers
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -156,7 +156,7 @@ def create_http(
     http.include_router(_commands(stores, changed))
     http.include_router(_reads(stores))
     install_refusal_handlers(http)
-    http.add_middleware(BodyLimit)
+    http.add_middleware(RequestBounds)
     http.add_middleware(MaskBeneficiaryPath)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http

@@ -147,6 +147,14 @@ async def test_a_body_under_the_cap_reaches_the_validation(payments: httpx.Async
     assert _named(response, "program")
 
 
+async def test_a_key_given_twice_is_a_400(payments: httpx.AsyncClient) -> None:
+    body = b'{"program": "talent", "fiscal_year": 2024, "amount_fen": 1, "amount_fen": 10}'
+    response = await payments.post("/v1/books/main/appropriations", content=body,
+                                   headers={"Content-Type": "application/json; charset=utf-8"})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "body: the key 'amount_fen' is given twice"}
+
+
 @pytest.mark.parametrize("path", [
     "/v1/books/main/balances/%00", "/v1/books/main/balances/a%0Ab", "/v1/books/ma%7Fin/orders",
     "/v1/books/main/balances/%C2%85",
