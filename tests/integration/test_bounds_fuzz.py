@@ -103,3 +103,20 @@ def test_eligibility_api_never_fails_and_keeps_to_its_document(case: Any, runnin
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_payments_api_never_fails_and_keeps_to_its_document(case: Any, running: Settings) -> None:
     case.call_and_validate(base_url=_base(running, "payments"), headers=_auth(running), checks=CHECKS)
+
+
+def test_payments_commands_then_their_reads_keep_to_the_document(running: Settings) -> None:
+    """Stateful: a command, then the reads its OpenAPI links name (the totals of the appropriated year,
+    the reconciliation of the book, the balance of the repaying beneficiary), several steps a scenario."""
+    base_url, auth = _base(running, "payments"), _auth(running)
+
+    class Workflow(payments_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": base_url, "headers": auth}
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
+                              **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    Workflow.run(settings=settings(max_examples=MAX_EXAMPLES, stateful_step_count=4, deadline=None,
+                                   suppress_health_check=list(HealthCheck)))

@@ -106,9 +106,27 @@ class RepaymentResult(CommandResult):
 _STATUS = {"recorded": 200, "unchanged": 200, "refused": 409}
 
 
-def _command_responses(model: type[CommandResult], refused: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "recorded, or unchanged"},
-            409: {"model": model, "description": refused}, **BODY_REFUSALS}
+def _command_responses(
+    model: type[CommandResult], refused: str, links: dict[str, Any],
+) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": "recorded, or unchanged", "links": links},
+            409: {"model": model, "description": refused, "links": links}, **BODY_REFUSALS}
+
+
+def _link(operation: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where to read what a command changed (clients and stateful fuzzing follow it)."""
+    return {"operationId": operation, "parameters": {"book": "$request.path.book", **parameters}}
+
+
+_APPROPRIATION_LINKS = {
+    "Totals": _link("totals_v1_books__book__totals_get", fiscal_year="$request.body#/fiscal_year"),
+    "Reconciliation": _link("reconciliation_v1_books__book__reconciliation_get"),
+}
+_REPAYMENT_LINKS = {
+    "Balance": _link("balance_v1_books__book__balances__beneficiary__get",
+                     beneficiary="$request.body#/beneficiary"),
+    "Progress": _link("progress_v1_books__book__progress_get"),
+}
 
 
 def _invalid(exc: InvalidCommand) -> JSONResponse:
@@ -179,7 +197,8 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
         return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
 
     @router.post("/v1/books/{book}/appropriations", responses=_command_responses(
-        AppropriationResult, "below what the budget has already committed or paid; nothing recorded"))
+        AppropriationResult, "below what the budget has already committed or paid; nothing recorded",
+        _APPROPRIATION_LINKS))
     async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
@@ -189,7 +208,8 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
         ))
 
     @router.post("/v1/books/{book}/repayments", responses=_command_responses(
-        RepaymentResult, "more than the beneficiary owes, or a book without payments; nothing recorded"))
+        RepaymentResult, "more than the beneficiary owes, or a book without payments; nothing recorded",
+        _REPAYMENT_LINKS))
     async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
