@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, MutableMapping
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.decisions import MoneyProgramme
 from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_PATTERN
 from services.payments.adapters import projection
@@ -41,11 +39,19 @@ from services.payments.domain.bounds import (
     BENEFICIARY_PATTERN,
     FIRST_FISCAL_YEAR,
     LAST_FISCAL_YEAR,
-    MAX_FEN,
-    MAX_TEXT_CHARS,
     InvalidCommand,
 )
-from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, Text, install_refusal_handlers
+from services.payments.entrypoints.http_models import (
+    APPROPRIATION_LINKS,
+    REPAYMENT_LINKS,
+    AppropriationIn,
+    AppropriationResult,
+    RepaymentIn,
+    RepaymentResult,
+    command_responses,
+    status_of,
+)
+from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -56,78 +62,6 @@ from services.runtime.telemetry import (
 )
 
 MAX_ROWS_PER_PAGE = 10_000
-
-# Bodies: strict JSON types (no "5" for a number, no 5.0 or true for an integer), no unknown field,
-# every bound of `domain.bounds` in the schema too (so that OpenAPI shows it); the clock-dependent
-# bound of a fiscal year is the use case's (InvalidCommand, answered like a schema violation).
-STRICT = ConfigDict(extra="forbid", strict=True)
-Reference = Annotated[Text, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-Beneficiary = Annotated[str, Field(pattern=BENEFICIARY_PATTERN,
-                                   description="resident identity number or unified social credit code")]
-
-
-class AppropriationIn(BaseModel):
-    model_config = STRICT
-    program: MoneyProgramme = Field(description="a programme of RULES.md section 4 that carries money")
-    fiscal_year: int = Field(ge=FIRST_FISCAL_YEAR, le=LAST_FISCAL_YEAR,
-                             description="calendar year (China's fiscal year); at most next year")
-    amount_fen: int = Field(ge=0, le=MAX_FEN, description="the appropriation in force: a total, not a delta")
-    reference: Reference | None = Field(None, description="the budget document it rests on")
-
-
-class RepaymentIn(BaseModel):
-    model_config = STRICT
-    beneficiary: Beneficiary
-    amount_fen: int = Field(gt=0, le=MAX_FEN)
-    reference: Reference = Field(description="bank reference: the idempotency key")
-
-
-class CommandResult(BaseModel):
-    """What an operator command did: `recorded`, `unchanged` (200) or `refused` by the book (409)."""
-
-    outcome: Literal["recorded", "unchanged", "refused"]
-    book: str
-    reason: str | None = Field(None, description="refused: why (identity numbers masked)")
-
-
-class AppropriationResult(CommandResult):
-    program: str
-    fiscal_year: int
-    previous_fen: int
-    appropriated_fen: int
-    released_orders: int | None = Field(None, description="orders released from the awaiting queue")
-
-
-class RepaymentResult(CommandResult):
-    reference: str
-    amount_fen: int
-
-
-_STATUS = {"recorded": 200, "unchanged": 200, "refused": 409}
-
-
-def _command_responses(
-    model: type[CommandResult], refused: str, links: dict[str, Any],
-) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "recorded, or unchanged", "links": links},
-            409: {"model": model, "description": refused, "links": links}, **BODY_REFUSALS}
-
-
-def _link(operation: str, **parameters: str) -> dict[str, Any]:
-    """An OpenAPI link: where to read what a command changed (clients and stateful fuzzing follow it)."""
-    return {"operationId": operation, "parameters": {"book": "$request.path.book", **parameters}}
-
-
-_APPROPRIATION_LINKS = {
-    "Totals": _link("totals_v1_books__book__totals_get", fiscal_year="$request.body#/fiscal_year"),
-    "Reconciliation": _link("reconciliation_v1_books__book__reconciliation_get"),
-}
-_REPAYMENT_LINKS = {
-    "Balance": _link("balance_v1_books__book__balances__beneficiary__get",
-                     beneficiary="$request.body#/beneficiary"),
-    "Progress": _link("progress_v1_books__book__progress_get"),
-}
-
 
 def _invalid(exc: InvalidCommand) -> JSONResponse:
     """The use case's refusal of a value, in the shape of FastAPI's 422."""
@@ -194,11 +128,11 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
         if result.outcome is RecordOutcome.RECORDED:
             changed()
         outcome = result.outcome.value
-        return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
+        return JSONResponse({"outcome": outcome, **result.detail}, status_code=status_of(outcome))
 
-    @router.post("/v1/books/{book}/appropriations", responses=_command_responses(
+    @router.post("/v1/books/{book}/appropriations", responses=command_responses(
         AppropriationResult, "below what the budget has already committed or paid; nothing recorded",
-        _APPROPRIATION_LINKS))
+        APPROPRIATION_LINKS))
     async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
@@ -207,9 +141,9 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
             trace_id=trace_id, carrier=carrier,
         ))
 
-    @router.post("/v1/books/{book}/repayments", responses=_command_responses(
+    @router.post("/v1/books/{book}/repayments", responses=command_responses(
         RepaymentResult, "more than the beneficiary owes, or a book without payments; nothing recorded",
-        _REPAYMENT_LINKS))
+        REPAYMENT_LINKS))
     async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
