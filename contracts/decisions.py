@@ -11,6 +11,12 @@ DecisionKind = Literal[
     "recognition", "recognition_revoked", "rejected",
 ]
 MONEY_KINDS = frozenset({"grant", "clawback"})
+# The programmes of RULES.md section 4 that carry money (4.8 `new_employment` is statistics only): the
+# `program` of every grant and clawback, and what a budget (appropriation) may be set for.
+MoneyProgramme = Literal[
+    "employment_service", "social_insurance", "training", "job_standard", "skill_competition",
+    "park_construction", "talent",
+]
 
 
 class DecisionV1(BaseModel):

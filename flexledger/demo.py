@@ -15,13 +15,14 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from contracts.decisions import MoneyProgramme
 from contracts.identifiers import mask
 from flexledger.demo_data import MONTH, DemoCity
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
@@ -29,15 +30,7 @@ from services.runtime.settings import Settings
 
 console = Console(width=150)  # wide enough for the payments table, also when piped
 DRAIN_TIMEOUT_S = 600.0
-PROGRAMMES = (
-    "employment_service",
-    "social_insurance",
-    "training",
-    "job_standard",
-    "skill_competition",
-    "park_construction",
-    "talent",
-)
+PROGRAMMES = get_args(MoneyProgramme)  # every programme with a budget
 # Lines without a month fall in the fiscal year their decision was recorded in (docs/design/payments.md),
 # which for the demo is this calendar year.
 FISCAL_YEARS = tuple(range(2021, datetime.now(UTC).year + 1))

@@ -44,6 +44,7 @@ from services.payments.domain import (
     reconcile,
 )
 from services.payments.domain import events as e
+from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
 from services.runtime.eventstore import CONFLICT_RETRIES_MAX, ConcurrentWriters, ServiceApplication
 from services.runtime.settings import Settings
 
@@ -413,8 +414,10 @@ class PaymentsApplication(ServiceApplication):
     ) -> Step:
         """Operator command: the appropriation of (program, year) is now `amount_fen` (a total).
         Orders waiting for that budget are released in order. Refused (nothing written) below what
-        the budget has already committed or paid."""
+        the budget has already committed or paid. `InvalidCommand` beyond its bounds (nothing written)."""
         moment = _aware(at or datetime.now(UTC))
+        check_appropriation(program, year, amount_fen, moment)
+        check_text("reference", reference)
 
         def step(state: BookWithStream) -> Step:
             previous_fen = state.book.budget(program, year).appropriated_fen
@@ -439,8 +442,10 @@ class PaymentsApplication(ServiceApplication):
         self, book: str, beneficiary: str, amount_fen: int, reference: str, *, at: datetime | None = None,
         trace_id: str | None = None, carrier: dict[str, str] | None = None,
     ) -> Step:
-        """Operator command: the beneficiary paid back `amount_fen` (bank reference = idempotency key)."""
+        """Operator command: the beneficiary paid back `amount_fen` (bank reference = idempotency key).
+        `InvalidCommand` beyond its bounds (nothing written)."""
         moment = _aware(at or datetime.now(UTC))
+        check_repayment(beneficiary, amount_fen, reference)
 
         def step(state: BookWithStream) -> Step:
             detail: dict[str, Any] = {"book": book, "reference": reference, "amount_fen": amount_fen}

@@ -12,6 +12,10 @@ Reads (query tables of the projection; they follow the commits within millisecon
 `.../entries` (disbursement entries and their settlements), `.../progress` (the projection's position
 for the book and the refused messages). `GET .../reconciliation` checks the live book itself.
 
+Bounds (docs/design/http-bounds.md): bodies at most 16 KiB (413) arriving within 30 s (408), no control
+character in a path (400), strict JSON types and every value in its range (422 naming the field, from
+the schema or from the use case's `domain.bounds`); a refusal records nothing.
+
 Identity numbers: a beneficiary in a path is masked in the request's span (`url.path`); refusal
 reasons are masked; access logs are off (services.runtime.process).
 """
@@ -25,13 +29,29 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Path, Query
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_PATTERN
 from services.payments.adapters import projection
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import PaymentsApplication, RecordOutcome, Step
+from services.payments.domain.bounds import (
+    BENEFICIARY_PATTERN,
+    FIRST_FISCAL_YEAR,
+    LAST_FISCAL_YEAR,
+    InvalidCommand,
+)
+from services.payments.entrypoints.http_models import (
+    APPROPRIATION_LINKS,
+    REPAYMENT_LINKS,
+    AppropriationIn,
+    AppropriationResult,
+    RepaymentIn,
+    RepaymentResult,
+    command_responses,
+    status_of,
+)
+from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -42,26 +62,11 @@ from services.runtime.telemetry import (
 )
 
 MAX_ROWS_PER_PAGE = 10_000
-PROGRAM_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-MAX_FEN = 10**15  # ten trillion CNY: anything larger is a typo
 
-
-class AppropriationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    program: str = Field(pattern=PROGRAM_PATTERN, description="programme, e.g. social_insurance")
-    fiscal_year: int = Field(ge=2000, le=2100, description="calendar year (China's fiscal year)")
-    amount_fen: int = Field(ge=0, le=MAX_FEN, description="the appropriation in force: a total, not a delta")
-    reference: str | None = Field(None, max_length=200, description="the budget document it rests on")
-
-
-class RepaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    beneficiary: str = Field(min_length=1, max_length=64)
-    amount_fen: int = Field(gt=0, le=MAX_FEN)
-    reference: str = Field(min_length=1, max_length=200, description="bank reference: the idempotency key")
-
-
-_STATUS = {"recorded": 200, "unchanged": 200, "refused": 409}
+def _invalid(exc: InvalidCommand) -> JSONResponse:
+    """The use case's refusal of a value, in the shape of FastAPI's 422."""
+    return JSONResponse({"detail": [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]},
+                        status_code=422)
 
 
 class MaskBeneficiaryPath:
@@ -93,15 +98,17 @@ def create_http(
 ) -> FastAPI:
     """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
     batching loop); `health_report` is the service's state."""
-    http = FastAPI(title="flexledger payments", version="1")
+    http = FastAPI(title="flexledger payments", version="1", responses=BODY_REFUSALS)
 
-    @http.get("/health")
+    @http.get("/health", responses={503: {"description": "starting or degraded"}})
     async def health() -> JSONResponse:
         report = health_report()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     http.include_router(_commands(stores, changed))
     http.include_router(_reads(stores))
+    install_refusal_handlers(http)
+    http.add_middleware(RequestBounds)
     http.add_middleware(MaskBeneficiaryPath)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http
@@ -114,13 +121,18 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
     async def run(command: Command) -> JSONResponse:
         """Run an operator command in the request's trace (the event store spans its commit)."""
         trace_id, carrier = trace_id_hex(), current_carrier()
-        result = await asyncio.to_thread(command, stores.app, trace_id, carrier)
+        try:
+            result = await asyncio.to_thread(command, stores.app, trace_id, carrier)
+        except InvalidCommand as exc:
+            return _invalid(exc)
         if result.outcome is RecordOutcome.RECORDED:
             changed()
         outcome = result.outcome.value
-        return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
+        return JSONResponse({"outcome": outcome, **result.detail}, status_code=status_of(outcome))
 
-    @router.post("/v1/books/{book}/appropriations")
+    @router.post("/v1/books/{book}/appropriations", responses=command_responses(
+        AppropriationResult, "below what the budget has already committed or paid; nothing recorded",
+        APPROPRIATION_LINKS))
     async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
@@ -129,7 +141,9 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
             trace_id=trace_id, carrier=carrier,
         ))
 
-    @router.post("/v1/books/{book}/repayments")
+    @router.post("/v1/books/{book}/repayments", responses=command_responses(
+        RepaymentResult, "more than the beneficiary owes, or a book without payments; nothing recorded",
+        REPAYMENT_LINKS))
     async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
@@ -145,7 +159,8 @@ def _reads(stores: PaymentsStores) -> APIRouter:
 
     @router.get("/v1/books/{book}/totals")
     async def totals(
-        book: str = BOOK_PATH, fiscal_year: int | None = Query(None, ge=2000, le=2100),
+        book: str = BOOK_PATH,
+        fiscal_year: int | None = Query(None, ge=FIRST_FISCAL_YEAR, le=LAST_FISCAL_YEAR),
     ) -> dict[str, Any]:
         """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
         receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
@@ -154,9 +169,13 @@ def _reads(stores: PaymentsStores) -> APIRouter:
         return {"book": book, "fiscal_year": fiscal_year, "programmes": rows,
                 "trial_balance_fen": accounts["trial_balance_fen"]}
 
-    @router.get("/v1/books/{book}/balances/{beneficiary}")
+    @router.get("/v1/books/{book}/balances/{beneficiary}", responses={
+        200: {"description": "the beneficiary's balance"},
+        404: {"model": Refusal, "description": "no payments for this beneficiary in this book"}})
     async def balance(
-        book: str = BOOK_PATH, beneficiary: str = Path(min_length=1, max_length=64),
+        book: str = BOOK_PATH,
+        beneficiary: str = Path(pattern=BENEFICIARY_PATTERN,
+                                description="resident identity number or unified social credit code"),
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
         recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
