@@ -5,6 +5,7 @@ tests/integration/test_intake_rules_http.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from services.intake.domain.authorization import SUBMITTERS
 from services.intake.domain.bulk import parse_csv
 from services.intake.domain.clock_skew import future_at_problem
 from services.intake.domain.fact_ids import in_scope, ledger_id, scope_of
+from services.intake.domain.feed import AgencyFact, NotTaken, read_agency_message
 from services.intake.domain.limits import BadValue, Limits, parse_json_body
 from services.intake.domain.principals import Principal
 from services.intake.domain.relationships import PLATFORM_NEEDS
@@ -214,6 +216,15 @@ def test_facts_dated_2099_are_refused() -> None:
     report["at"] = "2099-07-03T10:00:00+08:00"
     problem = future_at_problem(report, RECEIVED, 300)
     assert problem is not None and problem.startswith("at 2099-07-03T10:00:00+08:00")
+
+
+def test_an_agency_message_dated_2099_is_a_400_dead_letter() -> None:
+    fact = {**contribution_paid("c1"), "at": "2099-07-03T10:00:00+08:00", "month": "2099-06"}
+    read = read_agency_message(SOCIAL, [], json.dumps(fact).encode(), Limits(), RECEIVED)
+    assert isinstance(read, NotTaken) and read.status == 400 and read.reason.startswith("at 2099-07-03")
+    assert read.fact_id == "c1"
+    assert isinstance(read_agency_message(SOCIAL, [], json.dumps(contribution_paid("c1")).encode(), Limits(),
+                                          RECEIVED), AgencyFact)
 
 
 @pytest.mark.parametrize(("at", "refused"), [
