@@ -152,8 +152,10 @@ async def test_facts_dated_2099_are_refused(intake: Settings, client: httpx.Asyn
         [row] = bulk.json()["results"]
         assert (row["status"], row["seq"], row["fact_id"]) == (400, None, "r2099")
     assert recorded(intake, name, since) == [] and await _last_seq(client, intake, name) == 4
-    historic = await _post(client, intake, first, name, monthly_report("r2021", month="2021-07"))
-    assert historic.status_code == 400 and historic.json()["outcome"] == "rejected"  # RULES.md's month check
+    # a historic `at` passes; RULES.md's own check (no month after the month of `at`) still rejects
+    historic = await _post(client, intake, first, name, monthly_report("r2021", month="2021-08"))
+    assert historic.status_code == 400 and historic.json()["outcome"] == "rejected"
+    assert "after the month of its own submission time" in historic.json()["reason"]
 
 
 async def test_csv_formula_cells_are_neutralised(intake: Settings, client: httpx.AsyncClient) -> None:

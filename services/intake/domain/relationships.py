@@ -54,7 +54,7 @@ class Relationships:
 
     def problem(self, submitter: str | None, fact: f.AnyFact) -> str | None:
         """Why `submitter` may not send `fact` about this worker (a 403 reason), or None."""
-        if not is_platform(submitter) or fact.type != "residence_changed":
+        if not is_platform(submitter) or PLATFORM_NEEDS.get(fact.type) != "has":
             return None
         assert submitter is not None and isinstance(fact, f.ResidenceChanged)
         if self.has_worker(submitter, fact.worker):
