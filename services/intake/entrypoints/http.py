@@ -7,9 +7,11 @@ so that hostile input gets a 4xx with a reason and never reaches a place where i
 `POST /v1/facts` answers, in this order of checks:
 503 starting or busy · 413 body too large · 401 no valid key · 415 not JSON · 408 body too slow ·
 429 rate limit (Retry-After) · 400 unreadable body (nothing recorded) · 403 not this key's fact
-(nothing recorded) · then the fact's own outcome: 201 accepted; 200 identical resubmission (the
-original result, nothing recorded); 400 rejected with the reason naming the field (recorded); 409 the
-id was used before with other content (recorded as a rejection too).
+(nothing recorded) · 400 `at` later than its receipt plus the clock skew (nothing recorded) · then,
+with its id in the key's scope, the fact's own outcome: 201 accepted; 200 identical resubmission
+(the original result, nothing recorded); 403 a worker not this platform's (nothing recorded); 400
+rejected with the reason naming the field (recorded); 409 the id was used before with other content
+(recorded as a rejection too, once: the same content again is answered 409, nothing recorded).
 
 `POST /v1/facts/bulk` (application/x-ndjson, or text/csv of monthly_report) answers 200 with one
 result per row, or refuses the whole request (401/408/413/415/429/400/503) recording nothing. Rows
