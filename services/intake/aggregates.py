@@ -37,6 +37,9 @@ class FactSubmission(Aggregate):
         reason: str | None
         traceparent: str | None
         tracestate: str | None
+        # Its fact id scope (fact_ids.scope_of); None: the operator, and every event recorded before
+        # issue 13 (the default is a class attribute, which an old event without the field reads).
+        submitter: str | None = None
 
     class ReuseRejected(Aggregate.Event):
         book: str
@@ -48,6 +51,7 @@ class FactSubmission(Aggregate):
         reason: str
         traceparent: str | None
         tracestate: str | None
+        submitter: str | None = None
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, FactSubmission)

@@ -44,6 +44,7 @@ from contracts.facts import parse_fact
 from contracts.messages import fact_subject
 from services.intake.aggregates import KEY_RING_ID, ApiKeyRing, DeadLetter, FactSubmission, submission_id
 from services.intake.domain.credentials import KeyEvent, KeyRing, event_from_dict, event_to_dict
+from services.intake.domain.fact_ids import scope_of
 from services.intake.domain.feed import AgencyFact, NotTaken
 from services.intake.domain.submission import IntakeBook, Outcome, Submission
 from services.runtime.eventstore import ServiceApplication
@@ -58,7 +59,9 @@ KEY_COMMAND_RETRIES = 5
 @dataclass(frozen=True, slots=True)
 class Result:
     """What a submission came to. `conflict`: its id was used before for other content;
-    `replayed`: an identical resubmission, answered with the original result and recording nothing."""
+    `replayed`: an identical resubmission (also of a conflict), answered with the original result and
+    recording nothing; `refused`: a platform's fact about a worker not its own (403, nothing recorded,
+    `seq` 0)."""
 
     outcome: Literal["accepted", "rejected"]
     fact_id: str | None
@@ -66,15 +69,18 @@ class Result:
     reason: str | None = None
     conflict: bool = False
     replayed: bool = False
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """One fact to submit: the raw JSON object, and a reason found before that rejects it whatever it
-    holds (a hostile value; `raw` is then the storable stand-in, see limits.BadValue)."""
+    holds (a hostile value; `raw` is then the storable stand-in, see limits.BadValue). `submitter`:
+    who sends it, as its fact id scope (`fact_ids.scope_of`); None for the operator."""
 
     raw: Any
     problem: str | None = None
+    submitter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,8 @@ class RecordedBook:
     last_seq: int = 0  # the last seq handed out (ahead of the store while a batch is being recorded)
     committed_seq: int = 0  # the last seq known to be in the store
     results: dict[str, Result] = field(default_factory=dict)  # fact id -> its original result
+    # (fact id, digest) of each recorded reuse of an id with other content -> its result
+    conflicts: dict[tuple[str, str], Result] = field(default_factory=dict)
 
 
 class IntakeApplication(ServiceApplication):
@@ -219,9 +227,10 @@ class IntakeApplication(ServiceApplication):
                 result = self._plan(book, state, item, trace_carrier, batch, events)
                 results.append(result)
                 if source is not None and not result.replayed and result.outcome == "rejected":
-                    status = 409 if result.conflict else 400
+                    status = 403 if result.refused else 409 if result.conflict else 400
+                    seq = None if result.refused else result.seq  # a refused fact is not recorded
                     events.extend(self._dead_letter(source, book, result.fact_id, status,
-                                                    result.reason or "rejected", result.seq, trace_carrier))
+                                                    result.reason or "rejected", seq, trace_carrier))
             return results
 
         return self._plan_and_record([book], plan, tracking)
@@ -268,16 +277,20 @@ class IntakeApplication(ServiceApplication):
         self, book: str, state: RecordedBook, item: Incoming, carrier: dict[str, str], batch: _Batch,
         events: list[DomainEventProtocol[uuid.UUID]],
     ) -> Result:
-        submission = state.intake.check(item.raw, item.problem)
+        submission = state.intake.check(item.raw, item.problem, item.submitter)
         if submission.outcome == "duplicate":
             assert submission.fact_id is not None
-            return replace(state.results[submission.fact_id], replayed=True)
+            original = (state.conflicts[(submission.fact_id, submission.digest)] if submission.conflict
+                        else state.results[submission.fact_id])
+            return replace(original, replayed=True)
+        if submission.outcome == "refused":
+            return Result("rejected", submission.fact_id, 0, submission.reason, refused=True)
         seq = state.last_seq + 1
-        conflict = submission.outcome == "rejected" and submission.fact_id in state.intake.digests
+        conflict = submission.conflict
         common: dict[str, Any] = {
-            "book": book, "seq": seq, "fact_id": submission.fact_id, "subject": fact_subject(item.raw),
-            "fact": item.raw, "digest": submission.digest, "traceparent": carrier.get("traceparent"),
-            "tracestate": carrier.get("tracestate"),
+            "book": book, "seq": seq, "fact_id": submission.fact_id, "subject": fact_subject(submission.raw),
+            "fact": submission.raw, "digest": submission.digest, "traceparent": carrier.get("traceparent"),
+            "tracestate": carrier.get("tracestate"), "submitter": submission.submitter,
         }
         if conflict:
             aggregate = batch.aggregate(self, submission_id(book, submission.fact_id))
@@ -330,10 +343,12 @@ class IntakeApplication(ServiceApplication):
                 if isinstance(stored, FactSubmission.Recorded):
                     fact = parse_fact(stored.fact) if stored.outcome == "accepted" else None
                     outcome: Outcome = "accepted" if stored.outcome == "accepted" else "rejected"
-                    submission = Submission(outcome, stored.fact_id, stored.digest, fact, stored.reason)
+                    submission = Submission(outcome, stored.fact_id, stored.digest, fact, stored.reason,
+                                            stored.fact, stored.submitter)
                     self._fold(state, submission, stored.seq, False)
                 else:
-                    submission = Submission("rejected", stored.fact_id, stored.digest, None, stored.reason)
+                    submission = Submission("rejected", stored.fact_id, stored.digest, None, stored.reason,
+                                            stored.fact, stored.submitter, conflict=True)
                     self._fold(state, submission, stored.seq, True)
                 state.committed_seq = state.last_seq
         return count
@@ -348,6 +363,8 @@ class IntakeApplication(ServiceApplication):
                         conflict=conflict)
         if submission.fact_id is not None and not conflict:
             state.results[submission.fact_id] = result
+        elif submission.fact_id is not None:
+            state.conflicts[(submission.fact_id, submission.digest)] = result
         return result
 
     # ---- agency messages ------------------------------------------------------------------------
@@ -365,7 +382,7 @@ class IntakeApplication(ServiceApplication):
             kept = self.dead_letter(source, book=message.book, fact_id=message.fact_id, status=message.status,
                                     reason=message.reason, trace_carrier=trace_carrier)
             return "dead-lettered" if kept else "redelivered"
-        item = Incoming(message.raw, message.problem)
+        item = Incoming(message.raw, message.problem, scope_of(message.principal))
         [result] = self.submit_many(message.book, [item], trace_carrier, tracking=source.tracking,
                                     source=source)
         return "duplicate" if result.replayed else result.outcome

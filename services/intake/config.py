@@ -11,4 +11,5 @@ def limits_from(settings: Settings) -> Limits:
         max_bulk_rows=settings.intake_max_bulk_rows, max_bulk_bytes=settings.intake_max_bulk_bytes,
         rate_burst_facts=settings.intake_rate_burst, rate_facts_per_s=float(settings.intake_rate_per_s),
         request_timeout_s=float(settings.intake_request_timeout_s),
+        max_clock_skew_s=float(settings.intake_max_clock_skew_s),
     )

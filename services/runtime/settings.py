@@ -65,6 +65,9 @@ class Settings:
     intake_rate_burst: int = 20_000
     intake_rate_per_s: int = 5_000
     intake_request_timeout_s: int = 30
+    # How far a fact's `at` may be later than the time intake received it (the senders' clock skew);
+    # later facts are refused (services/intake/domain/clock_skew.py).
+    intake_max_clock_skew_s: int = 300
     # Kafka static group membership (KIP-345): this process's stable name in its consumer groups. A
     # restarted process with the same name takes its partitions back at once, without a rebalance
     # (else the group waits for the dead member's session to expire). Must be unique per process:

@@ -120,8 +120,11 @@ async def test_an_agency_fact_is_taken_in_like_an_http_fact_and_reaches_eligibil
 
     await eventually("eligibility to decide on the agency fact", decided)
     stored = recorded(services, name, since)
-    assert [(e.seq, e.fact_id, e.outcome) for e in stored] == [(1, "w1", "accepted"), (2, "c1", "accepted")]
-    assert stored[1].fact == fact
+    # the agency's id in its scope (issue 13); the operator's in the book's plain namespace
+    assert [(e.seq, e.fact_id, e.outcome) for e in stored] == [
+        (1, "w1", "accepted"), (2, f"{INSURANCE}/c1", "accepted")
+    ]
+    assert stored[1].fact == {**fact, "id": f"{INSURANCE}/c1"} and stored[1].submitter == INSURANCE
     conn = await asyncpg.connect(services.pg_dsn())
     try:  # the position is recorded (in the same transaction as the submission)
         tracked = await conn.fetchval(
@@ -194,9 +197,9 @@ async def test_what_cannot_be_taken_in_is_dead_lettered_and_the_partition_goes_o
     await eventually("the valid fact behind the poison", valid_taken)
     assert [(e.fact_id, e.outcome) for e in recorded(services, name, since)] == [
         ("w1", "accepted"),
-        ("bad", "rejected"),
-        ("big", "rejected"),
-        ("ok", "accepted"),
+        (f"{INSURANCE}/bad", "rejected"),
+        (f"{INSURANCE}/big", "rejected"),
+        (f"{INSURANCE}/ok", "accepted"),
     ]
 
 
@@ -226,7 +229,8 @@ async def test_a_republished_agency_fact_records_nothing(services: Settings) -> 
         return await _last_seq(services, "intake", name) >= 3
 
     await eventually("the marker", marker_taken)
-    assert [e.fact_id for e in recorded(services, name, since)] == ["w1", "c1", "c2"]
+    stored = [e.fact_id for e in recorded(services, name, since)]
+    assert stored == ["w1", f"{INSURANCE}/c1", f"{INSURANCE}/c2"]
 
 
 async def test_a_redelivered_position_changes_nothing(infra: Settings) -> None:

@@ -114,7 +114,9 @@ async def test_201_200_409_and_400_are_the_facts_own_outcomes(
     name = book()
     since = log_position(intake)
     first = await _post(client, intake, platform, name, enterprise_registered("f1"))
-    assert (first.status_code, first.json()) == (201, {"outcome": "accepted", "fact_id": "f1", "seq": 1})
+    # a platform's ids are in its scope: the ledger id is `<enterprise>/<id>` (issue 13)
+    assert first.status_code == 201
+    assert first.json() == {"outcome": "accepted", "fact_id": f"{E1}/f1", "seq": 1}
     again = await _post(client, intake, platform, name, enterprise_registered("f1"))
     assert again.status_code == 200 and again.json() == {**first.json(), "duplicate": True}
     reused = await _post(client, intake, platform, name, {**enterprise_registered("f1"), "name": "other"})
@@ -149,7 +151,7 @@ async def test_concurrent_single_posts_each_get_their_own_outcome_seq_and_trace(
     assert seqs == list(range(2, 18)) and await _progress(client, intake, name) == 17
     stored = recorded(intake, name, since)
     assert [e.seq for e in stored] == list(range(1, 18))
-    by_id = {e.fact_id: e for e in stored[1:] if e.fact_id != "e"}
+    by_id = {e.fact_id: e for e in stored[1:] if e.fact_id != f"{E1}/e"}
     assert {a.json()["fact_id"]: a.json()["seq"] for a in answers[:15]} == {
         fact_id: e.seq for fact_id, e in by_id.items()
     }
@@ -316,16 +318,17 @@ async def test_bulk_jsonl_answers_every_row_in_order_and_records_them_in_seq_ord
     assert response.status_code == 200, response.text
     body = response.json()
     got = [(r["row"], r["fact_id"], r["outcome"], r["status"], r["seq"]) for r in body["results"]]
+    scoped = f"{E1}/"  # recorded rows name the ledger id, in the platform's scope; refused ones the id sent
     assert got == [
-        (1, "b1", "accepted", 201, 1),
-        (2, "b2", "accepted", 201, 2),
-        (3, "b3", "accepted", 201, 3),
-        (4, "b3", "duplicate", 200, 3),
-        (5, "b3", "conflict", 409, 4),
+        (1, scoped + "b1", "accepted", 201, 1),
+        (2, scoped + "b2", "accepted", 201, 2),
+        (3, scoped + "b3", "accepted", 201, 3),
+        (4, scoped + "b3", "duplicate", 200, 3),
+        (5, scoped + "b3", "conflict", 409, 4),
         (6, "b4", "rejected", 403, None),
         (7, None, "rejected", 400, None),
-        (8, "b5", "rejected", 400, 5),
-        (9, "b6", "rejected", 400, 6),
+        (8, scoped + "b5", "rejected", 400, 5),
+        (9, scoped + "b6", "rejected", 400, 6),
     ]
     assert (body["accepted"], body["duplicates"], body["rejected"], body["last_seq"]) == (3, 1, 5, 6)
     assert "income_fen" in body["results"][8]["reason"]
@@ -343,7 +346,8 @@ async def test_bulk_jsonl_answers_every_row_in_order_and_records_them_in_seq_ord
         "duplicate",
         "duplicate",
     ]
-    assert again["last_seq"] == 7  # only the second conflicting reuse of b3 is recorded
+    # the conflicting reuse of b3 is the same content as before: answered 409 again, not recorded again
+    assert again["last_seq"] == 6 and again["results"][4]["seq"] == 4
 
 
 async def test_bulk_csv_of_monthly_reports(intake: Settings, client: httpx.AsyncClient) -> None:
@@ -359,9 +363,9 @@ async def test_bulk_csv_of_monthly_reports(intake: Settings, client: httpx.Async
     ).encode()
     body = (await _bulk(client, intake, platform, name, csv, "text/csv")).json()
     assert [(r["fact_id"], r["outcome"], r["status"]) for r in body["results"]] == [
-        ("c1", "accepted", 201),
-        ("c2", "rejected", 400),
-        ("c3", "rejected", 400),
+        (f"{E1}/c1", "accepted", 201),
+        ("c2", "rejected", 400),  # unreadable: not recorded, named as sent
+        (f"{E1}/c3", "rejected", 400),
     ]
     assert "income_fen" in body["results"][1]["reason"] and "already exists" in body["results"][2]["reason"]
     bad_header = await _bulk(client, intake, platform, name, b"id,at\nx,y\n", "text/csv")

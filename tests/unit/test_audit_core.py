@@ -48,19 +48,21 @@ ENTERPRISE = {"id": "e1", "type": "enterprise_registered", "at": "2021-06-01T09:
               "enterprise": "91320213MA1XY0001L", "name": "锡城到家服务平台"}
 
 
-def test_two_identical_id_reuse_rejections_get_distinct_ids_that_name_their_seq() -> None:
+def test_id_reuse_rejections_get_distinct_ids_that_name_their_seq() -> None:
     reuse = {**ENTERPRISE, "name": "another name"}
+    other_reuse = {**ENTERPRISE, "name": "a third name"}
     engine = Engine(book="b")
-    decisions = engine.run([ENTERPRISE, reuse, dict(ENTERPRISE), reuse])  # the 3rd is a no-op duplicate
+    # the 3rd is a no-op duplicate; the 5th repeats the 2nd, an identical conflict: a no-op too (issue 13)
+    decisions = engine.run([ENTERPRISE, reuse, dict(ENTERPRISE), other_reuse, reuse])
     rejected = [d for d in decisions if d.kind == "rejected"]
     assert len(rejected) == 2 and rejected[0].decision_id != rejected[1].decision_id
-    # intake's service numbers recorded submissions 1, 2, 3 (the duplicate is not recorded): the
+    # intake's service numbers recorded submissions 1, 2, 3 (duplicates are not recorded): the
     # rejections are seq 2 and 3, and eligibility, given those seqs, derives the same ids
     assert engine.intake.last_seq == 3
-    digest = engine.intake.check(reuse).digest
-    reason = rejected[0].reason or ""
+    digests = [content_digest(raw) for raw in (reuse, other_reuse)]
     assert [d.decision_id for d in rejected] == [
-        rejection("b", CURRENT.id, "e1", reason, digest, seq).decision_id for seq in (2, 3)
+        rejection("b", CURRENT.id, "e1", d.reason or "", digest, seq).decision_id
+        for d, digest, seq in zip(rejected, digests, (2, 3), strict=True)
     ]
 
 

@@ -111,5 +111,5 @@ class GroupCommit:
             raise Busy(f"intake is busy with other submissions for more than {wait_s:.0f}s") from None
 
     def _recorded(self, results: Sequence[Result]) -> None:
-        if any(not r.replayed for r in results):  # a replay recorded nothing: nothing to publish
+        if any(not (r.replayed or r.refused) for r in results):  # neither recorded anything to publish
             self.on_recorded()

@@ -16,6 +16,12 @@ CSV values stay strings exactly as written (ids, months, dates, district), excep
 strictly as an integer (ASCII digits with an optional minus sign), and `hours`, read strictly as a
 decimal number (an integer when written without a point). Validation of the resulting fact is
 intake's usual `parse_fact`, after this.
+
+A text cell that begins with `=`, `+`, `-` or `@` is refused (a row error naming the column): a
+spreadsheet opening an export of it would run it as a formula (`=HYPERLINK(...)`, issue 13). No valid
+enterprise code, identity number, month, timestamp or division begins so; only an `id` could, and
+such an id can still be sent as JSON. The two number columns are not text: a minus there is a sign
+(`-5` is read as -5, which RULES.md rejects as money below zero, recorded like any invalid fact).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ _BLANK = b" \t\r"
 _INTEGER = re.compile(r"-?[0-9]{1,16}")
 _DECIMAL = re.compile(r"-?[0-9]{1,16}(\.[0-9]{1,16})?")
 _INVALID_UTF8 = re.compile(r"[\udc80-\udcff]")  # what surrogateescape makes of bytes that are not UTF-8
+FORMULA_STARTS = ("=", "+", "-", "@")  # what makes a spreadsheet read a cell as a formula
+_NUMBER_COLUMNS = ("income_fen", "hours")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,9 @@ def _csv_row(number: int, line_number: int, line: bytes, columns: tuple[str, ...
             problems.append(f"{column} is not valid UTF-8")
         elif problem := string_problem(cell):
             problems.append(f"{column} {problem}")
+        elif column not in _NUMBER_COLUMNS and cell.startswith(FORMULA_STARTS):
+            problems.append(f"{column} {_shown(cell)} begins with {cell[0]!r}: a CSV cell may not begin with "
+                            "= + - or @ (a spreadsheet would run it as a formula); send it as JSON Lines")
         elif column == "income_fen":
             if _INTEGER.fullmatch(cell):
                 fact[column] = int(cell)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
+from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_KAFKA_HEADER, BOOK_PATTERN, DEFAULT_BOOK, valid_book
 from services.intake.domain.authorization import authorization_problem
+from services.intake.domain.clock_skew import future_at_problem
 from services.intake.domain.limits import BadInput, BadValue, Limits, parse_json_body, string_problem
 from services.intake.domain.principals import AGENCIES, Principal, Role
 
@@ -70,9 +73,11 @@ def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | Not
 
 
 def read_agency_message(
-    agency: str, headers: Sequence[tuple[str, bytes | None]], body: bytes, limits: Limits
+    agency: str, headers: Sequence[tuple[str, bytes | None]], body: bytes, limits: Limits,
+    received_at: datetime,
 ) -> AgencyFact | NotTaken:
-    """Read one message from `agency`'s feed: the fact to submit, or why it is not taken in."""
+    """Read one message from `agency`'s feed (consumed at `received_at`): the fact to submit, or why it
+    is not taken in."""
     if agency not in AGENCIES:
         raise ValueError(f"{agency!r} is not an agency")
     claimed = _header(headers, AGENCY_HEADER)
@@ -100,9 +105,12 @@ def read_agency_message(
     except BadValue as exc:
         raw, problem = exc.stand_in, str(exc)
     except BadInput as exc:
-        return NotTaken(exc.status, str(exc), agency, book, exc.fact_id)
+        return NotTaken(exc.status, mask_identifiers(str(exc)), agency, book, exc.fact_id)
     principal = Principal(cast(Role, agency), key_id=f"kafka:{agency}")
+    fact_id = raw.get("id")
+    fact_id = fact_id if isinstance(fact_id, str) else None
     if (refusal := authorization_problem(principal, raw)) is not None:
-        fact_id = raw.get("id")
-        return NotTaken(403, refusal, agency, book, fact_id if isinstance(fact_id, str) else None)
+        return NotTaken(403, mask_identifiers(refusal), agency, book, fact_id)
+    if (late := future_at_problem(raw, received_at, limits.max_clock_skew_s)) is not None:
+        return NotTaken(400, late, agency, book, fact_id)
     return AgencyFact(book, principal, raw, problem)

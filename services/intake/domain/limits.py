@@ -79,12 +79,13 @@ class Limits:
     rate_burst_facts: int = 20_000  # token bucket capacity per key
     rate_facts_per_s: float = 5_000.0  # token bucket refill per key
     request_timeout_s: float = 30.0  # for the HTTP layer: the whole request, body read included
+    max_clock_skew_s: float = 300.0  # how far `at` may be after the receipt time (clock_skew.py)
 
     def __post_init__(self) -> None:
         assert 0 < self.max_row_bytes <= self.max_bulk_bytes, "a row must fit in a bulk body"
         assert min(self.max_fact_bytes, self.max_bulk_rows, self.max_json_depth) > 0
         assert self.rate_burst_facts >= self.max_bulk_rows, "a full bulk request must be able to pass"
-        assert self.rate_facts_per_s > 0 and self.request_timeout_s > 0
+        assert self.rate_facts_per_s > 0 and self.request_timeout_s > 0 and self.max_clock_skew_s >= 0
 
 
 def check_size(size_bytes: int, max_bytes: int, where: str = "body") -> None:

@@ -1,7 +1,12 @@
-"""One submission through intake's checks: a no-op, an acceptance or a rejection (RULES.md section 5).
+"""One submission through intake's checks: a no-op, an acceptance, a rejection (RULES.md section 5),
+or a refusal (a platform's fact about a worker that is not its own: `relationships`).
 
 The fact id is the idempotency key: the same id with the same content (the whole fact, `at`
-included) is a no-op, for rejected facts too; the same id with other content is rejected.
+included) is a no-op, for rejected facts too; the same id with other content is rejected — once:
+the same other content sent again is a no-op too, answered with that rejection (issue 13: 99
+identical conflicting submissions had appended 99 ledger events). Ids are scoped per submitter
+(`fact_ids`); every reason is masked (`contracts.identifiers.mask_identifiers`), since it is
+published and shown.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts.facts import AnyFact, FactShapeError, parse_fact
+from contracts.identifiers import mask_identifiers
+from services.intake.domain.fact_ids import in_scope, ledger_id
 from services.intake.domain.registry import Registry
+from services.intake.domain.relationships import Relationships
 
-Outcome = Literal["accepted", "rejected", "duplicate"]
+# `refused`: 403, nothing recorded. `duplicate`: an identical resubmission, nothing recorded.
+Outcome = Literal["accepted", "rejected", "duplicate", "refused"]
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -40,19 +49,25 @@ def _string_keys(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
+    """A checked submission. `raw`: the fact as recorded (its id scoped); `submitter`: its scope;
+    `conflict`: its id was used before for other content (a `duplicate` conflict repeats one)."""
+
     outcome: Outcome
     fact_id: str | None
     digest: str
     fact: AnyFact | None = None
     reason: str | None = None
+    raw: Any = None
+    submitter: str | None = None
+    conflict: bool = False
 
 
-def _fact_id(raw: Any) -> str | None:
+def _fact_id(raw: Any, submitter: str | None) -> str | None:
     """The id a decision names: a number where the id belongs is still how the submitter calls the fact
-    (the fact itself is then rejected for its shape)."""
+    (the fact itself is then rejected for its shape), in the submitter's scope."""
     value = raw.get("id") if isinstance(raw, dict) else None
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return ledger_id(submitter, str(value))
     return value if isinstance(value, str) and value else None
 
 
@@ -64,43 +79,62 @@ class IntakeBook:
     exactly as intake's service numbers its book's `seq`; a rejection's decision id includes it."""
 
     registry: Registry = field(default_factory=Registry)
+    relationships: Relationships = field(default_factory=Relationships)
     digests: dict[str, str] = field(default_factory=dict)
+    reused: set[tuple[str, str]] = field(default_factory=set)  # (fact id, digest) recorded as conflicts
     last_seq: int = 0
 
-    def check(self, raw: Any, problem: str | None = None) -> Submission:
+    def check(self, raw: Any, problem: str | None = None, submitter: str | None = None) -> Submission:
         """Decide what a submission is, without changing anything. `problem`: a reason found before
         (a hostile value in the body, see limits.BadValue) that rejects it whatever else it holds,
-        once it is known not to be a resubmission."""
+        once it is known not to be a resubmission. `submitter`: its scope (`fact_ids.scope_of`); None
+        for the operator and the engine."""
+        raw = in_scope(raw, submitter)
         digest = content_digest(raw)
-        fact_id = _fact_id(raw)
+        fact_id = _fact_id(raw, submitter)
+
+        def result(outcome: Outcome, reason: str | None = None, fact: AnyFact | None = None,
+                   conflict: bool = False) -> Submission:
+            shown = mask_identifiers(reason) if reason is not None else None
+            return Submission(outcome, fact_id, digest, fact, shown, raw, submitter, conflict)
+
         if fact_id is not None and fact_id in self.digests:
             if self.digests[fact_id] == digest:
-                return Submission("duplicate", fact_id, digest)
-            return Submission("rejected", fact_id, digest,
-                              reason=f"fact id {fact_id} was already used for different content")
+                return result("duplicate")
+            if (fact_id, digest) in self.reused:
+                return result("duplicate", conflict=True)
+            return result("rejected", f"fact id {fact_id} was already used for different content",
+                          conflict=True)
         if problem is not None:
-            return Submission("rejected", fact_id, digest, reason=problem)
+            return result("rejected", problem)
         try:
             fact = parse_fact(raw)
         except FactShapeError as exc:
-            return Submission("rejected", fact_id, digest, reason=exc.reason)
-        problem = self.registry.problem(fact)
-        if problem is not None:
-            return Submission("rejected", fact_id, digest, fact=fact, reason=problem)
-        return Submission("accepted", fact_id, digest, fact=fact)
+            return result("rejected", exc.reason)
+        if (refusal := self.relationships.problem(submitter, fact)) is not None:
+            return result("refused", refusal, fact)
+        if not self.relationships.supersedes(submitter, fact):
+            problem = self.registry.problem(fact)
+            if problem is not None:
+                return result("rejected", problem, fact)
+        return result("accepted", fact=fact)
 
     def record(self, submission: Submission) -> None:
-        """Fold a checked submission into the state (a no-op for duplicates)."""
-        if submission.outcome == "duplicate":
+        """Fold a checked submission into the state (a no-op for duplicates and refusals)."""
+        if submission.outcome in ("duplicate", "refused"):
             return
         self.last_seq += 1
-        if submission.fact_id is not None and submission.fact_id not in self.digests:
-            self.digests[submission.fact_id] = submission.digest
+        fact_id = submission.fact_id
+        if fact_id is not None and fact_id not in self.digests:
+            self.digests[fact_id] = submission.digest
+        elif fact_id is not None and self.digests[fact_id] != submission.digest:
+            self.reused.add((fact_id, submission.digest))
         if submission.outcome == "accepted":
             assert submission.fact is not None
             self.registry.apply(submission.fact)
+            self.relationships.apply(submission.submitter, submission.fact)
 
-    def submit(self, raw: Any) -> Submission:
-        submission = self.check(raw)
+    def submit(self, raw: Any, submitter: str | None = None) -> Submission:
+        submission = self.check(raw, submitter=submitter)
         self.record(submission)
         return submission

@@ -7,9 +7,11 @@ so that hostile input gets a 4xx with a reason and never reaches a place where i
 `POST /v1/facts` answers, in this order of checks:
 503 starting or busy · 413 body too large · 401 no valid key · 415 not JSON · 408 body too slow ·
 429 rate limit (Retry-After) · 400 unreadable body (nothing recorded) · 403 not this key's fact
-(nothing recorded) · then the fact's own outcome: 201 accepted; 200 identical resubmission (the
-original result, nothing recorded); 400 rejected with the reason naming the field (recorded); 409 the
-id was used before with other content (recorded as a rejection too).
+(nothing recorded) · 400 `at` later than its receipt plus the clock skew (nothing recorded) · then,
+with its id in the key's scope, the fact's own outcome: 201 accepted; 200 identical resubmission
+(the original result, nothing recorded); 403 a worker not this platform's (nothing recorded); 400
+rejected with the reason naming the field (recorded); 409 the id was used before with other content
+(recorded as a rejection too, once: the same content again is answered 409, nothing recorded).
 
 `POST /v1/facts/bulk` (application/x-ndjson, or text/csv of monthly_report) answers 200 with one
 result per row, or refuses the whole request (401/408/413/415/429/400/503) recording nothing. Rows
@@ -24,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal, Protocol
 
@@ -38,11 +41,14 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from contracts.facts import FACT_TYPES
+from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_HTTP_HEADER, BOOK_PATTERN, DEFAULT_BOOK, valid_book
 from services.intake.adapters.group_commit import Busy
 from services.intake.application import Incoming, Result
 from services.intake.domain.authorization import UNAUTHENTICATED, authorize
 from services.intake.domain.bulk import BULK_MEDIA_TYPES, CSV_COLUMNS, Row, parse_bulk
+from services.intake.domain.clock_skew import future_at_problem
+from services.intake.domain.fact_ids import scope_of
 from services.intake.domain.limits import (
     BadInput,
     BadValue,
@@ -90,6 +96,7 @@ class Ports:
     keys: Keys
     writer: Writer
     last_seq: Callable[[str], int]  # a book's last recorded seq
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # the receipt time
 
 
 # ---- response models (each status has one; FastAPI's own 422 for a malformed book header) --------
@@ -99,7 +106,9 @@ class FactResult(BaseModel):
     """What became of one fact: 201 accepted, 200 replayed (`duplicate`), 400 rejected, 409 id reused."""
 
     outcome: Literal["accepted", "rejected"]
-    fact_id: str | None = Field(description="the fact's id (its idempotency key); null if it had none")
+    fact_id: str | None = Field(description="the fact's id in the ledger (its idempotency key): the id as "
+                                            "sent, in the sender's scope for a platform or an agency "
+                                            "(`<enterprise or agency>/<id>`); null if it had none")
     seq: int = Field(description="the book's recording sequence number of the (original) submission")
     reason: str | None = Field(None, description="why it was rejected, naming the field")
     duplicate: bool | None = Field(None, description="true: identical resubmission, nothing recorded")
@@ -142,7 +151,7 @@ class Progress(BaseModel):
 def _refused(
     status: int, reason: str, where: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"outcome": "refused", "reason": reason}
+    body: dict[str, Any] = {"outcome": "refused", "reason": mask_identifiers(reason)}
     if where is not None:
         body["where"] = where
     return JSONResponse(body, status_code=status, headers=headers)
@@ -153,11 +162,11 @@ def _bad(exc: BadInput) -> JSONResponse:
 
 
 def _status(result: Result) -> int:
+    if result.conflict:
+        return 409  # also an identical resubmission of a conflict: answered again, recorded once
     if result.replayed:
         return 200
-    if result.outcome == "accepted":
-        return 201
-    return 409 if result.conflict else 400
+    return 201 if result.outcome == "accepted" else 400
 
 
 def _fact_body(result: Result) -> dict[str, Any]:
@@ -284,6 +293,9 @@ async def record_fact_request(ports: Ports, request: Request, book: str) -> JSON
     refusal = authorize(principal, item.raw)
     if refusal is not None:
         return _refused(refusal.status, refusal.reason, "fact")
+    if (late := future_at_problem(item.raw, ports.clock(), limits.max_clock_skew_s)) is not None:
+        return _refused(400, late, "at")
+    item = Incoming(item.raw, item.problem, scope_of(principal))
     try:
         result = await ports.writer.submit_one(book, item, wait_s=limits.request_timeout_s)
     except Busy as exc:
@@ -291,6 +303,8 @@ async def record_fact_request(ports: Ports, request: Request, book: str) -> JSON
     except Exception:
         log.exception("recording a fact failed")
         return _busy("intake could not record the fact (its database?); resending it is safe")
+    if result.refused:
+        return _refused(403, result.reason or "not this key's fact", "fact")
     return JSONResponse(_fact_body(result), status_code=_status(result))
 
 
@@ -306,9 +320,12 @@ def _fact_route(http: FastAPI, bearer: HTTPBearer, record_fact: RecordFact) -> A
             201: {"model": FactResult, "description": "accepted and recorded"},
             400: {"model": FactResult | Refused,
                   "description": "rejected with the reason naming the field (recorded, outcome rejected), "
-                                 "or the body is not one readable JSON object (nothing recorded, refused)"},
-            403: {"model": Refused, "description": "this key may not submit this fact; nothing recorded"},
-            409: {"model": FactResult, "description": "the id was used before with other content (recorded)"},
+                                 "or the body is not one readable JSON object, or its `at` is later than "
+                                 "its receipt (nothing recorded, refused)"},
+            403: {"model": Refused, "description": "this key may not submit this fact (its type, its "
+                                                   "enterprise, or a worker not its own); nothing recorded"},
+            409: {"model": FactResult, "description": "the id was used before with other content (recorded "
+                                                      "once; the same content again is answered the same)"},
             **_REFUSALS,
         },
         openapi_extra={"requestBody": {"required": True, "content": {
@@ -346,8 +363,9 @@ async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSON
     answers: list[dict[str, Any] | None] = []
     items: list[Incoming] = []
     positions: list[int] = []
+    received_at = ports.clock()
     for row in rows:
-        answer, item = _row_item(principal, row)
+        answer, item = _row_item(principal, row, received_at, limits.max_clock_skew_s)
         answers.append(answer)
         if item is not None:
             positions.append(len(answers) - 1)
@@ -455,32 +473,40 @@ class _SingleFactRoute:
         await self.app(scope, receive, send)
 
 
-def _row_item(principal: Principal, row: Row) -> tuple[dict[str, Any] | None, Incoming | None]:
+def _row_item(
+    principal: Principal, row: Row, received_at: datetime, max_skew_s: float,
+) -> tuple[dict[str, Any] | None, Incoming | None]:
     """A row's answer when it is refused before recording, else the fact to submit."""
 
     def answer(status: int, reason: str | None) -> dict[str, Any]:
         return {"row": row.number, "line": row.line, "fact_id": row.fact_id, "outcome": "rejected",
-                "status": status, "seq": None, "reason": reason}
+                "status": status, "seq": None, "reason": mask_identifiers(reason) if reason else reason}
 
+    scope = scope_of(principal)
     if row.fact is not None:
-        item = Incoming(row.fact)
+        item = Incoming(row.fact, None, scope)
     elif row.stand_in is not None:
-        item = Incoming(row.stand_in, row.reason)
+        item = Incoming(row.stand_in, row.reason, scope)
     else:
         return answer(400, row.reason), None
     refusal = authorize(principal, item.raw)
     if refusal is not None:
         return answer(refusal.status, refusal.reason), None
+    if (late := future_at_problem(item.raw, received_at, max_skew_s)) is not None:
+        return answer(400, late), None
     return None, item
 
 
 def _row_answer(row: Row, result: Result) -> dict[str, Any]:
-    if result.replayed:
+    if result.refused:
+        return {"row": row.number, "line": row.line, "fact_id": result.fact_id, "outcome": "rejected",
+                "status": 403, "seq": None, "reason": result.reason}
+    if result.conflict:
+        outcome, status = "conflict", 409
+    elif result.replayed:
         outcome, status = "duplicate", 200
     elif result.outcome == "accepted":
         outcome, status = "accepted", 201
-    elif result.conflict:
-        outcome, status = "conflict", 409
     else:
         outcome, status = "rejected", 400
     return {"row": row.number, "line": row.line, "fact_id": result.fact_id, "outcome": outcome,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -61,7 +62,7 @@ class AgencyFeed:
         with consuming(self.tracer, msg, GROUP) as span:
             agency = record.topic.removeprefix(AGENCY_FEED_PREFIX)  # the broker's ACLs vouch for it
             try:
-                message = read_agency_message(agency, headers, body, self.limits)
+                message = read_agency_message(agency, headers, body, self.limits, datetime.now(UTC))
             except Exception:  # a bug must not lose the message: keep it with the reason
                 log.exception("reading an agency message failed")
                 message = NotTaken(500, "intake could not read this message (internal error); "

@@ -4,6 +4,7 @@ rejected facts (limits.BadValue, IntakeBook.check's `problem`)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from services.intake.domain.limits import BadInput, BadValue, Limits, parse_json
 from services.intake.domain.submission import IntakeBook
 
 LIMITS = Limits()
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CONTRIBUTION = {
     "id": "c1",
     "type": "contribution_paid",
@@ -33,7 +35,7 @@ def _headers(**values: str | bytes) -> list[tuple[str, bytes]]:
 def _read(body: Any, feed: str = "hr_bureau", **headers: str | bytes) -> AgencyFact | NotTaken:
     """Read `body` as it came on `feed`'s topic (the agency whose principal alone may write it)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return read_agency_message(feed, _headers(**headers), data, LIMITS)
+    return read_agency_message(feed, _headers(**headers), data, LIMITS, NOW)
 
 
 def test_an_agencys_fact_is_read_with_its_book_and_principal() -> None:
@@ -94,7 +96,8 @@ def test_what_cannot_be_taken_in_says_why(
 
 def test_a_repeated_header_is_refused() -> None:
     headers = _headers(flexledger_book="main") * 2
-    read = read_agency_message("hr_bureau", headers, json.dumps(worker_registered("w1")).encode(), LIMITS)
+    read = read_agency_message("hr_bureau", headers, json.dumps(worker_registered("w1")).encode(), LIMITS,
+                               NOW)
     assert isinstance(read, NotTaken) and "2 times" in read.reason
 
 
