@@ -99,7 +99,7 @@ def rejection(
     book: str, rule_set: str, after: str | None, reason: str, content_digest: str, seq: int
 ) -> Decision:
     """The decision recording a rejected submission. Its identity includes intake's recording sequence
-    number `seq` (per book, 1, 2, 3, ...): the same rejected content submitted twice (an id reused
-    twice the same way) is two recorded rejections, and gets two decision ids."""
+    number `seq` (per book, 1, 2, 3, ...), so two recorded rejections never share a decision id, whatever
+    their content. (Resending a rejected fact's id with the same content records nothing: RULES.md 5.)"""
     return Decision(decision_id(book, after, f"rejected|{seq}|{content_digest}"), rule_set, after, "rejected",
                     reason=reason)
