@@ -20,6 +20,7 @@ import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.identifiers import mask_identifiers
+from services.runtime.metrics import RETRIES, retry_operation
 from services.runtime.settings import Settings
 from services.runtime.telemetry import setup_tracing
 
@@ -46,6 +47,7 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         except asyncio.CancelledError:
             raise
         except Exception:
+            RETRIES.labels(retry_operation(what)).inc()
             log.exception("%s failed; retrying in %.2fs", what, backoff_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from contracts.messages import BOOK_PATTERN
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
+from services.runtime.service import SERVING
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
@@ -25,7 +26,7 @@ def create_http(
     @http.get("/health")
     async def health() -> JSONResponse:
         report = service_health()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
     @http.get("/v1/books/{book}/decisions")
     async def decisions(

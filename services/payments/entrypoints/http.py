@@ -32,6 +32,7 @@ from contracts.messages import BOOK_PATTERN
 from services.payments.adapters import projection
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import PaymentsApplication, RecordOutcome, Step
+from services.runtime.service import SERVING
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -98,7 +99,7 @@ def create_http(
     @http.get("/health")
     async def health() -> JSONResponse:
         report = health_report()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
     http.include_router(_commands(stores, changed))
     http.include_router(_reads(stores))
