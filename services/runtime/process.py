@@ -104,11 +104,11 @@ def main(
     settings = Settings.from_env().for_service()
     provider = setup_tracing(name, settings)
     service = build(settings, provider)
-    log.info("%s starting on 127.0.0.1:%d (kafka %s, postgres %s:%d)", name, port_of(settings),
+    log.info("%s starting on %s:%d (kafka %s, postgres %s:%d)", name, settings.http_host, port_of(settings),
              settings.kafka_bootstrap, settings.pg_host, settings.pg_port)
     try:
         # uvloop: the event loop in C. asyncio's own loop was a visible share of every service's CPU
         # per message and per request.
-        uvloop.run(serve(service, port_of(settings)))
+        uvloop.run(serve(service, port_of(settings), settings.http_host))
     finally:
         provider.shutdown()

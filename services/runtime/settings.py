@@ -103,6 +103,9 @@ class Settings:
     health_interval_s: int = 2
     health_checkpoint_overdue_s: int = 0
     metrics_http: int = 1
+    # The address the services' HTTP servers listen on: the loopback by default; 0.0.0.0 in containers,
+    # where Prometheus scrapes /metrics from another container (deploy/compose.yaml).
+    http_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         production_book_set(self.production_books)  # refuse a bad list before anything starts
