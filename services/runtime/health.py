@@ -61,16 +61,16 @@ class _Progress:
     """Where a follower or partition was, and since when it has not moved while work waited."""
 
     position: int = -1
-    stuck_since: float | None = None  # work waited and the position did not move since then
+    stuck_since: float | None = None  # work waits, and the position has not moved since then
     over_since: float | None = None  # lag above the limit since then
 
     def update(self, position: int, waiting: int, now: float) -> float:
         """Seconds without progress while work waited (0 when it moved or nothing waits)."""
-        if position != self.position or waiting <= 0:
+        if waiting <= 0:
             self.position, self.stuck_since = position, None
             return 0.0
-        if self.stuck_since is None:
-            self.stuck_since = now
+        if position != self.position or self.stuck_since is None:  # moved (or first seen) just now
+            self.position, self.stuck_since = position, now
         return now - self.stuck_since
 
 
@@ -93,12 +93,28 @@ class HealthWatch:
     async def run(self) -> None:
         while True:
             try:
-                self.reasons = await self.sample(time.monotonic())
+                reasons = await self.sample(time.monotonic())
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in the watch must not stop it
                 log.exception("%s: health sample failed", self.service)
+            else:
+                self._log_change(reasons)
+                self.reasons = reasons
             await asyncio.sleep(self.limits.interval_s)
+
+    def _log_change(self, reasons: list[str]) -> None:
+        """Log when the parts named by the reasons change (not every sample: the figures in a reason
+        change every time)."""
+        def parts(of: list[str]) -> set[str]:
+            return {reason.split(":", 1)[0] for reason in of}
+
+        if parts(reasons) == parts(self.reasons):
+            return
+        if reasons:
+            log.warning("%s degraded: %s", self.service, "; ".join(reasons))
+        else:
+            log.info("%s ok again", self.service)
 
     async def sample(self, now: float) -> list[str]:
         reasons = await self._followers(now)
@@ -132,9 +148,10 @@ class HealthWatch:
         return reasons
 
     async def _log_head(self, follower: LogFollower) -> int | None:
+        table = follower.app.recorder.events_table_name  # type: ignore[attr-defined]
         try:
             head = await follower.pool.fetchval(
-                f'SELECT max(notification_id) FROM "{follower.schema}".stored_events',
+                f'SELECT max(notification_id) FROM "{follower.schema}"."{table}"',
                 timeout=self.limits.query_timeout_s,
             )
         except Exception as exc:

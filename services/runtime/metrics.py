@@ -13,7 +13,6 @@ ever holds an identity number, a fact id or a raw path: routes are templates, re
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -100,7 +99,7 @@ def dead_letter_reason(reason: str) -> str:
 
 def retry_operation(what: str) -> str:
     """The operation of an `until_done` description ("processing 12 facts from ..."): its first word."""
-    return re.split(r"\W", what, maxsplit=1)[0] or "operation"
+    return what.split(" ", 1)[0] or "operation"
 
 
 # ---- consumers: what each consumer handled, recorded by a broker middleware ------------------------

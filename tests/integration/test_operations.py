@@ -127,13 +127,17 @@ async def test_health_is_degraded_while_a_table_is_locked_then_ok(watched: Setti
     book = f"test-{uuid.uuid4().hex}"
     health_url = _url(watched, "eligibility", "/health")
     async with httpx.AsyncClient(timeout=30) as client:
-        assert (await client.get(health_url)).json()["status"] == "ok"
+
+        async def ok() -> bool:
+            return bool((await client.get(health_url)).json()["status"] == "ok")
+
+        await _eventually("eligibility ok", ok)
         # The owner role may lock eligibility's events table; the held transaction keeps the lock.
         conn = await asyncpg.connect(watched.pg_dsn())
         try:
             locked = conn.transaction()
             await locked.start()
-            await conn.execute("LOCK TABLE eligibility.stored_events IN ACCESS EXCLUSIVE MODE")
+            await conn.execute("LOCK TABLE eligibility.eligibility_events IN ACCESS EXCLUSIVE MODE")
             await _post_vector(client, watched, book)
 
             async def degraded() -> dict[str, Any] | None:
@@ -149,10 +153,6 @@ async def test_health_is_degraded_while_a_table_is_locked_then_ok(watched: Setti
             await locked.rollback()
         finally:
             await conn.close()
-
-        async def ok() -> bool:
-            return bool((await client.get(health_url)).json()["status"] == "ok")
-
         await _eventually("eligibility ok again", ok)
         progress = (await client.get(_url(watched, "eligibility", f"/v1/books/{book}/progress"))).json()
         assert progress["last_seq"] >= 1
