@@ -10,7 +10,7 @@ A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what th
 - `reports(name, details)`: a part's own health details;
 - `check(check)`: a part's own health check, sampled by the health watch (a reason, or None);
 - `ready_when(condition)`: what must hold besides running loops for the service to be ready (e.g. holding
-  a lock): while it fails, health is `degraded` and `serving()` is False.
+  a lock): while it fails, health is `down` and `serving()` is False.
 
 Health (`services.runtime.health`): `ok`; `degraded` with `reasons` (lag, a stalled follower or
 consumer, dead letters since the last look, the database or broker unreachable, a service's own
