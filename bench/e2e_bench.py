@@ -728,6 +728,9 @@ def report(results: dict[str, Any]) -> list[str]:
             f"topics {t['topics']})",
             "  CPU seconds: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
+            f"  CPU per fact           {1000 * sum(t['cpu_s'].values()) / max(t['facts'], 1):>10.3f} ms"
+            f"  (every part of the stack; request metrics "
+            f"{'on' if t.get('request_metrics', True) else 'off'})",
         ]
     for lat in results.get("latency", []):
         d, o, r = lat["fact_to_decision_ms"], lat["fact_to_order_ms"], lat["request_ms"]
@@ -772,6 +775,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         facts = take(args.workers, args.months, args.seed, args.facts)
         log.info("throughput: %d facts (%s)", len(facts), "bulk" if bulk else "single POSTs")
         results["throughput"] = await throughput(settings, facts, bulk, args.drain)
+        results["throughput"]["request_metrics"] = bool(settings.metrics_http)
         log.info("%s", results["throughput"])
     if not args.skip_latency:
         results["latency"] = []
@@ -808,6 +812,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=SERVICES, help="run this service under yappi")
     parser.add_argument("--json-out", type=Path, help="write the results as JSON here too")
     parser.add_argument("--traces", type=Path, help="the services write their spans here (JSON lines)")
+    parser.add_argument("--no-request-metrics", action="store_true",
+                        help="the services do not count HTTP requests (FLEXLEDGER_METRICS_HTTP=0): compare "
+                             "the CPU per fact with and without")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -816,6 +823,8 @@ def main() -> None:
     settings = Settings.from_env() if args.use_running else bench_settings(args.port_offset)
     if args.traces and not args.use_running:
         settings = replace(settings, otel_traces_file=str(args.traces.resolve()))
+    if args.no_request_metrics and not args.use_running:
+        settings = replace(settings, metrics_http=0)
     if not args.use_running:
         start_stack(settings, fresh=True, profile=args.profile)
     try:

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flexledger.devstack import credentials, jars, kafka, stack
@@ -70,15 +71,16 @@ def infra_down() -> None:
 
 @app.command()
 def status() -> None:
-    """Each part with its address, pid and health."""
+    """Each part with its address, pid and health (a service's status and why it is not ok)."""
     _print_status(Settings.from_env())
 
 
 def _print_status(settings: Settings) -> None:
-    table = Table("part", "address", "pid", "health")
+    table = Table("part", "address", "pid", "health", "reasons")
+    colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow"}
     for row in _run(lambda: stack.status(settings)):
-        health = "[green]up[/green]" if row.healthy else "[red]down[/red]"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health)
+        health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)))
     console.print(table)
 
 

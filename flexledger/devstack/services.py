@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import httpx
 
@@ -55,6 +56,15 @@ def service_healthy(name: str, settings: Settings, timeout: float = 2.0) -> bool
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+def service_health(name: str, settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The service's health report (status, reasons, ...), None when it does not answer."""
+    try:
+        report = httpx.get(f"{service_url(name, settings)}/health", timeout=timeout).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def service_env(name: str, settings: Settings) -> dict[str, str]:

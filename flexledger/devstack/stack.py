@@ -20,10 +20,15 @@ PARTS: tuple[str, ...] = (*INFRA, *services.SERVICES)
 
 @dataclass(frozen=True)
 class PartStatus:
+    """`health`: up or down for the infra; a service's own status (ok, degraded, down, starting) with
+    its `reasons`, or down when it does not answer."""
+
     part: str
     address: str
     pid: int | None
     healthy: bool
+    health: str = ""
+    reasons: tuple[str, ...] = ()
 
 
 def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
@@ -114,7 +119,15 @@ def down(settings: Settings | None = None) -> None:
 
 def status(settings: Settings | None = None) -> list[PartStatus]:
     settings = settings or Settings.from_env()
-    return [
-        PartStatus(part, address(part, settings), part_pid(part, settings), is_healthy(part, settings))
-        for part in PARTS
-    ]
+    rows = []
+    for part in PARTS:
+        where, pid = address(part, settings), part_pid(part, settings)
+        if part in INFRA:
+            healthy = is_healthy(part, settings)
+            rows.append(PartStatus(part, where, pid, healthy, "up" if healthy else "down"))
+            continue
+        report = services.service_health(part, settings)
+        health = str(report.get("status", "down")) if report else "down"
+        rows.append(PartStatus(part, where, pid, health in ("ok", "degraded"), health,
+                               tuple(report.get("reasons", ())) if report else ()))
+    return rows

@@ -17,6 +17,7 @@ from opentelemetry.trace import TracerProvider
 from contracts.topics import CHECKPOINTS, DECISIONS, ELIGIBILITY_DEAD_LETTERS, STATISTICS
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
+from services.eligibility.adapters.metrics import CHECKPOINT_AGE
 from services.eligibility.adapters.relay import DecisionRelay
 from services.eligibility.adapters.statistics import StatisticsRelay
 from services.eligibility.adapters.store import eligibility_store
@@ -25,7 +26,9 @@ from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
+from services.runtime.health import HealthLimits
 from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_key_secret, statistics_key
+from services.runtime.metrics import serve_metrics
 from services.runtime.outbox import Handler, LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
@@ -39,7 +42,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     tracer = get_tracer(tracer_provider, NAME)
     store = eligibility_store(settings, tracer_provider)  # the application and the pool, opened at start
     broker, decisions_topics, dead_letters_topic = build_broker(settings)
-    runtime = ServiceRuntime(NAME, broker)
+    runtime = ServiceRuntime(NAME, broker, HealthLimits.from_settings(settings))
 
     def dead_letters(group: str) -> DeadLetters:  # a consumer's poison: kept in the store, then relayed
         return DeadLetters(store, group, runtime.wake_followers)
@@ -48,6 +51,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
     audit_topics = add_audit_publishers(broker, settings.production_book_set)  # statistics, checkpoints
     runtime.http = create_http(store, runtime.health, tracer)
+    serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
 
     async def follow_the_log() -> None:
         """The followers and the checkpointer read the open store: built here, in a start step, and
@@ -67,6 +71,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         follower(f"kafka:{ELIGIBILITY_DEAD_LETTERS.name}", DeadLetterRelay(dead_letters_topic, tracer, NAME))
         checkpointer = Checkpointer(store.app, settings)
         runtime.background("checkpointer", lambda: checkpointer.run(checkpoints.wake))
+        overdue_s = settings.health_checkpoint_overdue_s or 3 * checkpointer.interval_s
+        runtime.check(lambda: checkpointer.overdue(overdue_s))
+        CHECKPOINT_AGE.set_function(checkpointer.age_s)
 
     runtime.on_start(store.open)
     runtime.on_start(follow_the_log)

@@ -22,7 +22,9 @@ from services.intake.adapters.writer_lock_watch import WriterLockWatch
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
 from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
+from services.runtime.health import HealthLimits
 from services.runtime.keys import facts_mac_key, partition_key_secret
+from services.runtime.metrics import serve_metrics
 from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
@@ -35,7 +37,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     limits = limits_from(settings)
     tracer = get_tracer(tracer_provider, NAME)
     broker, facts_topics, dead_letters_publisher = build_broker(settings)
-    runtime = ServiceRuntime(NAME, broker)
+    runtime = ServiceRuntime(NAME, broker, HealthLimits.from_settings(settings))
 
     # The event store, opened at start; its books are read once the writer lock is held.
     store = intake_store(settings, tracer_provider, dead_letter_max_bytes=limits.max_fact_bytes)
@@ -65,4 +67,5 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     ports = Ports(ready=runtime.serving, limits=limits, keys=keys, writer=writer,
                   last_seq=lambda book: store.app.last_seq(book))
     runtime.http = create_http(ports, runtime.health, tracer)
+    serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

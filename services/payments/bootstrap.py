@@ -16,6 +16,7 @@ from opentelemetry.trace import TracerProvider
 from contracts.topics import DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS
 from services.payments.adapters import projection
 from services.payments.adapters.batching_loop import BatchingLoop
+from services.payments.adapters.metrics import PaymentsMetrics
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
 from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
@@ -23,7 +24,9 @@ from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
+from services.runtime.health import HealthLimits
 from services.runtime.keys import decisions_mac_key, partition_key_secret
+from services.runtime.metrics import serve_metrics
 from services.runtime.outbox import LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
@@ -40,7 +43,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
              config.default_appropriations or "none")
     tracer = get_tracer(tracer_provider, NAME)
     stores = payments_stores(settings, tracer_provider, config)
-    view = projection.PaymentsProjection()
+    view = projection.PaymentsProjection(PaymentsMetrics(settings.production_book_set))
 
     def changed() -> None:
         """Something was recorded: publish it, and it may make a batch due. (`runtime` and `batching`
@@ -53,7 +56,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
     consumers = KafkaConsumers(stores, tracer, changed)
     broker = build_broker(settings, consumers, decisions_mac_key(settings), dead_letters)
-    runtime = ServiceRuntime(NAME, broker.broker)
+    runtime = ServiceRuntime(NAME, broker.broker, HealthLimits.from_settings(settings))
     batching = BatchingLoop(stores, tracer, runtime.wake_followers)
 
     async def follow_the_log() -> None:  # a follower needs the open stores
@@ -74,4 +77,5 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     runtime.on_stop(stores.close)
     runtime.reports("projection", lambda: {"position": view.folded})
     runtime.http = create_http(stores, tracer, changed, runtime.health)
+    serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

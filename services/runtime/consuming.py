@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.runtime.dead_letters import record_dead_letter
 from services.runtime.message_auth import MessageAuthenticator
+from services.runtime.metrics import DEAD_LETTERS, dead_letter_reason
 from services.runtime.process import until_done
 from services.runtime.store import ServiceStore
 from services.runtime.telemetry import context_from_headers
@@ -146,6 +147,7 @@ class DeadLetters:
             lambda: asyncio.to_thread(record_dead_letter, self.store.app, self.group, record, reason),
         )
         if kept:
+            DEAD_LETTERS.labels(self.store.app.name, record.topic, dead_letter_reason(reason)).inc()
             self.wake()
         log.warning("dead-lettered %s (group %s%s): %s", where, self.group,
                     "" if kept else ", recorded before", reason)

@@ -141,10 +141,17 @@ class ProducerKeeper:
 PRODUCER_STOP_TIMEOUT_S = 5.0
 
 
+def started_producer(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The broker's started aiokafka producer (FastStream 0.7's internals)."""
+    producer = broker.config.broker_config.producer._producer.producer  # type: ignore[attr-defined]
+    if not isinstance(producer, AIOKafkaProducer):
+        raise RuntimeError("the Kafka producer is not started")
+    return producer
+
+
 def _sender_task(broker: KafkaBroker) -> asyncio.Task[None]:
     """The background task of the broker's started aiokafka producer that sends its batches."""
-    producer = broker.config.broker_config.producer._producer.producer  # type: ignore[attr-defined]
-    task = producer._sender.sender_task
+    task = started_producer(broker)._sender.sender_task
     if not isinstance(task, asyncio.Task):
         raise RuntimeError("the Kafka producer is not started")
     return task

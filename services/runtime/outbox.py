@@ -28,6 +28,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from eventsourcing.domain import DomainEventProtocol
 
+from services.runtime import metrics
 from services.runtime.eventstore import ServiceApplication
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class LogFollower:
         self.schema = app.name
         self._wake = asyncio.Event()
         self.position = 0
+        self._batch_sizes = metrics.OUTBOX_BATCH.labels(name)
+        self._failures = metrics.OUTBOX_FAILURES.labels(name)
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -150,6 +153,7 @@ class LogFollower:
                 self.name, last,
             )
         self.position = last
+        self._batch_sizes.observe(len(batch))
         return len(batch)
 
     async def run(self) -> None:
@@ -170,6 +174,7 @@ class LogFollower:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    self._failures.inc()
                     log.exception("%s: step failed; retrying in %.1fs", self.name, backoff_s)
                     if listener is not None:
                         await self._release(listener, channel)

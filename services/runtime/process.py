@@ -20,6 +20,7 @@ import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts.identifiers import mask_identifiers
+from services.runtime.metrics import RETRIES, retry_operation
 from services.runtime.settings import Settings
 from services.runtime.telemetry import setup_tracing
 
@@ -46,6 +47,7 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         except asyncio.CancelledError:
             raise
         except Exception:
+            RETRIES.labels(retry_operation(what)).inc()
             log.exception("%s failed; retrying in %.2fs", what, backoff_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
@@ -102,11 +104,11 @@ def main(
     settings = Settings.from_env().for_service()
     provider = setup_tracing(name, settings)
     service = build(settings, provider)
-    log.info("%s starting on 127.0.0.1:%d (kafka %s, postgres %s:%d)", name, port_of(settings),
+    log.info("%s starting on %s:%d (kafka %s, postgres %s:%d)", name, settings.http_host, port_of(settings),
              settings.kafka_bootstrap, settings.pg_host, settings.pg_port)
     try:
         # uvloop: the event loop in C. asyncio's own loop was a visible share of every service's CPU
         # per message and per request.
-        uvloop.run(serve(service, port_of(settings)))
+        uvloop.run(serve(service, port_of(settings), settings.http_host))
     finally:
         provider.shutdown()

@@ -8,8 +8,14 @@ A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what th
 - `background(name, loop)`: any other long-running loop (batching, key refresh, writer-lock watch);
 - `on_stop(close)`: what to close, closed in the reverse order of registration;
 - `reports(name, details)`: a part's own health details;
+- `check(check)`: a part's own health check, sampled by the health watch (a reason, or None);
 - `ready_when(condition)`: what must hold besides running loops for the service to be ready (e.g. holding
-  a lock): while it fails, health is `degraded` and `serving()` is False.
+  a lock): while it fails, health is `down` and `serving()` is False.
+
+Health (`services.runtime.health`): `ok`; `degraded` with `reasons` (lag, a stalled follower or
+consumer, dead letters since the last look, the database or broker unreachable, a service's own
+check), still serving; `down` when a loop stopped or a `ready_when` condition fails; `starting`.
+The runtime also counts what its consumers handled, for lag (`services.runtime.metrics`).
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
 followers and loops, and the keeper that replaces the Kafka producer after a fatal error
@@ -27,22 +33,28 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
+from services.runtime.health import Check, HealthLimits, HealthWatch
 from services.runtime.kafka import ProducerKeeper
+from services.runtime.metrics import ConsumerProgress
 from services.runtime.outbox import LogFollower
 
 log = logging.getLogger(__name__)
+SERVING = frozenset({"ok", "degraded"})  # health statuses answered with HTTP 200 (else 503)
 Step = Callable[[], Awaitable[None]]
 Close = Callable[[], Awaitable[None] | None]
 
 
 class ServiceRuntime:
-    def __init__(self, name: str, broker: KafkaBroker) -> None:
+    def __init__(self, name: str, broker: KafkaBroker, health: HealthLimits | None = None) -> None:
         self.name = name
         self.broker = broker
         self.http: Any = None  # the ASGI app, set by the service's bootstrap
         self.ready = False
         self.producer = ProducerKeeper(broker)
         self.followers: list[LogFollower] = []
+        progress = ConsumerProgress()
+        broker.add_middleware(progress.middleware())
+        self.watch = HealthWatch(name, broker, progress, health or HealthLimits(), self.followers)
         self.tasks: list[asyncio.Task[None]] = []
         self._start_steps: list[Step] = []
         self._loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
@@ -74,6 +86,9 @@ class ServiceRuntime:
     def ready_when(self, condition: Callable[[], bool]) -> None:
         self._conditions.append(condition)
 
+    def check(self, check: Check) -> None:
+        self.watch.check(check)
+
     # ---- running ----------------------------------------------------------------------------------
 
     def wake_followers(self) -> None:
@@ -89,7 +104,7 @@ class ServiceRuntime:
         for step in self._start_steps:
             await step()
         await self.broker.start()
-        loops = [("kafka producer", self.producer.run), *self._loops]
+        loops = [("kafka producer", self.producer.run), ("health watch", self.watch.run), *self._loops]
         self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         self.ready = True
         log.info("%s ready", self.name)
@@ -109,11 +124,22 @@ class ServiceRuntime:
                 log.exception("%s: closing failed", self.name)
 
     def health(self) -> dict[str, Any]:
-        """`ok` when started, every background loop runs and every `ready_when` condition holds;
-        `degraded` when one of them fails."""
+        """`starting`; `down` when a background loop stopped or a `ready_when` condition fails; else
+        `degraded` when the health watch found reasons or dead letters were kept since the last look,
+        else `ok`."""
         alive = {task.get_name(): not task.done() for task in self.tasks}
-        ok = self.serving() and all(alive.values())
-        status = "starting" if not self.ready else "ok" if ok else "degraded"
-        return {"status": status, "service": self.name, "tasks": alive,
+        reasons = [f"{name} stopped" for name, running in alive.items() if not running]
+        if self.ready and not self.serving():
+            reasons.append("not ready (a ready condition fails)")
+        if not self.ready:
+            status = "starting"
+        elif reasons:
+            status = "down"
+        else:
+            reasons = list(self.watch.reasons)
+            if grown := self.watch.dead_letters_since_last_look():
+                reasons.append(f"{grown} dead letters since the last look")
+            status = "degraded" if reasons else "ok"
+        return {"status": status, "service": self.name, "reasons": reasons, "tasks": alive,
                 "kafka_producer_renewals": self.producer.renewals,
                 **{name: details() for name, details in self._reports.items()}}

@@ -94,6 +94,21 @@ class Settings:
     # scenario-<hex>, tests, probes) is a sandbox book, published on the `sandbox.` twins, which no
     # outside subscriber may read (contracts.topics.topic_for, docs/design/kafka-trust.md).
     production_books: str = "main"
+    # Operations (services/runtime/health.py, services/runtime/metrics.py): a service is `degraded` when a
+    # consumer's lag stays above `health_lag_max_messages` for `health_lag_for_s` seconds, or a consumer
+    # or log follower makes no progress for `health_stall_s` seconds while work waits; the watch samples
+    # every `health_interval_s` seconds. Eligibility's checkpoint is overdue after
+    # `health_checkpoint_overdue_s` seconds of a grown ledger without one (0: 3 × checkpoint_interval_s).
+    # `metrics_http` 0 stops counting HTTP requests (the benchmark's comparison); /metrics stays.
+    health_lag_max_messages: int = 10_000
+    health_lag_for_s: int = 60
+    health_stall_s: int = 30
+    health_interval_s: int = 2
+    health_checkpoint_overdue_s: int = 0
+    metrics_http: int = 1
+    # The address the services' HTTP servers listen on: the loopback by default; 0.0.0.0 in containers,
+    # where Prometheus scrapes /metrics from another container (deploy/compose.yaml).
+    http_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         production_book_set(self.production_books)  # refuse a bad list before anything starts

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +66,8 @@ class Checkpointer:
         self._log: LogDigest | None = None
         self._checkpoints: LedgerCheckpoints | None = None
         self._grew = False  # rows other than checkpoints were folded in since the last checkpoint
+        self.started_at = time.time()  # epoch seconds
+        self.last_signed_at: float | None = None  # epoch seconds of the last checkpoint, once known
 
     def _restart(self) -> None:
         """Resume from the last recorded checkpoint (its digest is the running digest up to it)."""
@@ -81,6 +84,7 @@ class Checkpointer:
             self._log = LogDigest()
         else:
             self._log = LogDigest(found.digest, found.event_count, found.up_to)
+            self.last_signed_at = found.modified_on.timestamp()
         self._grew = False
 
     def _fold_new_rows(self) -> LogDigest:
@@ -125,7 +129,20 @@ class Checkpointer:
             raise
         self._checkpoints = checkpoints
         self._grew = False
+        self.last_signed_at = moment.timestamp()
         return {**content, "signature": signature}
+
+    def age_s(self) -> float:
+        """Seconds since the last checkpoint (since the start while none is known)."""
+        return time.time() - (self.last_signed_at or self.started_at)
+
+    def overdue(self, limit_s: float) -> str | None:
+        """A health reason when the ledger grew and no checkpoint was signed for `limit_s` seconds (counted
+        from this process's start at the earliest: a restart is not overdue for the downtime)."""
+        age_s = time.time() - max(self.started_at, self.last_signed_at or 0.0)
+        if self._grew and age_s > limit_s:
+            return f"checkpoint overdue: none signed for {age_s:.0f} s while the ledger grew"
+        return None
 
     async def run(self, on_signed: Callable[[], None] | None = None) -> None:
         """Fold new rows every second, sign every interval (errors are logged; the next interval tries

@@ -17,6 +17,7 @@ from contracts.messages import BOOK_PATTERN
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
 from services.runtime.http_bounds import BODY_REFUSALS, RequestBounds, install_refusal_handlers
+from services.runtime.service import SERVING
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
@@ -28,10 +29,10 @@ def create_http(
 ) -> FastAPI:
     http = FastAPI(title="flexledger eligibility", version="1", responses=BODY_REFUSALS)
 
-    @http.get("/health", responses={503: {"description": "starting or degraded"}})
+    @http.get("/health", responses={503: {"description": "starting or down"}})
     async def health() -> JSONResponse:
         report = service_health()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
     @http.get("/v1/books/{book}/decisions")
     async def decisions(

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from contracts.decisions import DecisionV1
 from contracts.messages import FactMessageV1
 from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, SANDBOX_FACTS
+from services.eligibility.adapters import metrics
 from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
@@ -112,5 +113,6 @@ class FactsHandler:
                 )
         finally:
             spans.end()
+        metrics.count_batch([record for record, _ in batch], results)
         if any(outcome is FactOutcome.PROCESSED for outcome, _ in results):
             self.wake_followers()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from services.intake.adapters import metrics
 from services.intake.adapters.store import IntakeStore
 from services.intake.application import Incoming, Request, Result
 from services.runtime.telemetry import current_carrier
@@ -111,5 +112,6 @@ class GroupCommit:
             raise Busy(f"intake is busy with other submissions for more than {wait_s:.0f}s") from None
 
     def _recorded(self, results: Sequence[Result]) -> None:
+        metrics.count_http(results)
         if any(not (r.replayed or r.refused) for r in results):  # neither recorded anything to publish
             self.on_recorded()

@@ -61,6 +61,7 @@ from services.intake.domain.limits import (
     parse_json_body,
 )
 from services.intake.domain.principals import Principal
+from services.runtime.service import SERVING
 from services.runtime.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
 
 log = logging.getLogger(__name__)
@@ -424,10 +425,10 @@ def _bulk_route(http: FastAPI, bearer: HTTPBearer, record_bulk: RecordFact) -> N
 
 
 def _health_route(http: FastAPI, health_report: Callable[[], dict[str, Any]]) -> None:
-    @http.get("/health", responses={503: {"description": "starting or degraded", "model": dict[str, Any]}})
+    @http.get("/health", responses={503: {"description": "starting or down", "model": dict[str, Any]}})
     async def health() -> JSONResponse:
         report = health_report()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
 
 def _progress_route(http: FastAPI, last_seq: Callable[[str], int]) -> None:

@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1
 from contracts.topics import AGENCY_FEED_PREFIX, AGENCY_FEEDS, DEAD_LETTERS, FACTS
+from services.intake.adapters import metrics
 from services.intake.adapters.store import IntakeStore
 from services.intake.application import Source
 from services.intake.domain.feed import NotTaken, read_agency_message
@@ -79,6 +80,7 @@ class AgencyFeed:
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             outcome = await until_done(f"taking in {where}", attempt)
             span.set_attribute("flexledger.result", outcome)
+        metrics.count_agency_message(record.topic, outcome)
         if outcome not in ("redelivered", "duplicate"):
             self.on_recorded()
 

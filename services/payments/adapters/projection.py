@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from services.payments.adapters.metrics import PaymentsMetrics
 from services.payments.aggregates import PaymentsBookStream
 from services.payments.codec import decode
 from services.payments.domain import (
@@ -227,7 +228,8 @@ class _Rows:
 class PaymentsProjection:
     name = NAME
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: PaymentsMetrics | None = None) -> None:
+        self.metrics = metrics  # counts what is folded live (not the start-up scan)
         self.books: dict[str, PaymentsBook] = {}
         self.totals: dict[str, RunningTotals] = {}  # per book, made when its rows are first written
         self.cut_at: dict[tuple[str, str], datetime] = {}  # (book, batch id) -> when it was cut
@@ -291,6 +293,8 @@ class PaymentsProjection:
                 self._touch(name, book, event, touched)
         if touched is None:
             return
+        if self.metrics is not None:
+            self.metrics.count(name, book, events)
         touched.books[name] = (stored.originator_version, notification_id, stored.timestamp)
         if stored.cause.get("kind") == "decision":
             for event in events:
@@ -307,6 +311,8 @@ class PaymentsProjection:
                     (name, notification_id, stored.cause.get("kind", "?"), cause_id or "-", reason,
                      stored.timestamp)
                 )
+                if self.metrics is not None:
+                    self.metrics.refused(name, stored.cause.get("kind", "unknown"))
 
     @staticmethod
     def _touch(name: str, book: PaymentsBook, event: e.PaymentsEvent, t: _Touched) -> None:

@@ -52,6 +52,7 @@ from services.payments.entrypoints.http_models import (
     status_of,
 )
 from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
+from services.runtime.service import SERVING
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -100,10 +101,10 @@ def create_http(
     batching loop); `health_report` is the service's state."""
     http = FastAPI(title="flexledger payments", version="1", responses=BODY_REFUSALS)
 
-    @http.get("/health", responses={503: {"description": "starting or degraded"}})
+    @http.get("/health", responses={503: {"description": "starting or down"}})
     async def health() -> JSONResponse:
         report = health_report()
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
     http.include_router(_commands(stores, changed))
     http.include_router(_reads(stores))
