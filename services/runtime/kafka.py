@@ -30,7 +30,8 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     several brokers (comma-separated), so that the service starts while one of them is down; FastStream
     takes one string as one address."""
     return KafkaBroker(
-        [address.strip() for address in settings.kafka_bootstrap.split(",")], client_id=client_id, acks="all", enable_idempotence=True,
+        [address.strip() for address in settings.kafka_bootstrap.split(",")], client_id=client_id,
+        acks="all", enable_idempotence=True,
         max_batch_size=MAX_BATCH_BYTES, security=broker_security(settings), allow_auto_create_topics=False,
         logger=logging.getLogger(f"{client_id}.kafka"), log_level=logging.DEBUG,
     )
