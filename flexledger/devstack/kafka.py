@@ -95,6 +95,7 @@ def use_brokers(settings: Settings, count: int) -> None:
 
 
 def nodes(settings: Settings) -> list[Node]:
+    """This state dir's nodes, from the first bootstrap address (so the same for expanded settings)."""
     host, port = host_port(settings.kafka_bootstrap)
     count = brokers(settings)
     if count == 1:
