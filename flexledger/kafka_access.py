@@ -197,7 +197,7 @@ _COMPOSE_SCRIPT = """#!/usr/bin/env bash
 # is the rotation. It only adds: an ACL taken out of the table stays until removed with kafka-acls.sh.
 set -euo pipefail
 : "${{FLEXLEDGER_KAFKA_ADMIN_PASSWORD:?set FLEXLEDGER_KAFKA_ADMIN_PASSWORD}}"
-bootstrap=${{KAFKA_BOOTSTRAP:-kafka:9092}}
+bootstrap=${{KAFKA_BOOTSTRAP:-kafka-1:9092,kafka-2:9092,kafka-3:9092}}
 bin=${{KAFKA_BIN:-/opt/kafka/bin}}
 umask 077
 admin=$(mktemp)

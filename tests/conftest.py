@@ -153,6 +153,44 @@ def infra(infra_source: str) -> Iterator[Settings]:
         yield settings
 
 
+CLUSTER_BROKERS = 3
+
+
+@pytest.fixture(scope="session")
+def cluster_infra(infra_source: str) -> Iterator[Settings]:
+    """A three-broker Kafka cluster (replication factor 3, min.insync.replicas=2) and a PostgreSQL of its
+    own, local only, for the broker-loss fault test: a stack beside the session's one-broker `infra`
+    (ports +50 within the slot, state dir `<state_dir>-cluster`), stopped at the end of the session.
+    The settings' bootstrap names every node."""
+    if infra_source != "local":
+        pytest.skip(f"the broker comes from {infra_source}: a cluster of local brokers cannot be run here")
+    from flexledger import devstack
+    from flexledger.devstack import kafka
+
+    host, port = kafka.host_port(TEST_SETTINGS.kafka_bootstrap)
+    settings = replace(
+        TEST_SETTINGS,
+        kafka_bootstrap=f"{host}:{port + 50}",
+        kafka_controller_port=TEST_SETTINGS.kafka_controller_port + 50,
+        pg_port=TEST_SETTINGS.pg_port + 50,
+        intake_port=TEST_SETTINGS.intake_port + 50,
+        eligibility_port=TEST_SETTINGS.eligibility_port + 50,
+        payments_port=TEST_SETTINGS.payments_port + 50,
+        state_dir=f"{TEST_SETTINGS.state_dir}-cluster",
+    )
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        if os.environ.get("FLEXLEDGER_TEST_KEEP_INFRA") != "1":
+            stack.callback(devstack.stop_infra, settings)
+        for name in devstack.SERVICES:
+            stack.callback(devstack.stop_service, name, settings)
+        timings = devstack.start_infra(settings, brokers=CLUSTER_BROKERS)
+        _REPORT.append(f"local {CLUSTER_BROKERS}-broker cluster ready in {time.monotonic() - t0:.1f}s: "
+                       + " ".join(f"{k}={v:.1f}s" for k, v in timings.items())
+                       + f" state_dir={settings.state_dir}")
+        yield kafka.with_cluster(settings)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in _REPORT:
         terminalreporter.write_line(line)

@@ -11,8 +11,8 @@
 #                                           owned by BROKER_UID: the apache/kafka image's appuser)
 #   PKI_DIR/broker/ca.crt                   the CA again, for the broker's own inter-broker client
 #
-# The broker's certificate names `kafka` (the compose network), `localhost` and 127.0.0.1 (the host
-# port), and is valid for DAYS days: renew it by deleting broker-keystore.pem and running this again.
+# The brokers' certificate (one, shared by the three nodes) names `kafka` and `kafka-1`..`kafka-3` (the
+# compose network), `localhost` and 127.0.0.1 (the host ports), and is valid for DAYS days: renew it by deleting broker-keystore.pem and running this again.
 set -eu
 
 pki=${1:?usage: tls-init.sh PKI_DIR [BROKER_UID]}
@@ -38,13 +38,13 @@ if [ ! -s "$pki/broker/broker-keystore.pem" ]; then
   trap 'rm -rf "$work"' EXIT
   openssl req -newkey rsa:3072 -nodes -subj "/CN=kafka" \
     -keyout "$work/broker.key" -out "$work/broker.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:kafka,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$work/san.ext"
+  printf 'subjectAltName=DNS:kafka,DNS:kafka-1,DNS:kafka-2,DNS:kafka-3,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > "$work/san.ext"
   openssl x509 -req -in "$work/broker.csr" -CA "$pki/ca/ca.crt" -CAkey "$pki/ca-key/ca.key" \
     -CAcreateserial -CAserial "$work/ca.srl" -days "$days" -extfile "$work/san.ext" \
     -out "$work/broker.crt" 2>/dev/null
   # Kafka's PEM keystore: the unencrypted PKCS#8 key, then the certificate (no keystore password).
   cat "$work/broker.key" "$work/broker.crt" > "$pki/broker/broker-keystore.pem"
-  echo "kafka-tls: new broker certificate (kafka, localhost, 127.0.0.1; $days days)"
+  echo "kafka-tls: new broker certificate (kafka, kafka-1..3, localhost, 127.0.0.1; $days days)"
 fi
 chown "$broker_uid" "$pki/broker/broker-keystore.pem" 2>/dev/null || true
 chmod 0400 "$pki/broker/broker-keystore.pem"

@@ -4,6 +4,7 @@
 
     settings = Settings.from_env()
     start_infra(settings)                 # Kafka (KRaft, one node) + PostgreSQL, topics created
+    start_infra(settings, brokers=3)      # the same with a three-node Kafka cluster
     start_service("intake", settings)     # detached `python -m services.intake`, waits for /health
     stop_infra(settings)
 

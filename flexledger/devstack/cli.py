@@ -43,11 +43,18 @@ def _timings(timings: dict[str, float]) -> None:
     console.print(" ".join(f"{k}={v:.1f}s" for k, v in timings.items()), highlight=False)
 
 
+BROKERS_HELP = ("Kafka nodes: 1, or a cluster (3: replication factor 3, min.insync.replicas 2; "
+                "node n on the configured ports + 2(n-1))")
+
+
 @app.command()
-def up(timeout: float = typer.Option(120.0, help="Seconds to wait for each part")) -> None:
+def up(
+    timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
+    brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
+) -> None:
     """Start Kafka, PostgreSQL, then intake, eligibility and payments (each waited for)."""
     settings = Settings.from_env()
-    _timings(_run(lambda: stack.up(settings, timeout=timeout)))
+    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers)))
     _print_status(settings)
 
 
@@ -58,9 +65,12 @@ def down() -> None:
 
 
 @app.command("infra-up")
-def infra_up(timeout: float = typer.Option(120.0, help="Seconds to wait for each part")) -> None:
+def infra_up(
+    timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
+    brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
+) -> None:
     """Start only Kafka and PostgreSQL (and create the catalogue topics)."""
-    _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout)))
+    _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout, brokers=brokers)))
 
 
 @app.command("infra-down")
@@ -95,7 +105,7 @@ def env(
     Without --principal, no Kafka principal: each tool then connects as its own (the bank simulator as
     `finance`, `audit checkpoints` as `auditor`) with its password from the state dir. The password is
     printed only with --show-password; otherwise a comment names the file that holds it."""
-    settings = Settings.from_env()
+    settings = kafka.with_cluster(Settings.from_env())  # a cluster: every node's address
     if principal:
         settings = _run(lambda: credentials.as_principal(settings, principal))
     password_var = settings.env_name("kafka_password")
@@ -109,7 +119,7 @@ def env(
 
 @app.command()
 def topics() -> None:
-    """Create the catalogue topics that are missing (replication 1), as `admin` (or as
+    """Create the catalogue topics that are missing (replicated by the cluster's size), as `admin` (or as
     FLEXLEDGER_KAFKA_USERNAME when set)."""
     created = _run(lambda: kafka.create_topics(credentials.for_tool(Settings.from_env(), ADMIN)))
     typer.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))

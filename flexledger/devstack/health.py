@@ -15,7 +15,7 @@ INFRA: tuple[str, ...] = (kafka.PART, postgres.PART)
 
 def address(part: str, settings: Settings) -> str:
     if part == kafka.PART:
-        return settings.kafka_bootstrap
+        return kafka.bootstrap(settings)
     if part == postgres.PART:
         return f"{settings.pg_host}:{settings.pg_port}"
     return services.service_url(part, settings)
@@ -36,7 +36,8 @@ def part_pid(part: str, settings: Settings) -> int | None:
 
 
 def is_healthy(part: str, settings: Settings, timeout: float = 2.0) -> bool:
-    """kafka: a metadata round trip; postgres: a login as pg_user; a service: GET /health is 200."""
+    """kafka: a metadata round trip that finds every node; postgres: a login as pg_user; a service:
+    GET /health is 200."""
     if part == kafka.PART:
         return kafka.kafka_healthy(settings, timeout)
     if part == postgres.PART:

@@ -1,4 +1,13 @@
-"""One local Kafka node in KRaft mode (broker and controller), run from the Maven-fetched jars."""
+"""The local Kafka in KRaft mode, run from the Maven-fetched jars: one node (broker and controller), or
+a cluster of `--brokers N` such nodes, each a voter of the metadata quorum.
+
+One node keeps its config and data in `<state_dir>/kafka` (pid file and log `kafka`). A cluster's node n
+keeps them in `<state_dir>/kafka/cluster/node-n` (pid file and log `kafka-n`); it listens on the
+settings' ports plus 2(n-1) (19092/19093, 19094/19095, ...). The two layouts are separate clusters
+(their own cluster id and metadata), so switching between them loses neither; the size in use is
+recorded in `<state_dir>/kafka/brokers`. SCRAM users and ACLs are cluster metadata: provisioned once,
+they hold on every node.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,8 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -28,6 +39,9 @@ log = logging.getLogger(__name__)
 PART = "kafka"
 MAIN_CLASS = "kafka.Kafka"
 HEAP = ("-Xms512m", "-Xmx1g")
+CLUSTER_HEAP = ("-Xms256m", "-Xmx768m")  # three JVMs on a two-core development machine
+REPLICATION_MAX = 3
+BROKERS_MAX = 5
 _TOPIC_ALREADY_EXISTS = 36
 SCRAM_ITERATIONS = 8192
 
@@ -46,35 +60,114 @@ def kafka_dir(settings: Settings) -> Path:
     return path
 
 
-def config_path(settings: Settings) -> Path:
-    return kafka_dir(settings) / "server.properties"
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker and controller) of the local cluster."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    home: Path  # its server.properties and data
+    part: str  # its pid file and log name
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
-def write_config(settings: Settings) -> Path:
-    """Render deploy/kafka/server.properties.template for these settings (mode 0600: it holds `admin`'s
+def brokers(settings: Settings) -> int:
+    """The number of nodes this state dir's Kafka runs with (1 until `--brokers` said otherwise)."""
+    path = kafka_dir(settings) / "brokers"
+    text = path.read_text().strip() if path.is_file() else ""
+    return int(text) if text.isdigit() else 1
+
+
+def use_brokers(settings: Settings, count: int) -> None:
+    """Run this state dir's Kafka with `count` nodes from now on. Refused while the other layout runs."""
+    if not 1 <= count <= BROKERS_MAX:
+        raise DevstackError(f"--brokers must be 1 to {BROKERS_MAX}, not {count}")
+    running = [n.part for n in nodes(settings) if node_pid(settings, n) is not None]
+    if count != brokers(settings) and running:
+        raise DevstackError(f"Kafka runs with {brokers(settings)} node(s) ({', '.join(running)}): "
+                            "`flexledger dev down` first")
+    (kafka_dir(settings) / "brokers").write_text(f"{count}\n")
+
+
+def nodes(settings: Settings) -> list[Node]:
+    """This state dir's nodes, from the first bootstrap address (so the same for expanded settings)."""
+    host, port = host_port(settings.kafka_bootstrap)
+    count = brokers(settings)
+    if count == 1:
+        return [Node(1, host, port, settings.kafka_controller_port, kafka_dir(settings), PART)]
+    return [
+        Node(n, host, port + 2 * (n - 1), settings.kafka_controller_port + 2 * (n - 1),
+             kafka_dir(settings) / "cluster" / f"node-{n}", f"{PART}-{n}")
+        for n in range(1, count + 1)
+    ]
+
+
+def bootstrap(settings: Settings) -> str:
+    """Every node's address, for clients: one node may be down when a client starts. One node: the
+    settings' bootstrap unchanged (it may name a broker that is not ours)."""
+    if brokers(settings) == 1:
+        return settings.kafka_bootstrap
+    return ",".join(n.address for n in nodes(settings))
+
+
+def with_cluster(settings: Settings) -> Settings:
+    """The settings with `bootstrap(settings)` as their Kafka bootstrap."""
+    return replace(settings, kafka_bootstrap=bootstrap(settings))
+
+
+def replication(count: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) on `count` brokers: three copies, of which two must
+    have a write before it is acknowledged (acks=all), so one broker may be lost without losing a
+    write or stopping them; one copy on one broker."""
+    factor = min(count, REPLICATION_MAX)
+    return factor, max(1, factor - 1)
+
+
+def config_path(node: Node) -> Path:
+    return node.home / "server.properties"
+
+
+def write_config(settings: Settings, node: Node | None = None) -> Path:
+    """Render deploy/kafka/server.properties.template for this node (mode 0600: it holds `admin`'s
     password)."""
-    _, port = host_port(settings.kafka_bootstrap)
+    node = node or nodes(settings)[0]
+    all_nodes = nodes(settings)
+    factor, min_isr = replication(len(all_nodes))
     template = Template((KAFKA_DEPLOY_DIR / "server.properties.template").read_text())
     text = template.substitute(
-        broker_port=port,
-        controller_port=settings.kafka_controller_port,
-        log_dirs=data_dir(settings),
+        node_id=node.node_id,
+        quorum_voters=",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in all_nodes),
+        broker_host=node.host,
+        broker_port=node.port,
+        controller_port=node.controller_port,
+        log_dirs=data_dir(node),
+        replication_factor=factor,
+        min_insync_replicas=min_isr,
         admin_password=credentials.ensure_password(settings, ADMIN),
     )
-    path = config_path(settings)
+    node.home.mkdir(parents=True, exist_ok=True)
+    path = config_path(node)
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_text(text)
     return path
 
 
-def data_dir(settings: Settings) -> Path:
-    return kafka_dir(settings) / "data"
+def data_dir(node: Node) -> Path:
+    return node.home / "data"
 
 
 def cluster_id(settings: Settings) -> str:
-    """The cluster id of this state dir: 16 random bytes, URL-safe base64 without padding."""
-    path = kafka_dir(settings) / "cluster.id"
+    """The cluster id of this state dir's Kafka (one per layout): 16 random bytes, URL-safe base64
+    without padding."""
+    home = nodes(settings)[0].home if brokers(settings) == 1 else kafka_dir(settings) / "cluster"
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "cluster.id"
     if path.is_file():
         return path.read_text().strip()
     value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -90,11 +183,12 @@ def _java_cmd(lib: Path, *args: str, heap: tuple[str, ...] = HEAP) -> list[str]:
     ]
 
 
-def format_storage(settings: Settings) -> None:
-    """Format the data dir once, creating every principal's SCRAM credential (`--add-scram`).
-    StorageTool ignores `--add-scram` on a formatted dir, so later users are made by
-    `kafka_admin.ensure_users` on the running broker."""
-    if (data_dir(settings) / "meta.properties").is_file():
+def format_storage(settings: Settings, node: Node) -> None:
+    """Format the node's data dir once, creating every principal's SCRAM credential (`--add-scram`; every
+    node of a cluster gets the same, the quorum's first leader writes them once). StorageTool ignores
+    `--add-scram` on a formatted dir, so later users are made by `kafka_admin.ensure_users` on the
+    running cluster."""
+    if (data_dir(node) / "meta.properties").is_file():
         return
     users = [
         arg
@@ -104,7 +198,7 @@ def format_storage(settings: Settings) -> None:
     ]
     # The passwords show on this command line for the second it runs (`ps`): on the developer's machine.
     result = run_tool("kafka.tools.StorageTool", "format", "--ignore-formatted",
-                      "-t", cluster_id(settings), "-c", str(config_path(settings)), *users)
+                      "-t", cluster_id(settings), "-c", str(config_path(node)), *users)
     if result.returncode != 0:
         raise DevstackError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
 
@@ -141,29 +235,40 @@ def run_tool(main_class: str, *args: str, timeout_s: float | None = None) -> sub
             staging.replace(archive)
 
 
+def node_pid(settings: Settings, node: Node) -> int | None:
+    return processes.running_pid(pid_file(settings, node.part), MAIN_CLASS)
+
+
 def kafka_pid(settings: Settings) -> int | None:
-    return processes.running_pid(pid_file(settings, PART), MAIN_CLASS)
+    """A running node's pid (the first), None when no node runs."""
+    return next((pid for node in nodes(settings) if (pid := node_pid(settings, node)) is not None), None)
 
 
-def start_kafka(settings: Settings) -> int:
-    """Start the broker detached (no wait); return its pid. Already running: return that pid."""
-    pid = kafka_pid(settings)
+def start_kafka(settings: Settings) -> list[int]:
+    """Start every node detached (no wait); return their pids (a running node's own)."""
+    return [start_node(settings, node) for node in nodes(settings)]
+
+
+def start_node(settings: Settings, node: Node) -> int:
+    """Start one node detached (no wait); return its pid. Already running: return that pid."""
+    pid = node_pid(settings, node)
     if pid is not None:
         return pid
-    host, port = host_port(settings.kafka_bootstrap)
-    for p in (port, settings.kafka_controller_port):
-        if processes.port_open(host, p):
-            raise DevstackError(f"port {host}:{p} is in use by another process; Kafka cannot start")
+    for p in (node.port, node.controller_port):
+        if processes.port_open(node.host, p):
+            raise DevstackError(f"port {node.host}:{p} is in use by another process; "
+                                f"{node.part} cannot start")
     lib = ensure_kafka_jars()
-    write_config(settings)
-    format_storage(settings)
-    env = {**os.environ, "KAFKA_HEAP_OPTS": " ".join(HEAP)}
+    write_config(settings, node)
+    format_storage(settings, node)
+    heap = HEAP if brokers(settings) == 1 else CLUSTER_HEAP
+    env = {**os.environ, "KAFKA_HEAP_OPTS": " ".join(heap)}
     return processes.spawn_detached(
-        _java_cmd(lib, MAIN_CLASS, str(config_path(settings))),
-        log_path=log_file(settings, PART),
-        pid_path=pid_file(settings, PART),
+        _java_cmd(lib, MAIN_CLASS, str(config_path(node)), heap=heap),
+        log_path=log_file(settings, node.part),
+        pid_path=pid_file(settings, node.part),
         env=env,
-        cwd=kafka_dir(settings),
+        cwd=node.home,
     )
 
 
@@ -177,6 +282,7 @@ def _admin_client(client: Settings, timeout: float) -> Any:
 
 
 async def _describe(client: Settings, timeout: float) -> int:
+    """The number of brokers registered with the cluster."""
     admin = _admin_client(client, timeout)
     try:
         await asyncio.wait_for(admin.start(), timeout)
@@ -187,12 +293,25 @@ async def _describe(client: Settings, timeout: float) -> int:
 
 
 def kafka_healthy(settings: Settings, timeout: float = 3.0) -> bool:
-    """A metadata round trip (describe_cluster) as `admin` returns at least one broker."""
-    host, port = host_port(settings.kafka_bootstrap)
-    if not processes.port_open(host, port):
+    """A metadata round trip (describe_cluster) as `admin` shows every node of ours registered (at
+    least one broker, where the settings name a broker that is not ours)."""
+    addresses = [host_port(a) for a in bootstrap(settings).split(",")]
+    if not any(processes.port_open(host, port) for host, port in addresses):
         return False
     try:
-        return run_sync(_describe(credentials.as_principal(settings, ADMIN), timeout)) > 0
+        registered = run_sync(_describe(credentials.as_principal(with_cluster(settings), ADMIN), timeout))
+    except Exception:
+        return False
+    return registered >= brokers(settings)
+
+
+def node_healthy(settings: Settings, node: Node, timeout: float = 3.0) -> bool:
+    """The node itself answers a metadata round trip as `admin`."""
+    if not processes.port_open(node.host, node.port):
+        return False
+    client = replace(credentials.as_principal(settings, ADMIN), kafka_bootstrap=node.address)
+    try:
+        return run_sync(_describe(client, timeout)) > 0
     except Exception:
         return False
 
@@ -207,9 +326,13 @@ async def _create_topics(client: Settings, topics: list[Topic], timeout: float) 
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return []
-        response = await admin.create_topics(
-            [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1) for t in missing]
-        )
+        cluster = await admin.describe_cluster()
+        factor, min_isr = replication(len(cluster.get("brokers", [])))
+        response = await admin.create_topics([
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=factor,
+                     topic_configs={"min.insync.replicas": str(min_isr)})
+            for t in missing
+        ])
         failures = [
             f"{name}: error {code} {rest[0] if rest else ''}"
             for name, code, *rest in response.topic_errors
@@ -223,12 +346,30 @@ async def _create_topics(client: Settings, topics: list[Topic], timeout: float) 
 
 
 def create_topics(client: Settings, topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 30.0) -> list[str]:
-    """Create the catalogue topics that do not exist yet (replication 1), connected as `client`: the
-    broker's `admin` (a restricted principal sees only the topics it may describe, and may create
-    none). Return the names created."""
+    """Create the catalogue topics that do not exist yet, connected as `client`: the broker's `admin` (a
+    restricted principal sees only the topics it may describe, and may create none). Replicated by the
+    cluster's size (`replication`: three copies and min.insync.replicas=2 on three brokers or more, one
+    on one). Return the names created."""
     return run_sync(_create_topics(client, list(topics), timeout))
 
 
 def stop_kafka(settings: Settings, timeout: float = 30.0) -> bool:
-    """SIGTERM the broker's process group (controlled shutdown), SIGKILL after `timeout`."""
-    return processes.stop_group(pid_file(settings, PART), marker=MAIN_CLASS, timeout=timeout)
+    """SIGTERM every node's process group at once (controlled shutdown), SIGKILL after `timeout`. True
+    if a node was running."""
+    with ThreadPoolExecutor(max_workers=BROKERS_MAX) as pool:
+        stopped = list(pool.map(lambda node: stop_node(settings, node, timeout), nodes(settings)))
+    return any(stopped)
+
+
+def stop_node(settings: Settings, node: Node, timeout: float = 30.0) -> bool:
+    return processes.stop_group(pid_file(settings, node.part), marker=MAIN_CLASS, timeout=timeout)
+
+
+def kill_node(settings: Settings, node: Node) -> bool:
+    """SIGKILL the node's process group (a crash, for fault tests); True if it was running. Its pid file
+    stays: `start_node` sees the process is gone and starts a new one."""
+    pid = node_pid(settings, node)
+    if pid is None:
+        return False
+    processes.kill_group(pid)
+    return True

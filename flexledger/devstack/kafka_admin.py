@@ -73,7 +73,7 @@ def _client_config(client: Settings) -> str:
 
 def run_tool(settings: Settings, main_class: str, *args: str) -> str:
     """Run a Kafka tool against the settings' broker as the local stack's `admin`; its stdout."""
-    client = credentials.as_principal(settings, ADMIN)
+    client = credentials.as_principal(kafka.with_cluster(settings), ADMIN)  # any node may answer
     tool = main_class.rsplit(".", 1)[-1]
     with _private_file(settings, _client_config(client)) as config:
         try:

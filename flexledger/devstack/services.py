@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from flexledger.devstack import credentials, processes
+from flexledger.devstack import credentials, kafka, processes
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -71,7 +71,7 @@ def service_env(name: str, settings: Settings) -> dict[str, str]:
     """The environment of `python -m services.<name>`: the settings, connected to Kafka as the
     service's own principal (its name) with its local password."""
     _check(name)
-    own = credentials.as_principal(settings, name)
+    own = credentials.as_principal(kafka.with_cluster(settings), name)  # every node: one may be down
     return {**os.environ, **own.as_env(), "PYTHONUNBUFFERED": "1"}
 
 

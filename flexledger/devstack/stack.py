@@ -31,21 +31,25 @@ class PartStatus:
     reasons: tuple[str, ...] = ()
 
 
-def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
-    """Start Kafka and PostgreSQL (idempotent), create the catalogue topics, the principals' SCRAM
-    users and the ACLs of the access table; return seconds per step.
+def start_infra(
+    settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1
+) -> dict[str, float]:
+    """Start Kafka (`brokers` nodes) and PostgreSQL (idempotent), create the catalogue topics (replicated
+    by the cluster's size), the principals' SCRAM users and the ACLs of the access table; return seconds
+    per step.
 
-    The broker's JVM boots while PostgreSQL starts. Keys: kafka, postgres, topics, access, total.
+    The brokers' JVMs boot while PostgreSQL starts. Keys: kafka, postgres, topics, access, total.
     """
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
+    kafka.use_brokers(settings, brokers)
     kafka.start_kafka(settings)
     postgres.start_postgres(settings, timeout=timeout)
     _provision_roles(settings)
     pg_seconds = time.monotonic() - t0
     wait_healthy(kafka.PART, settings, timeout)
     kafka_seconds = time.monotonic() - t0
-    created = kafka.create_topics(as_principal(settings, ADMIN))
+    created = kafka.create_topics(as_principal(kafka.with_cluster(settings), ADMIN))
     topics_done = time.monotonic() - t0
     users, changes = provision_access(settings)
     total = time.monotonic() - t0
@@ -53,9 +57,9 @@ def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> 
         "kafka": kafka_seconds, "postgres": pg_seconds, "topics": topics_done - kafka_seconds,
         "access": total - topics_done, "total": total,
     }
-    log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs, %d topics, %d SCRAM users and %d ACLs "
-             "created, %d ACLs removed) state in %s", total, pg_seconds, kafka_seconds, len(created),
-             len(users), len(changes.added), len(changes.removed), settings.state_dir)
+    log.info("infra up in %.1fs (PostgreSQL %.1fs, Kafka %.1fs on %d node(s), %d topics, %d SCRAM users "
+             "and %d ACLs created, %d ACLs removed) state in %s", total, pg_seconds, kafka_seconds, brokers,
+             len(created), len(users), len(changes.added), len(changes.removed), settings.state_dir)
     return timings
 
 
@@ -87,10 +91,11 @@ def stop_infra(settings: Settings | None = None) -> None:
         raise DevstackError("\n".join(errors))
 
 
-def up(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
-    """Infra, then intake, eligibility and payments, each waited for until healthy."""
+def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1) -> dict[str, float]:
+    """Infra (Kafka with `brokers` nodes), then intake, eligibility and payments, each waited for until
+    healthy."""
     settings = settings or Settings.from_env()
-    timings = start_infra(settings, timeout=timeout)
+    timings = start_infra(settings, timeout=timeout, brokers=brokers)
     for name in services.SERVICES:
         t0 = time.monotonic()
         services.start_service(name, settings, timeout=timeout)
@@ -118,9 +123,16 @@ def down(settings: Settings | None = None) -> None:
 
 
 def status(settings: Settings | None = None) -> list[PartStatus]:
+    """Each part; a Kafka cluster as one row per node."""
     settings = settings or Settings.from_env()
-    rows = []
+    rows: list[PartStatus] = []
     for part in PARTS:
+        if part == kafka.PART and kafka.brokers(settings) > 1:
+            for node in kafka.nodes(settings):
+                healthy = kafka.node_healthy(settings, node)
+                rows.append(PartStatus(node.part, node.address, kafka.node_pid(settings, node), healthy,
+                                       "up" if healthy else "down"))
+            continue
         where, pid = address(part, settings), part_pid(part, settings)
         if part in INFRA:
             healthy = is_healthy(part, settings)

@@ -26,9 +26,12 @@ MAX_BATCH_BYTES = 512 * 1024
 def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     """Idempotent producer with acks=all: a retried send never duplicates or reorders a partition.
     Connected as the settings' principal; subscribers never ask the broker to create a topic (topics
-    are provisioned by `admin`, and a service's principal may not create any)."""
+    are provisioned by `admin`, and a service's principal may not create any). The bootstrap may name
+    several brokers (comma-separated), so that the service starts while one of them is down; FastStream
+    takes one string as one address."""
     return KafkaBroker(
-        settings.kafka_bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
+        [address.strip() for address in settings.kafka_bootstrap.split(",")], client_id=client_id,
+        acks="all", enable_idempotence=True,
         max_batch_size=MAX_BATCH_BYTES, security=broker_security(settings), allow_auto_create_topics=False,
         logger=logging.getLogger(f"{client_id}.kafka"), log_level=logging.DEBUG,
     )

@@ -60,3 +60,22 @@ def local_infra(infra_source: str) -> None:
     endpoints."""
     if infra_source != "local":
         pytest.skip(f"the broker and database come from {infra_source}: they cannot be restarted here")
+
+
+@pytest.fixture
+def cluster_stack(cluster_infra: Settings) -> Settings:
+    """The three services on the three-broker cluster (`cluster_infra`), every node and service up
+    (restarted if a previous test left one down)."""
+    from flexledger import devstack
+    from flexledger.devstack import kafka
+
+    t0 = time.monotonic()
+    if not devstack.is_healthy("kafka", cluster_infra):
+        kafka.start_kafka(cluster_infra)
+        devstack.wait_healthy("kafka", cluster_infra, 120)
+    for name in devstack.SERVICES:
+        if not devstack.is_healthy(name, cluster_infra):
+            devstack.stop_service(name, cluster_infra)
+            devstack.start_service(name, cluster_infra, timeout=120)
+    print(f"cluster stack healthy in {time.monotonic() - t0:.1f}s")
+    return cluster_infra

@@ -54,19 +54,31 @@ def test_settings_parse_from_the_compose_environment(monkeypatch: pytest.MonkeyP
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
-    assert settings.kafka_bootstrap == "kafka:9092"
+    assert settings.kafka_bootstrap == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     assert (settings.kafka_security_protocol, settings.kafka_ca_file) == ("SASL_SSL", "/pki/ca/ca.crt")
     assert settings.pg_host == "postgres"
     assert settings.otel_exporter_otlp_endpoint.startswith("http://otel-collector:")
 
 
-def test_kafka_is_a_single_kraft_node_and_the_collector_feeds_jaeger() -> None:
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_kafka_is_a_three_node_kraft_cluster_and_the_collector_feeds_jaeger() -> None:
     services = _compose()["services"]
-    kafka_env = _environment(services["kafka"])
-    assert services["kafka"]["image"].startswith("apache/kafka:")
+    envs = [_environment(services[node]) for node in KAFKA_NODES]
+    assert all(services[node]["image"].startswith("apache/kafka:") for node in KAFKA_NODES)
+    assert [env["NODE_ID"] for env in envs] == ["1", "2", "3"]
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1
+    assert len({env["HOST_PORT"] for env in envs}) == 3
+    assert len({v for node in KAFKA_NODES for v in services[node]["volumes"] if "kafka-data" in v}) == 3
     broker = _properties((DEPLOY / "kafka" / "compose" / "server.properties").read_text())
     assert broker["process.roles"] == "broker,controller"
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kafka_env["CLUSTER_ID"])
+    assert broker["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert broker["default.replication.factor"] == broker["offsets.topic.replication.factor"] == "3"
+    assert broker["min.insync.replicas"] == "2"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", envs[0]["CLUSTER_ID"])
+    for job in ("topics", "kafka-access"):  # provisioned once every node is up: three replicas
+        assert set(services[job]["depends_on"]) == set(KAFKA_NODES)
     assert {"postgres", "otel-collector", "jaeger"} <= set(services)
     collector = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())
     assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
@@ -110,21 +122,21 @@ def _properties(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
-def test_compose_broker_speaks_sasl_ssl_only_and_keeps_its_controller_to_itself() -> None:
+def test_compose_brokers_speak_sasl_ssl_only_and_publish_no_controller() -> None:
     props = _properties((DEPLOY / "kafka" / "compose" / "server.properties").read_text())
-    assert props["listener.security.protocol.map"] == (
-        "CLIENT:SASL_SSL,HOST:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
-    )
-    assert props["listeners"].endswith("CONTROLLER://127.0.0.1:9093")
-    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,HOST:SASL_SSL,CONTROLLER:SASL_SSL"
+    assert props["listeners"].endswith("CONTROLLER://:9093")
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
     assert props["listener.name.host.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"  # no admin from the host
     assert props["ssl.keystore.type"] == "PEM"
     assert props["ssl.keystore.location"] == "/pki/broker/broker-keystore.pem"
     assert _broker_security(props)
-    kafka = _compose()["services"]["kafka"]
-    assert kafka["entrypoint"] == ["bash", "/flexledger/broker.sh"]
-    assert "kafka-tls:/pki/broker:ro" in kafka["volumes"]
-    assert kafka["depends_on"]["kafka-tls"]["condition"] == "service_completed_successfully"
+    for node in KAFKA_NODES:
+        kafka = _compose()["services"][node]
+        assert kafka["entrypoint"] == ["bash", "/flexledger/broker.sh"]
+        assert "kafka-tls:/pki/broker:ro" in kafka["volumes"]
+        assert kafka["depends_on"]["kafka-tls"]["condition"] == "service_completed_successfully"
+        assert all(not port.endswith(":9093") for port in kafka["ports"])
 
 
 def test_each_service_connects_as_its_own_principal_over_tls() -> None:
@@ -177,7 +189,7 @@ def test_tls_init_makes_a_ca_and_a_broker_certificate_a_client_accepts_for_kafka
     assert (tmp_path / "ca-key" / "ca.key").stat().st_mode & 0o077 == 0
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(keystore)
-    for host in ("kafka", "localhost"):
+    for host in ("kafka", "kafka-1", "kafka-2", "kafka-3", "localhost"):
         _handshake(ssl.create_default_context(cafile=tmp_path / "ca" / "ca.crt"), server, host)
     with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs only
         _handshake(ssl.create_default_context(), server, "kafka")
