@@ -13,7 +13,9 @@ A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what th
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
 followers and loops, and the keeper that replaces the Kafka producer after a fatal error
-(`services.runtime.kafka.ProducerKeeper`). `stop()` stops the broker first, so that no message is
+(`services.runtime.kafka.ProducerKeeper`). A step or the broker's start that cannot reach PostgreSQL or
+Kafka is retried with a capped backoff (`services.runtime.startup`); health says `starting` and what it
+waits for meanwhile. `stop()` stops the broker first, so that no message is
 half-handled when the rest stops, then cancels the loops, then closes. `python -m services.<name>`
 serves it with `services.runtime.process.main`.
 """
@@ -29,6 +31,7 @@ from faststream.kafka import KafkaBroker
 
 from services.runtime.kafka import ProducerKeeper
 from services.runtime.outbox import LogFollower
+from services.runtime.startup import until_reachable
 
 log = logging.getLogger(__name__)
 Step = Callable[[], Awaitable[None]]
@@ -41,6 +44,7 @@ class ServiceRuntime:
         self.broker = broker
         self.http: Any = None  # the ASGI app, set by the service's bootstrap
         self.ready = False
+        self.waiting_for: str | None = None  # while starting: the dependency it cannot reach, and why
         self.producer = ProducerKeeper(broker)
         self.followers: list[LogFollower] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -86,13 +90,23 @@ class ServiceRuntime:
         return self.ready and all(condition() for condition in self._conditions)
 
     async def start(self) -> None:
-        for step in self._start_steps:
-            await step()
-        await self.broker.start()
+        def waiting(reason: str | None) -> None:
+            self.waiting_for = reason
+
+        for step in self._start_steps:  # they open the event store, pools and tables
+            await until_reachable("database", step, waiting=waiting)
+        await until_reachable("broker", self.broker.start, waiting=waiting, undo=self._stop_broker)
         loops = [("kafka producer", self.producer.run), *self._loops]
         self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         self.ready = True
         log.info("%s ready", self.name)
+
+    async def _stop_broker(self) -> None:
+        """After a failed start: drop its half-made connection and subscribers before the next try."""
+        try:
+            await self.broker.stop()
+        except Exception:
+            log.debug("%s: stopping a broker that failed to start", self.name, exc_info=True)
 
     async def stop(self) -> None:
         self.ready = False
@@ -114,6 +128,7 @@ class ServiceRuntime:
         alive = {task.get_name(): not task.done() for task in self.tasks}
         ok = self.serving() and all(alive.values())
         status = "starting" if not self.ready else "ok" if ok else "degraded"
-        return {"status": status, "service": self.name, "tasks": alive,
+        waiting = {"waiting_for": self.waiting_for} if status == "starting" and self.waiting_for else {}
+        return {"status": status, "service": self.name, **waiting, "tasks": alive,
                 "kafka_producer_renewals": self.producer.renewals,
                 **{name: details() for name, details in self._reports.items()}}
