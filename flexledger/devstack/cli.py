@@ -70,15 +70,17 @@ def infra_down() -> None:
 
 @app.command()
 def status() -> None:
-    """Each part with its address, pid and health."""
+    """Each part with its address, pid and health; a supervised service also with its restarts and
+    last exit status."""
     _print_status(Settings.from_env())
 
 
 def _print_status(settings: Settings) -> None:
-    table = Table("part", "address", "pid", "health")
+    table = Table("part", "address", "pid", "health", "restarts", "last exit")
     for row in _run(lambda: stack.status(settings)):
         health = "[green]up[/green]" if row.healthy else "[red]down[/red]"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health)
+        restarts = str(row.restarts) if row.supervised else "-"
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, restarts, row.last_exit or "-")
     console.print(table)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flexledger.devstack import kafka, kafka_admin, postgres, services
 from flexledger.devstack.credentials import as_principal
@@ -24,6 +24,9 @@ class PartStatus:
     address: str
     pid: int | None
     healthy: bool
+    supervised: bool = False
+    restarts: int = 0  # by its supervisor
+    last_exit: str = ""  # the last exit status its supervisor saw ("killed by SIGKILL"), and when
 
 
 def start_infra(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
@@ -83,12 +86,13 @@ def stop_infra(settings: Settings | None = None) -> None:
 
 
 def up(settings: Settings | None = None, *, timeout: float = 120.0) -> dict[str, float]:
-    """Infra, then intake, eligibility and payments, each waited for until healthy."""
+    """Infra, then intake, eligibility and payments, each waited for until healthy; each service under
+    a supervisor that starts it again if it exits (flexledger.devstack.supervisor)."""
     settings = settings or Settings.from_env()
     timings = start_infra(settings, timeout=timeout)
     for name in services.SERVICES:
         t0 = time.monotonic()
-        services.start_service(name, settings, timeout=timeout)
+        services.start_service(name, settings, timeout=timeout, supervised=True)
         timings[name] = time.monotonic() - t0
         log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
     return timings
@@ -114,7 +118,12 @@ def down(settings: Settings | None = None) -> None:
 
 def status(settings: Settings | None = None) -> list[PartStatus]:
     settings = settings or Settings.from_env()
-    return [
-        PartStatus(part, address(part, settings), part_pid(part, settings), is_healthy(part, settings))
-        for part in PARTS
-    ]
+    rows: list[PartStatus] = []
+    for part in PARTS:
+        row = PartStatus(part, address(part, settings), part_pid(part, settings), is_healthy(part, settings))
+        watched = services.supervision(part, settings) if part in services.SERVICES else None
+        if watched is not None:
+            last_exit = f"{watched.last_exit} at {watched.last_exit_at}" if watched.last_exit else ""
+            row = replace(row, supervised=True, restarts=watched.restarts, last_exit=last_exit)
+        rows.append(row)
+    return rows
