@@ -10,7 +10,9 @@ password, a missing grant, a bug) is not made better by waiting: it is raised an
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -23,8 +25,14 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 5.0  # capped: a dependency that comes back is noticed within this long
 
+# Socket errors that say "not there (yet)"; a file's PermissionError, say, is not one of them.
+NETWORK_ERRNOS = frozenset({
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+    errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL, errno.EPIPE,
+})
 UNREACHABLE: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, no route, name not resolved
+    ConnectionError,  # refused, reset, aborted
+    socket.gaierror,  # a name not resolved (yet)
     TimeoutError,
     KafkaConnectionError,  # "Unable to bootstrap from ..."
     KafkaTimeoutError,
@@ -43,6 +51,9 @@ def unreachable(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, UNREACHABLE):
+            return True
+        # asyncio's connect to several addresses raises a plain OSError("Multiple exceptions: ...").
+        if type(seen) is OSError and (seen.errno is None or seen.errno in NETWORK_ERRNOS):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
