@@ -29,7 +29,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.runtime.kafka import ProducerKeeper
+from services.runtime.kafka import ProducerKeeper, bootstrap_probe
 from services.runtime.outbox import LogFollower
 from services.runtime.startup import until_reachable
 
@@ -95,11 +95,15 @@ class ServiceRuntime:
 
         for step in self._start_steps:  # they open the event store, pools and tables
             await until_reachable("database", step, waiting=waiting)
-        await until_reachable("broker", self.broker.start, waiting=waiting, undo=self._stop_broker)
+        await until_reachable("broker", self._start_broker, waiting=waiting, undo=self._stop_broker)
         loops = [("kafka producer", self.producer.run), *self._loops]
         self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         self.ready = True
         log.info("%s ready", self.name)
+
+    async def _start_broker(self) -> None:
+        await bootstrap_probe(self.broker)  # while the cluster is down, fails without leaking a producer
+        await self.broker.start()
 
     async def _stop_broker(self) -> None:
         """After a failed start: drop its half-made connection and subscribers before the next try."""

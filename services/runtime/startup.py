@@ -23,7 +23,7 @@ from eventsourcing import persistence
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S = 0.25
-BACKOFF_MAX_S = 5.0  # capped: a dependency that comes back is noticed within this long
+BACKOFF_MAX_S = 2.0  # capped: a dependency that comes back is noticed within this long
 
 # Socket errors that say "not there (yet)"; a file's PermissionError, say, is not one of them.
 NETWORK_ERRNOS = frozenset({

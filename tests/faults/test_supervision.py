@@ -63,12 +63,19 @@ async def test_a_killed_service_is_restarted_by_its_supervisor(supervised: Setti
     stats = StreamStats()
     happened: list[str] = []
 
+    async def kill(name: str) -> None:
+        at = stats.submitted
+        seconds = await asyncio.to_thread(kill_and_await, supervised, name)
+        happened.append(f"kill -9 {name} at {at}/{len(facts)} answered: back by itself in {seconds:.1f}s")
+
     async def inject() -> None:
+        """Each kill at its point of the stream, not after the previous service came back."""
+        kills = []
         for fraction, name in ((0.15, "intake"), (0.40, "eligibility"), (0.65, "payments")):
             await answered(stats, int(len(facts) * fraction))
-            seconds = await asyncio.to_thread(kill_and_await, supervised, name)
-            happened.append(f"kill -9 {name} at {stats.submitted}/{len(facts)}: "
-                            f"back by itself in {seconds:.1f}s")
+            assert stats.submitted < len(facts), f"the stream ended before {name} was killed"
+            kills.append(asyncio.create_task(kill(name)))
+        await asyncio.gather(*kills)
 
     injector = asyncio.create_task(inject())
     receipts = await submit_stream(supervised, book, facts, submitters=6, stats=stats, pace_per_s=30.0)
