@@ -208,16 +208,19 @@ def postgres_pid(settings: Settings) -> int | None:
     return postmaster_pid(layout(settings).data)
 
 
-def _remove_stale_lock(lay: PgLayout) -> None:
-    """A postmaster.pid left by a crashed postmaster whose pid still exists (a zombie) or was reused:
-    PostgreSQL would refuse to start ("is another postmaster running?"). Removing it is safe: the
-    server still refuses to start while a process of the old one holds its shared memory."""
-    lock = lay.data / "postmaster.pid"
-    pid = processes.read_pid(lock)
-    if pid is not None and postmaster_pid(lay.data) is None:
-        log.warning("PostgreSQL's postmaster.pid names pid %d, which does not run PostgreSQL (a crashed "
-                    "postmaster): removing it", pid)
-        lock.unlink(missing_ok=True)
+def _remove_stale_locks(settings: Settings, lay: PgLayout) -> None:
+    """Lock files left by a crashed postmaster whose pid still exists (a zombie) or was reused:
+    PostgreSQL would refuse to start ("is another postmaster running?"). The data directory's
+    postmaster.pid and the socket's lock file both name it. Removing them is safe: the server still
+    refuses to start while a process of the old one holds its shared memory."""
+    if postmaster_pid(lay.data) is not None:
+        return
+    for lock in (lay.data / "postmaster.pid", lay.socket_dir / f".s.PGSQL.{settings.pg_port}.lock"):
+        pid = processes.read_pid(lock)
+        if pid is not None and not processes.pid_alive(pid, marker="postgres"):
+            log.warning("%s names pid %d, which does not run PostgreSQL (a crashed postmaster): removing it",
+                        lock, pid)
+            lock.unlink(missing_ok=True)
 
 
 def _quote_ident(name: str) -> str:
@@ -258,7 +261,7 @@ def start_postgres(settings: Settings, timeout: float = 60.0) -> PgLayout:
             raise DevstackError(f"port 127.0.0.1:{settings.pg_port} is in use by another process; "
                                 "PostgreSQL cannot start")
         write_config(settings, lay)
-        _remove_stale_lock(lay)
+        _remove_stale_locks(settings, lay)
         _run(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
                    "-t", str(int(timeout)), "-s"])
     ensure_role_and_database(settings)
