@@ -11,6 +11,7 @@ last exit status and when; `flexledger dev status` shows them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -85,7 +86,7 @@ class Supervisor:
             started = time.monotonic()
             self.child = processes.spawn(self.cmd, log_path=self.log_path, pid_path=self.pid_path)
             if self.stopping:  # asked to stop while it was being spawned
-                os.killpg(self.child.pid, signal.SIGTERM)
+                _signal_group(self.child.pid, signal.SIGTERM)
             returncode = self._wait_child(self.child)
             if self.stopping:
                 break
@@ -106,7 +107,7 @@ class Supervisor:
         self.stopping = True
         self.stop_asked = time.monotonic()
         if self.child is not None and self.child.poll() is None:
-            os.killpg(self.child.pid, signal.SIGTERM)
+            _signal_group(self.child.pid, signal.SIGTERM)
 
     def _wait_child(self, child: subprocess.Popen[bytes]) -> int:
         """Its exit status; a child that ignores SIGTERM for `STOP_TIMEOUT_S` is SIGKILLed."""
@@ -115,7 +116,7 @@ class Supervisor:
                 return child.wait(0.5)
             except subprocess.TimeoutExpired:
                 if self.stopping and time.monotonic() - self.stop_asked > STOP_TIMEOUT_S:
-                    os.killpg(child.pid, signal.SIGKILL)
+                    _signal_group(child.pid, signal.SIGKILL)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -131,6 +132,11 @@ class Supervisor:
     def _note(self, text: str) -> None:
         with open(self.log_path, "a") as log:
             log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {text}\n")
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+        os.killpg(pgid, sig)
 
 
 def main(argv: list[str] | None = None) -> None:
