@@ -81,16 +81,19 @@ def infra_down() -> None:
 
 @app.command()
 def status() -> None:
-    """Each part with its address, pid and health (a service's status and why it is not ok)."""
+    """Each part with its address, pid and health (a service's status and why it is not ok); a
+    supervised service also with its restarts and last exit status."""
     _print_status(Settings.from_env())
 
 
 def _print_status(settings: Settings) -> None:
-    table = Table("part", "address", "pid", "health", "reasons")
+    table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
     colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow"}
     for row in _run(lambda: stack.status(settings)):
         health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)))
+        restarts = str(row.restarts) if row.supervised else "-"
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)),
+                      restarts, row.last_exit or "-")
     console.print(table)
 
 

@@ -189,17 +189,38 @@ def write_config(settings: Settings, lay: PgLayout) -> None:
             fh.write(f"\n{include}\n")
 
 
+def postmaster_pid(data: Path) -> int | None:
+    """The pid in `data`'s postmaster.pid if that process runs PostgreSQL.
+
+    Not `pg_ctl status`: it asks only whether the pid exists, and after a crash (kill -9) the
+    postmaster can linger as a zombie nobody reaps, which pg_ctl reports as running. Here a zombie,
+    a gone process and a pid now used by another program all count as not running."""
+    pid = processes.read_pid(data / "postmaster.pid")
+    return pid if pid is not None and processes.pid_alive(pid, marker="postgres") else None
+
+
 def is_running(settings: Settings) -> bool:
     lay = layout(settings)
-    bin_dir = pg_bin_dir()
-    if bin_dir is None or not (lay.data / "PG_VERSION").is_file():
-        return False
-    return _run(lay, [str(bin_dir / "pg_ctl"), "status", "-D", str(lay.data)], check=False).returncode == 0
+    return (lay.data / "PG_VERSION").is_file() and postmaster_pid(lay.data) is not None
 
 
 def postgres_pid(settings: Settings) -> int | None:
-    pid = processes.read_pid(layout(settings).data / "postmaster.pid")
-    return pid if pid is not None and processes.pid_alive(pid) else None
+    return postmaster_pid(layout(settings).data)
+
+
+def _remove_stale_locks(settings: Settings, lay: PgLayout) -> None:
+    """Lock files left by a crashed postmaster whose pid still exists (a zombie) or was reused:
+    PostgreSQL would refuse to start ("is another postmaster running?"). The data directory's
+    postmaster.pid and the socket's lock file both name it. Removing them is safe: the server still
+    refuses to start while a process of the old one holds its shared memory."""
+    if postmaster_pid(lay.data) is not None:
+        return
+    for lock in (lay.data / "postmaster.pid", lay.socket_dir / f".s.PGSQL.{settings.pg_port}.lock"):
+        pid = processes.read_pid(lock)
+        if pid is not None and not processes.pid_alive(pid, marker="postgres"):
+            log.warning("%s names pid %d, which does not run PostgreSQL (a crashed postmaster): removing it",
+                        lock, pid)
+            lock.unlink(missing_ok=True)
 
 
 def _quote_ident(name: str) -> str:
@@ -240,6 +261,7 @@ def start_postgres(settings: Settings, timeout: float = 60.0) -> PgLayout:
             raise DevstackError(f"port 127.0.0.1:{settings.pg_port} is in use by another process; "
                                 "PostgreSQL cannot start")
         write_config(settings, lay)
+        _remove_stale_locks(settings, lay)
         _run(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
                    "-t", str(int(timeout)), "-s"])
     ensure_role_and_database(settings)

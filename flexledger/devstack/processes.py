@@ -23,6 +23,18 @@ def spawn_detached(
     cwd: Path | None = None,
 ) -> int:
     """Start `cmd` as the leader of a new session (so of its own process group), output to `log_path`."""
+    return spawn(cmd, log_path=log_path, pid_path=pid_path, env=env, cwd=cwd).pid
+
+
+def spawn(
+    cmd: Sequence[str],
+    *,
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`spawn_detached`, for a parent that waits for the process (a supervisor)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
@@ -39,7 +51,7 @@ def spawn_detached(
         )
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def read_pid(pid_path: Path) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from flexledger.devstack import credentials, kafka, processes
+from flexledger.devstack import credentials, kafka, processes, supervisor
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -76,12 +76,15 @@ def service_env(name: str, settings: Settings) -> dict[str, str]:
 
 
 def start_service(
-    name: str, settings: Settings, *, wait: bool = True, timeout: float = 60.0, instance: str = ""
+    name: str, settings: Settings, *, wait: bool = True, timeout: float = 60.0, instance: str = "",
+    supervised: bool = False,
 ) -> int:
     """Start `python -m services.<name>` detached with the settings as environment; return its pid.
 
     Already running: returns that pid. With `wait`, blocks until GET /health answers 200. `instance`
     names a further instance (see `instance_part`); give it settings with its own HTTP port.
+    `supervised`: under a supervisor (flexledger.devstack.supervisor) that starts it again whenever
+    it exits, as `flexledger dev up` runs the services.
     """
     part = instance_part(name, instance)
     pid = service_pid(name, settings, instance=instance)
@@ -90,17 +93,12 @@ def start_service(
         if processes.port_open("127.0.0.1", port):
             raise DevstackError(f"port 127.0.0.1:{port} is in use by another process; {part} cannot start")
         # Leftovers of an earlier run whose leader died (its children keep the group alive).
+        processes.stop_group(supervisor.supervisor_pid_path(pid_file(settings, part)), timeout=5.0)
         processes.stop_group(pid_file(settings, part), timeout=5.0)
         env = service_env(name, settings)
         # Each instance its own static Kafka group membership: a restart takes its partitions back.
         env[settings.env_name("kafka_instance_id")] = settings.kafka_instance_id or part
-        pid = processes.spawn_detached(
-            [sys.executable, "-m", _marker(name)],
-            log_path=log_file(settings, part),
-            pid_path=pid_file(settings, part),
-            env=env,
-            cwd=REPO_ROOT,
-        )
+        pid = _spawn(name, settings, part, env, supervised)
     if wait and not instance:
         from flexledger.devstack.health import wait_healthy
 
@@ -108,6 +106,32 @@ def start_service(
     elif wait:
         _wait_instance(name, settings, instance, timeout)
     return pid
+
+
+def _spawn(name: str, settings: Settings, part: str, env: dict[str, str], supervised: bool) -> int:
+    command = [sys.executable, "-m", _marker(name)]
+    pid_path = pid_file(settings, part)
+    if not supervised:
+        return processes.spawn_detached(command, log_path=log_file(settings, part), pid_path=pid_path,
+                                        env=env, cwd=REPO_ROOT)
+    pid_path.unlink(missing_ok=True)  # the supervisor writes it when the service runs
+    processes.spawn_detached(
+        [sys.executable, "-m", "flexledger.devstack.supervisor", "--log", str(log_file(settings, part)),
+         "--pid", str(pid_path), "--", *command],
+        log_path=log_file(settings, part), pid_path=supervisor.supervisor_pid_path(pid_path), env=env,
+        cwd=REPO_ROOT,
+    )
+    if not processes.wait_until(lambda: processes.running_pid(pid_path, _marker(name)) is not None, 10.0):
+        raise DevstackError(f"the supervisor of {part} did not start it; see {log_file(settings, part)}:\n"
+                            f"{processes.tail(log_file(settings, part))}")
+    pid = processes.read_pid(pid_path)
+    assert pid is not None
+    return pid
+
+
+def supervision(name: str, settings: Settings, *, instance: str = "") -> supervisor.Supervision | None:
+    """The restarts and last exit of a supervised service; None when no supervisor runs it."""
+    return supervisor.read_state(pid_file(settings, instance_part(name, instance)))
 
 
 def _wait_instance(name: str, settings: Settings, instance: str, timeout: float) -> None:
@@ -126,7 +150,11 @@ def _wait_instance(name: str, settings: Settings, instance: str, timeout: float)
 def stop_service(name: str, settings: Settings, timeout: float = 15.0, *, instance: str = "") -> bool:
     """SIGTERM the service's process group, SIGKILL after `timeout`; True if it was running."""
     part = instance_part(name, instance)
-    return processes.stop_group(pid_file(settings, part), marker=_marker(name), timeout=timeout)
+    # The supervisor first (it stops the service it runs), or it would start the service again.
+    supervised = processes.stop_group(supervisor.supervisor_pid_path(pid_file(settings, part)),
+                                      marker=supervisor.__name__, timeout=timeout + 5.0)
+    stopped = processes.stop_group(pid_file(settings, part), marker=_marker(name), timeout=timeout)
+    return supervised or stopped
 
 
 def kill_service(name: str, settings: Settings, *, instance: str = "") -> bool:

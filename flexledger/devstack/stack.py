@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flexledger.devstack import kafka, kafka_admin, postgres, services
 from flexledger.devstack.credentials import as_principal
@@ -29,6 +29,9 @@ class PartStatus:
     healthy: bool
     health: str = ""
     reasons: tuple[str, ...] = ()
+    supervised: bool = False
+    restarts: int = 0  # by its supervisor
+    last_exit: str = ""  # the last exit status its supervisor saw ("killed by SIGKILL"), and when
 
 
 def start_infra(
@@ -93,12 +96,13 @@ def stop_infra(settings: Settings | None = None) -> None:
 
 def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1) -> dict[str, float]:
     """Infra (Kafka with `brokers` nodes), then intake, eligibility and payments, each waited for until
-    healthy."""
+    healthy; each service under a supervisor that starts it again if it exits
+    (flexledger.devstack.supervisor)."""
     settings = settings or Settings.from_env()
     timings = start_infra(settings, timeout=timeout, brokers=brokers)
     for name in services.SERVICES:
         t0 = time.monotonic()
-        services.start_service(name, settings, timeout=timeout)
+        services.start_service(name, settings, timeout=timeout, supervised=True)
         timings[name] = time.monotonic() - t0
         log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
     return timings
@@ -140,6 +144,11 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
             continue
         report = services.service_health(part, settings)
         health = str(report.get("status", "down")) if report else "down"
-        rows.append(PartStatus(part, where, pid, health in ("ok", "degraded"), health,
-                               tuple(report.get("reasons", ())) if report else ()))
+        row = PartStatus(part, where, pid, health in ("ok", "degraded"), health,
+                         tuple(report.get("reasons", ())) if report else ())
+        watched = services.supervision(part, settings)
+        if watched is not None:
+            last_exit = f"{watched.last_exit} at {watched.last_exit_at}" if watched.last_exit else ""
+            row = replace(row, supervised=True, restarts=watched.restarts, last_exit=last_exit)
+        rows.append(row)
     return rows

@@ -152,6 +152,17 @@ def started_producer(broker: KafkaBroker) -> AIOKafkaProducer:
     return producer
 
 
+async def bootstrap_probe(broker: KafkaBroker) -> None:
+    """Connect to the cluster with the broker's settings and disconnect; raises what `broker.start()`
+    would while the cluster is unreachable. For start-up (services.runtime.startup): a failed
+    `broker.start()` leaves its producer unclosed (an error logged at each retry); this one is closed."""
+    probe = AIOKafkaProducer(**broker._connection_kwargs)
+    try:
+        await probe.start()
+    finally:
+        await probe.stop()
+
+
 def _sender_task(broker: KafkaBroker) -> asyncio.Task[None]:
     """The background task of the broker's started aiokafka producer that sends its batches."""
     task = started_producer(broker)._sender.sender_task

@@ -74,17 +74,46 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
-    """Start the service, serve HTTP until a signal, then stop it."""
+    """Serve HTTP while the service starts (it may wait for its broker and database: /health says
+    `starting` and why, every other path answers 503), then until a signal; then stop it."""
+    gate = StartingGate(service.http)
     # httptools: uvicorn's C parser (its pure-Python h11 cost more CPU per request than our handlers).
     server = uvicorn.Server(uvicorn.Config(
-        service.http, host=host, port=port, log_config=None, access_log=False, lifespan="off",
-        http="httptools",
+        gate, host=host, port=port, log_config=None, access_log=False, lifespan="off", http="httptools",
     ))
-    await service.start()
+    serving = asyncio.create_task(server.serve(), name="http")
+    starting = asyncio.create_task(service.start(), name="start")
     try:
-        await server.serve()
+        await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a start that failed for good (not "unreachable"): the process exits
+            gate.open = True
+        await serving  # until a signal
     finally:
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
         await service.stop()
+
+
+class StartingGate:
+    """The service's ASGI app, but 503 (Retry-After) for everything except /health until it started:
+    its handlers need what the start steps open."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.open = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.open or scope["type"] != "http" or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        body = b'{"detail": "starting: waiting for the broker or the database"}'
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"retry-after", b"1"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 # Young collections every 100,000 net allocations instead of 700. A service's batches allocate tens of

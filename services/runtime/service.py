@@ -19,7 +19,9 @@ The runtime also counts what its consumers handled, for lag (`services.runtime.m
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
 followers and loops, and the keeper that replaces the Kafka producer after a fatal error
-(`services.runtime.kafka.ProducerKeeper`). `stop()` stops the broker first, so that no message is
+(`services.runtime.kafka.ProducerKeeper`). A step or the broker's start that cannot reach PostgreSQL or
+Kafka is retried with a capped backoff (`services.runtime.startup`); health says `starting` and what it
+waits for meanwhile. `stop()` stops the broker first, so that no message is
 half-handled when the rest stops, then cancels the loops, then closes. `python -m services.<name>`
 serves it with `services.runtime.process.main`.
 """
@@ -34,9 +36,10 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.runtime.health import Check, HealthLimits, HealthWatch
-from services.runtime.kafka import ProducerKeeper
+from services.runtime.kafka import ProducerKeeper, bootstrap_probe
 from services.runtime.metrics import ConsumerProgress
 from services.runtime.outbox import LogFollower
+from services.runtime.startup import until_reachable
 
 log = logging.getLogger(__name__)
 SERVING = frozenset({"ok", "degraded"})  # health statuses answered with HTTP 200 (else 503)
@@ -50,6 +53,7 @@ class ServiceRuntime:
         self.broker = broker
         self.http: Any = None  # the ASGI app, set by the service's bootstrap
         self.ready = False
+        self.waiting_for: str | None = None  # while starting: the dependency it cannot reach, and why
         self.producer = ProducerKeeper(broker)
         self.followers: list[LogFollower] = []
         progress = ConsumerProgress()
@@ -101,13 +105,27 @@ class ServiceRuntime:
         return self.ready and all(condition() for condition in self._conditions)
 
     async def start(self) -> None:
-        for step in self._start_steps:
-            await step()
-        await self.broker.start()
+        def waiting(reason: str | None) -> None:
+            self.waiting_for = reason
+
+        for step in self._start_steps:  # they open the event store, pools and tables
+            await until_reachable("database", step, waiting=waiting)
+        await until_reachable("broker", self._start_broker, waiting=waiting, undo=self._stop_broker)
         loops = [("kafka producer", self.producer.run), ("health watch", self.watch.run), *self._loops]
         self.tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         self.ready = True
         log.info("%s ready", self.name)
+
+    async def _start_broker(self) -> None:
+        await bootstrap_probe(self.broker)  # while the cluster is down, fails without leaking a producer
+        await self.broker.start()
+
+    async def _stop_broker(self) -> None:
+        """After a failed start: drop its half-made connection and subscribers before the next try."""
+        try:
+            await self.broker.stop()
+        except Exception:
+            log.debug("%s: stopping a broker that failed to start", self.name, exc_info=True)
 
     async def stop(self) -> None:
         self.ready = False
@@ -133,6 +151,8 @@ class ServiceRuntime:
             reasons.append("not ready (a ready condition fails)")
         if not self.ready:
             status = "starting"
+            if self.waiting_for:
+                reasons.append(f"waiting for {self.waiting_for}")
         elif reasons:
             status = "down"
         else:
@@ -140,6 +160,7 @@ class ServiceRuntime:
             if grown := self.watch.dead_letters_since_last_look():
                 reasons.append(f"{grown} dead letters since the last look")
             status = "degraded" if reasons else "ok"
-        return {"status": status, "service": self.name, "reasons": reasons, "tasks": alive,
+        waiting = {"waiting_for": self.waiting_for} if status == "starting" and self.waiting_for else {}
+        return {"status": status, "service": self.name, **waiting, "reasons": reasons, "tasks": alive,
                 "kafka_producer_renewals": self.producer.renewals,
                 **{name: details() for name, details in self._reports.items()}}

@@ -35,11 +35,16 @@ class ServiceStore(Generic[App]):
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
-        """The event store, the pool, and the tables of the followers' positions and the read side."""
+        """The event store, the pool, and the tables of the followers' positions and the read side.
+
+        Retried while the database is unreachable (services.runtime.startup): what an earlier attempt
+        opened is kept, and the tables are created only if missing."""
         # The application connects and creates its tables synchronously: in a thread, off the loop.
-        self._app = app = await asyncio.to_thread(self._open_app)
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size_max)
-        await create_positions_table(self._pool, app.name)
+        if self._app is None:
+            self._app = await asyncio.to_thread(self._open_app)
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size_max)
+        await create_positions_table(self._pool, self._app.name)
         for create_tables in self._tables:
             await create_tables(self._pool)
 

@@ -36,8 +36,10 @@ class WriterLockWatch:
         return self._books_read and self.lock.held
 
     async def acquire(self) -> None:
-        """Take the lock (waiting for a predecessor to let go of it), then read the books."""
-        await self.lock.acquire()
+        """Take the lock (waiting for a predecessor to let go of it), then read the books. Retried at
+        start while the database is unreachable: a lock already held is kept."""
+        if not self.lock.held:
+            await self.lock.acquire()
         await asyncio.to_thread(self.store.app.rebuild)
         self._books_read = True
 
