@@ -9,10 +9,11 @@ consumers and relays before the process exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import uvicorn
@@ -78,7 +79,7 @@ async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
     `starting` and why, every other path answers 503), then until a signal; then stop it."""
     gate = StartingGate(service.http)
     # httptools: uvicorn's C parser (its pure-Python h11 cost more CPU per request than our handlers).
-    server = uvicorn.Server(uvicorn.Config(
+    server = _Server(uvicorn.Config(
         gate, host=host, port=port, log_config=None, access_log=False, lifespan="off", http="httptools",
     ))
     serving = asyncio.create_task(server.serve(), name="http")
@@ -95,6 +96,18 @@ async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         await service.stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn raises a caught SIGTERM or SIGINT again once it stopped serving, which ended the process
+    before `service.stop()` ran (the broker first, so no message is half-handled). Here the signal
+    means "stop serving, then stop the service"; a second one, after serving ended, ends the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 class StartingGate:
