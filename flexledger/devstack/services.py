@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import httpx
 
-from flexledger.devstack import credentials, processes
+from flexledger.devstack import credentials, processes, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -59,10 +60,20 @@ def service_healthy(name: str, settings: Settings, timeout: float = 2.0) -> bool
 
 def service_env(name: str, settings: Settings) -> dict[str, str]:
     """The environment of `python -m services.<name>`: the settings, connected to Kafka as the
-    service's own principal (its name) with its local password."""
+    service's own principal (its name) with its local password, exporting its spans to the local
+    Zipkin when that runs and no other export is set (`traces_to_zipkin`)."""
     _check(name)
-    own = credentials.as_principal(settings, name)
+    own = traces_to_zipkin(credentials.as_principal(settings, name))
     return {**os.environ, **own.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def traces_to_zipkin(settings: Settings) -> Settings:
+    """`settings`, exporting spans to the local Zipkin if it runs and nothing else receives them."""
+    exported = (settings.otel_exporter_otlp_endpoint or settings.otel_exporter_zipkin_endpoint
+                or settings.otel_traces_file)
+    if exported or zipkin.zipkin_pid(settings) is None:
+        return settings
+    return replace(settings, otel_exporter_zipkin_endpoint=zipkin.spans_endpoint(settings))
 
 
 def start_service(
