@@ -72,7 +72,8 @@ def start_zipkin(settings: Settings) -> int:
     workdir = state_dir(settings) / PART
     workdir.mkdir(parents=True, exist_ok=True)
     return processes.spawn_detached(
-        [java_executable(), *JVM_OPTIONS, "-jar", str(jar), f"--armeria.ports[0].ip={HOST}"],
+        [java_executable(), *JVM_OPTIONS, "-jar", str(jar),
+         f"--armeria.ports[0].ip={HOST}", f"--armeria.ports[0].port={settings.zipkin_port}"],
         log_path=log_file(settings, PART), pid_path=pid_file(settings, PART), env=env, cwd=workdir,
     )
 
