@@ -108,7 +108,7 @@ def test_flexledger_trace_prints_the_span_tree_of_a_fact_found_by_its_id(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(f"trace {trace_id}")
-    assert lines[1].startswith("POST /v1/facts")  # the root: intake's request
+    assert lines[1].startswith("post /v1/facts")  # the root: intake's request (Zipkin lowercases names)
     for service in ("intake", "eligibility", "payments"):
         assert any(f" {service} " in line for line in lines[1:]), result.output
     assert "payments db commit" in result.output
