@@ -66,8 +66,9 @@ def _attributes(span: trace.Span) -> Any:
 
 def json_formatter() -> MaskingJsonFormatter:
     return MaskingJsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",  # ISO 8601 in UTC, e.g. 2026-12-03T17:08:19.926000+00:00
         json_ensure_ascii=False,
     )
 
