@@ -120,12 +120,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def traceparent_of(span: Span) -> bytes | None:
-    """The W3C `traceparent` naming `span` itself, as a response header value."""
+def traceparent_of(span: Span) -> str | None:
+    """The W3C `traceparent` naming `span` itself (None for a span that is not recording)."""
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}".encode("latin-1")
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
 class TracingMiddleware:
@@ -133,8 +133,9 @@ class TracingMiddleware:
     response names that span in its own `traceparent` header, so a caller (or an operator holding the
     response) can find the trace of what it caused (`flexledger trace TRACE_ID`).
 
-    Attributes are the method, route path and status only: paths and bodies may hold personal data
-    elsewhere, so nothing else from the request is recorded."""
+    Its attributes are the method, route path and status only: paths and bodies may hold personal data
+    elsewhere, so nothing else from the request is recorded here (a route adds what it knows to be
+    safe: intake, the book and the masked fact id)."""
 
     def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
         self.app = app
@@ -156,7 +157,8 @@ class TracingMiddleware:
             f"{method} {path}", context=context_from(traceparent, tracestate), kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": path},
         ) as span:
-            response_header = traceparent_of(span)
+            own = traceparent_of(span)
+            response_header = own.encode("latin-1") if own is not None else None
 
             async def send_with_status(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
