@@ -23,8 +23,10 @@ was due, and one subject's facts are sent in order, each after the previous one 
 
 The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start;
 --port-offset N shifts them all and uses var/bench-N)
-unless --use-running (the stack of `flexledger dev env`). --profile SERVICE runs that service under
-yappi (all threads, CPU clock) and prints its top functions; `pip install yappi` first.
+unless --use-running (the stack of `flexledger dev env`). --zipkin starts a Zipkin server (port 39411)
+and the services export every span to it, as on `flexledger dev up`: the cost of exported tracing is
+the CPU per fact with it minus without it (Zipkin's own CPU is printed apart). --profile SERVICE runs
+that service under yappi (all threads, CPU clock) and prints its top functions; `pip install yappi` first.
 
     python bench/e2e_bench.py                                   # 100,000 facts, 500/s for 60 s
     python bench/e2e_bench.py --facts 20000 --duration 20 --latency-modes single,bulk
@@ -80,7 +82,7 @@ def bench_settings(port_offset: int = 0) -> Settings:
     o = port_offset
     settings = Settings(
         kafka_bootstrap=f"127.0.0.1:{39092 + o}", kafka_controller_port=39093 + o, pg_port=35432 + o,
-        intake_port=38081 + o, eligibility_port=38082 + o, payments_port=38083 + o,
+        intake_port=38081 + o, eligibility_port=38082 + o, payments_port=38083 + o, zipkin_port=39411 + o,
         state_dir=str(ROOT / "var" / (f"bench-{o}" if o else "bench")),
     )
     names = {f.name for f in fields(Settings)}
@@ -134,16 +136,22 @@ def _serve_profiled(module: str, out: str) -> None:
                 pstats.Stats(out, stream=text).sort_stats(key).print_stats(45)
 
 
-def start_stack(settings: Settings, fresh: bool, profile: str | None) -> None:
+def start_stack(settings: Settings, fresh: bool, profile: str | None, zipkin: bool = False) -> None:
+    """With `zipkin`, a Zipkin server too, and the services export their spans to it (as `dev up`)."""
     from flexledger import devstack
     from flexledger.devstack import processes
+    from flexledger.devstack import zipkin as zipkin_server
     from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
     from flexledger.devstack.services import service_env
 
     if fresh:
         stop_stack(settings)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
+    if zipkin:
+        zipkin_server.start_zipkin(settings)
     timings = devstack.start_infra(settings)
+    if zipkin:
+        devstack.wait_healthy(zipkin_server.PART, settings, 300)
     log.info("infra up: %s", " ".join(f"{k}={v:.1f}s" for k, v in timings.items()))
     for name in SERVICES:
         if name == profile:
@@ -170,7 +178,7 @@ def process_pids(settings: Settings) -> dict[str, list[int]]:
     from flexledger.devstack import health, postgres
 
     out: dict[str, list[int]] = {}
-    for part in (*SERVICES, "kafka"):
+    for part in (*SERVICES, "kafka", "zipkin"):
         pid = health.part_pid(part, settings)
         out[part] = [pid] if pid else []
     master = postgres.postgres_pid(settings)
@@ -710,6 +718,14 @@ def _pcts(p: dict[str, Any]) -> str:
     return "  ".join(f"{k} {p.get(k, 0):8.1f}" for k in ("p50", "p95", "p99"))
 
 
+def _cpu_per_fact(cpu_s: dict[str, float], facts: int) -> str:
+    """CPU ms per fact of the stack (services, Kafka, PostgreSQL, the load generator), and apart from it
+    the trace viewer's, when spans were exported to one."""
+    stack = sum(v for k, v in cpu_s.items() if k != "zipkin") * 1000 / max(facts, 1)
+    viewer = f"; Zipkin {cpu_s['zipkin'] * 1000 / max(facts, 1):.3f} ms more" if cpu_s.get("zipkin") else ""
+    return f"  CPU per fact: {stack:.3f} ms across the stack{viewer}"
+
+
 def report(results: dict[str, Any]) -> list[str]:
     lines = []
     t = results.get("throughput")
@@ -728,9 +744,8 @@ def report(results: dict[str, Any]) -> list[str]:
             f"topics {t['topics']})",
             "  CPU seconds: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
-            f"  CPU per fact           {1000 * sum(t['cpu_s'].values()) / max(t['facts'], 1):>10.3f} ms"
-            f"  (every part of the stack; request metrics "
-            f"{'on' if t.get('request_metrics', True) else 'off'})",
+            _cpu_per_fact(t["cpu_s"], t["facts"])
+            + f"  (request metrics {'on' if t.get('request_metrics', True) else 'off'})",
         ]
     for lat in results.get("latency", []):
         d, o, r = lat["fact_to_decision_ms"], lat["fact_to_order_ms"], lat["request_ms"]
@@ -815,6 +830,8 @@ def main() -> None:
     parser.add_argument("--no-request-metrics", action="store_true",
                         help="the services do not count HTTP requests (FLEXLEDGER_METRICS_HTTP=0): compare "
                              "the CPU per fact with and without")
+    parser.add_argument("--zipkin", action="store_true",
+                        help="start a Zipkin server and export every span to it (as `flexledger dev up`)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -826,7 +843,7 @@ def main() -> None:
     if args.no_request_metrics and not args.use_running:
         settings = replace(settings, metrics_http=0)
     if not args.use_running:
-        start_stack(settings, fresh=True, profile=args.profile)
+        start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:
         results = asyncio.run(run(args, settings))
         if not args.skip_audit:

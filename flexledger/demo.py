@@ -150,7 +150,7 @@ def demo(
         bank, bank_log = _start_bank(work, sandbox=book not in settings.production_book_set)
         before, last = _push(client, settings, book, DemoCity(workers=workers), work)
         console.print(f"pipeline drained: {last} facts decided in {time.monotonic() - started:.1f}s")
-        _show_decisions(client, settings, book, before)
+        traced = _show_decisions(client, settings, book, before)
         console.rule("Payments: talent budget raised, disbursed to the bank simulator")
         raised = _appropriate(client, settings, book, "talent", FISCAL_YEARS[-1], DEMO_APPROPRIATION_FEN)
         console.print(f"talent {FISCAL_YEARS[-1]} appropriation raised: {raised}")
@@ -162,6 +162,7 @@ def demo(
         [sys.executable, "-m", "flexledger", "audit", "verify", "--book", book], check=False
     )
     console.print(f"audit verify exited {result.returncode}")
+    _show_trace(settings, traced)
 
 
 def _check_stack(client: httpx.Client, settings: Settings) -> None:
@@ -200,8 +201,11 @@ def _push(client: httpx.Client, settings: Settings, book: str, city: DemoCity, w
     return before, last
 
 
-def _show_decisions(client: httpx.Client, settings: Settings, book: str, before: int) -> None:
-    """What the month's facts caused, examples, and the totals of the whole book."""
+def _show_decisions(
+    client: httpx.Client, settings: Settings, book: str, before: int
+) -> dict[str, Any] | None:
+    """What the month's facts caused, examples, and the totals of the whole book; the decision whose
+    trace the demo shows at the end (the month's last grant, else the book's)."""
     decisions = f"{_url(settings.eligibility_port)}/v1/books/{book}/decisions"
     everything = _get(client, decisions, "eligibility")["decisions"]
     month = _get(client, f"{decisions}?after_seq={before}", "eligibility")["decisions"]
@@ -210,3 +214,23 @@ def _show_decisions(client: httpx.Client, settings: Settings, book: str, before:
     console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
     _show_examples(month)
     console.print(_totals_table(everything))
+    grants = [d for d in month or everything if d["kind"] == "grant" and d.get("trace_id")]
+    return grants[-1] if grants else None
+
+
+def _show_trace(settings: Settings, decision: dict[str, Any] | None) -> None:
+    """Where to see one fact's way through the three services: Zipkin's page and `flexledger trace`.
+    The demo sends facts in bulk, so the fact's trace is its bulk request's (flexledger/trace.py)."""
+    from flexledger.devstack import zipkin
+
+    console.rule("Traces")
+    if zipkin.zipkin_pid(settings) is None:
+        console.print("Zipkin is not running, so no trace was kept: `flexledger dev up` starts it")
+        return
+    if decision is None:
+        console.print(f"no grant to show the trace of; all traces: {zipkin.ui_url(settings)}")
+        return
+    trace_id = decision["trace_id"]
+    console.print(f"the trace of fact {decision['after']} (its request, its grant and payment order): "
+                  f"{zipkin.trace_url(settings, trace_id)}", highlight=False, soft_wrap=True)
+    console.print(f"in the terminal: .venv/bin/flexledger trace {trace_id}", highlight=False)

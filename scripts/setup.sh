@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a Debian machine for flexledger. Installs, only when missing:
-#   - PostgreSQL server binaries (/usr/lib/postgresql/*/bin), a Java 17+ runtime, Maven (apt-get);
+#   - PostgreSQL server binaries (/usr/lib/postgresql/*/bin), a Java 17+ runtime, Maven, and Debian's
+#     chromium, which tests/e2e/test_trace_viewer.py drives (never a downloaded browser) (apt-get);
 #   - .venv (Python >= 3.11) with the project installed editable, '.[dev]' (again when pyproject changes);
-#   - the Kafka broker's jars in .cache/kafka/lib (Maven, deploy/kafka/pom.xml).
+#   - the Kafka broker's jars in .cache/kafka/lib (Maven, deploy/kafka/pom.xml), and Zipkin server's
+#     executable jar in .cache/zipkin (Maven, io.zipkin:zipkin-server:3.5.1:jar:exec).
 # Nothing is started: `flexledger dev up` / `infra-up` or the test fixtures start the stack.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +46,7 @@ if ! command -v java >/dev/null; then
   fi
 fi
 command -v mvn >/dev/null || packages+=(maven)
+[[ -x /usr/bin/chromium ]] || packages+=(chromium)
 [[ -x .venv/bin/python ]] || find_python >/dev/null || packages+=(python3 python3-venv)
 if ((${#packages[@]})); then
   apt_install "${packages[@]}"
@@ -64,6 +67,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]] || ! .venv/bin/python -c 'i
   echo "$wanted" >"$stamp"
 fi
 
-# --- Kafka broker jars (cached in .cache/kafka/lib) -----------------------------------------------
+# --- Kafka broker jars (cached in .cache/kafka/lib) and Zipkin's (.cache/zipkin) -------------------
 .venv/bin/python -c 'from flexledger.devstack.jars import ensure_kafka_jars; ensure_kafka_jars()'
+.venv/bin/python -c 'from flexledger.devstack.jars import ensure_zipkin_jar; ensure_zipkin_jar()'
 log "ready"

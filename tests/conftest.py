@@ -64,6 +64,7 @@ def _test_settings(slot: int) -> Settings:
         intake_port=28081 + offset,
         eligibility_port=28082 + offset,
         payments_port=28083 + offset,
+        zipkin_port=29411 + offset,  # started only by the tests that view traces
         state_dir=str(PROJECT_ROOT / "var" / ("test" if slot == 0 else f"test-{slot}")),
     )
 

@@ -18,7 +18,7 @@ from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Local development stack: Kafka (KRaft), PostgreSQL and the three services.")
+                  help="Local development stack: Kafka (KRaft), PostgreSQL, Zipkin and the three services.")
 console = Console()
 T = TypeVar("T")
 
@@ -52,7 +52,8 @@ def up(
     timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
 ) -> None:
-    """Start Kafka, PostgreSQL, then intake, eligibility and payments (each waited for)."""
+    """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
+    services export their spans to Zipkin."""
     settings = Settings.from_env()
     _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers)))
     _print_status(settings)
@@ -60,7 +61,7 @@ def up(
 
 @app.command()
 def down() -> None:
-    """Stop the services, the broker and PostgreSQL."""
+    """Stop the services, the broker, PostgreSQL and Zipkin."""
     _run(lambda: stack.down(Settings.from_env()))
 
 
@@ -130,5 +131,7 @@ def topics() -> None:
 
 @app.command("fetch-jars")
 def fetch_jars() -> None:
-    """Fetch the Kafka broker's jars with Maven into .cache/kafka/lib (no-op when cached)."""
+    """Fetch the Kafka broker's jars into .cache/kafka/lib and Zipkin's into .cache/zipkin with Maven
+    (no-op when cached)."""
     typer.echo(_run(jars.ensure_kafka_jars))
+    typer.echo(_run(jars.ensure_zipkin_jar))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flexledger.devstack import kafka, postgres, processes, services
+from flexledger.devstack import kafka, postgres, processes, services, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import log_file
 from services.runtime.settings import Settings
 
 INFRA: tuple[str, ...] = (kafka.PART, postgres.PART)
+VIEWER: str = zipkin.PART  # the trace viewer: started by `dev up` only (tests and tools need no viewer)
 
 
 def address(part: str, settings: Settings) -> str:
@@ -18,6 +19,8 @@ def address(part: str, settings: Settings) -> str:
         return kafka.bootstrap(settings)
     if part == postgres.PART:
         return f"{settings.pg_host}:{settings.pg_port}"
+    if part == zipkin.PART:
+        return zipkin.ui_url(settings)
     return services.service_url(part, settings)
 
 
@@ -32,16 +35,20 @@ def part_pid(part: str, settings: Settings) -> int | None:
         return kafka.kafka_pid(settings)
     if part == postgres.PART:
         return postgres.postgres_pid(settings)
+    if part == zipkin.PART:
+        return zipkin.zipkin_pid(settings)
     return services.service_pid(part, settings)
 
 
 def is_healthy(part: str, settings: Settings, timeout: float = 2.0) -> bool:
-    """kafka: a metadata round trip that finds every node; postgres: a login as pg_user; a service:
-    GET /health is 200."""
+    """kafka: a metadata round trip that finds every node; postgres: a login as pg_user; zipkin and a
+    service: GET /health is 200."""
     if part == kafka.PART:
         return kafka.kafka_healthy(settings, timeout)
     if part == postgres.PART:
         return postgres.pg_healthy(settings, timeout)
+    if part == zipkin.PART:
+        return zipkin.zipkin_healthy(settings, timeout)
     return services.service_healthy(part, settings, timeout)
 
 

@@ -39,3 +39,10 @@ def pid_file(settings: Settings, part: str) -> Path:
 def kafka_lib_dir() -> Path:
     """The broker's classpath, fetched by Maven (`.cache/` is git-ignored)."""
     return REPO_ROOT / ".cache" / "kafka" / "lib"
+
+
+def zipkin_jar_path(version: str) -> Path:
+    """Zipkin server's executable jar, fetched by Maven (`.cache/` is git-ignored)."""
+    path = REPO_ROOT / ".cache" / "zipkin"
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f"zipkin-server-{version}-exec.jar"

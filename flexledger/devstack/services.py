@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from flexledger.devstack import credentials, kafka, processes, supervisor
+from flexledger.devstack import credentials, kafka, processes, supervisor, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -69,10 +70,20 @@ def service_health(name: str, settings: Settings, timeout: float = 2.0) -> dict[
 
 def service_env(name: str, settings: Settings) -> dict[str, str]:
     """The environment of `python -m services.<name>`: the settings, connected to Kafka as the
-    service's own principal (its name) with its local password."""
+    service's own principal (its name) with its local password, exporting its spans to the local
+    Zipkin when that runs and no other export is set (`traces_to_zipkin`)."""
     _check(name)
-    own = credentials.as_principal(kafka.with_cluster(settings), name)  # every node: one may be down
+    own = traces_to_zipkin(credentials.as_principal(kafka.with_cluster(settings), name))  # every node
     return {**os.environ, **own.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def traces_to_zipkin(settings: Settings) -> Settings:
+    """`settings`, exporting spans to the local Zipkin if it runs and nothing else receives them."""
+    exported = (settings.otel_exporter_otlp_endpoint or settings.otel_exporter_zipkin_endpoint
+                or settings.otel_traces_file)
+    if exported or zipkin.zipkin_pid(settings) is None:
+        return settings
+    return replace(settings, otel_exporter_zipkin_endpoint=zipkin.spans_endpoint(settings))
 
 
 def start_service(

@@ -6,16 +6,16 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from flexledger.devstack import kafka, kafka_admin, postgres, services
+from flexledger.devstack import kafka, kafka_admin, postgres, services, zipkin
 from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
-from flexledger.devstack.health import INFRA, address, is_healthy, part_pid, wait_healthy
+from flexledger.devstack.health import INFRA, VIEWER, address, is_healthy, part_pid, wait_healthy
 from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PARTS: tuple[str, ...] = (*INFRA, *services.SERVICES)
+PARTS: tuple[str, ...] = (*INFRA, VIEWER, *services.SERVICES)
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,16 @@ def stop_infra(settings: Settings | None = None) -> None:
 
 
 def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1) -> dict[str, float]:
-    """Infra (Kafka with `brokers` nodes), then intake, eligibility and payments, each waited for until
-    healthy; each service under a supervisor that starts it again if it exits
-    (flexledger.devstack.supervisor)."""
+    """Zipkin (booting while the rest starts), infra (Kafka with `brokers` nodes), then intake,
+    eligibility and payments, each waited for until healthy, each under a supervisor that starts it
+    again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin."""
     settings = settings or Settings.from_env()
+    t0 = time.monotonic()
+    zipkin.start_zipkin(settings)
     timings = start_infra(settings, timeout=timeout, brokers=brokers)
+    wait_healthy(zipkin.PART, settings, timeout)  # before the services: their first spans reach it
+    timings[zipkin.PART] = time.monotonic() - t0
+    log.info("zipkin healthy at %s", zipkin.ui_url(settings))
     for name in services.SERVICES:
         t0 = time.monotonic()
         services.start_service(name, settings, timeout=timeout, supervised=True)
@@ -109,7 +114,7 @@ def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int
 
 
 def down(settings: Settings | None = None) -> None:
-    """Stop the services, then the broker and PostgreSQL."""
+    """Stop the services, then the broker, PostgreSQL and Zipkin."""
     settings = settings or Settings.from_env()
     errors: list[str] = []
     for name in reversed(services.SERVICES):
@@ -122,6 +127,11 @@ def down(settings: Settings | None = None) -> None:
         stop_infra(settings)
     except DevstackError as exc:
         errors.append(str(exc))
+    try:
+        if zipkin.stop_zipkin(settings):
+            log.info("zipkin stopped")
+    except DevstackError as exc:
+        errors.append(f"zipkin: {exc}")
     if errors:
         raise DevstackError("\n".join(errors))
 

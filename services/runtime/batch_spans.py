@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from services.runtime.consuming import consumer_span_attributes
-from services.runtime.telemetry import context_from
+from services.runtime.telemetry import context_from, traceparent_of
 
 
 @dataclass(slots=True)
@@ -46,9 +46,10 @@ class TraceGroup:
 def _identity(span: Span) -> tuple[str | None, dict[str, str]]:
     """The span's trace id (hex) and W3C carrier, as `trace_id_hex` and `current_carrier` give them."""
     ctx = span.get_span_context()
-    if not ctx.is_valid:
+    traceparent = traceparent_of(span)
+    if traceparent is None:
         return None, {}
-    carrier = {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"}
+    carrier = {"traceparent": traceparent}
     if ctx.trace_state:
         carrier["tracestate"] = ctx.trace_state.to_header()
     return f"{ctx.trace_id:032x}", carrier

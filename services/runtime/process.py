@@ -1,5 +1,5 @@
-"""Running one service process: logging to stderr, tracing, the HTTP server, start and stop, and
-retrying an operation until it succeeds.
+"""Running one service process: logging to stderr (services/runtime/logs.py), tracing, the HTTP
+server, start and stop, and retrying an operation until it succeeds.
 
 A service is anything with `start()`, `stop()` and an ASGI app `http`; `python -m services.<name>`
 calls `main` with the service's factory. Uvicorn handles SIGTERM/SIGINT; the service then stops its
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -20,7 +19,7 @@ import uvicorn
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
-from contracts.identifiers import mask_identifiers
+from services.runtime.logs import configure_logging
 from services.runtime.metrics import RETRIES, retry_operation
 from services.runtime.settings import Settings
 from services.runtime.telemetry import setup_tracing
@@ -52,26 +51,6 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
             log.exception("%s failed; retrying in %.2fs", what, backoff_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
-
-
-
-
-class MaskingFormatter(logging.Formatter):
-    """Formats as usual, then masks identity numbers (`3202**********1019`): the logs are for operators,
-    who see identity numbers only masked (docs/design/audit.md)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_identifiers(super().format(record))
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # aiokafka logs every connection attempt while a broker restarts; warnings are enough.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
@@ -140,10 +119,10 @@ GC_THRESHOLDS = (100_000, 50, 100)
 def main(
     name: str, build: Callable[[Settings, TracerProvider], Service], port_of: Callable[[Settings], int]
 ) -> None:
-    configure_logging()
-    gc.set_threshold(*GC_THRESHOLDS)
     # A service connects as the runtime role, which cannot UPDATE or DELETE event tables (audit.md).
     settings = Settings.from_env().for_service()
+    configure_logging(name, settings.log_format)
+    gc.set_threshold(*GC_THRESHOLDS)
     provider = setup_tracing(name, settings)
     service = build(settings, provider)
     log.info("%s starting on %s:%d (kafka %s, postgres %s:%d)", name, settings.http_host, port_of(settings),

@@ -30,6 +30,13 @@ class Settings:
     state_dir: str = str(PROJECT_ROOT / "var")
     otel_exporter_otlp_endpoint: str = ""
     otel_traces_file: str = ""
+    # Zipkin's span API (http://host:9411/api/v2/spans); `flexledger dev up` starts a Zipkin on
+    # `zipkin_port` and sets this for the services it starts when no other export is configured.
+    otel_exporter_zipkin_endpoint: str = ""
+    zipkin_port: int = 19411
+    # A service's log lines on stderr (services/runtime/logs.py): json, text, or auto (text on a
+    # terminal, JSON otherwise, e.g. the local stack's log files).
+    log_format: str = "auto"
     # AES key (base64, 16/24/32 bytes) encrypting event state at rest; empty in development: a key is
     # generated once into <state_dir>/cipher.key and reused (see services.runtime.eventstore.cipher_key).
     cipher_key: str = ""

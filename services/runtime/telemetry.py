@@ -1,9 +1,12 @@
 """OpenTelemetry for every process: where spans go, and how trace context crosses HTTP and Kafka.
 
-Export (first that applies): OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; JSON lines to
-the file OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events)
-but not exported. Context is propagated by hand, W3C `traceparent`/`tracestate`, so that we choose
-every span attribute: identity numbers never appear in clear (use `contracts.identifiers.mask`).
+Export (first that applies): OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a collector,
+deploy/compose.yaml); Zipkin's JSON API when OTEL_EXPORTER_ZIPKIN_ENDPOINT is set (the local stack's
+Zipkin, which `flexledger dev up` starts and points the services at); JSON lines to the file
+OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events) but not exported.
+
+Context is propagated by hand, W3C `traceparent`/`tracestate`, so that we choose every span
+attribute: identity numbers never appear in clear (use `contracts.identifiers.mask`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from services.runtime.settings import Settings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 INSTRUMENTATION = "flexledger"
+ZIPKIN_TIMEOUT_S = 5  # one export; the batch processor drops the batch after it, never the service
+FACT_ID_ATTRIBUTE = "flexledger.fact_id"  # on the span that received one fact: `flexledger trace` finds it
+BOOK_ATTRIBUTE = "flexledger.book"  # the book a span worked for (logs written inside it name it too)
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -61,6 +67,11 @@ def setup_tracing(service_name: str, settings: Settings) -> TracerProvider:
         endpoint = _otlp_traces_url(settings.otel_exporter_otlp_endpoint)
         exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
         provider.add_span_processor(BatchSpanProcessor(exporter))
+    elif settings.otel_exporter_zipkin_endpoint:
+        from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+        provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(
+            endpoint=settings.otel_exporter_zipkin_endpoint, timeout=ZIPKIN_TIMEOUT_S)))
     elif settings.otel_traces_file:
         provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.otel_traces_file)))
     return provider
@@ -109,11 +120,22 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class TracingMiddleware:
-    """ASGI middleware: one SERVER span per HTTP request, child of the caller's `traceparent`.
+def traceparent_of(span: Span) -> str | None:
+    """The W3C `traceparent` naming `span` itself (None for a span that is not recording)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
-    Attributes are the method, route path and status only: paths and bodies may hold personal data
-    elsewhere, so nothing else from the request is recorded."""
+
+class TracingMiddleware:
+    """ASGI middleware: one SERVER span per HTTP request, child of the caller's `traceparent`; the
+    response names that span in its own `traceparent` header, so a caller (or an operator holding the
+    response) can find the trace of what it caused (`flexledger trace TRACE_ID`).
+
+    Its attributes are the method, route path and status only: paths and bodies may hold personal data
+    elsewhere, so nothing else from the request is recorded here (a route adds what it knows to be
+    safe: intake, the book and the masked fact id)."""
 
     def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
         self.app = app
@@ -135,10 +157,14 @@ class TracingMiddleware:
             f"{method} {path}", context=context_from(traceparent, tracestate), kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": path},
         ) as span:
+            own = traceparent_of(span)
+            response_header = own.encode("latin-1") if own is not None else None
 
             async def send_with_status(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     span.set_attribute("http.response.status_code", message["status"])
+                    if response_header is not None:
+                        message["headers"] = [*message.get("headers", ()), (b"traceparent", response_header)]
                 await send(message)
 
             await self.app(scope, receive, send_with_status)

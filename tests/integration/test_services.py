@@ -172,7 +172,9 @@ async def test_intake_answers_with_the_status_of_each_outcome(services: Settings
                                      headers={BOOK_HTTP_HEADER: book_header, **_auth(services)})
 
         first = await post(fact)
-        accepted = {"outcome": "accepted", "fact_id": fact["id"], "seq": 1}
+        # The answer names the request's trace, as does its `traceparent` header.
+        trace_id = first.headers["traceparent"].split("-")[1]
+        accepted = {"outcome": "accepted", "fact_id": fact["id"], "seq": 1, "trace_id": trace_id}
         assert (first.status_code, first.json()) == (201, accepted)
         again = await post(fact)
         assert (again.status_code, again.json()["duplicate"], again.json()["seq"]) == (200, True, 1)

@@ -35,7 +35,7 @@ from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
 from services.intake.domain.submission import IntakeBook, content_digest
-from services.runtime.process import MaskingFormatter
+from services.runtime.logs import MaskingFormatter
 
 VECTORS = sorted((Path(__file__).resolve().parents[1] / "vectors").glob("*.yaml"))
 W = "320213197804121019"

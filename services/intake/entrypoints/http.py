@@ -62,7 +62,16 @@ from services.intake.domain.limits import (
 )
 from services.intake.domain.principals import Principal
 from services.runtime.service import SERVING
-from services.runtime.telemetry import ASGIApp, Receive, Scope, Send, TracingMiddleware
+from services.runtime.telemetry import (
+    BOOK_ATTRIBUTE,
+    FACT_ID_ATTRIBUTE,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    TracingMiddleware,
+    trace_id_hex,
+)
 
 log = logging.getLogger(__name__)
 FACTS_PATH = "/v1/facts"
@@ -113,6 +122,8 @@ class FactResult(BaseModel):
     seq: int = Field(description="the book's recording sequence number of the (original) submission")
     reason: str | None = Field(None, description="why it was rejected, naming the field")
     duplicate: bool | None = Field(None, description="true: identical resubmission, nothing recorded")
+    trace_id: str | None = Field(None, description="this request's trace (32 hex digits; also in the "
+                                                   "`traceparent` response header): `flexledger trace ID`")
 
 
 class Refused(BaseModel):
@@ -142,6 +153,8 @@ class BulkResult(BaseModel):
     duplicates: int
     rejected: int = Field(description="rows with any other outcome (rejected, conflict, 403)")
     last_seq: int = Field(description="the book's last seq after this request")
+    trace_id: str | None = Field(None, description="this request's trace, which every row's fact "
+                                                   "continues (also in the `traceparent` response header)")
 
 
 class Progress(BaseModel):
@@ -176,7 +189,19 @@ def _fact_body(result: Result) -> dict[str, Any]:
         out["reason"] = result.reason
     if result.replayed:
         out["duplicate"] = True
+    if (trace_id := trace_id_hex()) is not None:
+        out["trace_id"] = trace_id
     return out
+
+
+def _tag_span(book: str, fact_id: Any = None) -> None:
+    """Name the request's book, and the one fact it carries, on its span: logs written inside it name the
+    book, and `flexledger trace FACT_ID` finds the trace by the fact id (Zipkin's tag query). Masked like
+    every attribute: a fact id that embeds an identity number is looked up masked too."""
+    span = trace.get_current_span()
+    span.set_attribute(BOOK_ATTRIBUTE, book)
+    if isinstance(fact_id, str):
+        span.set_attribute(FACT_ID_ATTRIBUTE, mask_identifiers(fact_id))
 
 
 def _refusal(model: type[BaseModel], description: str) -> dict[str, Any]:
@@ -291,6 +316,7 @@ async def record_fact_request(ports: Ports, request: Request, book: str) -> JSON
         item = Incoming(exc.stand_in, str(exc))
     except BadInput as exc:
         return _bad(exc)
+    _tag_span(book, item.raw.get("id") if isinstance(item.raw, dict) else None)
     refusal = authorize(principal, item.raw)
     if refusal is not None:
         return _refused(refusal.status, refusal.reason, "fact")
@@ -361,6 +387,7 @@ async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSON
     decision = ports.keys.take_rate(principal, len(rows))
     if not decision.allowed:
         return _retry_after(decision)
+    _tag_span(book)
     answers: list[dict[str, Any] | None] = []
     items: list[Incoming] = []
     positions: list[int] = []
@@ -387,6 +414,7 @@ async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSON
     return JSONResponse({
         "book": book, "results": done, "accepted": accepted, "duplicates": duplicates,
         "rejected": len(done) - accepted - duplicates, "last_seq": ports.last_seq(book),
+        "trace_id": trace_id_hex(),
     })
 
 

@@ -62,14 +62,18 @@ async def test_accepted_in_its_book_with_one_server_span() -> None:
     response, port, spans = await _post(json.dumps(fact).encode(), authorization="Bearer good",
                                         **{"X-Flexledger-Book": "sandbox-1", "traceparent": TRACEPARENT})
     assert response.status_code == 201
-    assert response.json() == {"outcome": "accepted", "fact_id": "r1", "seq": 7}
+    # The caller's trace, continued: in the body's field and the response's own `traceparent`.
+    assert response.json() == {"outcome": "accepted", "fact_id": "r1", "seq": 7, "trace_id": TRACE_ID}
     assert [(book, item.raw) for book, item in port.submitted] == [("sandbox-1", fact)]
     (span,) = spans.get_finished_spans()
     assert span.kind == SpanKind.SERVER and span.name == "POST /v1/facts"
     assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert response.headers["traceparent"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01"
     assert span.attributes is not None
     assert span.attributes["http.route"] == "/v1/facts"
     assert span.attributes["http.response.status_code"] == 201
+    # What `flexledger trace r1` finds the trace by, and the book its log lines name.
+    assert span.attributes["flexledger.fact_id"] == "r1" and span.attributes["flexledger.book"] == "sandbox-1"
 
 
 async def test_default_book_and_refusals_name_the_field() -> None:
