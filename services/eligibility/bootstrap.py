@@ -23,6 +23,7 @@ from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
+from services.runtime.access.gate import AccessGate
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
 from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_key_secret, statistics_key
@@ -47,7 +48,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     facts = FactsHandler(store, tracer, runtime.wake_followers)
     consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
     audit_topics = add_audit_publishers(broker, settings.production_book_set)  # statistics, checkpoints
-    runtime.http = create_http(store, runtime.health, tracer)
+    gate = AccessGate(NAME, settings, tracer_provider)  # who may read what (docs/design/http-auth.md)
+    runtime.http = create_http(store, runtime.health, tracer, gate)
 
     async def follow_the_log() -> None:
         """The followers and the checkpointer read the open store: built here, in a start step, and
@@ -69,6 +71,10 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         runtime.background("checkpointer", lambda: checkpointer.run(checkpoints.wake))
 
     runtime.on_start(store.open)
+    runtime.on_start(gate.open)
     runtime.on_start(follow_the_log)
+    runtime.background("key-ring", gate.follow)
     runtime.on_stop(store.close)
+    runtime.on_stop(gate.close)
+    runtime.reports("keys", gate.count)
     return runtime

@@ -1,4 +1,9 @@
-"""Eligibility's HTTP API: a book's decisions and progress (the read side's queries), health."""
+"""Eligibility's HTTP API: a book's decisions and progress (the read side's queries), health.
+
+Every route but `/health` needs an API key (services/runtime/access, docs/design/http-auth.md): a
+platform reads the decisions about itself and the workers it reported, the auditor and the operator
+read everything, the statistics bureau reads pseudonymised; every read of decisions is recorded.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ from opentelemetry import trace
 from contracts.messages import BOOK_PATTERN
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
+from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
 
 
 def create_http(
-    store: Store, service_health: Callable[[], dict[str, Any]], tracer: trace.Tracer
+    store: Store, service_health: Callable[[], dict[str, Any]], tracer: trace.Tracer, gate: AccessGate,
 ) -> FastAPI:
     http = FastAPI(title="flexledger eligibility", version="1")
 
@@ -27,20 +33,27 @@ def create_http(
         report = service_health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    @http.get("/v1/books/{book}/decisions")
+    @http.get("/v1/books/{book}/decisions", responses={
+        **GUARDED_RESPONSES, 503: {"description": "the read could not be recorded in the access audit"}})
     async def decisions(
         book: str = Path(pattern=BOOK_PATTERN),
         after_seq: int = Query(0, ge=0, description="only decisions after facts with a higher seq"),
         limit: int = Query(MAX_DECISIONS_PER_PAGE, ge=1, le=MAX_DECISIONS_PER_PAGE),
-    ) -> dict[str, Any]:
-        """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them."""
-        found = await projection.decisions(store.pool, book, after_seq, limit)
-        return {"book": book, "decisions": found, "truncated": len(found) >= limit}
+        who: Caller = CALLER,
+    ) -> JSONResponse:
+        """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them. A platform
+        sees only the decisions about its enterprise and the workers it reported."""
+        found = await projection.decisions(store.pool, book, after_seq, limit, enterprise=who.enterprise)
+        body = {"book": book, "decisions": found, "truncated": len(found) >= limit}
+        return await gate.answer(who, book, body, len(found))
 
-    @http.get("/v1/books/{book}/progress")
-    async def progress(book: str = Path(pattern=BOOK_PATTERN)) -> dict[str, Any]:
+    @http.get("/v1/books/{book}/progress", responses=GUARDED_RESPONSES)
+    async def progress(
+        book: str = Path(pattern=BOOK_PATTERN), who: Caller = CALLER,
+    ) -> dict[str, Any]:
         """`last_seq`: every fact of the book up to this intake seq is decided and readable."""
         return {"book": book, "last_seq": await projection.progress(store.pool, book)}
 
+    guard(http, gate)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http

@@ -12,6 +12,11 @@ Reads (query tables of the projection; they follow the commits within millisecon
 `.../entries` (disbursement entries and their settlements), `.../progress` (the projection's position
 for the book and the refused messages). `GET .../reconciliation` checks the live book itself.
 
+Every route but `/health` needs an API key (services/runtime/access, docs/design/http-auth.md):
+appropriations and repayments are Finance's (and the operator's); a platform reads its own balance and
+orders only; the statistics bureau reads orders and entries pseudonymised; every read of personal
+data (balances, orders, entries) is recorded in the access store.
+
 Identity numbers: a beneficiary in a path is masked in the request's span (`url.path`); refusal
 reasons are masked; access logs are off (services.runtime.process).
 """
@@ -32,6 +37,7 @@ from contracts.messages import BOOK_PATTERN
 from services.payments.adapters import projection
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import PaymentsApplication, RecordOutcome, Step
+from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -89,10 +95,10 @@ BOOK_PATH = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
 
 def create_http(
     stores: PaymentsStores, tracer: trace.Tracer, changed: Callable[[], None],
-    health_report: Callable[[], dict[str, Any]],
+    health_report: Callable[[], dict[str, Any]], gate: AccessGate,
 ) -> FastAPI:
     """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
-    batching loop); `health_report` is the service's state."""
+    batching loop); `health_report` is the service's state; `gate` who may call what."""
     http = FastAPI(title="flexledger payments", version="1")
 
     @http.get("/health")
@@ -100,9 +106,10 @@ def create_http(
         report = health_report()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    http.include_router(_commands(stores, changed))
-    http.include_router(_reads(stores))
+    http.include_router(_commands(stores, changed), responses=GUARDED_RESPONSES)
+    http.include_router(_reads(stores, gate), responses=GUARDED_RESPONSES)
     http.add_middleware(MaskBeneficiaryPath)
+    guard(http, gate)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http
 
@@ -121,7 +128,9 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
         return JSONResponse({"outcome": outcome, **result.detail}, status_code=_STATUS.get(outcome, 200))
 
     @router.post("/v1/books/{book}/appropriations")
-    async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
+    async def appropriate(
+        body: AppropriationIn, book: str = BOOK_PATH, who: Caller = CALLER,
+    ) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
         return await run(lambda app, trace_id, carrier: app.set_appropriation(
@@ -130,7 +139,7 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
         ))
 
     @router.post("/v1/books/{book}/repayments")
-    async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
+    async def repay(body: RepaymentIn, book: str = BOOK_PATH, who: Caller = CALLER) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
             book, body.beneficiary, body.amount_fen, body.reference, trace_id=trace_id, carrier=carrier,
@@ -139,13 +148,14 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
     return router
 
 
-def _reads(stores: PaymentsStores) -> APIRouter:
+def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
     """The read side: the projection's query tables, and the live book's reconciliation."""
     router = APIRouter()
 
     @router.get("/v1/books/{book}/totals")
     async def totals(
         book: str = BOOK_PATH, fiscal_year: int | None = Query(None, ge=2000, le=2100),
+        who: Caller = CALLER,
     ) -> dict[str, Any]:
         """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
         receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
@@ -157,35 +167,42 @@ def _reads(stores: PaymentsStores) -> APIRouter:
     @router.get("/v1/books/{book}/balances/{beneficiary}")
     async def balance(
         book: str = BOOK_PATH, beneficiary: str = Path(min_length=1, max_length=64),
+        who: Caller = CALLER,
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
-        recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
+        recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders.
+        A platform may ask only for its own enterprise."""
         found = await projection.balance(stores.pool, book, beneficiary)
         if found is None:
             return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
-        return JSONResponse(found)
+        return await gate.answer(who, book, found, len(found["orders"]))
 
     @router.get("/v1/books/{book}/trial-balance")
-    async def trial_balance(book: str = BOOK_PATH) -> dict[str, Any]:
+    async def trial_balance(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
         """The accounts by group; `trial_balance_fen` is 0 in a sound book."""
         return await projection.trial_balance(stores.pool, book)
 
     @router.get("/v1/books/{book}/orders")
     async def orders(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
-    ) -> dict[str, Any]:
-        """Payment orders of a book, in the order payments created them, with their state."""
-        return {"book": book, "orders": await projection.orders(stores.pool, book, limit)}
+        who: Caller = CALLER,
+    ) -> JSONResponse:
+        """Payment orders of a book, in the order payments created them, with their state. A platform
+        sees only the orders paid to its enterprise or about it."""
+        found = await projection.orders(stores.pool, book, limit, enterprise=who.enterprise)
+        return await gate.answer(who, book, {"book": book, "orders": found}, len(found))
 
     @router.get("/v1/books/{book}/entries")
     async def entries(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
-    ) -> dict[str, Any]:
+        who: Caller = CALLER,
+    ) -> JSONResponse:
         """Disbursement entries (by batch) and what the bank said about each."""
-        return {"book": book, "entries": await projection.entries(stores.pool, book, limit)}
+        found = await projection.entries(stores.pool, book, limit)
+        return await gate.answer(who, book, {"book": book, "entries": found}, len(found))
 
     @router.get("/v1/books/{book}/progress")
-    async def progress(book: str = BOOK_PATH) -> dict[str, Any]:
+    async def progress(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
         """How far the read side is (the book's stream version) and the messages the book refused."""
         found = await projection.book_progress(stores.pool, book)
         found["refusals"] = [
@@ -195,8 +212,9 @@ def _reads(stores: PaymentsStores) -> APIRouter:
         return found
 
     @router.get("/v1/books/{book}/reconciliation")
-    async def reconciliation(book: str = BOOK_PATH) -> dict[str, Any]:
-        """The live book checked against itself: trial balance and `reconcile` (empty `problems`)."""
+    async def reconciliation(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
+        """The live book checked against itself: trial balance and `reconcile` (empty `problems`;
+        identity numbers in them masked)."""
         return await asyncio.to_thread(stores.app.reconciliation, book)
 
     return router
