@@ -32,7 +32,7 @@ from rich.table import Table
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Issue, rotate, revoke and list the services' API keys (kept hashed in the access store).")
+                  help="Issue, rotate, revoke and list the services' API keys (hashed in the access store).")
 
 EXIT_REFUSED, EXIT_DATABASE = 2, 3
 _ROLES = ("platform | hr_bureau | social_insurance_agency | talent_office | park_authority | finance | "
@@ -139,7 +139,11 @@ def revoke(
 @app.command("list")
 def list_keys(as_json: bool = typer.Option(False, "--json", help="print one JSON object per key")) -> None:
     """Every key with its principal and state (no secrets: they are not kept)."""
-    from services.runtime.access.operator_key import OperatorKeyError, operator_key_path, read_operator_key
+    from services.runtime.access.operator_key import (
+        OperatorKeyError,
+        operator_key_path,
+        read_operator_key,
+    )
 
     settings = Settings.from_env()
     application = _application(settings)

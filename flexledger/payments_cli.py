@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import logging
+import os
 from typing import Annotated, Any
 
 import httpx
