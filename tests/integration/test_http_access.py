@@ -178,7 +178,8 @@ async def test_finance_appropriates_and_a_platform_or_nobody_cannot(world: World
 
 async def _get(world: World, service: str, path: str, token: str) -> httpx.Response:
     async with httpx.AsyncClient(timeout=30) as client:
-        return await client.get(_url(world.settings, service, path), headers={"Authorization": f"Bearer {token}"})
+        auth = {"Authorization": f"Bearer {token}"}
+        return await client.get(_url(world.settings, service, path), headers=auth)
 
 
 def _reads(settings: Settings) -> list[Any]:
@@ -233,15 +234,17 @@ def _mentions(text: str) -> set[str]:
 
 
 async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: World) -> None:
-    mine = await _get(world, "eligibility", f"/v1/books/{world.book}/decisions", world.tokens["platform"])
-    theirs = await _get(world, "eligibility", f"/v1/books/{world.book}/decisions", world.other_platform)
-    everything = await _get(world, "eligibility", f"/v1/books/{world.book}/decisions", world.tokens["auditor"])
+    decisions = f"/v1/books/{world.book}/decisions"
+    mine = await _get(world, "eligibility", decisions, world.tokens["platform"])
+    theirs = await _get(world, "eligibility", decisions, world.other_platform)
+    everything = await _get(world, "eligibility", decisions, world.tokens["auditor"])
     assert {E1, W1} <= _mentions(everything.text)
     assert any(d["kind"] == "grant" and d["beneficiary"] == E1 for d in mine.json()["decisions"])
     assert not any(d["after"].startswith("e2-") for d in mine.json()["decisions"])
     assert [d["after"] for d in theirs.json()["decisions"]] == ["e2-4"]  # its own rejected report
     assert E1 not in theirs.text and W1 not in theirs.text
-    assert len(mine.json()["decisions"]) + len(theirs.json()["decisions"]) <= len(everything.json()["decisions"])
+    seen = len(mine.json()["decisions"]) + len(theirs.json()["decisions"])
+    assert seen <= len(everything.json()["decisions"])
 
     orders = await _get(world, "payments", f"/v1/books/{world.book}/orders", world.tokens["platform"])
     assert [o["beneficiary"] for o in orders.json()["orders"]] == [E1]

@@ -22,11 +22,11 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from services.runtime.access.audit import ReadAudit, read_audit_key
 from services.runtime.access.key_ring import KeyRingFollower
-from services.runtime.access.policy import Endpoint, Service, View, endpoint, refusal
+from services.runtime.access.policy import ENDPOINTS, Endpoint, Service, View, refusal
 from services.runtime.access.principals import Principal
 from services.runtime.access.pseudonyms import pseudonymised
 from services.runtime.access.store import AccessApplication
@@ -156,15 +156,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 class RequireAccess:
     """ASGI middleware: the policy's endpoints of this service pass only with a key that may call them.
-    `skip`: routes whose handler checks the key itself (intake's submissions, which keep intake's own
-    order of checks), given as `(method, path template)`."""
+    A request is matched against the table's path templates (as Starlette compiles them), not against
+    FastAPI's routes. `skip`: routes whose handler checks the key itself (intake's submissions, which
+    keep intake's own order of checks), as `(method, path template)`."""
 
-    def __init__(self, app: ASGIApp, gate: AccessGate, http: FastAPI,
-                 skip: frozenset[tuple[str, str]] = frozenset()) -> None:
+    def __init__(
+        self, app: ASGIApp, gate: AccessGate, skip: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.app = app
         self.gate = gate
-        self.http = http
-        self.skip = skip
+        self.endpoints = [(e, compile_path(e.path)[0]) for e in ENDPOINTS
+                          if e.service == gate.service and (e.method, e.path) not in skip]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -179,18 +181,13 @@ class RequireAccess:
         await self.app(scope, receive, send)
 
     def _endpoint(self, scope: Scope) -> tuple[Endpoint, dict[str, str]] | None:
-        for route in self.http.router.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                path = getattr(route, "path", "")
-                if (scope["method"], path) in self.skip:
-                    return None
-                found = endpoint(self.gate.service, scope["method"], path)
-                return (found, dict(child.get("path_params", {}))) if found is not None else None
+        for found, pattern in self.endpoints:
+            if found.method == scope["method"] and (match := pattern.match(scope["path"])):
+                return found, match.groupdict()
         return None
 
 
 def guard(http: FastAPI, gate: AccessGate, skip: frozenset[tuple[str, str]] = frozenset()) -> None:
     """Put `RequireAccess` in front of `http` (call before the tracing middleware is added, so that
     refusals are traced too)."""
-    http.add_middleware(RequireAccess, gate=gate, http=http, skip=skip)
+    http.add_middleware(RequireAccess, gate=gate, skip=skip)
