@@ -17,7 +17,7 @@ from opentelemetry import trace
 from contracts.messages import BOOK_PATTERN
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
-from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
+from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, UNRECORDED, AccessGate, Caller, guard
 from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
@@ -33,8 +33,7 @@ def create_http(
         report = service_health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    @http.get("/v1/books/{book}/decisions", responses={
-        **GUARDED_RESPONSES, 503: {"description": "the read could not be recorded in the access audit"}})
+    @http.get("/v1/books/{book}/decisions", responses={**GUARDED_RESPONSES, **UNRECORDED})
     async def decisions(
         book: str = Path(pattern=BOOK_PATTERN),
         after_seq: int = Query(0, ge=0, description="only decisions after facts with a higher seq"),

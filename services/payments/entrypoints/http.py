@@ -37,7 +37,7 @@ from contracts.messages import BOOK_PATTERN
 from services.payments.adapters import projection
 from services.payments.adapters.stores import PaymentsStores
 from services.payments.application import PaymentsApplication, RecordOutcome, Step
-from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
+from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, UNRECORDED, AccessGate, Caller, guard
 from services.runtime.telemetry import (
     ASGIApp,
     Receive,
@@ -164,7 +164,7 @@ def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
         return {"book": book, "fiscal_year": fiscal_year, "programmes": rows,
                 "trial_balance_fen": accounts["trial_balance_fen"]}
 
-    @router.get("/v1/books/{book}/balances/{beneficiary}")
+    @router.get("/v1/books/{book}/balances/{beneficiary}", responses=UNRECORDED)
     async def balance(
         book: str = BOOK_PATH, beneficiary: str = Path(min_length=1, max_length=64),
         who: Caller = CALLER,
@@ -182,7 +182,7 @@ def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
         """The accounts by group; `trial_balance_fen` is 0 in a sound book."""
         return await projection.trial_balance(stores.pool, book)
 
-    @router.get("/v1/books/{book}/orders")
+    @router.get("/v1/books/{book}/orders", responses=UNRECORDED)
     async def orders(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
         who: Caller = CALLER,
@@ -192,7 +192,7 @@ def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
         found = await projection.orders(stores.pool, book, limit, enterprise=who.enterprise)
         return await gate.answer(who, book, {"book": book, "orders": found}, len(found))
 
-    @router.get("/v1/books/{book}/entries")
+    @router.get("/v1/books/{book}/entries", responses=UNRECORDED)
     async def entries(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
         who: Caller = CALLER,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
+from pydantic import BaseModel, Field
 from starlette.routing import compile_path
 
 from services.runtime.access.audit import ReadAudit, read_audit_key
@@ -41,10 +42,24 @@ BEARER = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="flk_<key id>_<secret>, issued by `flexledger keys issue`")
 
 
+class AccessRefused(BaseModel):
+    """The request was refused before anything was read: no valid key (401) or not this key's (403)."""
+
+    outcome: Literal["refused"] = "refused"
+    reason: str
+    where: str | None = Field(None, description="what was refused: Authorization")
+
+
 # OpenAPI: what every guarded route may answer besides its own statuses.
 GUARDED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no valid API key (missing, malformed, unknown, wrong, retired or revoked)"},
-    403: {"description": "this key's role may not call this endpoint, or not for this path"},
+    401: {"model": AccessRefused,
+          "description": "no valid API key (missing, malformed, unknown, wrong, retired or revoked)"},
+    403: {"model": AccessRefused,
+          "description": "this key's role may not call this endpoint, or not for this path"},
+}
+# Routes whose reads are recorded also answer 503 when the record cannot be written.
+UNRECORDED: dict[int | str, dict[str, Any]] = {
+    503: {"model": AccessRefused, "description": "the read could not be recorded in the access audit: retry"},
 }
 
 
@@ -126,8 +141,8 @@ class AccessGate:
             except Exception:
                 log.exception("recording a read failed; the data is not sent")
                 reason = "the read could not be recorded in the access audit; retry"
-                return JSONResponse({"outcome": "refused", "reason": reason}, status_code=503,
-                                    headers={"Retry-After": "1"})
+                return JSONResponse({"outcome": "refused", "reason": reason, "where": "access audit"},
+                                    status_code=503, headers={"Retry-After": "1"})
         if caller.view == "pseudonymised":
             body = pseudonymised(body, self.statistics_key)
         return JSONResponse(body)
