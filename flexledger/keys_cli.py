@@ -180,3 +180,43 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="print one JSON
         table.add_row(*(str(row[name] or "") for name in (
             "key_id", "role", "enterprise", "state", "issued_at", "valid_until", "replaced_by", "label")))
     Console().print(table)
+
+
+@app.command("reads")
+def reads(
+    identity: str | None = typer.Option(
+        None, "--identity", help="only the reads whose answer held this identity number"),
+    key_id: str | None = typer.Option(None, "--key-id", help="only the reads made with this key"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per read"),
+) -> None:
+    """The read audit: who read personal data through the HTTP APIs, when, where and how much
+    (docs/design/http-auth.md). Subjects are stored as keyed pseudonyms; `--identity` finds a person's."""
+    from services.runtime.access.audit import read_audit_key
+    from services.runtime.access.pseudonyms import pseudonym
+
+    settings = Settings.from_env()
+    wanted = pseudonym(read_audit_key(settings), identity) if identity else None
+    application = _application(settings)
+    try:
+        rows = [{
+            "at": read.timestamp.isoformat(timespec="seconds"), "key_id": read.key_id, "role": read.role,
+            "enterprise": read.enterprise, "service": read.service, "endpoint": read.endpoint,
+            "book": read.book, "view": read.view, "rows": read.rows, "subjects": len(read.subjects),
+        } for _, read in application.reads()
+            if (wanted is None or wanted in read.subjects) and (key_id is None or read.key_id == key_id)]
+    except Exception as exc:
+        _fail(f"the access store: {exc}", EXIT_DATABASE)
+    finally:
+        application.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=f"reads of personal data ({len(rows)})")
+    columns = ("at", "key_id", "role", "enterprise", "service", "endpoint", "book", "view", "rows",
+               "subjects")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[name] if row[name] is not None else "") for name in columns))
+    Console().print(table)

@@ -84,6 +84,9 @@ def refused(status: int, reason: str) -> JSONResponse:
 
 
 class AccessGate:
+    """A service's side of the access module: the key ring it follows, the read audit it writes, and
+    the decisions `RequireAccess` and the handlers ask of it."""
+
     def __init__(self, service: Service, settings: Settings,
                  tracer_provider: trace.TracerProvider | None = None) -> None:
         self.service: Service = service
@@ -123,6 +126,7 @@ class AccessGate:
     async def check(
         self, scope: Scope, found: Endpoint, path_params: dict[str, str],
     ) -> Caller | JSONResponse:
+        """The caller of `found`, or the 401/403 answer; decided from the headers and path alone."""
         principal = await self.authenticate(_header(scope, b"authorization"))
         if principal is None:
             return refused(401, UNAUTHENTICATED_REASON)

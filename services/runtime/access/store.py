@@ -14,17 +14,15 @@ shared by the three services.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
-from opentelemetry import trace
 
 from services.runtime.access.credentials import KeyEvent, KeyRing, event_from_dict, event_to_dict
 from services.runtime.eventstore import ServiceApplication
-from services.runtime.settings import Settings
 
 SCHEMA = "access"
 ACCESS_NAMESPACE = uuid.UUID("5d1c2e7a-9b3f-5a41-8e60-2f4b7c9d1e03")
@@ -78,9 +76,6 @@ class DataRead(Aggregate):
 class AccessApplication(ServiceApplication):
     name = SCHEMA
 
-    def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
-        super().__init__(settings, tracer_provider)
-
     # ---- the key ring -----------------------------------------------------------------------------
 
     def key_changes(self, after_version: int = 0) -> list[tuple[int, KeyEvent]]:
@@ -120,7 +115,14 @@ class AccessApplication(ServiceApplication):
         self.record(read)
         return read.id
 
-    def reads(self, after: int = 0, limit: int = 1000) -> list[tuple[int, DataRead.Recorded]]:
-        """The recorded reads after notification id `after`, in order (for auditors and tests)."""
-        return [(position, event) for position, event in self.notifications(after, limit)
-                if isinstance(event, DataRead.Recorded)]
+    def reads(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, DataRead.Recorded]]:
+        """The recorded reads after notification id `after`, in order, read `page` events at a time
+        (for `flexledger keys reads` and tests)."""
+        while True:
+            found = self.notifications(after, page)
+            for position, event in found:
+                if isinstance(event, DataRead.Recorded):
+                    yield position, event
+            if len(found) < page:
+                return
+            after = found[-1][0]
