@@ -6,6 +6,7 @@
     flexledger keys rotate KEY_ID [--grace-hours N]
     flexledger keys revoke KEY_ID [--reason TEXT]
     flexledger keys list
+    flexledger keys reads [--identity NUMBER] [--key-id KEY_ID]   # the read audit
 
 They talk to the access store directly (PostgreSQL, schema `access`, with the settings every process
 reads; services/runtime/access/store.py): a key change is an event in the `ApiKeyRing` stream, holding
