@@ -510,11 +510,15 @@ def chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict
 
 async def wait_decided(client: httpx.AsyncClient, settings: Settings, book: str, timeout_s: float) -> float:
     """time.time() when eligibility's progress first covered intake's last seq."""
-    last = (await client.get(url(settings, "intake", f"/v1/books/{book}/progress"))).json()["last_seq"]
+    token = _token(settings)  # every service wants a key (docs/design/http-auth.md)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    last = (await client.get(url(settings, "intake", f"/v1/books/{book}/progress"), headers=auth)).json()[
+        "last_seq"]
     deadline = time.monotonic() + timeout_s
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            seen = (await client.get(url(settings, "eligibility", f"/v1/books/{book}/progress"))).json()
+            progress = url(settings, "eligibility", f"/v1/books/{book}/progress")
+            seen = (await client.get(progress, headers=auth)).json()
             if seen["last_seq"] >= last:
                 return time.time()
         if time.monotonic() > deadline:

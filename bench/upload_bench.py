@@ -111,7 +111,8 @@ def main() -> int:
         code = submit.run_submit(path, key=key, url=url, book=book, chunk_rows=args.chunk_rows,
                                  summary=summary)
         elapsed = time.monotonic() - started
-    last_seq = int(httpx.get(f"{url}/v1/books/{book}/progress", timeout=30).json()["last_seq"])
+    last_seq = int(httpx.get(f"{url}/v1/books/{book}/progress", headers={"Authorization": f"Bearer {key}"},
+                             timeout=30).json()["last_seq"])
     rate = args.rows / elapsed
     print(f"upload: {args.rows:,} rows in {elapsed:.1f} s = {rate:,.0f} rows/s (client exit status {code})")
     print(f"accepted {summary.accepted:,}, duplicates {summary.duplicates:,}, rejected {summary.rejected:,}; "

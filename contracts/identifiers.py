@@ -8,6 +8,7 @@ do not start with eight digits.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 
 # RULES.md section 5: province codes that may open a resident identity number.
@@ -82,5 +83,15 @@ _IDENTITY_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-
 def mask_identifiers(text: str) -> str:
     """`text` with every identity number masked (`3202**********1019`): what operators see in logs,
     spans, error messages and published reasons (docs/design/audit.md)."""
-    return _IDENTITY_NUMBER_IN_TEXT.sub(lambda m: str(mask(m.group(0))), text)
+    return replace_identifiers(text, lambda number: str(mask(number)))
+
+
+def replace_identifiers(text: str, replacement: Callable[[str], str]) -> str:
+    """`text` with every identity number standing alone replaced by `replacement(number)`."""
+    return _IDENTITY_NUMBER_IN_TEXT.sub(lambda m: replacement(m.group(0)), text)
+
+
+def identifiers_in(text: str) -> list[str]:
+    """The identity numbers standing alone in `text`, in order."""
+    return _IDENTITY_NUMBER_IN_TEXT.findall(text)
 

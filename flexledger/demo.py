@@ -138,7 +138,9 @@ def demo(
     """Push three years of history and then one realistic month through the running stack."""
     settings = Settings.from_env()
     work = Path(settings.state_dir) / "demo"
-    with httpx.Client(timeout=30.0) as client:
+    # Every service wants a key: the demo acts as the operator (docs/design/http-auth.md).
+    authorization = {"Authorization": f"Bearer {_operator_key(settings)}"}
+    with httpx.Client(timeout=30.0, headers=authorization) as client:
         _check_stack(client, settings)
         started = time.monotonic()
         console.rule("Finance appropriates the budgets (talent starts empty)")

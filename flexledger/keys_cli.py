@@ -1,16 +1,19 @@
-"""`flexledger keys`: the operator's commands for intake's API keys.
+"""`flexledger keys`: the operator's commands for the API keys of the three services.
 
     flexledger keys issue --role platform --enterprise 91320213MA1XY0001L [--label TEXT]
     flexledger keys issue --role social_insurance_agency
+    flexledger keys issue --role finance | auditor | statistics | operator
     flexledger keys rotate KEY_ID [--grace-hours N]
     flexledger keys revoke KEY_ID [--reason TEXT]
     flexledger keys list
+    flexledger keys reads [--identity NUMBER] [--key-id KEY_ID]   # the read audit
 
-They talk to intake's event store directly (PostgreSQL, schema `intake`, with the settings every
-process reads), through intake's own application: a key change is an event in the `ApiKeyRing`
-stream, holding the key id, role, enterprise and the SHA-256 of the secret — never the secret. The
-running intake folds new changes within a second (at once for a key it has not seen yet). Whoever
-can run these commands can write to intake's database: that, not an HTTP key, is what guards them.
+They talk to the access store directly (PostgreSQL, schema `access`, with the settings every process
+reads; services/runtime/access/store.py): a key change is an event in the `ApiKeyRing` stream, holding
+the key id, role, enterprise and the SHA-256 of the secret — never the secret. Each running service
+(intake, eligibility, payments) folds new changes within a second (at once for a key it has not seen
+yet). Whoever can run these commands can write to that database: that, not an HTTP key, is what
+guards them.
 
 A new key (issue, rotate) is printed once, on stdout; only its hash is kept, so it cannot be shown
 again. `--json` prints one JSON object instead of text. Exit status: 0 done; 2 the command was
@@ -30,20 +33,21 @@ from rich.table import Table
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Issue, rotate, revoke and list intake's API keys (kept hashed in its event store).")
+                  help="Issue, rotate, revoke and list the services' API keys (hashed in the access store).")
 
 EXIT_REFUSED, EXIT_DATABASE = 2, 3
-_ROLES = "platform | hr_bureau | social_insurance_agency | talent_office | park_authority | operator"
+_ROLES = ("platform | hr_bureau | social_insurance_agency | talent_office | park_authority | finance | "
+          "auditor | statistics | operator")
 
 
 def _application(settings: Settings) -> Any:
-    from services.intake.application import IntakeApplication
+    from services.runtime.access.store import AccessApplication
 
     try:
-        return IntakeApplication(settings)
+        return AccessApplication(settings)
     except Exception as exc:
         where = f"{settings.pg_host}:{settings.pg_port}"
-        _fail(f"cannot open intake's event store at {where}: {exc}", EXIT_DATABASE)
+        _fail(f"cannot open the access store at {where}: {exc}", EXIT_DATABASE)
 
 
 def _fail(message: str, code: int) -> None:
@@ -52,7 +56,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def _change(command: Any) -> Any:
-    from services.intake.domain.credentials import KeyRingError
+    from services.runtime.access.credentials import KeyRingError
 
     application = _application(Settings.from_env())
     try:
@@ -62,7 +66,7 @@ def _change(command: Any) -> Any:
     except typer.Exit:
         raise
     except Exception as exc:
-        _fail(f"intake's event store: {exc}", EXIT_DATABASE)
+        _fail(f"the access store: {exc}", EXIT_DATABASE)
     finally:
         application.close()
 
@@ -88,9 +92,10 @@ def issue(
     label: str = typer.Option("", "--label", help="a note for operators, e.g. who holds the key"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Issue a new key for a platform (bound to its enterprise), an agency or an operator."""
-    from services.intake.domain.credentials import issue_key, new_api_key
-    from services.intake.domain.principals import Role
+    """Issue a new key for a platform (bound to its enterprise), an agency, finance, an auditor, the
+    statistics bureau or an operator."""
+    from services.runtime.access.credentials import issue_key, new_api_key
+    from services.runtime.access.principals import Role
 
     key, now = new_api_key(), datetime.now(UTC)
     event = _change(lambda ring: issue_key(ring, role=cast(Role, role), at=now, key=key,
@@ -108,7 +113,7 @@ def rotate(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Replace a key by a new one with the same principal; the old one stops now or after the grace."""
-    from services.intake.domain.credentials import new_api_key, rotate_key
+    from services.runtime.access.credentials import new_api_key, rotate_key
 
     now = datetime.now(UTC)
     grace_until = now + timedelta(hours=grace_hours) if grace_hours else None
@@ -125,24 +130,28 @@ def revoke(
     reason: str = typer.Option("", "--reason", help="why (kept with the revocation)"),
 ) -> None:
     """End a key at once (also during a rotation's grace window)."""
-    from services.intake.domain.credentials import revoke_key
+    from services.runtime.access.credentials import revoke_key
 
     now = datetime.now(UTC)
     _change(lambda ring: revoke_key(ring, key_id, at=now, reason=reason))
-    typer.echo(f"revoked key {key_id}; intake refuses it within a second")
+    typer.echo(f"revoked key {key_id}; the services refuse it within a second")
 
 
 @app.command("list")
 def list_keys(as_json: bool = typer.Option(False, "--json", help="print one JSON object per key")) -> None:
     """Every key with its principal and state (no secrets: they are not kept)."""
-    from services.intake.adapters.operator_key import OperatorKeyError, operator_key_path, read_operator_key
+    from services.runtime.access.operator_key import (
+        OperatorKeyError,
+        operator_key_path,
+        read_operator_key,
+    )
 
     settings = Settings.from_env()
     application = _application(settings)
     try:
         ring = application.key_ring()
     except Exception as exc:
-        _fail(f"intake's event store: {exc}", EXIT_DATABASE)
+        _fail(f"the access store: {exc}", EXIT_DATABASE)
     finally:
         application.close()
     now = datetime.now(UTC)
@@ -165,10 +174,50 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="print one JSON
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
         return
-    table = Table(title=f"intake API keys ({len(rows)})")
+    table = Table(title=f"API keys ({len(rows)})")
     for column in ("key id", "role", "enterprise", "state", "issued", "valid until", "replaced by", "label"):
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(row[name] or "") for name in (
             "key_id", "role", "enterprise", "state", "issued_at", "valid_until", "replaced_by", "label")))
+    Console().print(table)
+
+
+@app.command("reads")
+def reads(
+    identity: str | None = typer.Option(
+        None, "--identity", help="only the reads whose answer held this identity number"),
+    key_id: str | None = typer.Option(None, "--key-id", help="only the reads made with this key"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per read"),
+) -> None:
+    """The read audit: who read personal data through the HTTP APIs, when, where and how much
+    (docs/design/http-auth.md). Subjects are stored as keyed pseudonyms; `--identity` finds a person's."""
+    from services.runtime.access.audit import read_audit_key
+    from services.runtime.access.pseudonyms import pseudonym
+
+    settings = Settings.from_env()
+    wanted = pseudonym(read_audit_key(settings), identity) if identity else None
+    application = _application(settings)
+    try:
+        rows = [{
+            "at": read.timestamp.isoformat(timespec="seconds"), "key_id": read.key_id, "role": read.role,
+            "enterprise": read.enterprise, "service": read.service, "endpoint": read.endpoint,
+            "book": read.book, "view": read.view, "rows": read.rows, "subjects": len(read.subjects),
+        } for _, read in application.reads()
+            if (wanted is None or wanted in read.subjects) and (key_id is None or read.key_id == key_id)]
+    except Exception as exc:
+        _fail(f"the access store: {exc}", EXIT_DATABASE)
+    finally:
+        application.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=f"reads of personal data ({len(rows)})")
+    columns = ("at", "key_id", "role", "enterprise", "service", "endpoint", "book", "view", "rows",
+               "subjects")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[name] if row[name] is not None else "") for name in columns))
     Console().print(table)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Annotated, Any
 
 import httpx
@@ -39,11 +40,27 @@ def _base(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.payments_port}"
 
 
+def _key(settings: Settings) -> str:
+    """FLEXLEDGER_API_KEY (e.g. a finance key), else the bootstrap operator key."""
+    from flexledger.submit import SubmitError, operator_key
+
+    given = os.environ.get("FLEXLEDGER_API_KEY")
+    if given:
+        return given
+    try:
+        return operator_key(settings)
+    except SubmitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+
+
 def _call(method: str, path: str, *, body: dict[str, Any] | None = None,
           params: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    url = _base(Settings.from_env()) + path
+    settings = Settings.from_env()
+    url = _base(settings) + path
+    headers = {"Authorization": f"Bearer {_key(settings)}"}
     try:
-        response = httpx.request(method, url, json=body, params=params, timeout=TIMEOUT_S)
+        response = httpx.request(method, url, json=body, params=params, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:
         typer.echo(f"error: payments cannot be reached at {url}: {exc} (is the stack up? flexledger dev up)",
                    err=True)
@@ -52,7 +69,7 @@ def _call(method: str, path: str, *, body: dict[str, Any] | None = None,
         payload: dict[str, Any] = response.json()
     except ValueError:
         payload = {"detail": response.text[:200]}
-    if response.status_code >= 500 or response.status_code in (400, 422):
+    if response.status_code >= 500 or response.status_code in (400, 401, 403, 422):
         typer.echo(f"error: payments answered {response.status_code}: {json.dumps(payload)[:300]}", err=True)
         raise typer.Exit(EXIT_UNREACHABLE)
     return response.status_code, payload

@@ -5,8 +5,10 @@ collide with each other or with the city's book. The facts are POSTed to intake 
 until eligibility's progress for the book reaches intake's last seq, and read the decisions back from
 eligibility's read side in PostgreSQL.
 
-Intake wants an API key: the run uses the bootstrap operator key (FLEXLEDGER_OPERATOR_KEY, else
-<state_dir>/operator.key, which intake generates when it starts), so no flag is needed.
+Every service wants an API key (docs/design/http-auth.md): the run uses the bootstrap operator key
+(FLEXLEDGER_OPERATOR_KEY, else <state_dir>/operator.key, which the services generate when they start),
+so no flag is needed; it is sent on every request, and the operator's reads of decisions are recorded
+in the access store's read audit like anyone's.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ def _key(settings: Settings) -> str:
         raise PipelineError(str(exc)) from None
 
 
-def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any], key: str) -> None:
-    headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {key}"}
+def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any]) -> None:
+    headers = {BOOK_HTTP_HEADER: book}
     for index, fact in enumerate(facts, start=1):
         try:
             response = client.post(f"{intake}/v1/facts", json=fact, headers=headers)
@@ -97,10 +99,11 @@ def run_pipeline(
     intake = _url(settings.intake_port)
     eligibility = _url(settings.eligibility_port)
     book = book or f"scenario-{uuid.uuid4().hex}"
-    with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+    authorization = {"Authorization": f"Bearer {_key(settings)}"}
+    with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=authorization) as client:
         _get(client, f"{intake}/health", "intake")
         _get(client, f"{eligibility}/health", "eligibility")
-        _submit(client, intake, book, facts, _key(settings))
+        _submit(client, intake, book, facts)
         last_seq = int(_get(client, f"{intake}/v1/books/{book}/progress", "intake")["last_seq"])
         _wait_for(client, eligibility, book, last_seq, timeout_s)
         page = _get(client, f"{eligibility}/v1/books/{book}/decisions", "eligibility")

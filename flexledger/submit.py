@@ -273,7 +273,7 @@ def default_url() -> str:
 def operator_key(settings: Settings | None = None) -> str:
     """The bootstrap operator key intake accepts: FLEXLEDGER_OPERATOR_KEY, else the key intake generated
     into <state_dir>/operator.key. SubmitError (exit 2) when there is none."""
-    from services.intake.adapters.operator_key import OperatorKeyError, operator_key_path, read_operator_key
+    from services.runtime.access.operator_key import OperatorKeyError, operator_key_path, read_operator_key
 
     settings = settings or Settings.from_env()
     try:

@@ -21,10 +21,13 @@ import logging
 import psycopg
 
 from flexledger.audit.store import SERVICE_SCHEMAS
+from services.runtime.access.store import AccessApplication
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
+# The services' own schemas, and the access store they share (API keys, the read audit).
+EVENT_SCHEMAS = (*SERVICE_SCHEMAS, AccessApplication.name)
 ROLES_SQL = PROJECT_ROOT / "deploy" / "postgres" / "roles.sql"
 
 
@@ -33,7 +36,7 @@ def _roles_sql(settings: Settings) -> None:
         for name, value in (
             ("app_role", settings.pg_app_user),
             ("app_password", settings.pg_app_password),
-            ("schemas", ",".join(SERVICE_SCHEMAS)),
+            ("schemas", ",".join(EVENT_SCHEMAS)),
         ):
             conn.execute("SELECT set_config(%s, %s, false)", (f"flexledger.{name}", value))
         conn.execute(ROLES_SQL.read_text(encoding="utf-8"))
@@ -41,6 +44,8 @@ def _roles_sql(settings: Settings) -> None:
 
 def _application_class(schema: str) -> type[ServiceApplication]:
     """The service's own application class (it knows which tables it needs), else a plain one."""
+    if schema == AccessApplication.name:
+        return AccessApplication
     try:
         module = importlib.import_module(f"services.{schema}.application")
     except ImportError:
@@ -56,7 +61,7 @@ def create_event_tables(settings: Settings) -> None:
     """Create every service's event tables as the owner, where they are missing."""
     if settings.is_app_role:
         raise RuntimeError("event tables are created by the owner role (pg_user), not the runtime role")
-    for schema in SERVICE_SCHEMAS:
+    for schema in EVENT_SCHEMAS:
         app = _application_class(schema)(settings)
         app.close()
 

@@ -24,6 +24,7 @@ from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
 from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
+from services.runtime.access.gate import AccessGate
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
 from services.runtime.health import HealthLimits
@@ -50,7 +51,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     facts = FactsHandler(store, tracer, runtime.wake_followers)
     consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
     audit_topics = add_audit_publishers(broker, settings.production_book_set)  # statistics, checkpoints
-    runtime.http = create_http(store, runtime.health, tracer)
+    gate = AccessGate(NAME, settings, tracer_provider)  # who may read what (docs/design/http-auth.md)
+    runtime.http = create_http(store, runtime.health, tracer, gate)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
 
     async def follow_the_log() -> None:
@@ -76,6 +78,10 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         CHECKPOINT_AGE.set_function(checkpointer.age_s)
 
     runtime.on_start(store.open)
+    runtime.on_start(gate.open)
     runtime.on_start(follow_the_log)
+    runtime.background("key-ring", gate.follow)
     runtime.on_stop(store.close)
+    runtime.on_stop(gate.close)
+    runtime.reports("keys", gate.count)
     return runtime

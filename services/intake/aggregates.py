@@ -89,38 +89,6 @@ class FactSubmission(Aggregate):
 _TOPIC = get_topic(FactSubmission)
 
 
-# ---- API keys -----------------------------------------------------------------------------------
-
-KEY_RING_ID = uuid.uuid5(SUBMISSION_NAMESPACE, "api-key-ring")
-
-
-class ApiKeyRing(Aggregate):
-    """Every API key ever issued, as one stream of changes (issued, rotated, revoked), in the form of
-    `services.intake.domain.credentials.event_to_dict`: key ids, roles and secret hashes, never a
-    secret. One stream, so that the database's (id, version) uniqueness orders concurrent operator
-    commands; `KeyRing.from_events` folds it."""
-
-    class Opened(Aggregate.Created):
-        pass
-
-    class Changed(Aggregate.Event):
-        change: dict[str, Any]
-
-        def apply(self, aggregate: Aggregate) -> None:
-            assert isinstance(aggregate, ApiKeyRing)
-            aggregate.changes.append(self.change)
-
-    def __init__(self) -> None:
-        self.changes: list[dict[str, Any]] = []
-
-    @classmethod
-    def open(cls) -> ApiKeyRing:
-        return cls._create(cls.Opened, id=KEY_RING_ID)
-
-    def change(self, change: dict[str, Any]) -> None:
-        self.trigger_event(self.Changed, change=change)
-
-
 # ---- dead letters -------------------------------------------------------------------------------
 
 

@@ -12,8 +12,8 @@ seq order. The in-memory book moves ahead while the rows are checked; if the tra
 book is re-read from the store (which then says what really happened), so memory never runs ahead of
 the database for long, and readers only ever see `committed_seq`.
 
-The same store holds the API key ring (`ApiKeyRing`, changed by operator commands, folded into
-`KeyRing`) and the agency messages that were dead-lettered (`DeadLetter`, published by the relay).
+The same store holds the agency messages that were dead-lettered (`DeadLetter`, published by the
+relay). API keys live in the access store shared by the three services (services/runtime/access).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
@@ -42,8 +42,7 @@ from psycopg import sql
 
 from contracts.facts import parse_fact
 from contracts.messages import fact_subject
-from services.intake.aggregates import KEY_RING_ID, ApiKeyRing, DeadLetter, FactSubmission, submission_id
-from services.intake.domain.credentials import KeyEvent, KeyRing, event_from_dict, event_to_dict
+from services.intake.aggregates import DeadLetter, FactSubmission, submission_id
 from services.intake.domain.fact_ids import scope_of
 from services.intake.domain.feed import AgencyFact, NotTaken
 from services.intake.domain.submission import IntakeBook, Outcome, Submission
@@ -53,7 +52,6 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 REBUILD_BATCH = 1000
 RECENT_EVENTS = 20_000  # recorded events kept in memory for the outbox relay (a few bulk requests)
-KEY_COMMAND_RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,34 +416,3 @@ class IntakeApplication(ServiceApplication):
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
         )
         return list(letter.collect_events())
-
-    # ---- API keys -------------------------------------------------------------------------------
-
-    def key_changes(self, after_version: int = 0) -> list[tuple[int, KeyEvent]]:
-        """The key ring's changes after `after_version` of its stream, with their versions."""
-        return [(stored.originator_version, event_from_dict(stored.change))
-                for stored in self.events.get(KEY_RING_ID, gt=after_version or None)
-                if isinstance(stored, ApiKeyRing.Changed)]
-
-    def key_ring(self) -> KeyRing:
-        return KeyRing.from_events(event for _, event in self.key_changes())
-
-    def change_keys(self, command: Callable[[KeyRing], KeyEvent]) -> KeyEvent:
-        """Run an operator command (credentials.issue_key, rotate_key, revoke_key, partially applied)
-        against the stored ring and store its event; KeyRingError when the command refuses. Concurrent
-        commands are ordered by the stream's version: a conflict re-reads the ring and runs again."""
-        for _ in range(KEY_COMMAND_RETRIES):
-            try:
-                stream: Any = self.repository.get(KEY_RING_ID)
-            except AggregateNotFoundError:
-                stream = ApiKeyRing.open()
-            assert isinstance(stream, ApiKeyRing)
-            ring = KeyRing.from_events(event_from_dict(change) for change in stream.changes)
-            event = command(ring)
-            stream.change(event_to_dict(event))
-            try:
-                self.record(stream)
-            except IntegrityError:
-                continue
-            return event
-        raise RuntimeError(f"the key ring kept changing under {KEY_COMMAND_RETRIES} attempts; try again")

@@ -10,18 +10,20 @@ Where a fact goes: `POST /v1/facts` (entrypoints/http.py) or an agency message (
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 from opentelemetry.trace import TracerProvider
 
 from services.intake.adapters.group_commit import GroupCommit
-from services.intake.adapters.key_ring import ApiKeys
 from services.intake.adapters.relay import FactRelay, Outbox
 from services.intake.adapters.store import intake_store
+from services.intake.adapters.submitter_keys import SubmitterKeys
 from services.intake.adapters.writer_lock import WriterLock
 from services.intake.adapters.writer_lock_watch import WriterLockWatch
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
 from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
+from services.runtime.access.gate import AccessGate
 from services.runtime.health import HealthLimits
 from services.runtime.keys import facts_mac_key, partition_key_secret
 from services.runtime.metrics import serve_metrics
@@ -30,7 +32,7 @@ from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
 
-NAME = "intake"
+NAME: Final = "intake"
 
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
@@ -43,7 +45,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     store = intake_store(settings, tracer_provider, dead_letter_max_bytes=limits.max_fact_bytes)
     books_lock = asyncio.Lock()  # the books have one writer at a time: a request, a message or a rebuild
     writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), store, books_lock)
-    keys = ApiKeys(store, limits, settings)
+    gate = AccessGate(NAME, settings, tracer_provider)  # API keys (docs/design/http-auth.md)
+    keys = SubmitterKeys(gate, limits)
     relay = FactRelay(facts_topics, tracer, PartitionKeys(partition_key_secret(settings)),
                       facts_mac_key(settings), dead_letters_publisher)
     outbox = Outbox(runtime, store, relay)
@@ -53,19 +56,21 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
     runtime.on_start(store.open)
     runtime.on_start(writer_lock.acquire)  # then the books, read only by their one writer
-    runtime.on_start(keys.open)
+    runtime.on_start(gate.open)
     runtime.on_start(outbox.open)  # follows the log with the relay
     runtime.background("writer-lock", writer_lock.watch)
-    runtime.background("key-ring", keys.follow)
+    runtime.background("key-ring", gate.follow)
+    runtime.background("rate-limits", keys.forget_idle)
     runtime.on_stop(store.close)  # closed in reverse: the lock, then the store
     runtime.on_stop(writer_lock.release)
+    runtime.on_stop(gate.close)
 
     runtime.ready_when(writer_lock.writing)
     runtime.reports("writer_lock", writer_lock.held)
     runtime.reports("relayed_position", outbox.position)
-    runtime.reports("keys", keys.count)
+    runtime.reports("keys", gate.count)
     ports = Ports(ready=runtime.serving, limits=limits, keys=keys, writer=writer,
                   last_seq=lambda book: store.app.last_seq(book))
-    runtime.http = create_http(ports, runtime.health, tracer)
+    runtime.http = create_http(ports, runtime.health, tracer, gate)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

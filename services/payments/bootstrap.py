@@ -22,6 +22,7 @@ from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
 from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
+from services.runtime.access.gate import AccessGate
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
 from services.runtime.health import HealthLimits
@@ -70,12 +71,17 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         ):
             runtime.follow(LogFollower(name, stores.app, stores.pool, handler, reader=reader))
 
+    gate = AccessGate(NAME, settings, tracer_provider)  # who may call what (docs/design/http-auth.md)
     runtime.on_start(stores.open)
+    runtime.on_start(gate.open)
     runtime.on_start(lambda: rebuild_books(stores, view))
     runtime.on_start(follow_the_log)
     runtime.background("batching", batching.run)
+    runtime.background("key-ring", gate.follow)
     runtime.on_stop(stores.close)
+    runtime.on_stop(gate.close)
     runtime.reports("projection", lambda: {"position": view.folded})
-    runtime.http = create_http(stores, tracer, changed, runtime.health)
+    runtime.reports("keys", gate.count)
+    runtime.http = create_http(stores, tracer, changed, runtime.health, gate)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

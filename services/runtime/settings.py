@@ -60,9 +60,10 @@ class Settings:
     payments_default_appropriations: str = ""
     payments_batch_max_entries: int = 500
     payments_batch_max_wait_s: int = 2
-    # Intake's bootstrap operator API key (flk_<16 hex>_<43 base64url>); empty in development: one is
-    # generated once into <state_dir>/operator.key (services.intake.adapters.operator_key); `off`
-    # disables it. Operator keys submit every fact type: keep it like a password.
+    # The bootstrap operator API key, accepted by all three services (flk_<16 hex>_<43 base64url>);
+    # empty in development: one is generated once into <state_dir>/operator.key
+    # (services.runtime.access.operator_key); `off` disables it. Operator keys submit every fact type and
+    # read every book: keep it like a password.
     operator_key: str = ""
     # Intake's limits (docs/design/intake-auth.md): rows and bytes of one bulk request, the per-key rate
     # (a token bucket: burst, and facts per second refilled; a bulk request costs its rows), and the

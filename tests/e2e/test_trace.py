@@ -99,14 +99,15 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     async with httpx.AsyncClient(timeout=30) as client:
         from flexledger.submit import operator_key  # intake wants an API key: the bootstrap operator key
 
-        headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {operator_key(stack.settings)}"}
+        operator = {"Authorization": f"Bearer {operator_key(stack.settings)}"}
+        headers = {BOOK_HTTP_HEADER: book, **operator}
         responses = [await client.post(f"{stack.intake_url}/v1/facts", json=f, headers=headers)
                      for f in facts]
     assert [r.status_code for r in responses] == [201] * len(facts)
 
     async def ordered() -> list[dict[str, Any]]:  # payments' HTTP API, in process
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.payments.http),
-                                     base_url="http://payments") as payments_api:
+                                     base_url="http://payments", headers=operator) as payments_api:
             response = await payments_api.get(f"/v1/books/{book}/orders", params={"limit": 10})
         orders: list[dict[str, Any]] = response.json()["orders"]
         return orders
@@ -114,7 +115,7 @@ async def test_one_fact_over_http_is_one_trace_through_all_three_services(stack:
     orders = await _eventually("the payment order", ordered)
     assert len(orders) == 1 and orders[0]["amount_fen"] == 100000
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.eligibility.http),
-                                 base_url="http://eligibility") as eligibility_http:
+                                 base_url="http://eligibility", headers=operator) as eligibility_http:
         page = await eligibility_http.get(f"/v1/books/{book}/decisions", params={"limit": 100})
     grants = [d for d in page.json()["decisions"] if d["kind"] == "grant"]
     assert len(grants) == 1

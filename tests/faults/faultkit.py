@@ -75,6 +75,12 @@ def operator_token(settings: Settings) -> str | None:
     return token
 
 
+def key_headers(settings: Settings) -> dict[str, str]:
+    """The operator key's Authorization header: every service's API wants one (docs/design/http-auth.md)."""
+    token = operator_token(settings)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def auth_headers(settings: Settings, book: str) -> dict[str, str]:
     headers = {BOOK_HTTP_HEADER: book}
     if token := operator_token(settings):
@@ -403,7 +409,7 @@ async def verify_book(
     notes: list[str] = []
     facts = recorded_in_order(receipts)
     expected = engine_decisions(book, facts)
-    async with httpx.AsyncClient(timeout=30.0) as client:
+    async with httpx.AsyncClient(timeout=30.0, headers=key_headers(settings)) as client:
         # intake: every submission recorded once.
         progress = await get_json(client, url(settings, "intake", f"/v1/books/{book}/progress"))
         assert progress["last_seq"] == len(facts), (progress, len(facts))

@@ -24,7 +24,7 @@ import jsonschema_rs
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from faultkit import engine_decisions, eventually, get_json, submit_stream, topic_messages, url
+from faultkit import engine_decisions, eventually, get_json, key_headers, submit_stream, topic_messages, url
 
 from contracts.identifiers import mask
 from contracts.messages import DeadLetterV1, masked_body
@@ -146,7 +146,7 @@ async def test_poison_goes_to_the_dead_letter_topics_and_consumption_continues(s
     # decision (behind the decision poison) and then a payment order.
     receipts = await submit_stream(stack, book, facts, submitters=1)
     assert len({r.seq for r in receipts}) == len(facts)
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=key_headers(stack)) as client:
 
         async def decided() -> tuple[bool, Any]:
             seen = await get_json(client, url(stack, "eligibility", f"/v1/books/{book}/progress"))

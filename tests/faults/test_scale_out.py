@@ -24,6 +24,7 @@ from faultkit import (
     eventually,
     generated_facts,
     get_json,
+    key_headers,
     norm,
     submit_stream,
     topic_messages,
@@ -114,7 +115,7 @@ async def test_two_instances_split_the_partitions_and_decide_as_one(stack: Setti
 
     await _split_between(stack, 1)
     one_book, _ = await _stream_and_verify(stack, "one", facts)
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=key_headers(stack)) as client:
         pages = [await get_json(client, url(stack, "eligibility", f"/v1/books/{book}/decisions"))
                  for book in (two_book, one_book)]
     two, one = (page["decisions"] for page in pages)

@@ -42,13 +42,13 @@ def operator_token(settings: Settings) -> str:
 def issue_key(
     settings: Settings, role: str, enterprise: str | None = None, label: str = "test"
 ) -> tuple[str, str]:
-    """A new key in intake's store, written as the operator command does; (key id, token)."""
-    from services.intake.application import IntakeApplication
-    from services.intake.domain.credentials import issue_key as issue
-    from services.intake.domain.credentials import new_api_key
+    """A new key in the access store, written as the operator command does; (key id, token)."""
+    from services.runtime.access.credentials import issue_key as issue
+    from services.runtime.access.credentials import new_api_key
+    from services.runtime.access.store import AccessApplication
 
     key = new_api_key()
-    app = IntakeApplication(settings)
+    app = AccessApplication(settings)
     try:
         app.change_keys(
             lambda ring: issue(

@@ -105,7 +105,8 @@ async def _dead_letters(
 
 
 async def _get(settings: Settings, port: int, path: str) -> Any:
-    async with httpx.AsyncClient(timeout=10) as client:
+    auth = {"Authorization": f"Bearer {operator_key(settings)}"}  # every API wants a key
+    async with httpx.AsyncClient(timeout=10, headers=auth) as client:
         response = await client.get(f"http://127.0.0.1:{port}{path}")
         response.raise_for_status()
         return response.json()

@@ -89,7 +89,8 @@ async def _dead_letters(settings: Settings, wanted: set[tuple[int, int]]) -> dic
 
 async def _last_seq(settings: Settings, service: str, name: str) -> int:
     port = getattr(settings, f"{service}_port")
-    async with httpx.AsyncClient(timeout=10) as client:
+    auth = {"Authorization": f"Bearer {operator_token(settings)}"}  # every API wants a key
+    async with httpx.AsyncClient(timeout=10, headers=auth) as client:
         response = await client.get(f"http://127.0.0.1:{port}/v1/books/{name}/progress")
     return int(response.json()["last_seq"])
 

@@ -66,7 +66,8 @@ async def client() -> Any:
 
 
 async def _progress(client: httpx.AsyncClient, settings: Settings, name: str) -> int:
-    response = await client.get(url(settings, f"/v1/books/{name}/progress"))
+    auth = {"Authorization": f"Bearer {operator_token(settings)}"}
+    response = await client.get(url(settings, f"/v1/books/{name}/progress"), headers=auth)
     assert response.status_code == 200
     return int(response.json()["last_seq"])
 

@@ -199,7 +199,10 @@ def payments_log_start(services: Settings) -> int:
 async def pay(services: Settings, payments_log_start: int) -> AsyncIterator[Payments]:
     """The API for one test; afterwards every book it used balances and reconciles."""
     books: list[str] = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    from flexledger.submit import operator_key  # the operator may call every endpoint
+
+    auth = {"Authorization": f"Bearer {operator_key(services)}"}
+    async with httpx.AsyncClient(timeout=30, headers=auth) as client:
         payments = Payments(services, client, books)
         yield payments
         for book in books:

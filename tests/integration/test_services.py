@@ -89,7 +89,7 @@ async def flow(services: Settings) -> Flow:
     """Vector 01 (one employment-service grant) posted to a fresh book, waited for through payments."""
     facts = load_scenario(VECTOR)["facts"]
     book = f"test-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=_auth(services)) as client:
         headers = {BOOK_HTTP_HEADER: book, **_auth(services)}
         for fact in facts:
             response = await client.post(_url(services, "intake", "/v1/facts"), json=fact, headers=headers)
@@ -164,7 +164,7 @@ async def test_intake_answers_with_the_status_of_each_outcome(services: Settings
     book = f"test-{uuid.uuid4().hex}"
     fact = load_scenario(VECTOR)["facts"][0]
     url = _url(services, "intake", "/v1/facts")
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=_auth(services)) as client:
 
         async def post(body: Any, book_header: str = book) -> httpx.Response:
             return await client.post(url, content=body if isinstance(body, bytes) else None,
@@ -273,7 +273,7 @@ async def _tracked(settings: Settings, schema: str, topic: str, partition: int) 
 
 
 async def _ledger_counts(flow: Flow) -> tuple[int, int, int]:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=_auth(flow.settings)) as client:
         book = f"/v1/books/{flow.book}"
         decisions = (await client.get(_url(flow.settings, "eligibility", f"{book}/decisions"))).json()
         orders = (await client.get(_url(flow.settings, "payments", f"{book}/orders"))).json()
@@ -371,7 +371,7 @@ async def test_a_sandbox_book_travels_only_on_the_sandbox_topics(flow: Flow) -> 
     twins and nothing of it is on a production topic, where Finance, Statistics and tax would read it.
     A fact of `main`, the production book, and its decision are only on the production topics."""
     main_fact = {"id": f"probe-{uuid.uuid4().hex}", "type": "monthly_report"}  # rejected, and recorded
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, headers=_auth(flow.settings)) as client:
         response = await client.post(_url(flow.settings, "intake", "/v1/facts"), json=main_fact,
                                      headers={BOOK_HTTP_HEADER: "main", **_auth(flow.settings)})
     assert response.status_code == 400, response.text

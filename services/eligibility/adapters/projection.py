@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_decisions (
 );
 CREATE INDEX IF NOT EXISTS eligibility_decisions_by_book
     ON {SCHEMA}.eligibility_decisions (book, seq, ordinal);
+-- The enterprise the fact of a decision names (null: none), and which workers each enterprise
+-- reported (an accepted fact naming both): what a platform may read (docs/design/http-auth.md).
+ALTER TABLE {SCHEMA}.eligibility_decisions ADD COLUMN IF NOT EXISTS enterprise text;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_employment (
+    book text NOT NULL,
+    enterprise text NOT NULL,
+    worker text NOT NULL,
+    PRIMARY KEY (book, enterprise, worker)
+);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_progress (
     book text PRIMARY KEY,
     last_seq bigint NOT NULL
@@ -52,9 +61,14 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_pending_seqs (
 """
 _INSERT = f"""
 INSERT INTO {SCHEMA}.eligibility_decisions (decision_id, book, seq, ordinal, after, kind, program,
-    beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, trace_id, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)
+    beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, trace_id, recorded_at,
+    enterprise)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18)
 ON CONFLICT (decision_id) DO NOTHING
+"""
+_INSERT_EMPLOYMENT = f"""
+INSERT INTO {SCHEMA}.eligibility_employment (book, enterprise, worker) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
 """
 _COLUMNS = (
     "after, kind, program, beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, "
@@ -69,23 +83,34 @@ async def create_tables(pool: asyncpg.Pool) -> None:
 class DecisionsProjection:
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         rows: list[tuple[Any, ...]] = []
+        links: set[tuple[str, str, str]] = set()
         seqs: dict[str, list[int]] = defaultdict(list)
         for _, stored in batch:
             if not isinstance(stored, DecisionChain.FactProcessed):
                 continue
             seqs[stored.book].append(stored.seq)
+            enterprise, worker = _named(stored.fact, "enterprise"), _named(stored.fact, "worker")
+            if stored.outcome == "accepted" and enterprise is not None and worker is not None:
+                links.add((stored.book, enterprise, worker))
             for ordinal, d in enumerate(stored.decisions):
                 explanation = d.get("explanation")
                 explanation = json.dumps(explanation, ensure_ascii=False) if explanation else None
                 rows.append((
                     d["decision_id"], stored.book, stored.seq, ordinal, d["after"], d["kind"], d["program"],
                     d["beneficiary"], d["subject"], d["ref"], d["month"], d["amount_fen"], d["reason"],
-                    explanation, d["rule_set"], stored.trace_id, stored.timestamp,
+                    explanation, d["rule_set"], stored.trace_id, stored.timestamp, enterprise,
                 ))
         if rows:
             await conn.executemany(_INSERT, rows)
+        if links:
+            await conn.executemany(_INSERT_EMPLOYMENT, sorted(links))
         for book, processed in seqs.items():
             await _advance(conn, book, processed)
+
+
+def _named(fact: Any, name: str) -> str | None:
+    value = fact.get(name) if isinstance(fact, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _advance(conn: Connection, book: str, processed: list[int]) -> None:
@@ -129,12 +154,29 @@ def _decision(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+# A platform's decisions: those whose fact names its enterprise, those it is the beneficiary or subject
+# of, and those about a worker it reported that come from a fact naming no enterprise (a contribution,
+# a category): not the decisions on another enterprise's reports of the same worker.
+_OWN = f"""
+AND (d.enterprise = $4 OR d.beneficiary = $4 OR d.subject = $4
+     OR (d.enterprise IS NULL AND EXISTS (
+         SELECT 1 FROM {SCHEMA}.eligibility_employment e
+         WHERE e.book = d.book AND e.enterprise = $4 AND e.worker IN (d.subject, d.beneficiary))))
+"""
+
+
 async def decisions(
-    pool: asyncpg.Pool, book: str, after_seq: int = 0, limit: int = 10_000
+    pool: asyncpg.Pool, book: str, after_seq: int = 0, limit: int = 10_000, *, enterprise: str | None = None,
 ) -> list[dict[str, Any]]:
+    """A page of the book's decisions; with `enterprise`, only that platform's (`_OWN`)."""
+    where = "WHERE d.book = $1 AND d.seq > $2"
+    arguments: list[Any] = [book, after_seq, limit]
+    if enterprise is not None:
+        where += _OWN
+        arguments.append(enterprise)
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM {SCHEMA}.eligibility_decisions WHERE book = $1 AND seq > $2 "
-        "ORDER BY seq, ordinal LIMIT $3", book, after_seq, limit,
+        f"SELECT {_COLUMNS} FROM {SCHEMA}.eligibility_decisions d {where} ORDER BY d.seq, d.ordinal LIMIT $3",
+        *arguments,
     )
     return [_decision(r) for r in rows]
 

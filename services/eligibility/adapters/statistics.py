@@ -10,8 +10,6 @@ revocation meets its statistic. Nothing else about the person is sent.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC
 
 from opentelemetry import trace
@@ -19,6 +17,7 @@ from opentelemetry import trace
 from contracts.cloudevents import CloudEvent
 from contracts.messages import StatisticV1
 from services.eligibility.aggregates import DecisionChain
+from services.runtime.access.pseudonyms import pseudonym
 from services.runtime.outbox import Batch, Connection
 from services.runtime.publishing import BookTopics, Outgoing
 
@@ -26,10 +25,6 @@ EVENT_TYPE = "flexledger.eligibility.statistic.v1"
 SOURCE = "/flexledger/eligibility"
 KINDS = frozenset({"statistic", "statistic_revoked"})
 
-
-def pseudonym(key: bytes, worker: str) -> str:
-    """The keyed pseudonym of a worker: HMAC-SHA256(key, "worker" 0x1f id), hex."""
-    return hmac.new(key, b"worker\x1f" + worker.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def to_messages(stored: object, key: bytes) -> list[Outgoing]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contracts.facts import FACT_TYPES
-from services.intake.domain.principals import Principal, Role
+from services.runtime.access.principals import Principal, Role
 
 # Fact type -> roles that may submit it, besides the operator, who may submit everything.
 SUBMITTERS: dict[str, frozenset[Role]] = {

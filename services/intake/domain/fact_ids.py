@@ -21,7 +21,7 @@ import hashlib
 from typing import Any
 
 from contracts.facts import MAX_TEXT
-from services.intake.domain.principals import Principal
+from services.runtime.access.principals import Principal
 
 SEPARATOR = "/"
 

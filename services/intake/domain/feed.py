@@ -27,7 +27,7 @@ from contracts.messages import BOOK_KAFKA_HEADER, BOOK_PATTERN, DEFAULT_BOOK, va
 from services.intake.domain.authorization import authorization_problem
 from services.intake.domain.clock_skew import future_at_problem
 from services.intake.domain.limits import BadInput, BadValue, Limits, parse_json_body, string_problem
-from services.intake.domain.principals import AGENCIES, Principal, Role
+from services.runtime.access.principals import AGENCIES, Principal, Role
 
 AGENCY_HEADER = "flexledger-agency"
 CONTENT_TYPE_HEADER = "content-type"

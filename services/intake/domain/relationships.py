@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from contracts import facts as f
 from contracts.identifiers import mask
-from services.intake.domain.principals import AGENCIES
+from services.runtime.access.principals import AGENCIES
 
 HR_BUREAU = "hr_bureau"
 # Fact type -> what a platform needs with the fact's worker (the `has`/`new` cells of the table).

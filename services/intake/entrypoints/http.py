@@ -1,6 +1,7 @@
 """Intake's HTTP API (OpenAPI at /openapi.json, docs at /docs): facts one at a time or in bulk.
 
-Every submission carries `Authorization: Bearer flk_...` (docs/design/intake-auth.md). Bodies are read
+Every request but `/health` carries `Authorization: Bearer flk_...` (docs/design/intake-auth.md; the
+keys and the endpoint table: services/runtime/access, docs/design/http-auth.md). Bodies are read
 as raw bytes through `limits.parse_json_body` / `bulk.parse_bulk`, never as a framework-parsed dict,
 so that hostile input gets a 4xx with a reason and never reaches a place where it could fail.
 
@@ -60,8 +61,11 @@ from services.intake.domain.limits import (
     media_type,
     parse_json_body,
 )
-from services.intake.domain.principals import Principal
+from services.runtime.access.gate import BEARER, CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
+from services.runtime.access.policy import endpoint, refusal
+from services.runtime.access.principals import Principal
 from services.runtime.service import SERVING
+from services.runtime.settings import Settings
 from services.runtime.telemetry import (
     BOOK_ATTRIBUTE,
     FACT_ID_ATTRIBUTE,
@@ -75,6 +79,7 @@ from services.runtime.telemetry import (
 
 log = logging.getLogger(__name__)
 FACTS_PATH = "/v1/facts"
+BULK_PATH = "/v1/facts/bulk"
 JSON_MEDIA_TYPES = ("application/json",)
 RecordFact = Callable[[Request, str], Awaitable[JSONResponse]]
 
@@ -210,6 +215,7 @@ def _refusal(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: _refusal(Refused, "no valid API key (missing, malformed, unknown, wrong, retired or revoked)"),
+    403: _refusal(Refused, "this key's role may not submit facts (finance, auditor, statistics)"),
     408: _refusal(Refused, "the body did not arrive within the request timeout"),
     413: _refusal(Refused, "the body (or, in bulk, the number of rows) is above the limit"),
     415: _refusal(Refused, "the Content-Type is not one this endpoint reads"),
@@ -244,9 +250,11 @@ def _unauthenticated() -> JSONResponse:
 
 
 async def _precheck(
-    ports: Ports, request: Request, max_bytes: int, accepted: tuple[str, ...], default_type: str | None,
+    ports: Ports, request: Request, path: str, max_bytes: int, accepted: tuple[str, ...],
+    default_type: str | None,
 ) -> tuple[Principal, str, bytes] | JSONResponse:
-    """Readiness, declared size, key, content type and body: the principal, media type and bytes."""
+    """Readiness, declared size, key and role, content type and body: the principal, media type and
+    bytes."""
     if not ports.ready():
         return _busy("intake is starting")
     declared = request.headers.get("content-length")
@@ -258,6 +266,10 @@ async def _precheck(
     principal = await ports.keys.authenticate(request.headers.get("authorization"))
     if principal is None:
         return _unauthenticated()
+    guarded = endpoint("intake", "POST", path)
+    assert guarded is not None, path
+    if (reason := refusal(guarded, principal, {})) is not None:
+        return _refused(403, reason, "Authorization")
     try:
         kind = media_type(request.headers.get("content-type") or default_type, accepted)
     except UnsupportedMediaType as exc:
@@ -272,17 +284,19 @@ async def _precheck(
     return principal, kind, body
 
 
-def create_http(ports: Ports, health: Callable[[], dict[str, Any]], tracer: trace.Tracer) -> FastAPI:
+def create_http(
+    ports: Ports, health: Callable[[], dict[str, Any]], tracer: trace.Tracer, gate: AccessGate,
+) -> FastAPI:
     """Intake's HTTP app: `/health`, `POST /v1/facts` (`record_fact`), `POST /v1/facts/bulk`
-    (`record_bulk`) and a book's progress."""
+    (`record_bulk`) and a book's progress. The submissions check their key themselves (in intake's
+    order of checks); `gate` guards the rest."""
     http = FastAPI(
         title="flexledger intake", version="1",
         description="Facts from platforms and agencies into the subsidy ledger (scenarios/FORMAT.md types). "
                     "Authenticate with `Authorization: Bearer flk_...` (keys: `flexledger keys`). "
                     "The fact id is the idempotency key: resending is always safe.",
     )
-    bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
-                        description="flk_<key id>_<secret>, issued by `flexledger keys issue`")
+    bearer = BEARER
     record_fact: RecordFact = partial(record_fact_request, ports)
     _health_route(http, health)
     fact_route = _fact_route(http, bearer, record_fact)
@@ -290,6 +304,7 @@ def create_http(ports: Ports, health: Callable[[], dict[str, Any]], tracer: trac
     _progress_route(http, ports.last_seq)
     http.openapi = partial(_openapi, http)  # type: ignore[method-assign]
     http.add_middleware(_SingleFactRoute, record_fact=record_fact, route=fact_route)
+    guard(http, gate, skip=frozenset({("POST", FACTS_PATH), ("POST", BULK_PATH)}))
     http.add_middleware(TracingMiddleware, tracer=tracer)  # outside: it names the span by scope["route"]
     return http
 
@@ -301,7 +316,8 @@ async def record_fact_request(ports: Ports, request: Request, book: str) -> JSON
     """One fact: checked (readiness, size, key, type, body, rate, authorisation), then recorded in a
     group commit with the single facts arriving with it."""
     limits = ports.limits
-    checked = await _precheck(ports, request, limits.max_fact_bytes, JSON_MEDIA_TYPES, "application/json")
+    checked = await _precheck(ports, request, FACTS_PATH, limits.max_fact_bytes, JSON_MEDIA_TYPES,
+                              "application/json")
     if isinstance(checked, JSONResponse):
         return checked
     principal, _, body = checked
@@ -376,7 +392,7 @@ async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSON
     """Many facts: the request checked as a whole, each row authorised, the rest recorded in one
     transaction; one answer per row."""
     limits = ports.limits
-    checked = await _precheck(ports, request, limits.max_bulk_bytes, BULK_MEDIA_TYPES, None)
+    checked = await _precheck(ports, request, BULK_PATH, limits.max_bulk_bytes, BULK_MEDIA_TYPES, None)
     if isinstance(checked, JSONResponse):
         return checked
     principal, kind, body = checked
@@ -420,7 +436,7 @@ async def record_bulk_request(ports: Ports, request: Request, book: str) -> JSON
 
 def _bulk_route(http: FastAPI, bearer: HTTPBearer, record_bulk: RecordFact) -> None:
     @http.post(
-        "/v1/facts/bulk", response_model=BulkResult,
+        BULK_PATH, response_model=BulkResult,
         dependencies=[Security(bearer)],
         responses={
             200: {"model": BulkResult, "description": "one result per row, in order"},
@@ -461,9 +477,11 @@ def _health_route(http: FastAPI, health_report: Callable[[], dict[str, Any]]) ->
 
 def _progress_route(http: FastAPI, last_seq: Callable[[str], int]) -> None:
     @http.get("/v1/books/{book}/progress", response_model=Progress,
-              responses={400: {"model": Refused, "description": "not a book name"}})
-    async def progress(book: str) -> JSONResponse:
-        """The book's last recorded seq (no key needed: it holds no personal data)."""
+              responses={400: {"model": Refused, "description": "not a book name"},
+                         401: GUARDED_RESPONSES[401] | {"model": Refused},
+                         403: GUARDED_RESPONSES[403] | {"model": Refused}})
+    async def progress(book: str, who: Caller = CALLER) -> JSONResponse:
+        """The book's last recorded seq (any key: it holds no personal data)."""
         if not valid_book(book):
             return _refused(400, f"book must match {BOOK_PATTERN}", "book")
         return JSONResponse({"book": book, "last_seq": last_seq(book)})
@@ -579,4 +597,5 @@ def openapi_document() -> dict[str, Any]:
     """Intake's OpenAPI document, as the running service serves it at /openapi.json."""
     nothing = _DocumentOnly()
     ports = Ports(ready=lambda: False, limits=Limits(), keys=nothing, writer=nothing, last_seq=lambda _: 0)
-    return create_http(ports, lambda: {"status": "starting"}, trace.get_tracer(__name__)).openapi()
+    gate = AccessGate("intake", Settings())  # never opened: refuses every key
+    return create_http(ports, lambda: {"status": "starting"}, trace.get_tracer(__name__), gate).openapi()

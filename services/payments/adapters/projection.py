@@ -483,12 +483,16 @@ async def trial_balance(pool: asyncpg.Pool, book: str) -> dict[str, Any]:
             "trial_balance_fen": debit - credit, "balanced": debit == credit, "accounts": accounts}
 
 
-async def orders(pool: asyncpg.Pool, book: str, limit: int) -> list[dict[str, Any]]:
-    """The book's payment orders in the order they were created (the skeleton's shape, plus state)."""
+async def orders(
+    pool: asyncpg.Pool, book: str, limit: int, *, enterprise: str | None = None,
+) -> list[dict[str, Any]]:
+    """The book's payment orders in the order they were created (the skeleton's shape, plus state);
+    with `enterprise`, only the orders paid to that enterprise or about it (a platform's own)."""
+    own = " AND (beneficiary = $3 OR subject = $3)" if enterprise is not None else ""
     rows = await pool.fetch(
         f"SELECT {', '.join(c for c in _ORDER_COLUMNS if c != 'position')} "
-        f"FROM {SCHEMA}.payments_book_orders WHERE book = $1 ORDER BY position, order_id LIMIT $2",
-        book, limit,
+        f"FROM {SCHEMA}.payments_book_orders WHERE book = $1{own} ORDER BY position, order_id LIMIT $2",
+        book, limit, *([enterprise] if enterprise is not None else []),
     )
     out = []
     for r in rows:

@@ -12,6 +12,11 @@ Reads (query tables of the projection; they follow the commits within millisecon
 `.../entries` (disbursement entries and their settlements), `.../progress` (the projection's position
 for the book and the refused messages). `GET .../reconciliation` checks the live book itself.
 
+Every route but `/health` and `/metrics` needs an API key (services/runtime/access,
+docs/design/http-auth.md): appropriations and repayments are Finance's (and the operator's); a platform
+reads its own balance and orders only; the statistics bureau reads orders and entries pseudonymised;
+every read of personal data (balances, orders, entries) is recorded in the access store.
+
 Bounds (docs/design/http-bounds.md): bodies at most 16 KiB (413) arriving within 30 s (408), no control
 character in a path (400), strict JSON types and every value in its range (422 naming the field, from
 the schema or from the use case's `domain.bounds`); a refusal records nothing.
@@ -51,6 +56,7 @@ from services.payments.entrypoints.http_models import (
     command_responses,
     status_of,
 )
+from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, UNRECORDED, AccessGate, Caller, guard
 from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
 from services.runtime.service import SERVING
 from services.runtime.telemetry import (
@@ -95,10 +101,10 @@ BOOK_PATH = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
 
 def create_http(
     stores: PaymentsStores, tracer: trace.Tracer, changed: Callable[[], None],
-    health_report: Callable[[], dict[str, Any]],
+    health_report: Callable[[], dict[str, Any]], gate: AccessGate,
 ) -> FastAPI:
     """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
-    batching loop); `health_report` is the service's state."""
+    batching loop); `health_report` is the service's state; `gate` who may call what."""
     http = FastAPI(title="flexledger payments", version="1", responses=BODY_REFUSALS)
 
     @http.get("/health", responses={503: {"description": "starting or down"}})
@@ -106,11 +112,12 @@ def create_http(
         report = health_report()
         return JSONResponse(report, status_code=200 if report["status"] in SERVING else 503)
 
-    http.include_router(_commands(stores, changed))
-    http.include_router(_reads(stores))
+    http.include_router(_commands(stores, changed), responses=GUARDED_RESPONSES)
+    http.include_router(_reads(stores, gate), responses=GUARDED_RESPONSES)
     install_refusal_handlers(http)
     http.add_middleware(RequestBounds)
     http.add_middleware(MaskBeneficiaryPath)
+    guard(http, gate)
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http
 
@@ -134,7 +141,9 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
     @router.post("/v1/books/{book}/appropriations", responses=command_responses(
         AppropriationResult, "below what the budget has already committed or paid; nothing recorded",
         APPROPRIATION_LINKS))
-    async def appropriate(body: AppropriationIn, book: str = BOOK_PATH) -> JSONResponse:
+    async def appropriate(
+        body: AppropriationIn, book: str = BOOK_PATH, who: Caller = CALLER,
+    ) -> JSONResponse:
         """Set the appropriation of a programme for a fiscal year (a total). Orders awaiting that budget
         are released in the order they arrived, as far as it reaches."""
         return await run(lambda app, trace_id, carrier: app.set_appropriation(
@@ -145,7 +154,7 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
     @router.post("/v1/books/{book}/repayments", responses=command_responses(
         RepaymentResult, "more than the beneficiary owes, or a book without payments; nothing recorded",
         REPAYMENT_LINKS))
-    async def repay(body: RepaymentIn, book: str = BOOK_PATH) -> JSONResponse:
+    async def repay(body: RepaymentIn, book: str = BOOK_PATH, who: Caller = CALLER) -> JSONResponse:
         """Record money a beneficiary paid back (allocated to its oldest claims first)."""
         return await run(lambda app, trace_id, carrier: app.record_repayment(
             book, body.beneficiary, body.amount_fen, body.reference, trace_id=trace_id, carrier=carrier,
@@ -154,7 +163,7 @@ def _commands(stores: PaymentsStores, changed: Callable[[], None]) -> APIRouter:
     return router
 
 
-def _reads(stores: PaymentsStores) -> APIRouter:
+def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
     """The read side: the projection's query tables, and the live book's reconciliation."""
     router = APIRouter()
 
@@ -162,6 +171,7 @@ def _reads(stores: PaymentsStores) -> APIRouter:
     async def totals(
         book: str = BOOK_PATH,
         fiscal_year: int | None = Query(None, ge=FIRST_FISCAL_YEAR, le=LAST_FISCAL_YEAR),
+        who: Caller = CALLER,
     ) -> dict[str, Any]:
         """Per programme: appropriated, committed, paid (by bank, by offset), available, recovered,
         receivables outstanding, awaiting budget (amount and orders); all fiscal years unless one is given."""
@@ -171,41 +181,49 @@ def _reads(stores: PaymentsStores) -> APIRouter:
                 "trial_balance_fen": accounts["trial_balance_fen"]}
 
     @router.get("/v1/books/{book}/balances/{beneficiary}", responses={
+        **UNRECORDED,
         200: {"description": "the beneficiary's balance"},
         404: {"model": Refusal, "description": "no payments for this beneficiary in this book"}})
     async def balance(
         book: str = BOOK_PATH,
         beneficiary: str = Path(pattern=BENEFICIARY_PATTERN,
                                 description="resident identity number or unified social credit code"),
+        who: Caller = CALLER,
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
-        recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders."""
+        recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders.
+        A platform may ask only for its own enterprise."""
         found = await projection.balance(stores.pool, book, beneficiary)
         if found is None:
             return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
-        return JSONResponse(found)
+        return await gate.answer(who, book, found, len(found["orders"]))
 
     @router.get("/v1/books/{book}/trial-balance")
-    async def trial_balance(book: str = BOOK_PATH) -> dict[str, Any]:
+    async def trial_balance(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
         """The accounts by group; `trial_balance_fen` is 0 in a sound book."""
         return await projection.trial_balance(stores.pool, book)
 
-    @router.get("/v1/books/{book}/orders")
+    @router.get("/v1/books/{book}/orders", responses=UNRECORDED)
     async def orders(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
-    ) -> dict[str, Any]:
-        """Payment orders of a book, in the order payments created them, with their state."""
-        return {"book": book, "orders": await projection.orders(stores.pool, book, limit)}
+        who: Caller = CALLER,
+    ) -> JSONResponse:
+        """Payment orders of a book, in the order payments created them, with their state. A platform
+        sees only the orders paid to its enterprise or about it."""
+        found = await projection.orders(stores.pool, book, limit, enterprise=who.enterprise)
+        return await gate.answer(who, book, {"book": book, "orders": found}, len(found))
 
-    @router.get("/v1/books/{book}/entries")
+    @router.get("/v1/books/{book}/entries", responses=UNRECORDED)
     async def entries(
         book: str = BOOK_PATH, limit: int = Query(MAX_ROWS_PER_PAGE, ge=1, le=MAX_ROWS_PER_PAGE),
-    ) -> dict[str, Any]:
+        who: Caller = CALLER,
+    ) -> JSONResponse:
         """Disbursement entries (by batch) and what the bank said about each."""
-        return {"book": book, "entries": await projection.entries(stores.pool, book, limit)}
+        found = await projection.entries(stores.pool, book, limit)
+        return await gate.answer(who, book, {"book": book, "entries": found}, len(found))
 
     @router.get("/v1/books/{book}/progress")
-    async def progress(book: str = BOOK_PATH) -> dict[str, Any]:
+    async def progress(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
         """How far the read side is (the book's stream version) and the messages the book refused."""
         found = await projection.book_progress(stores.pool, book)
         found["refusals"] = [
@@ -215,8 +233,9 @@ def _reads(stores: PaymentsStores) -> APIRouter:
         return found
 
     @router.get("/v1/books/{book}/reconciliation")
-    async def reconciliation(book: str = BOOK_PATH) -> dict[str, Any]:
-        """The live book checked against itself: trial balance and `reconcile` (empty `problems`)."""
+    async def reconciliation(book: str = BOOK_PATH, who: Caller = CALLER) -> dict[str, Any]:
+        """The live book checked against itself: trial balance and `reconcile` (empty `problems`;
+        identity numbers in them masked)."""
         return await asyncio.to_thread(stores.app.reconciliation, book)
 
     return router

@@ -19,7 +19,9 @@ import httpx
 
 from services.intake.domain.authorization import authorize
 from services.intake.domain.bulk import parse_bulk
-from services.intake.domain.credentials import (
+from services.intake.domain.limits import BadInput, Limits, RateLimiter
+from services.intake.domain.submission import IntakeBook
+from services.runtime.access.credentials import (
     ApiKey,
     KeyRing,
     authenticate,
@@ -27,9 +29,7 @@ from services.intake.domain.credentials import (
     issue_key,
     new_api_key,
 )
-from services.intake.domain.limits import BadInput, Limits, RateLimiter
-from services.intake.domain.principals import Role
-from services.intake.domain.submission import IntakeBook
+from services.runtime.access.principals import Role
 
 E1 = "91320213MA1XY0001L"  # the platform of the acceptance vectors
 E2 = "91320213MA1XY0002P"

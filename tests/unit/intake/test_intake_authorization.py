@@ -16,7 +16,7 @@ from services.intake.domain.authorization import (
     authorization_problem,
     authorize,
 )
-from services.intake.domain.principals import ROLES, Principal
+from services.runtime.access.principals import ROLES, Principal
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "design" / "intake-auth.md"
 PLATFORM = Principal("platform", "k1", E1)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stand_in_intake import E1, T0, counting_random
 
-from services.intake.domain.credentials import (
+from services.runtime.access.credentials import (
     MAX_ROTATION_GRACE,
     ApiKey,
     KeyEvent,
@@ -27,7 +27,7 @@ from services.intake.domain.credentials import (
     rotate_key,
     secret_hash,
 )
-from services.intake.domain.principals import ROLES, Principal, Role
+from services.runtime.access.principals import ROLES, Principal, Role
 
 random_bytes = counting_random()
 

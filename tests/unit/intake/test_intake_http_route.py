@@ -16,8 +16,10 @@ from stand_in_intake import W1, monthly_report
 
 from services.intake.application import Incoming, Result
 from services.intake.domain.limits import Limits, RateDecision
-from services.intake.domain.principals import Principal
 from services.intake.entrypoints.http import Ports, create_http
+from services.runtime.access.gate import AccessGate
+from services.runtime.access.principals import Principal
+from services.runtime.settings import Settings
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -51,7 +53,8 @@ async def _post(body: bytes, **headers: str) -> tuple[httpx.Response, Port, InMe
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     ports = Ports(ready=lambda: True, limits=Limits(), keys=port, writer=port, last_seq=lambda _: 0)
-    app = create_http(ports, lambda: {"status": "ok"}, provider.get_tracer("test"))
+    gate = AccessGate("intake", Settings())  # not opened: the submissions check their keys themselves
+    app = create_http(ports, lambda: {"status": "ok"}, provider.get_tracer("test"), gate)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         response = await client.post("/v1/facts", content=body, headers=headers)
     return response, port, spans

@@ -22,9 +22,9 @@ from services.intake.domain.clock_skew import future_at_problem
 from services.intake.domain.fact_ids import in_scope, ledger_id, scope_of
 from services.intake.domain.feed import AgencyFact, NotTaken, read_agency_message
 from services.intake.domain.limits import BadValue, Limits, parse_json_body
-from services.intake.domain.principals import Principal
 from services.intake.domain.relationships import PLATFORM_NEEDS
 from services.intake.domain.submission import IntakeBook, Submission
+from services.runtime.access.principals import Principal
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "design" / "intake-auth.md"
 BEIJING = "110101"

@@ -21,7 +21,10 @@ from flexledger.scenario_file import load_scenario
 from services.eligibility.entrypoints.http import create_http as eligibility_http
 from services.payments.domain.bounds import InvalidCommand, check_appropriation, check_repayment
 from services.payments.entrypoints.http import create_http as payments_http
+from services.runtime.access.gate import AccessGate
+from services.runtime.access.principals import Principal
 from services.runtime.http_bounds import MAX_BODY_BYTES
+from services.runtime.settings import Settings
 
 WORKER = "320213197804121019"
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
@@ -44,17 +47,37 @@ def _health() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+class OperatorKey:
+    """The key ring of a gate in process: `Bearer operator` is the operator, who may call every
+    endpoint, so what refuses these requests is the bounds, not the access check."""
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        return Principal("operator", "key-operator") if authorization == "Bearer operator" else None
+
+
+def _gate(service: Any) -> AccessGate:
+    gate = AccessGate(service, Settings())
+    gate.keys = OperatorKey()  # type: ignore[assignment]
+    return gate
+
+
+AS_OPERATOR = {"Authorization": "Bearer operator"}
+
+
 @pytest.fixture
 async def payments() -> AsyncIterator[httpx.AsyncClient]:
-    app = payments_http(Stores(), trace.get_tracer(__name__), lambda: None, _health)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pay") as client:
+    app = payments_http(Stores(), trace.get_tracer(__name__), lambda: None, _health,  # type: ignore[arg-type]
+                        _gate("payments"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pay",
+                                 headers=AS_OPERATOR) as client:
         yield client
 
 
 @pytest.fixture
 async def eligibility() -> AsyncIterator[httpx.AsyncClient]:
-    app = eligibility_http(Stores(), _health, trace.get_tracer(__name__))  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://elig") as client:
+    app = eligibility_http(Stores(), _health, trace.get_tracer(__name__), _gate("eligibility"))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://elig",
+                                 headers=AS_OPERATOR) as client:
         yield client
 
 
@@ -199,8 +222,8 @@ async def test_eligibility_refuses_control_characters_and_large_bodies(
 
 @pytest.mark.parametrize("make", [payments_http, eligibility_http])
 def test_every_operation_documents_its_refusals(make: Any) -> None:
-    args = ((Stores(), trace.get_tracer(__name__), lambda: None, _health) if make is payments_http
-            else (Stores(), _health, trace.get_tracer(__name__)))
+    args = ((Stores(), trace.get_tracer(__name__), lambda: None, _health, _gate("payments"))
+            if make is payments_http else (Stores(), _health, trace.get_tracer(__name__), _gate("eligibility")))
     document = make(*args).openapi()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

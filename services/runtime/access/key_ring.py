@@ -1,9 +1,9 @@
-"""The API keys intake accepts: the key ring stored in intake's event store (changed by `flexledger
-keys`), followed into memory, plus the bootstrap operator key; and each key's rate limit.
+"""The API keys a service accepts: the key ring of the access store (changed by `flexledger keys`),
+followed into memory, plus the bootstrap operator key.
 
 A revoked key stops working within `KEY_REFRESH_INTERVAL_S`. A key id not in memory re-reads the ring
 at once (it may have just been issued), at most `KEY_MISS_REFRESH_PER_S` times a second, so unknown
-ids cannot flood the store. See docs/design/intake-auth.md.
+ids cannot flood the store. See docs/design/http-auth.md.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from services.intake.adapters.operator_key import ensure_operator_key
-from services.intake.adapters.store import IntakeStore
-from services.intake.domain.credentials import (
+from services.runtime.access.credentials import (
     KeyIssued,
     KeyRing,
     authenticate,
@@ -23,8 +21,9 @@ from services.intake.domain.credentials import (
     parse_api_key,
     secret_hash,
 )
-from services.intake.domain.limits import Limits, RateDecision, RateLimiter
-from services.intake.domain.principals import Principal
+from services.runtime.access.operator_key import ensure_operator_key
+from services.runtime.access.principals import Principal
+from services.runtime.access.store import AccessApplication
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,17 +31,17 @@ KEY_REFRESH_INTERVAL_S = 1.0
 KEY_MISS_REFRESH_BURST, KEY_MISS_REFRESH_PER_S = 50, 20.0
 
 
-class ApiKeys:
-    def __init__(self, store: IntakeStore, limits: Limits, settings: Settings) -> None:
-        self.store = store
-        self.limits = limits
+class KeyRingFollower:
+    """The ring in memory, refreshed from the access store; `authenticate` a request's header."""
+
+    def __init__(self, app: AccessApplication, settings: Settings) -> None:
+        self.app = app
         self.settings = settings  # for the bootstrap operator key
         self.ring = KeyRing()
         self.ring_version = 0  # the version of the stored ring's stream folded into `ring`
-        self.rate = RateLimiter(limits.rate_burst_facts, limits.rate_facts_per_s)
         self._refresh_lock = asyncio.Lock()
         self._refresh_started_s = 0.0
-        self._miss_refreshes = RateLimiter(KEY_MISS_REFRESH_BURST, KEY_MISS_REFRESH_PER_S)
+        self._miss_tokens, self._miss_at_s = float(KEY_MISS_REFRESH_BURST), time.monotonic()
 
     def count(self) -> int:
         return len(self.ring.records)
@@ -57,17 +56,16 @@ class ApiKeys:
                                       datetime.now(UTC), "bootstrap operator key (settings)"))
             log.info("bootstrap operator key %s accepted", key.key_id)
         await self.refresh()
-        log.info("intake accepts %d keys", self.count())
+        log.info("%d keys accepted", self.count())
 
     async def follow(self) -> None:
-        """Re-read the ring every `KEY_REFRESH_INTERVAL_S`, and forget the rates of idle keys."""
+        """Re-read the ring every `KEY_REFRESH_INTERVAL_S`."""
         while True:
             await asyncio.sleep(KEY_REFRESH_INTERVAL_S)
             try:
                 await self.refresh()
             except Exception:
                 log.exception("reading the key ring failed; retrying")
-            self.rate.prune(now_s=time.monotonic())
 
     async def refresh(self, *, unless_since: float | None = None) -> int:
         """Fold the key ring's changes stored since the last refresh; how many there were. With
@@ -76,7 +74,7 @@ class ApiKeys:
             if unless_since is not None and self._refresh_started_s > unless_since:
                 return 0
             self._refresh_started_s = time.monotonic()
-            changes = await asyncio.to_thread(self.store.app.key_changes, self.ring_version)
+            changes = await asyncio.to_thread(self.app.key_changes, self.ring_version)
             for version, event in changes:
                 self.ring.apply(event)
                 self.ring_version = version
@@ -89,14 +87,20 @@ class ApiKeys:
         if parsed is not None and parsed.key_id not in self.ring.records:
             # Maybe issued a moment ago: read the ring now (bounded: unknown ids cannot flood the store).
             arrived_s = time.monotonic()
-            if self._miss_refreshes.take("miss", now_s=arrived_s).allowed:
+            if self._take_miss_token(arrived_s):
                 try:
                     await self.refresh(unless_since=arrived_s)
                 except Exception:
                     log.exception("reading the key ring failed")
         return authenticate(self.ring, token, now=datetime.now(UTC))
 
-    def take_rate(self, principal: Principal, cost: int) -> RateDecision:
-        """Charge `cost` facts to the key's rate limit (a bulk request costs its rows)."""
-        cost = min(cost, self.limits.max_bulk_rows)
-        return self.rate.take(principal.key_id, now_s=time.monotonic(), cost=cost)
+    def _take_miss_token(self, now_s: float) -> bool:
+        """A token bucket (burst KEY_MISS_REFRESH_BURST, KEY_MISS_REFRESH_PER_S a second) for re-reads."""
+        elapsed_s = max(0.0, now_s - self._miss_at_s)
+        refilled = self._miss_tokens + elapsed_s * KEY_MISS_REFRESH_PER_S
+        self._miss_tokens = min(float(KEY_MISS_REFRESH_BURST), refilled)
+        self._miss_at_s = max(self._miss_at_s, now_s)
+        if self._miss_tokens < 1:
+            return False
+        self._miss_tokens -= 1
+        return True

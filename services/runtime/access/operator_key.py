@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.intake.domain.credentials import ApiKey, new_api_key, parse_api_key
+from services.runtime.access.credentials import ApiKey, new_api_key, parse_api_key
 from services.runtime.keys import write_once
 from services.runtime.settings import Settings
 

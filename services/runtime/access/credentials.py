@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from contracts.identifiers import uscc_problem
-from services.intake.domain.principals import ROLES, Principal, Role
+from services.runtime.access.principals import ROLES, Principal, Role
 
 KEY_PREFIX = "flk"
 KEY_ID_BYTES = 8
