@@ -21,6 +21,7 @@ from schemathesis import checks
 
 from services.eligibility.entrypoints.http import create_http as eligibility_http
 from services.payments.entrypoints.http import create_http as payments_http
+from services.runtime.access.gate import AccessGate
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -40,11 +41,14 @@ def _health() -> dict[str, Any]:
 
 
 def eligibility_document() -> dict[str, Any]:
-    return eligibility_http(_DocumentOnly(), _health, trace.get_tracer(__name__)).openapi()  # type: ignore[arg-type]
+    app = eligibility_http(_DocumentOnly(), _health, trace.get_tracer(__name__),  # type: ignore[arg-type]
+                           AccessGate("eligibility", Settings()))
+    return app.openapi()
 
 
 def payments_document() -> dict[str, Any]:
-    app = payments_http(_DocumentOnly(), trace.get_tracer(__name__), lambda: None, _health)  # type: ignore[arg-type]
+    app = payments_http(_DocumentOnly(), trace.get_tracer(__name__), lambda: None, _health,  # type: ignore[arg-type]
+                        AccessGate("payments", Settings()))
     return app.openapi()
 
 

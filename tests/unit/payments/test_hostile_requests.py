@@ -222,8 +222,9 @@ async def test_eligibility_refuses_control_characters_and_large_bodies(
 
 @pytest.mark.parametrize("make", [payments_http, eligibility_http])
 def test_every_operation_documents_its_refusals(make: Any) -> None:
-    args = ((Stores(), trace.get_tracer(__name__), lambda: None, _health, _gate("payments"))
-            if make is payments_http else (Stores(), _health, trace.get_tracer(__name__), _gate("eligibility")))
+    tracer = trace.get_tracer(__name__)
+    args = ((Stores(), tracer, lambda: None, _health, _gate("payments")) if make is payments_http
+            else (Stores(), _health, tracer, _gate("eligibility")))
     document = make(*args).openapi()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
