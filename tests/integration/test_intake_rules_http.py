@@ -66,7 +66,8 @@ async def _bulk(
 
 
 async def _last_seq(client: httpx.AsyncClient, settings: Settings, name: str) -> int:
-    response = await client.get(url(settings, f"/v1/books/{name}/progress"))
+    response = await client.get(url(settings, f"/v1/books/{name}/progress"),
+                                headers={"Authorization": f"Bearer {operator_token(settings)}"})
     return int(response.json()["last_seq"])
 
 

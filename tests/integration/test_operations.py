@@ -94,7 +94,8 @@ async def test_metrics_count_a_fact_through_every_service(watched: Settings) -> 
         facts = await _post_vector(client, watched, book)
 
         async def ordered() -> bool:
-            page = await client.get(_url(watched, "payments", f"/v1/books/{book}/orders"))
+            page = await client.get(_url(watched, "payments", f"/v1/books/{book}/orders"),
+                                    headers=_auth(watched))
             return bool(page.json()["orders"])
 
         await _eventually("the payment order", ordered)
@@ -158,5 +159,6 @@ async def test_health_is_degraded_while_a_table_is_locked_then_ok(watched: Setti
         finally:
             await conn.close()
         await _eventually("eligibility ok again", ok)
-        progress = (await client.get(_url(watched, "eligibility", f"/v1/books/{book}/progress"))).json()
+        progress = (await client.get(_url(watched, "eligibility", f"/v1/books/{book}/progress"),
+                                     headers=_auth(watched))).json()
         assert progress["last_seq"] >= 1
