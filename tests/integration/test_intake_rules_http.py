@@ -22,6 +22,7 @@ from intake_support import (
     issue_key,
     log_position,
     monthly_report,
+    operator_token,
     recorded,
     start_intake_only,
     stop_intake,
