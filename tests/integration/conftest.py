@@ -1,4 +1,5 @@
-"""`services`: the three services running as processes (`python -m services.<name>`) on `infra`.
+"""`services`: the three services running as processes (`python -m services.<name>`) on `infra`;
+`intake`: intake alone (a module may override it with settings of its own).
 
 Module-scoped: each module gets freshly started services running the code under test, and leaves
 none behind (the end-to-end test runs them in-process on the same ports and consumer groups).
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from intake_support import start_intake_only, stop_intake
 
 from services.runtime.settings import Settings
 
@@ -31,3 +33,12 @@ def services(infra: Settings) -> Iterator[Settings]:
         yield infra
     finally:
         stop_services(infra)
+
+
+@pytest.fixture(scope="module")
+def intake(infra: Settings) -> Iterator[Settings]:
+    start_intake_only(infra)
+    try:
+        yield infra
+    finally:
+        stop_intake(infra)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from intake_support import operator_token, start_intake_only, stop_intake, url
+from intake_support import operator_token, url
 from schemathesis import checks
 
 from services.intake.domain.bulk import CSV_COLUMNS
@@ -72,15 +71,6 @@ CHECKS = [
     checks.response_headers_conformance,
     checks.response_schema_conformance,
 ]
-
-
-@pytest.fixture(scope="module")
-def intake(infra: Settings) -> Iterator[Settings]:
-    start_intake_only(infra)
-    try:
-        yield infra
-    finally:
-        stop_intake(infra)
 
 
 def test_the_running_intake_serves_this_document(intake: Settings) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -35,15 +34,6 @@ from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 BEIJING = "110101"
-
-
-@pytest.fixture(scope="module")
-def intake(infra: Settings) -> Iterator[Settings]:
-    start_intake_only(infra)
-    try:
-        yield infra
-    finally:
-        stop_intake(infra)
 
 
 @pytest.fixture

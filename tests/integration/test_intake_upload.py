@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,6 @@ from intake_support import (
     log_position,
     monthly_report,
     recorded,
-    start_intake_only,
-    stop_intake,
     worker_id,
     worker_registered,
 )
@@ -33,15 +30,6 @@ from services.runtime.settings import PROJECT_ROOT, Settings
 pytestmark = pytest.mark.integration
 
 SUMMARY = re.compile(r"(\d+) of (\d+) rows: (\d+) accepted, (\d+) duplicates, (\d+) rejected")
-
-
-@pytest.fixture(scope="module")
-def intake(infra: Settings) -> Iterator[Settings]:
-    start_intake_only(infra)
-    try:
-        yield infra
-    finally:
-        stop_intake(infra)
 
 
 def _submit(settings: Settings, *args: str) -> tuple[int, tuple[int, ...], str]:
