@@ -30,6 +30,7 @@ from faultkit import (
     audit_verify,
     generated_facts,
     get_json,
+    key_headers,
     submit_stream,
     url,
     verify_book,
@@ -111,7 +112,7 @@ async def _lose_a_broker(
         outage.victim = min(leaders, key=lambda n: (-leaders[n], n))
         outage.led = sorted(name for name, (leader, _) in before.items() if leader == outage.victim)
         node = next(n for n in kafka.nodes(settings) if n.node_id == outage.victim)
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=10.0, headers=key_headers(settings)) as client:
             recorded_at_kill = await _progress(client, settings, "intake", book)
             outage.at_fact = stats.submitted
             assert await asyncio.to_thread(kafka.kill_node, settings, node), f"{node.part} was not running"
