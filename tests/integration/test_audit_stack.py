@@ -155,11 +155,15 @@ def test_pipeline_decision_ids_are_the_engines_for_every_vector(audited: Audited
             assert d["kind"] == "rejected" or ("after" in d and d["explanation"]["fact_ids"]), d
 
 
-def test_two_identical_id_reuse_rejections_get_two_ids_as_the_engine(audited: Audited) -> None:
+def test_id_reuse_rejections_get_their_own_ids_and_a_repeat_records_nothing_as_the_engine(
+    audited: Audited,
+) -> None:
     first = {"id": "r1", "type": "enterprise_registered", "at": "2021-06-01T09:00:00+08:00",
              "enterprise": "91320213MA1XY0001L", "name": "锡城到家服务平台"}
     reuse = {**first, "name": "another name"}
-    facts = [first, reuse, reuse]  # the same conflicting reuse, submitted twice: two recorded rejections
+    other = {**first, "name": "a third name"}
+    # a conflicting reuse, the same again (RULES.md 5: the same id and content is a no-op), another one
+    facts = [first, reuse, reuse, other]
     book = f"audit-reuse-{uuid.uuid4().hex[:12]}"
     piped = run_pipeline(facts, audited.settings, book=book)
     engine = [d.to_dict() for d in Engine(book=book).run(facts)]
