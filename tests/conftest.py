@@ -157,11 +157,13 @@ def infra(infra_source: str) -> Iterator[Settings]:
 CLUSTER_BROKERS = 3
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster_infra(infra_source: str) -> Iterator[Settings]:
     """A three-broker Kafka cluster (replication factor 3, min.insync.replicas=2) and a PostgreSQL of its
     own, local only, for the broker-loss fault test: a stack beside the session's one-broker `infra`
-    (ports +50 within the slot, state dir `<state_dir>-cluster`), stopped at the end of the session.
+    (ports +50 within the slot, state dir `<state_dir>-cluster`), stopped at the end of the module: its
+    three brokers would weigh on every later test, and a second instance of the scale-out test takes
+    the same ports.
     The settings' bootstrap names every node."""
     if infra_source != "local":
         pytest.skip(f"the broker comes from {infra_source}: a cluster of local brokers cannot be run here")

@@ -148,7 +148,7 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
                                        "up" if healthy else "down"))
             continue
         where, pid = address(part, settings), part_pid(part, settings)
-        if part in INFRA:
+        if part in INFRA or part == VIEWER:
             healthy = is_healthy(part, settings)
             rows.append(PartStatus(part, where, pid, healthy, "up" if healthy else "down"))
             continue
