@@ -224,9 +224,7 @@ def rotate_key(
 ) -> KeyRotated:
     """A successor for `key_id` with the same principal; the old key works until `grace_until`, if given."""
     _aware(at, "at")
-    old = ring.records.get(key_id)
-    if old is None:
-        raise KeyRingError(f"there is no key {key_id}")
+    old = _existing(ring, key_id)
     if old.revoked_at is not None:
         raise KeyRingError(f"key {key_id} is revoked; issue a new key instead")
     if old.replaced_by is not None:
@@ -244,12 +242,17 @@ def rotate_key(
 def revoke_key(ring: KeyRing, key_id: str, *, at: datetime, reason: str = "") -> KeyRevoked:
     """End `key_id` now, grace window or not."""
     _aware(at, "at")
+    if _existing(ring, key_id).revoked_at is not None:
+        raise KeyRingError(f"key {key_id} is already revoked")
+    return KeyRevoked(key_id, at, _label(reason))
+
+
+def _existing(ring: KeyRing, key_id: str) -> KeyRecord:
+    """The record of `key_id`, which an operator command names: refused when there is none."""
     record = ring.records.get(key_id)
     if record is None:
         raise KeyRingError(f"there is no key {key_id}")
-    if record.revoked_at is not None:
-        raise KeyRingError(f"key {key_id} is already revoked")
-    return KeyRevoked(key_id, at, _label(reason))
+    return record
 
 
 # ---- authentication -----------------------------------------------------------------------------
