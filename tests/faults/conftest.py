@@ -7,14 +7,48 @@ are stopped at the end of the session (the `infra` fixture stops the broker and 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from services.runtime.settings import Settings
 
 SECOND_INSTANCE = "b"
+LOG_LINES_ON_FAILURE = 40
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed fault test shows the services' last warnings and errors: the stack is gone by the time
+    anyone reads a CI log, and the test's own output only says what the client saw."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    settings = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or not isinstance(settings, Settings):
+        return
+    from flexledger import devstack
+    from flexledger.devstack.paths import log_file
+
+    for name in devstack.SERVICES:
+        path = log_file(settings, name)
+        if path.exists():
+            lines = [_short(line) for line in path.read_text(errors="replace").splitlines()
+                     if '"WARNING"' in line or '"ERROR"' in line]
+            tail = "\n".join(lines[-LOG_LINES_ON_FAILURE:])
+            report.sections.append((f"{name} log: last warnings and errors", tail))
+
+
+def _short(line: str) -> str:
+    """One JSON log line as time, level, message and the exception's last line (what was raised)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line[:300]
+    raised = str(entry.get("exc_info", "")).strip().splitlines()[-1:]
+    return " ".join([entry.get("time", ""), entry.get("level", ""), entry.get("message", ""), *raised])[:600]
 
 
 def _bring_up(settings: Settings, local: bool) -> None:
