@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from contracts.identifiers import mask_identifiers
+from contracts.json_objects import DuplicateKey, unique_keys
 from services.runtime.telemetry import ASGIApp, Receive, Scope, Send
 
 MAX_BODY_BYTES = 16 * 1024  # the largest command body of eligibility or payments is under 1 KiB
@@ -128,28 +129,14 @@ class _TooLarge(Exception):
     pass
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
-    return found
-
-
 def _duplicate_key_refusal(scope: Scope, body: bytes) -> JSONResponse | None:
     """400 for a JSON body with a key given twice; anything else unreadable is FastAPI's to answer."""
     content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
     if not body or not content_type.split(b";")[0].strip().lower().endswith(b"json"):
         return None
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
+        json.loads(body, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
         return _refuse(400, f"body: the key {_text(exc.key)!r} is given twice")
     except (ValueError, RecursionError):
         return None

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from contracts.json_objects import DuplicateKey, unique_keys
+
 MAX_ABS_NUMBER = 10**15
 _MAX_INT_DIGITS = 16  # 10**15 has 16 digits; longer literals are refused before int() sees them
 _BOM = b"\xef\xbb\xbf"
@@ -201,20 +203,6 @@ class _OutOfRange:
         self.text = text
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
 def _int(text: str) -> int | _OutOfRange:
     return _OutOfRange(text) if len(text.lstrip("-")) > _MAX_INT_DIGITS else int(text)
 
@@ -325,7 +313,7 @@ def _type_name(value: object) -> str:
 
 # One decoder for every body (json.loads would build a new one per call). The hooks refuse duplicate keys
 # and keep out-of-range numbers as text, to be reported with their path.
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_keys, parse_int=_int, parse_float=_float,
                             parse_constant=_OutOfRange)
 
 
@@ -349,7 +337,7 @@ def parse_json_body(
         raise BadInput(where, f"nests arrays or objects deeper than {max_depth} levels")
     try:
         value = _DECODER.decode(text)
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         raise BadInput(where, f"has the key {_shown(exc.key)} twice in one object") from None
     except json.JSONDecodeError as exc:
         position = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
