@@ -11,12 +11,14 @@ socket to `/tmp/flexledger-pg-<hash>`.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import logging
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -223,6 +225,27 @@ def _remove_stale_locks(settings: Settings, lay: PgLayout) -> None:
             lock.unlink(missing_ok=True)
 
 
+ORPHAN_GRACE_S = 10.0
+
+
+def _end_orphans(lay: PgLayout) -> None:
+    """Processes of a crashed postmaster (its backends, checkpointer, ...) still attached to its shared
+    memory: the new postmaster refuses to start while one lives ("pre-existing shared memory block is
+    still in use"). They exit on their own once they notice the postmaster is gone, but one busy in a
+    query may take a while: wait briefly, then kill them, as a service manager ends a unit's processes."""
+    orphans = processes.working_in(lay.data)
+    if not orphans:
+        return
+    log.warning("%d processes of a crashed PostgreSQL still run (%s): waiting for them to exit",
+                len(orphans), ", ".join(map(str, orphans)))
+    if processes.wait_until(lambda: not processes.working_in(lay.data), ORPHAN_GRACE_S, 0.1):
+        return
+    for pid in processes.working_in(lay.data):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    processes.wait_until(lambda: not processes.working_in(lay.data), ORPHAN_GRACE_S, 0.1)
+
+
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -262,6 +285,7 @@ def start_postgres(settings: Settings, timeout: float = 60.0) -> PgLayout:
                                 "PostgreSQL cannot start")
         write_config(settings, lay)
         _remove_stale_locks(settings, lay)
+        _end_orphans(lay)
         _run(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
                    "-t", str(int(timeout)), "-s"])
     ensure_role_and_database(settings)

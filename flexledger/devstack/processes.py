@@ -138,6 +138,24 @@ def stop_group(pid_path: Path, *, marker: str | None = None, timeout: float = 20
     return True
 
 
+def working_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is `directory` (PostgreSQL's processes work in its data
+    directory). Processes of other users are not visible and not listed."""
+    target = str(directory.resolve())
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        stat = _stat(int(entry.name))
+        if cwd == target and stat is not None and stat[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
 def kill_group(pgid: int, timeout: float = 10.0) -> None:
     """SIGKILL process group `pgid` and wait until none of it runs (a crash, for fault tests)."""
     _signal_group(pgid, signal.SIGKILL)

@@ -262,6 +262,22 @@ def restart_postgres(settings: Settings, down_s: float = 1.0) -> float:
     return time.monotonic() - t0
 
 
+async def with_faults(
+    stream: Awaitable[list[Receipt]], inject: Callable[[], Awaitable[None]],
+) -> list[Receipt]:
+    """The stream's receipts, its faults injected alongside. A fault that cannot be injected (a part
+    that does not come back) fails the test at once with its own error, not minutes later as a
+    stream that got no answer."""
+    async with asyncio.TaskGroup() as group:
+        streaming = group.create_task(_awaited(stream))
+        group.create_task(inject())
+    return streaming.result()
+
+
+async def _awaited(stream: Awaitable[list[Receipt]]) -> list[Receipt]:
+    return await stream
+
+
 async def answered(stats: StreamStats, count: int) -> None:
     """Until `count` submissions of the stream were answered."""
     while stats.submitted < count:

@@ -33,6 +33,7 @@ from faultkit import (
     restart_postgres,
     submit_stream,
     verify_book,
+    with_faults,
 )
 
 from services.runtime.settings import Settings
@@ -71,10 +72,9 @@ async def _run(
             happened.append(f"{what} at {at}/{len(facts)} answered: back in {seconds:.1f}s")
 
     t0 = time.monotonic()
-    injector = asyncio.create_task(inject())
-    receipts = await submit_stream(settings, book, facts, submitters=SUBMITTERS, stats=stats,
-                                   pace_per_s=PACE_PER_S)
-    await injector
+    receipts = await with_faults(
+        submit_stream(settings, book, facts, submitters=SUBMITTERS, stats=stats, pace_per_s=PACE_PER_S),
+        inject)
     assert all(midstream), f"a fault came after the stream had ended: {happened}"
     happened.append(
         f"{len(facts)} submissions answered in {time.monotonic() - t0:.1f}s, {stats.retries} retries "

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from faultkit import StreamStats, answered, generated_facts, submit_stream, verify_book
+from faultkit import StreamStats, answered, generated_facts, submit_stream, verify_book, with_faults
 
 from services.runtime.settings import Settings
 
@@ -48,9 +48,7 @@ async def test_database_killed_mid_stream_is_restarted_and_loses_nothing(
         seconds = await asyncio.to_thread(crash_and_restart_postgres, stack)
         happened.append(f"kill -9 postmaster at {at}/{len(facts)} answered: running again in {seconds:.1f}s")
 
-    injector = asyncio.create_task(inject())
-    receipts = await submit_stream(stack, book, facts, stats=stats, pace_per_s=30.0)
-    await injector
+    receipts = await with_faults(submit_stream(stack, book, facts, stats=stats, pace_per_s=30.0), inject)
     verdict = await verify_book(stack, book, receipts, since_ms)
     happened.append(f"{verdict.facts} facts, {verdict.decisions} decisions = engine, {verdict.grants} grants "
                     f"and {verdict.clawbacks} clawbacks each with one order")

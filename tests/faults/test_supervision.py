@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from faultkit import StreamStats, answered, generated_facts, submit_stream, verify_book
+from faultkit import StreamStats, answered, generated_facts, submit_stream, verify_book, with_faults
 
 from services.runtime.settings import Settings
 
@@ -77,9 +77,8 @@ async def test_a_killed_service_is_restarted_by_its_supervisor(supervised: Setti
             kills.append(asyncio.create_task(kill(name)))
         await asyncio.gather(*kills)
 
-    injector = asyncio.create_task(inject())
-    receipts = await submit_stream(supervised, book, facts, submitters=6, stats=stats, pace_per_s=30.0)
-    await injector
+    receipts = await with_faults(
+        submit_stream(supervised, book, facts, submitters=6, stats=stats, pace_per_s=30.0), inject)
     assert stats.transport_errors > 0, "intake died, yet every request was answered: no fault was injected"
     verdict = await verify_book(supervised, book, receipts, since_ms)
     happened.append(f"{verdict.facts} facts, {verdict.decisions} decisions = engine, {verdict.grants} grants "

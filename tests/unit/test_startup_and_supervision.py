@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from flexledger.devstack import processes, supervisor
+from flexledger.devstack import postgres, processes, supervisor
 from flexledger.devstack.postgres import postmaster_pid
 from services.runtime.startup import unreachable, until_reachable
 
@@ -87,6 +87,26 @@ def test_a_zombie_postmaster_is_not_running(tmp_path: Path) -> None:
 def test_a_pid_reused_by_another_program_is_not_a_postmaster(tmp_path: Path) -> None:
     (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")  # pytest, not postgres
     assert postmaster_pid(tmp_path) is None
+
+
+def test_processes_left_by_a_crashed_postmaster_are_ended_before_a_new_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process still working in the data directory (an orphaned backend that ignores its postmaster's
+    death) would keep the new server from starting: it gets a grace period, then is killed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    orphan = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                               "signal.SIG_IGN); time.sleep(60)"], cwd=data)
+    try:
+        assert processes.working_in(data) == [orphan.pid]
+        monkeypatch.setattr(postgres, "ORPHAN_GRACE_S", 0.5)
+        layout = postgres.PgLayout(tmp_path, data, tmp_path, tmp_path / "log", None, "postgres")
+        postgres._end_orphans(layout)
+        assert orphan.wait(5) == -signal.SIGKILL
+        assert processes.working_in(data) == []
+    finally:
+        orphan.kill()
 
 
 # ---- the supervisor -------------------------------------------------------------------------------
