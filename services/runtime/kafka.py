@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram512
 
@@ -106,27 +108,41 @@ def static_member(settings: Settings, group: str) -> str | None:
 
 # ---- a producer that outlives its fatal errors -----------------------------------------------------
 
+# Errors a broker answers to one batch that leave the idempotent producer's sequence numbers out of
+# step for good (aiokafka fails the batch but keeps the sender running): every later batch to that
+# partition fails the same way until the producer is replaced.
+BROKEN_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber, InvalidProducerEpoch, UnknownProducerId, ProducerFenced)
+
+
 class ProducerKeeper:
-    """Keeps the broker's idempotent producer alive. aiokafka's sender stops for good on a fatal error
-    (`OutOfOrderSequenceNumber` when a restarted broker lost the tail of a partition's log, or
-    `ProducerFenced`); every later send on that producer fails. The keeper replaces it with a new one
-    (a new producer id, sequence numbers from zero): what was in flight failed, so its outbox follower
-    did not advance and publishes that batch again, which consumers drop by event id. One keeper per
-    service (`ServiceRuntime.start`), so no relay needs to know."""
+    """Keeps the broker's idempotent producer alive. A producer is broken for good when its sender
+    stops on a fatal error, or when the broker answers a batch with `OutOfOrderSequenceNumber` (a
+    restarted broker lost the tail of a partition's log) or a fenced or unknown producer id; every
+    later send on it fails. The keeper replaces it with a new one (a new producer id, sequence numbers
+    from zero): what was in flight failed, so its outbox follower did not advance and publishes that
+    batch again, which consumers drop by event id. One keeper per service (`ServiceRuntime.start`);
+    publishing reports broken sends with `producer_broken`, so no relay needs to know."""
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
         self.renewals = 0
+        self._broken = asyncio.Event()
 
     async def run(self) -> None:
-        """Wait for the producer's sender to end; renew the producer when it ended on an error. A
-        sender that ends without one is a producer being closed (the service stopping): nothing to keep."""
+        """Renew the producer when its sender ended on an error or a send reported it broken. A sender
+        that ends without an error is a producer being closed (the service stopping): nothing to keep."""
         while True:
+            _KEEPERS[started_producer(self.broker)] = self
             sender = _sender_task(self.broker)
-            await asyncio.wait({sender})
-            if sender.cancelled() or sender.exception() is None:
+            broken = asyncio.ensure_future(self._broken.wait())
+            await asyncio.wait({sender, broken}, return_when=asyncio.FIRST_COMPLETED)
+            broken.cancel()
+            if sender.done() and (sender.cancelled() or sender.exception() is None):
                 return
-            log.warning("Kafka producer failed (%r); replacing it", sender.exception())
+            cause = sender.exception() if sender.done() else "a send the broker refused for good"
+            log.warning("Kafka producer failed (%s); replacing it", cause)
+            self._broken.clear()
             await self.renew()
 
     async def renew(self) -> None:
@@ -139,6 +155,17 @@ class ProducerKeeper:
             await asyncio.wait_for(old.stop(), PRODUCER_STOP_TIMEOUT_S)
         except Exception:
             log.debug("the failed Kafka producer did not stop cleanly", exc_info=True)
+
+
+_KEEPERS: weakref.WeakKeyDictionary[AIOKafkaProducer, ProducerKeeper] = weakref.WeakKeyDictionary()
+
+
+def producer_broken(producer: AIOKafkaProducer, error: BaseException) -> None:
+    """Tell the producer's keeper (if any) that a send failed with `error`; it replaces the producer
+    when the error is one of BROKEN_PRODUCER_ERRORS. The caller still fails: its batch is retried."""
+    keeper = _KEEPERS.get(producer)
+    if keeper is not None and isinstance(error, BROKEN_PRODUCER_ERRORS):
+        keeper._broken.set()
 
 
 PRODUCER_STOP_TIMEOUT_S = 5.0

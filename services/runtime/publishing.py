@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from contracts.cloudevents import CloudEvent
 from contracts.topics import Topic, sandbox_twin, topic_for
+from services.runtime.kafka import producer_broken
 from services.runtime.message_auth import MAC_HEADER, MessageAuthenticator
 from services.runtime.telemetry import context_from
 
@@ -204,7 +205,11 @@ class _RecordBatches:
         for partition, builder in self.open.items():
             await self._send(partition, builder)
         self.open.clear()
-        await asyncio.gather(*self.sent)
+        try:
+            await asyncio.gather(*self.sent)
+        except Exception as exc:
+            producer_broken(self.producer, exc)  # replaced if it can never send again
+            raise
 
     async def _send(self, partition: int, builder: BatchBuilder) -> None:
         builder.close()  # complete: it need not linger for more messages
