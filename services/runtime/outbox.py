@@ -40,6 +40,7 @@ Handler = Callable[[Connection, Batch], Awaitable[None]]
 BATCH_LIMIT = 500
 POLL_INTERVAL_S = 1.0
 RETRY_BACKOFF_MAX_S = 5.0
+RELEASE_TIMEOUT_S = 5.0
 READER_CAPACITY = 20_000  # decrypted events kept for followers that have not handled them yet
 
 
@@ -164,7 +165,10 @@ class LogFollower:
         try:
             while True:
                 try:
-                    if listener is None or not _listening(listener):
+                    if listener is not None and not _listening(listener):
+                        await self._release(listener, channel)
+                        listener = None
+                    if listener is None:
                         listener = await self.pool.acquire()
                         await listener.add_listener(channel, self.wake)
                     self._wake.clear()
@@ -189,11 +193,17 @@ class LogFollower:
                 await self._release(listener, channel)
 
     async def _release(self, conn: Connection, channel: str) -> None:
+        """Give the LISTEN connection back to the pool, also when it is broken: a connection not given
+        back stays checked out for good, and after a few database restarts the pool has none left
+        (every read of the service then waits forever)."""
         try:
             await conn.remove_listener(channel, self.wake)
-            await self.pool.release(conn)
-        except Exception:  # a broken connection: the pool replaces it
+        except Exception:  # a broken connection: the pool closes it on release and opens another
             log.debug("%s: listener connection dropped", self.name, exc_info=True)
+        try:
+            await self.pool.release(conn, timeout=RELEASE_TIMEOUT_S)
+        except Exception:  # already taken back by the pool, or its reset failed: it was terminated
+            log.debug("%s: listener connection not released", self.name, exc_info=True)
 
 
 def _listening(conn: Connection) -> bool:
