@@ -30,12 +30,16 @@ class WriterLock:
 
     async def acquire(self, timeout_s: float = WAIT_TIMEOUT_S) -> None:
         conn = await asyncpg.connect(self.dsn)
-        deadline = time.monotonic() + timeout_s
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-            if time.monotonic() >= deadline:
-                await conn.close()
-                raise WriterLockTimeout(f"another intake process still holds the lock after {timeout_s:.0f}s")
-            await asyncio.sleep(0.5)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                if time.monotonic() >= deadline:
+                    raise WriterLockTimeout(
+                        f"another intake process still holds the lock after {timeout_s:.0f}s")
+                await asyncio.sleep(0.5)
+        except BaseException:
+            conn.terminate()  # a session left open could hold the lock with no one to use it
+            raise
         self._conn = conn
 
     @property
