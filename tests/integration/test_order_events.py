@@ -6,6 +6,8 @@ state: awaiting budget, committed, batched, returned, paid, cancelled and offset
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from contracts.cloudevents import from_headers
 from contracts.messages import OrderEventV1
 from contracts.topics import ORDER_EVENTS, sandbox_twin
 from flexledger.devstack.credentials import client_args
+from flexledger.subscribe import Refused, subscribe
 from services.payments.domain import BankRule
 from services.runtime.settings import Settings
 from tests.integration.test_payments import (  # noqa: F401  (pay, payments_log_start: fixtures)
@@ -187,3 +190,15 @@ async def test_a_subscriber_mirrors_every_order_from_the_order_events_alone(pay:
     assert kinds == {"created", "awaiting_budget", "committed", "cancelled", "offset", "batched", "paid",
                      "returned"}
     assert asdict(mirror(await _topic_alone(pay.settings, book))[later.decision_id])["offset_fen"] == 60_000
+
+    # `flexledger subscribe` prints the same changes, once each, as the sandbox books' bank reads them
+    out = io.StringIO()
+    twin = sandbox_twin(ORDER_EVENTS).name
+    await subscribe(client_args(pay.settings, "sandbox_finance"), twin, out, from_beginning=True, book=book,
+                    stop_at_end=True)
+    printed = [json.loads(line) for line in out.getvalue().splitlines()]
+    read_alone = sorted(await _topic_alone(pay.settings, book), key=lambda change: change.event_id)
+    assert sorted((OrderEventV1.model_validate(line["data"]) for line in printed),
+                  key=lambda change: change.event_id) == read_alone
+    with pytest.raises(Refused, match="may not read it"):  # an outside subscriber never sees a sandbox book
+        await subscribe(client_args(pay.settings, "subscriber"), twin, io.StringIO(), stop_at_end=True)
