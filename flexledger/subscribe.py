@@ -90,10 +90,10 @@ async def subscribe(
     seen: OrderedDict[str, None] = OrderedDict()
     printed = 0
     try:
-        await consumer.topics()  # fetches the metadata of the topics this principal may see
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
+        if topic not in await consumer.topics():  # the topics this principal may see
             raise Refused(f"{topic}: no such topic, or this principal may not read it")
+        count = next(t.partitions for t in topics.ALL_TOPICS if t.name == topic)  # as the AsyncAPI says
+        partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
         await (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*partitions)
         ends = await consumer.end_offsets(partitions)
