@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -143,6 +144,9 @@ def subscribe_command(
     if topic.removeprefix(topics.SANDBOX_PREFIX) not in PUBLISHED:
         raise typer.BadParameter(f"not a published topic; the topics: {', '.join(PUBLISHED)}",
                                  param_hint="TOPIC")
+    # The local stack's listener is SASL_PLAINTEXT on loopback by design (docs/design/kafka-trust.md):
+    # aiokafka's warning about it on every connection would bury the output.
+    logging.getLogger("aiokafka.conn").setLevel(logging.ERROR)
     settings = Settings.from_env()
     client = for_tool(settings, principal) if principal == "subscriber" else as_principal(settings, principal)
     args = {"bootstrap_servers": client.kafka_bootstrap, **client_security(client)}
