@@ -38,10 +38,14 @@ class Message:
 _PSEUDONYMOUS_KEY = ("<book>/<keyed pseudonym of the beneficiary>: HMAC-SHA256 of the beneficiary under the "
                      "partition-key secret, so the key names no one")
 _SOURCE_POSITION = "<source topic>/<partition>/<offset> of the message that could not be taken in"
-_DEAD_LETTER = Message(
-    "DeadLetter", "A message the service's consumer refused, with the reason (identity numbers masked)",
-    None, "dead_letter_id", _SOURCE_POSITION, _SOURCE_POSITION,
-    "per source position: one message's repeats stay together", "DeadLetterV1")
+
+
+def _dead_letter(service: str) -> Message:
+    return Message(
+        "DeadLetter", f"A message {service}'s consumer refused, with the reason (identity numbers masked)",
+        f"flexledger.{service}.dead-letter.v1", "dead_letter_id", _SOURCE_POSITION, _SOURCE_POSITION,
+        "per source position: one message's repeats stay together", "DeadLetterV1")
+
 
 MESSAGES: dict[str, Message] = {
     "flexledger.intake.facts.v1": Message(
@@ -54,7 +58,7 @@ MESSAGES: dict[str, Message] = {
         "(not required: intake de-duplicates by the fact's id)", "(not required)",
         "<book>/<subject> (the agency's choice; keep one subject's facts on one key)",
         "per key, as the agency sent them"),
-    "flexledger.intake.dead-letters.v1": _DEAD_LETTER,
+    "flexledger.intake.dead-letters.v1": _dead_letter("intake"),
     "flexledger.eligibility.decisions.v1": Message(
         "LedgerDecision", "A decision of the eligibility ledger: grant, clawback, extension, statistic, "
         "recognition (and their revocations) or rejection", "flexledger.eligibility.decision.v1",
@@ -64,7 +68,7 @@ MESSAGES: dict[str, Message] = {
         "NewEmploymentStatistic", "An urban new-employment statistic or its revocation, pseudonymised",
         "flexledger.eligibility.statistic.v1", "statistic_id (the ledger decision's id)",
         "<book>/<statistic_id>", "<book>/<pseudonym>", "per worker pseudonym", "StatisticV1"),
-    "flexledger.eligibility.dead-letters.v1": _DEAD_LETTER,
+    "flexledger.eligibility.dead-letters.v1": _dead_letter("eligibility"),
     "flexledger.payments.orders.v1": Message(
         "PaymentOrderRecorded", "What payments recorded for one money decision: an order created, or a "
         "clawback's cancellation and receivable", "flexledger.payments.order.v1",
@@ -83,7 +87,7 @@ MESSAGES: dict[str, Message] = {
         "BankSettlement", "The bank's results for entries of one batch (the Finance Bureau publishes it)",
         "flexledger.payments.settlement.v1", "settlement_id", "<book>/<batch_id>", "batch_id",
         "per batch; each entry's result is final", "SettlementV1"),
-    "flexledger.payments.dead-letters.v1": _DEAD_LETTER,
+    "flexledger.payments.dead-letters.v1": _dead_letter("payments"),
     "flexledger.audit.checkpoints.v1": Message(
         "SignedCheckpoint", "An Ed25519-signed checkpoint of the decision ledger's hash chain",
         "flexledger.audit.checkpoint.v1", "<ledger>-<up_to_notification_id>",
@@ -104,11 +108,10 @@ def _topic(address: str) -> Topic:
 
 def headers_schema(message: Message) -> dict[str, Any]:
     """The Kafka headers of `message`, as a JSON Schema object (AsyncAPI `headers`)."""
-    if message.ce_type is None and message.name == "AgencyFact":
+    if message.ce_type is None:  # an agency's fact: intake reads only the book header
         return {"type": "object", "properties": {"flexledger-book": {
             "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$",
             "description": "the book the fact is for; 'main' when absent"}}}
-    ce_type = message.ce_type or f"flexledger.<service>.dead-letter.v1 (the refusing service: {message.name})"
     properties: dict[str, Any] = {
         "ce_specversion": {"const": "1.0",
                            "description": "CloudEvents 1.0, Kafka protocol binding, binary mode"},
@@ -116,8 +119,7 @@ def headers_schema(message: Message) -> dict[str, Any]:
                   "published again (at least once) has the same ce_id: de-duplicate by it"},
         "ce_source": {"type": "string", "description": "the publishing service: /flexledger/<service> "
                       "(settlements: the Finance Bureau's bank)"},
-        "ce_type": ({"const": message.ce_type} if message.ce_type else {"type": "string"}) | {
-            "description": f"the kind of event: {ce_type}"},
+        "ce_type": {"const": message.ce_type, "description": "the kind of event (one per message kind)"},
         "ce_time": {"type": "string", "format": "date-time",
                     "description": "when the event happened (RFC 3339, UTC)"},
         "ce_subject": {"type": "string", "description": f"{message.ce_subject}; never an identity number"},
@@ -147,8 +149,7 @@ def channel_semantics(message: Message, address: str) -> str:
     else:
         books = "Books: every book (the field `book`, when known, says which)."
     dedupe = f"de-duplicate by ce_id ({message.ce_id})" if message.ce_type else \
-        ("intake de-duplicates by the fact's id" if message.name == "AgencyFact"
-         else f"de-duplicate by ce_id ({message.ce_id})")
+        "intake de-duplicates by the fact's id"
     return (f"Delivery: at least once; {dedupe}. Ordering: per Kafka key ({message.key}); "
             f"{message.ordering}; {topic.partitions} partition(s). {RETENTION} {books}")
 
