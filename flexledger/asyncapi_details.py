@@ -20,6 +20,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "contracts" / "examples"
 RETENTION = ("Retention: the cluster's default, 7 days on the shipped brokers (deploy/kafka: "
              "log.retention.hours=168): a subscriber reads within that window or misses messages.")
 
+TOPIC_CONFIGURATION = {"cleanup.policy": ["delete"], "retention.ms": 7 * 24 * 3600 * 1000}
+
 
 @dataclass(frozen=True)
 class Message:
@@ -172,7 +174,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         message = MESSAGES[_production_name(channel["address"])]
         semantics = channel_semantics(message, channel["address"])
         channel["description"] = f"{channel.get('description', '').rstrip()} {semantics}".strip()
-        channel["bindings"]["kafka"]["partitions"] = _topic(channel["address"]).partitions
+        channel["bindings"]["kafka"].update(partitions=_topic(channel["address"]).partitions,
+                                            topicConfiguration=TOPIC_CONFIGURATION)
         new_messages = {}
         for old_name, ref in channel["messages"].items():
             component_id = _unescape(ref["$ref"].removeprefix("#/components/messages/"))
@@ -181,7 +184,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 else _any_fact(schemas)
             component.update(name=message.name, title=message.name, summary=message.summary,
                              contentType="application/json", headers=headers_schema(message),
-                             bindings={"kafka": {"bindingVersion": "0.5.0", "key": {
+                             bindings={"kafka": {"bindingVersion": "0.4.0", "key": {
                                  "type": "string", "description": message.key}}})
             if examples := _example(message):
                 component["examples"] = examples
