@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 DecisionKind = Literal[
     "grant", "clawback", "extension", "extension_revoked", "statistic", "statistic_revoked",
@@ -17,6 +17,53 @@ MoneyProgramme = Literal[
     "employment_service", "social_insurance", "training", "job_standard", "skill_competition",
     "park_construction", "talent",
 ]
+
+
+class ParameterV1(BaseModel):
+    """A parameter of the rule set a decision used, with the date its value applies from."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="the parameter's name in the rule set, e.g. min_wage_monthly_fen")
+    value: Any = Field(description="its value as the rule set states it (amounts in fen)")
+    since: str | None = Field(None, description="the date (YYYY-MM-DD) the value applies from")
+
+
+class ExplanationV1(BaseModel):
+    """Why a decision was taken (RULES.md): the article, the parameters and the facts it rests on, and
+    the reason in English and Chinese. Every field is optional and more may appear (the explanation
+    grows within v1 by optional fields only: docs/design/contracts.md)."""
+
+    model_config = ConfigDict(extra="allow")
+    article: str | None = Field(None, description="the article of the measures applied, e.g. 'Art. 2'")
+    rule_set: str | None = Field(None, description="rule set id and version, e.g. wuxi-2021-26/1")
+    summary: str | None = Field(None, description="one line: article, amount and reason (English)")
+    reason_en: str | None = None
+    reason_zh: str | None = None
+    parameters: list[ParameterV1] | None = Field(None, description="the rule set's values used")
+    fact_ids: list[str] | None = Field(None, description="ids of the facts the decision rests on")
+
+
+def _self_contained(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with its own definitions written in place (it is embedded in another)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if isinstance(node, dict):
+            if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+# On the wire an explanation is the object ExplanationV1 describes; in code it stays the plain dict the
+# ledger recorded (and replays byte for byte), so a decision is never refused for its explanation.
+Explanation = Annotated[dict[str, Any], WithJsonSchema(_self_contained(ExplanationV1))]
 
 
 class DecisionV1(BaseModel):
@@ -37,7 +84,7 @@ class DecisionV1(BaseModel):
     month: str | None = None
     amount_fen: int = Field(0, ge=0)
     reason: str | None = None
-    explanation: dict[str, Any] | None = None
+    explanation: Explanation | None = None
     trace_id: str | None = None
     ledger_sequence: int | None = Field(None, description="position in the eligibility ledger's hash chain")
     recorded_at: AwareDatetime | None = Field(

@@ -119,7 +119,9 @@ Day = Annotated[str, AfterValidator(_day)]
 Timestamp = Annotated[str, AfterValidator(_timestamp)]
 Division = Annotated[str, AfterValidator(_division)]
 Text = Annotated[str, AfterValidator(_text)]
-Hours = Annotated[float, BeforeValidator(_number), Field(ge=0, le=744, strict=False)]
+# The bounds come before the validator so that the JSON Schema shows them as minimum/maximum (after
+# it, pydantic can only enforce them itself and writes its own "ge"/"le" names into the schema).
+Hours = Annotated[float, Field(ge=0, le=744, strict=False), BeforeValidator(_number)]
 Fen = Annotated[int, Field(ge=0, le=10**13)]
 Category = Literal["registered_unemployed", "employment_difficulty", "graduate_unemployed"]
 

@@ -103,6 +103,53 @@ class PaymentOrderV1(BaseModel):
     claimed_fen: int | None = Field(None, ge=0, description="clawback_recorded: receivable raised")
 
 
+OrderChange = Literal["created", "awaiting_budget", "committed", "cancelled", "offset", "batched", "paid",
+                      "returned"]
+
+
+class OrderEventV1(BaseModel):
+    """One change of one payment order, on flexledger.payments.order-events.v1: every change, in the
+    order payments recorded them (per key), so a subscriber that folds them keeps an exact mirror of
+    every order (docs/design/contracts.md, "Mirroring payment orders"):
+
+    - `created`: the order exists, worth `amount_fen` (the grant `decision_id`), not yet committed;
+    - `awaiting_budget`: it waits for an appropriation (`reason`);
+    - `committed`: `amount_fen` is charged to its budget; the order is ready to pay;
+    - `cancelled`: the clawback `decision_id` cancelled `amount_fen` of what was not yet disbursed;
+    - `offset`: `amount_fen` of it settled the beneficiary's debt `claim_id` instead of being paid;
+    - `batched`: `amount_fen` went to the bank in entry `entry_id` of batch `batch_id` (try `attempt`);
+    - `paid`: the bank paid entry `entry_id` (`confirmation`);
+    - `returned`: the bank returned entry `entry_id` (`reason`); the amount is owed again.
+
+    The order's state follows: cancelled when nothing is left of it, else awaiting budget until
+    committed, in transit while an entry is with the bank, ready while some is unpaid, else paid."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_version: Literal[1] = 1
+    book: str = Field(pattern=BOOK_PATTERN)
+    event_id: str = Field(description="<book>/<position in payments' log>/<index>: unique, stable across "
+                                      "redeliveries (also ce_id)")
+    order_id: str = Field(description="the payment order (= the grant's decision id)")
+    change: OrderChange
+    amount_fen: int = Field(gt=0, description="what the change is worth (see the model's description)")
+    at: AwareDatetime = Field(description="when payments recorded the change")
+    decision_id: str | None = Field(None, description="created: the grant; cancelled: the clawback")
+    beneficiary: str | None = Field(None, description="created: resident identity number or unified social "
+                                                      "credit code (as on the orders topic)")
+    program: str | None = Field(None, description="created: the programme")
+    fiscal_year: int | None = Field(None, description="created: the budget year the order is charged to")
+    subject: str | None = Field(None, description="created: the line's subject")
+    ref: str | None = Field(None, description="created: the line's reference")
+    month: str | None = Field(None, description="created: the line's month")
+    reason: str | None = Field(None, description="awaiting_budget: why; returned: the bank's reason")
+    claim_id: str | None = Field(None, description="offset: the debt settled")
+    batch_id: str | None = Field(None, description="batched: the disbursement instruction")
+    entry_id: str | None = Field(None, description="batched, paid, returned: the disbursement entry")
+    attempt: int | None = Field(None, ge=1, description="batched: 1 the first time, 2 after a return, ...")
+    confirmation: str | None = Field(None, description="paid: the bank's reference")
+    trace_id: str | None = None
+
+
 class DisbursementEntryV1(BaseModel):
     """One payment of a disbursement instruction. The beneficiary is in clear: Finance pays it."""
 
@@ -281,6 +328,7 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "fact-message.v1": FactMessageV1,
     "decision.v1": DecisionV1,
     "payment-order.v1": PaymentOrderV1,
+    "order-event.v1": OrderEventV1,
     "disbursement-instruction.v1": DisbursementInstructionV1,
     "settlement.v1": SettlementV1,
     "dead-letter.v1": DeadLetterV1,

@@ -63,6 +63,11 @@ ORDERS = Topic(
     "flexledger.payments.orders.v1", "payments", "book/pseudonym(beneficiary)",
     "payment orders, cancellations and recoveries",
 )
+ORDER_EVENTS = Topic(
+    "flexledger.payments.order-events.v1", "payments", "book/pseudonym(beneficiary)",
+    "every change of every payment order's state (created, awaiting budget, committed, cancelled, offset, "
+    "batched, paid, returned), for subscribers that mirror orders",
+)
 DISBURSEMENTS = Topic(
     "flexledger.payments.disbursements.v1", "payments", "batch id",
     "disbursement instructions for the Finance Bureau",
@@ -96,7 +101,9 @@ SANDBOX_PREFIX = "sandbox."
 # The topics that carry one book's data between services or to subscribers: each has a sandbox twin.
 # Checkpoints cover the whole ledger (every book's chain) and stay one topic; dead-letter topics hold
 # what their consumer could not read, whatever its book, and stay one per service.
-BOOK_TOPICS: tuple[Topic, ...] = (FACTS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS)
+BOOK_TOPICS: tuple[Topic, ...] = (
+    FACTS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS, SETTLEMENTS, ORDER_EVENTS,
+)
 
 
 def _twin(topic: Topic) -> Topic:
@@ -128,9 +135,10 @@ SANDBOX_STATISTICS = sandbox_twin(STATISTICS)
 SANDBOX_ORDERS = sandbox_twin(ORDERS)
 SANDBOX_DISBURSEMENTS = sandbox_twin(DISBURSEMENTS)
 SANDBOX_SETTLEMENTS = sandbox_twin(SETTLEMENTS)
+SANDBOX_ORDER_EVENTS = sandbox_twin(ORDER_EVENTS)
 SANDBOX_TOPICS: tuple[Topic, ...] = tuple(_TWINS.values())
 
 ALL_TOPICS: tuple[Topic, ...] = (
     FACTS, *AGENCY_FEEDS, DEAD_LETTERS, DECISIONS, STATISTICS, ORDERS, DISBURSEMENTS,
-    SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS, *SANDBOX_TOPICS,
+    SETTLEMENTS, CHECKPOINTS, ELIGIBILITY_DEAD_LETTERS, PAYMENTS_DEAD_LETTERS, ORDER_EVENTS, *SANDBOX_TOPICS,
 )

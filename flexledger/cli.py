@@ -14,7 +14,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from flexledger import demo, kafka_cli, keys_cli, payments_cli, scenario, submit, trace
+    from flexledger import demo, kafka_cli, keys_cli, payments_cli, scenario, submit, subscribe, trace
     from flexledger.audit import cli as audit_cli
     from flexledger.devstack import cli as dev_cli
 
@@ -27,6 +27,7 @@ def _register() -> None:
     app.command("submit")(submit.submit)
     app.command("demo")(demo.demo)
     app.command("trace")(trace.trace_command)
+    app.command("subscribe")(subscribe.subscribe_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from contracts.facts import FACT_TYPES
 from contracts.messages import WIRE_MODELS
+from flexledger.asyncapi_details import complete
 from services.runtime.settings import Settings
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "contracts"
@@ -69,13 +70,14 @@ def asyncapi_document() -> str:
         title="flexledger", version="1",
         description="Kafka topics between intake, eligibility and payments. Every message is a CloudEvent "
                     "1.0 in binary mode (ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, "
-                    "content-type headers) with W3C traceparent/tracestate headers. Sandbox books: the "
+                    "content-type headers; each message's `headers` says what they hold) with W3C "
+                    "traceparent/tracestate headers. Sandbox books: the "
                     "messages of the production books (FLEXLEDGER_PRODUCTION_BOOKS, default main) appear "
                     "only on the flexledger.* topics, those of every other book only on their sandbox.* "
                     "twins, which no outside subscriber may read.",
         schema_version="3.0.0",
     )
-    return _dump(json.loads(spec.to_specification().to_json()))
+    return _dump(complete(json.loads(spec.to_specification().to_json())))
 
 
 def documents() -> dict[Path, str]:

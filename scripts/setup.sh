@@ -70,4 +70,9 @@ fi
 # --- Kafka broker jars (cached in .cache/kafka/lib) and Zipkin's (.cache/zipkin) -------------------
 .venv/bin/python -c 'from flexledger.devstack.jars import ensure_kafka_jars; ensure_kafka_jars()'
 .venv/bin/python -c 'from flexledger.devstack.jars import ensure_zipkin_jar; ensure_zipkin_jar()'
+# --- the official AsyncAPI parser (.cache/asyncapi), which tests/unit/test_asyncapi_parser.py runs ----
+if command -v npm >/dev/null && [[ ! -d .cache/asyncapi/node_modules/@asyncapi/parser ]]; then
+  log "npm install @asyncapi/parser into .cache/asyncapi"
+  npm install --silent --no-audit --no-fund --prefix .cache/asyncapi @asyncapi/parser@3.6.6 >/dev/null
+fi
 log "ready"

@@ -13,10 +13,11 @@ from typing import Final
 
 from opentelemetry.trace import TracerProvider
 
-from contracts.topics import DISBURSEMENTS, ORDERS, PAYMENTS_DEAD_LETTERS
+from contracts.topics import DISBURSEMENTS, ORDER_EVENTS, ORDERS, PAYMENTS_DEAD_LETTERS
 from services.payments.adapters import projection
 from services.payments.adapters.batching_loop import BatchingLoop
 from services.payments.adapters.metrics import PaymentsMetrics
+from services.payments.adapters.order_events import OrderEventRelay
 from services.payments.adapters.relay import DisbursementRelay, OrderRelay
 from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
@@ -61,11 +62,12 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     batching = BatchingLoop(stores, tracer, runtime.wake_followers)
 
     async def follow_the_log() -> None:  # a follower needs the open stores
-        reader = NotificationReader(stores.app)  # the four followers read each event once
+        reader = NotificationReader(stores.app)  # the followers read each event once
         keys = PartitionKeys(partition_key_secret(settings))
         for name, handler in (
             (f"kafka:{ORDERS.name}", OrderRelay(broker.orders, tracer, keys)),
             (f"kafka:{DISBURSEMENTS.name}", DisbursementRelay(broker.disbursements, tracer)),
+            (f"kafka:{ORDER_EVENTS.name}", OrderEventRelay(broker.order_events, tracer, keys)),
             (f"kafka:{PAYMENTS_DEAD_LETTERS.name}", DeadLetterRelay(broker.dead_letters, tracer, NAME)),
             (view.name, view),
         ):

@@ -20,6 +20,7 @@ from contracts.topics import (
     DISBURSEMENTS,
     ELIGIBILITY_DEAD_LETTERS,
     FACTS,
+    ORDER_EVENTS,
     ORDERS,
     PAYMENTS_DEAD_LETTERS,
     SANDBOX_PREFIX,
@@ -47,7 +48,7 @@ from services.runtime.settings import PROJECT_ROOT, Settings
 
 SERVICES = ("intake", "eligibility", "payments")
 # Who reads what the city publishes, outside the services: they must never see a sandbox book.
-OUTSIDE_SUBSCRIBERS = ("finance", "statistics", "tax", "auditor")
+OUTSIDE_SUBSCRIBERS = ("finance", "statistics", "tax", "auditor", "subscriber")
 
 
 def _writers(topic: str) -> set[str]:
@@ -78,16 +79,18 @@ def test_each_topic_has_exactly_its_one_writer() -> None:
 
 def test_readers_are_the_consumers_and_subscribers_of_each_topic() -> None:
     assert _readers(FACTS.name) == {"eligibility"}
-    assert _readers(DECISIONS.name) == {"payments", "tax"}
-    assert _readers(STATISTICS.name) == {"statistics"}
+    # `subscriber` (local stack only) is another agency's developer trying `flexledger subscribe`.
+    assert _readers(DECISIONS.name) == {"payments", "tax", "subscriber"}
+    assert _readers(STATISTICS.name) == {"statistics", "subscriber"}
     assert _readers(SETTLEMENTS.name) == {"payments"}
-    assert _readers(ORDERS.name) == _readers(DISBURSEMENTS.name) == {"finance"}
-    assert _readers(CHECKPOINTS.name) == {"auditor"}
+    assert _readers(ORDERS.name) == _readers(ORDER_EVENTS.name) == {"finance", "subscriber"}
+    assert _readers(DISBURSEMENTS.name) == {"finance"}
+    assert _readers(CHECKPOINTS.name) == {"auditor", "subscriber"}
     # Sandbox twins: the services, as on the production topic, and the sandbox books' bank; no one else.
     assert _readers(sandbox_twin(FACTS).name) == {"eligibility"}
     assert _readers(sandbox_twin(DECISIONS).name) == _readers(sandbox_twin(SETTLEMENTS).name) == {"payments"}
     assert _readers(sandbox_twin(STATISTICS).name) == set()
-    for topic in (ORDERS, DISBURSEMENTS):
+    for topic in (ORDERS, DISBURSEMENTS, ORDER_EVENTS):
         assert _readers(sandbox_twin(topic).name) == {"sandbox_finance"}
     for feed in AGENCY_FEEDS:
         assert _readers(feed.name) == {"intake"}
@@ -115,8 +118,8 @@ def test_no_outside_subscriber_may_touch_a_sandbox_topic() -> None:
 def test_only_admin_is_a_super_user_and_only_the_tools_are_local_only() -> None:
     assert [p.name for p in PRINCIPALS if p.super_user] == ["admin"]
     assert not any(a.principal == "admin" for a in acls())
-    assert [p.name for p in PRINCIPALS if p.dev_only] == ["sandbox_finance", "bench"]
-    for name in ("sandbox_finance", "bench"):
+    assert [p.name for p in PRINCIPALS if p.dev_only] == ["subscriber", "sandbox_finance", "bench"]
+    for name in ("subscriber", "sandbox_finance", "bench"):
         assert name not in {p.name for p in principals(dev=False)}
         assert not any(a.principal == name for a in acls(dev=False))
     assert len({p.name for p in PRINCIPALS}) == len(PRINCIPALS)

@@ -24,10 +24,11 @@ from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
-from contracts.messages import DisbursementInstructionV1, PaymentOrderV1, SettlementV1
+from contracts.messages import DisbursementInstructionV1, OrderEventV1, PaymentOrderV1, SettlementV1
 from contracts.topics import (
     DECISIONS,
     DISBURSEMENTS,
+    ORDER_EVENTS,
     ORDERS,
     PAYMENTS_DEAD_LETTERS,
     SANDBOX_DECISIONS,
@@ -66,6 +67,7 @@ class PaymentsBroker(NamedTuple):
     broker: KafkaBroker
     orders: BookTopics
     disbursements: BookTopics
+    order_events: BookTopics
     dead_letters: DefaultPublisher
 
 
@@ -82,6 +84,12 @@ def build_broker(
         broker, ORDERS, production_books, schema=PaymentOrderV1,
         description=f"{ORDERS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary>. CloudEvents "
                     "binary mode (type flexledger.payments.order.v1, ce_id = order_id) with traceparent.",
+    )
+    order_events = BookTopics.declare(
+        broker, ORDER_EVENTS, production_books, schema=OrderEventV1,
+        description=f"{ORDER_EVENTS.purpose}. Key: <book>/<keyed pseudonym of the beneficiary>. "
+                    "CloudEvents binary mode (type flexledger.payments.order-event.v1, ce_id = event_id) "
+                    "with traceparent.",
     )
     disbursements = BookTopics.declare(
         broker, DISBURSEMENTS, production_books, schema=DisbursementInstructionV1,
@@ -130,7 +138,8 @@ def build_broker(
         assert handler is not None
         await handler.on_settlement(body, msg)
 
-    return PaymentsBroker(broker, orders, disbursements, dead_letter_publisher(broker, PAYMENTS_DEAD_LETTERS))
+    return PaymentsBroker(broker, orders, disbursements, order_events,
+                          dead_letter_publisher(broker, PAYMENTS_DEAD_LETTERS))
 
 
 def settlement_decoder(
