@@ -31,6 +31,7 @@ from services.eligibility.adapters import checkpoints as checkpoint_relay
 from services.eligibility.adapters.statistics import pseudonym, to_messages
 from services.eligibility.aggregates import DecisionChain, LedgerCheckpoints
 from services.eligibility.domain import checkpoint as cp
+from services.eligibility.domain import merkle
 from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
@@ -188,16 +189,23 @@ def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does(
     from flexledger.audit.verify.checkpoints import Digests
 
     rows = [(n, str(uuid.UUID(int=n)), n % 3 + 1, "t:é", bytes([n]) * n) for n in (1, 2, 5, 9)]
-    log, hashed = cp.LogDigest(), Digests([0, 3, 5, 20])
-    after: dict[int, tuple[str, int]] = {}  # the checkpointer's digest after each row
+    log, tree, hashed = cp.LogDigest(), cp.LogTree(), Digests([0, 3, 5, 20], running_marks=[3, 5, 20])
+    after: dict[int, tuple[str, int]] = {}  # the checkpointer's tree head after each row
+    running: dict[int, str] = {}  # and the running digest signed before the tree
     for n, oid, version, topic, state in rows:
         log.add(n, oid, version, topic, state)
+        tree.add(n, oid, version, topic, state)
         hashed.add(Row(n, oid, version, topic, sha256(state).digest()))
-        after[n] = (log.digest, log.count)
-        assert (hashed.value.hex(), hashed.count) == (log.digest, log.count)
+        after[n], running[n] = (tree.digest, tree.count), log.digest
+        assert (hashed.value.hex(), hashed.count) == (log.digest, tree.count)
+        assert hashed.tree.root().hex() == tree.digest
     hashed.finish()
     # remembered at each checkpoint's notification id: the digest of the rows up to it
-    assert hashed.at == {0: (cp.GENESIS, 0), 3: after[2], 5: after[5], 20: after[9]}
+    empty = (merkle.EMPTY_ROOT.hex(), 0)
+    assert hashed.at == {0: empty, 3: after[2], 5: after[5], 20: after[9]}
+    assert hashed.running_at == {0: cp.GENESIS, 3: running[2], 5: running[5], 20: running[9]}
+    assert hashed.digest_at(5, cp.RUNNING_DIGEST) == (running[5], 3)
+    assert hashed.digest_at(5, cp.DIGEST_ALGORITHM) == after[5]
 
 
 def test_verify_checkpoint_is_an_offline_command(tmp_path: Path) -> None:
