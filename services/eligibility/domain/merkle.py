@@ -11,7 +11,7 @@ is the tree head: tree size and root hash.
 
 `Frontier` keeps what appending needs (one node per 1-bit of the size, at most 64): the checkpointer
 and `audit verify` fold the rows into it one at a time, in notification order. Proofs are built from
-the list of leaf hashes (`inclusion_proof`, `consistency_proof`, RFC 9162 2.1.3.1 and 2.1.4.1) and
+the leaf hashes (`Tree.inclusion_proof`, `Tree.consistency_proof`, RFC 9162 2.1.3.1 and 2.1.4.1) and
 verified from the hashes alone (`verify_inclusion`, `verify_consistency`, 2.1.3.2 and 2.1.4.2).
 """
 
@@ -85,39 +85,69 @@ def root(leaves: Sequence[bytes]) -> bytes:
 # --- proofs (RFC 9162 2.1.3.1, 2.1.4.1) -------------------------------------------------------------
 
 
-def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
-    """PATH(index, D[0:size]): the sibling hashes from the leaf up to the root, lowest first."""
-    if not 0 <= index < size <= len(leaves):
-        raise ValueError(f"no leaf {index} in a tree of {size} (of {len(leaves)} known)")
-    proof: list[bytes] = []
-    start, end = 0, size
-    while end - start > 1:
-        k = _split(end - start)
-        if index < start + k:
-            proof.append(root(leaves[start + k:end]))
-            end = start + k
-        else:
-            proof.append(root(leaves[start:start + k]))
-            start += k
-    return proof[::-1]
+class Tree:
+    """A tree over known leaf hashes that gives roots and proofs for any size up to its own. Every
+    aligned perfect subtree's hash is kept (`levels[h][i]`: the subtree of leaves i*2^h .. (i+1)*2^h-1),
+    so each proof takes O(log^2 n) hashes after one O(n) build."""
 
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels: list[list[bytes]] = [list(leaves)]
+        while len(self.levels[-1]) > 1:
+            below = self.levels[-1]
+            self.levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
 
-def consistency_proof(leaves: Sequence[bytes], old_size: int, new_size: int) -> list[bytes]:
-    """PROOF(old_size, D[0:new_size]): the hashes that show the tree of old_size leaves is a prefix."""
-    if not 0 < old_size <= new_size <= len(leaves):
-        raise ValueError(f"no consistency proof from {old_size} to {new_size} (of {len(leaves)} known)")
-    return _subproof(leaves, old_size, 0, new_size, True)
+    @property
+    def size(self) -> int:
+        return len(self.levels[0])
 
+    def root(self, size: int | None = None) -> bytes:
+        size = self.size if size is None else size
+        if not 0 <= size <= self.size:
+            raise ValueError(f"no tree of {size} leaves (of {self.size} known)")
+        return self._range(0, size) if size else EMPTY_ROOT
 
-def _subproof(leaves: Sequence[bytes], m: int, start: int, end: int, complete: bool) -> list[bytes]:
-    """SUBPROOF(m, D[start:end], b) of RFC 9162 2.1.4.1."""
-    n = end - start
-    if m == n:
-        return [] if complete else [root(leaves[start:end])]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(leaves, m, start, start + k, complete), root(leaves[start + k:end])]
-    return [*_subproof(leaves, m - k, start + k, end, False), root(leaves[start:start + k])]
+    def _range(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]); `start` is a multiple of the largest power of two <= end - start, as in
+        every range the RFC's recursion visits."""
+        n = end - start
+        if n & (n - 1) == 0:
+            height = n.bit_length() - 1
+            return self.levels[height][start >> height]
+        k = _split(n)
+        return node_hash(self._range(start, start + k), self._range(start + k, end))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """PATH(index, D[0:size]): the sibling hashes from the leaf up to the root, lowest first."""
+        if not 0 <= index < size <= self.size:
+            raise ValueError(f"no leaf {index} in a tree of {size} (of {self.size} known)")
+        proof: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:
+            k = _split(end - start)
+            if index < start + k:
+                proof.append(self._range(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._range(start, start + k))
+                start += k
+        return proof[::-1]
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """PROOF(old_size, D[0:new_size]): the hashes that show the tree of old_size leaves is a
+        prefix of the tree of new_size leaves."""
+        if not 0 < old_size <= new_size <= self.size:
+            raise ValueError(f"no consistency proof from {old_size} to {new_size} (of {self.size} known)")
+        return self._subproof(old_size, 0, new_size, True)
+
+    def _subproof(self, m: int, start: int, end: int, complete: bool) -> list[bytes]:
+        """SUBPROOF(m, D[start:end], b) of RFC 9162 2.1.4.1."""
+        n = end - start
+        if m == n:
+            return [] if complete else [self._range(start, end)]
+        k = _split(n)
+        if m <= k:
+            return [*self._subproof(m, start, start + k, complete), self._range(start + k, end)]
+        return [*self._subproof(m - k, start + k, end, False), self._range(start, start + k)]
 
 
 # --- verification (RFC 9162 2.1.3.2, 2.1.4.2) --------------------------------------------------------
