@@ -172,7 +172,8 @@ def evidence_command(
         _print_json(summary)
     else:
         print(f"evidence bundle written to {out}: {summary['decisions']} decisions, "
-              f"{summary['events']} events, tree head of {summary['tree_size']} events, identity numbers {summary['identity_numbers']}")
+              f"{summary['events']} events, tree head of {summary['tree_size']} events, "
+              f"identity numbers {summary['identity_numbers']}")
         for failure in failures:
             print(f"  fails: {failure}")
     if failures:
