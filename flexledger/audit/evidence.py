@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,14 +73,23 @@ def build(
     if identities and not settings.audit_identities_allowed:
         raise NotAllowed("identity numbers in clear are not allowed here "
                          "(FLEXLEDGER_AUDIT_IDENTITIES_ALLOWED is not 1)")
-    public_key = public_key_b64(seed)
-    stream = max((item.events for item in located), key=len)  # every decision's events are a prefix of it
-    last = stream[-1][0].notification_id
-    covering = [h for h in valid_tree_heads(heads, public_key) if int(h["up_to_notification_id"]) >= last]
+    last = max(item.row.notification_id for item in located)
+    covering = [h for h in valid_tree_heads(heads, public_key_b64(seed))
+                if int(h["up_to_notification_id"]) >= last]
     if not covering:
         raise NoTreeHead(f"no signed tree head covers notification {last} yet: wait for the next checkpoint")
     head = covering[-1]
     leaves = read_leaves(settings, int(head["up_to_notification_id"]), int(head["event_count"]))
+    return assemble(located, head, leaves, seed=seed, identities=identities)
+
+
+def assemble(
+    located: list[Located], head: dict[str, Any], leaves: Leaves, *, seed: str, identities: bool
+) -> dict[str, Any]:
+    """The bundle from what was read: the decisions (each replayed here), their stream's events with
+    inclusion proofs in `head` (the tree over `leaves`), attested with the signing key `seed`."""
+    public_key = public_key_b64(seed)
+    stream = max((item.events for item in located), key=len)  # every decision's events are a prefix of it
     reveal = _reveal(identities)
     body: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
@@ -99,15 +109,13 @@ def build(
                                     "signature": base64.b64encode(signature).decode("ascii")}}
 
 
-def _reveal(identities: bool) -> Any:
-    """How contents are shown: as stored, or with every identity number masked."""
-    def masked(value: Any) -> Any:
-        return json.loads(mask_identifiers(json.dumps(value, ensure_ascii=False)))
-
-    return (lambda value: value) if identities else masked
+def _reveal(identities: bool) -> Callable[[Any], Any]:
+    """How contents are shown: a JSON copy, as stored or with every identity number masked."""
+    show: Callable[[str], str] = (lambda text: text) if identities else mask_identifiers
+    return lambda value: json.loads(show(json.dumps(value, ensure_ascii=False)))
 
 
-def _event(leaves: Leaves, row: Row, state: dict[str, Any], reveal: Any) -> dict[str, Any]:
+def _event(leaves: Leaves, row: Row, state: dict[str, Any], reveal: Callable[[Any], Any]) -> dict[str, Any]:
     index = leaves.index_of(row.notification_id)
     stored = leaves.rows[index]
     if stored.state != hashlib.sha256(row.state).digest():
@@ -121,7 +129,7 @@ def _event(leaves: Leaves, row: Row, state: dict[str, Any], reveal: Any) -> dict
     }
 
 
-def _decision(item: Located, reveal: Any) -> dict[str, Any]:
+def _decision(item: Located, reveal: Callable[[Any], Any]) -> dict[str, Any]:
     result = replay(item)
     return {
         "decision_id": item.decision["decision_id"],
