@@ -161,7 +161,8 @@ def _bundle(identities: bool = True) -> dict[str, Any]:
     tree = merkle.Tree([row_leaf(row) for row in stored])
     content = cp.checkpoint_content(ledger="eligibility", up_to_notification_id=stored[-1].notification_id,
                                     event_count=len(stored), digest=tree.root().hex(),
-                                    signed_at="2026-12-03T20:00:00+00:00", key=cp.key_id(cp.public_key_b64(SEED)))
+                                    signed_at="2026-12-03T20:00:00+00:00",
+                                    key=cp.key_id(cp.public_key_b64(SEED)))
     head = {**content, "signature": cp.sign(SEED, content)}
     located = [Located(d, stream[:i + 1]) for i, (_, state) in enumerate(stream) for d in state["decisions"]]
     return assemble(located, head, Leaves(stored, tree), seed=SEED, identities=identities)
@@ -171,7 +172,8 @@ def _reattested(bundle: dict[str, Any]) -> dict[str, Any]:
     """The bundle signed again by the key's holder: a part's own check must still refuse it."""
     body = {k: v for k, v in bundle.items() if k != "attestation"}
     signature = cp.private_key(SEED).sign(standalone.EVIDENCE_TAG + standalone.canonical(body))
-    return {**bundle, "attestation": {**bundle["attestation"], "signature": base64.b64encode(signature).decode()}}
+    attestation = {**bundle["attestation"], "signature": base64.b64encode(signature).decode()}
+    return {**bundle, "attestation": attestation}
 
 
 def test_a_bundle_holds_the_decisions_their_facts_proofs_and_key_and_verifies() -> None:
@@ -219,10 +221,10 @@ TAMPERING: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("tree head signature", _set("tree_head.signature", base64.b64encode(bytes(64)).decode()),
      "tree head: the signature does not verify"),
     ("public key", _set("public_key", OTHER_KEY), "tree head: signed with another key"),
-    ("inclusion proof", _set(f"{EVENT}.inclusion_proof.0", "00" * 32), "its inclusion proof does not lead"),
-    ("leaf index", _set(f"{EVENT}.leaf_index", lambda i: i + 1), "its inclusion proof does not lead"),
-    ("stored state hash", _set(f"{EVENT}.entry.state_sha256", "11" * 32), "its inclusion proof does not lead"),
-    ("fact content", _set(f"{EVENT}.content.fact.id", "forged"), "its chain link is not the hash of its content"),
+    ("inclusion proof", _set(f"{EVENT}.inclusion_proof.0", "00" * 32), "inclusion proof does not lead"),
+    ("leaf index", _set(f"{EVENT}.leaf_index", lambda i: i + 1), "inclusion proof does not lead"),
+    ("stored state hash", _set(f"{EVENT}.entry.state_sha256", "11" * 32), "inclusion proof does not lead"),
+    ("fact content", _set(f"{EVENT}.content.fact.id", "forged"), "chain link is not the hash of its content"),
     ("fact digest", _set(f"{EVENT}.content.digest", "22" * 32), "its chain link is not the hash"),
     ("chain link", _set(f"{EVENT}.content.prev_hash", "33" * 32), "the chain link does not follow"),
     ("a missing fact", _drop_event, "does not follow"),
@@ -257,9 +259,10 @@ def test_the_standalone_verifiers_constants_are_the_ledgers() -> None:
 
 def test_the_standalone_verifier_needs_only_the_standard_library_and_cryptography(tmp_path: Path) -> None:
     source = Path(standalone.__file__)
-    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
-                if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {str(node.module).split(".")[0] for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+    nodes = list(ast.walk(ast.parse(source.read_text(encoding="utf-8"))))
+    imported = {alias.name.split(".")[0]
+                for node in nodes if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {str(node.module).split(".")[0] for node in nodes
                  if isinstance(node, ast.ImportFrom) and node.level == 0}
     assert imported - set(sys.stdlib_module_names) == {"cryptography"}
     alone = tmp_path / "verify_bundle.py"
@@ -272,7 +275,8 @@ def test_the_standalone_verifier_needs_only_the_standard_library_and_cryptograph
     ok = subprocess.run([sys.executable, "-I", str(alone), str(good)], capture_output=True, text=True,
                         cwd=tmp_path, check=False)
     assert ok.returncode == 0 and "valid" in ok.stdout, ok.stdout + ok.stderr
-    refused = subprocess.run([sys.executable, "-I", str(alone), str(bad), "--public-key", cp.public_key_b64(SEED)],
+    pinned = cp.public_key_b64(SEED)
+    refused = subprocess.run([sys.executable, "-I", str(alone), str(bad), "--public-key", pinned],
                              capture_output=True, text=True, cwd=tmp_path, check=False)
     assert refused.returncode == 1 and "not among the decisions" in refused.stdout, refused.stdout
     missing = subprocess.run([sys.executable, "-I", str(alone), str(tmp_path / "none.json")],
