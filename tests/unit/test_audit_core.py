@@ -188,7 +188,10 @@ def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does(
     from flexledger.audit.store import Row
     from flexledger.audit.verify.checkpoints import Digests
 
-    rows = [(n, str(uuid.UUID(int=n)), n % 3 + 1, "t:é", bytes([n]) * n) for n in (1, 2, 5, 9)]
+    # topics that JSON escapes, and a stream id that is not a UUID's text (verify writes the entry's JSON
+    # itself for UUIDs)
+    rows = [(n, str(uuid.UUID(int=n)) if n != 5 else "not-a-uuid", n % 3 + 1, "t:é" if n % 2 else 'q"\\\n',
+             bytes([n]) * n) for n in (1, 2, 5, 9)]
     log, tree, hashed = cp.LogDigest(), cp.LogTree(), Digests([0, 3, 5, 20], running_marks=[3, 5, 20])
     after: dict[int, tuple[str, int]] = {}  # the checkpointer's tree head after each row
     running: dict[int, str] = {}  # and the running digest signed before the tree

@@ -15,6 +15,8 @@ predecessor (a consistency proof between them would show the same thing, from fe
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ from services.eligibility.domain.checkpoint import (
 from services.eligibility.domain.merkle import Frontier, leaf_hash
 
 _NO_MORE_MARKS = 2**63
+_UUID_TEXT_LENGTH = 36
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Digests:
         self.running_at: dict[int, str] = {}
         self._next = 0
         self._next_mark = self.marks[0] if self.marks else _NO_MORE_MARKS
+        self._topics: dict[str, str] = {}  # topic -> its JSON string
 
     @property
     def count(self) -> int:
@@ -75,10 +79,23 @@ class Digests:
     def add(self, row: Row) -> None:
         if row.notification_id > self._next_mark:
             self._settle(row.notification_id)
-        entry = entry_hash(row.notification_id, row.originator_id, row.version, row.topic, row.state)
+        entry = self._entry(row)
         self.tree.append(leaf_hash(entry))
         if row.notification_id <= self.running_until:
             self.value = next_digest(self.value, entry)
+
+    def _entry(self, row: Row) -> bytes:
+        """`checkpoint.entry_hash` of the row, its canonical JSON written directly (2-3x cheaper than the
+        encoder, once a row over the whole log): the integers and the stream id's text (a UUID as
+        PostgreSQL writes it) need no escaping, and each topic is encoded once. A unit test holds the two
+        equal."""
+        topic = self._topics.get(row.topic)
+        if topic is None:
+            topic = self._topics[row.topic] = json.dumps(row.topic, ensure_ascii=False)
+        if len(row.originator_id) != _UUID_TEXT_LENGTH:
+            return entry_hash(row.notification_id, row.originator_id, row.version, row.topic, row.state)
+        text = f'[{row.notification_id},"{row.originator_id}",{row.version},{topic},"{row.state.hex()}"]'
+        return hashlib.sha256(text.encode()).digest()
 
     def finish(self) -> None:
         self._settle(_NO_MORE_MARKS)
