@@ -110,6 +110,15 @@ def _money(*facts: tuple[str, int, Processed]) -> Money:
     return money
 
 
+def test_the_first_stored_event_of_a_seq_is_held_whatever_order_the_streams_are_read_in() -> None:
+    _, fact = _witnessed(ENTERPRISE)
+    later, earlier = (*fact[:4], 42), (*fact[:4], 30)
+    money = _money(("b", 1, later), ("b", 1, earlier))  # stream after stream: the later one read first
+    assert money.processed["b"][1] == earlier and money.again == [("b", 1, later)]
+    money = _money(("b", 1, earlier), ("b", 1, later))
+    assert money.processed["b"][1] == earlier and money.again == [("b", 1, later)]
+
+
 def test_intakes_cross_check_names_forged_differing_and_twice_processed_facts() -> None:
     recorded, fact = _witnessed(ENTERPRISE)
     intake = IntakeLog({"b": 2})
