@@ -174,11 +174,11 @@ def test_bad_keys_are_refused_with_a_reason() -> None:
         cp.key_id("not base64!")
 
 
-def test_the_log_digest_depends_on_every_row_and_their_order() -> None:
+def test_the_tree_head_depends_on_every_row_and_their_order() -> None:
     rows = [(n, str(uuid.UUID(int=n)), 1, "t", bytes([n]) * 10) for n in (1, 2, 5)]
 
     def digest(sequence: list[tuple[int, str, int, str, bytes]]) -> tuple[str, int]:
-        log = cp.LogDigest()
+        log = cp.LogTree()
         for row in sequence:
             log.add(*row)
         return log.digest, log.count
@@ -201,15 +201,16 @@ def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does(
     # itself for UUIDs)
     rows = [(n, str(uuid.UUID(int=n)) if n != 5 else "not-a-uuid", n % 3 + 1, "t:é" if n % 2 else 'q"\\\n',
              bytes([n]) * n) for n in (1, 2, 5, 9)]
-    log, tree, hashed = cp.LogDigest(), cp.LogTree(), Digests([0, 3, 5, 20], running_marks=[3, 5, 20])
+    tree, hashed = cp.LogTree(), Digests([0, 3, 5, 20], running_marks=[3, 5, 20])
+    value = bytes.fromhex(cp.GENESIS)  # the running digest signed before the tree, as its spec says
     after: dict[int, tuple[str, int]] = {}  # the checkpointer's tree head after each row
-    running: dict[int, str] = {}  # and the running digest signed before the tree
+    running: dict[int, str] = {}  # and the running digest
     for n, oid, version, topic, state in rows:
-        log.add(n, oid, version, topic, state)
+        value = cp.next_digest(value, cp.entry_hash(n, oid, version, topic, sha256(state).digest()))
         tree.add(n, oid, version, topic, state)
         hashed.add(Row(n, oid, version, topic, sha256(state).digest()))
-        after[n], running[n] = (tree.digest, tree.count), log.digest
-        assert (hashed.value.hex(), hashed.count) == (log.digest, tree.count)
+        after[n], running[n] = (tree.digest, tree.count), value.hex()
+        assert (hashed.value, hashed.count) == (value, tree.count)
         assert hashed.tree.root().hex() == tree.digest
     hashed.finish()
     # remembered at each checkpoint's notification id: the digest of the rows up to it

@@ -27,7 +27,6 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -75,27 +74,6 @@ def entry_hash(
 def next_digest(digest: bytes, entry: bytes) -> bytes:
     """D_n from D_{n-1} and entry(row_n)."""
     return hashlib.sha256(digest + entry).digest()
-
-
-@dataclass
-class LogDigest:
-    """The running digest (`RUNNING_DIGEST`) of a notification log, fed row by row in notification-id
-    order: the checkpoints signed before the Merkle tree."""
-
-    digest: str = GENESIS
-    count: int = 0
-    up_to: int = 0
-
-    def add(
-        self, notification_id: int, originator_id: str, originator_version: int, topic: str, state: bytes
-    ) -> None:
-        if notification_id <= self.up_to:
-            raise ValueError(f"notification {notification_id} is not after {self.up_to}")
-        state_hash = hashlib.sha256(state).digest()
-        entry = entry_hash(notification_id, originator_id, originator_version, topic, state_hash)
-        self.digest = next_digest(bytes.fromhex(self.digest), entry).hex()
-        self.count += 1
-        self.up_to = notification_id
 
 
 class LogTree:
