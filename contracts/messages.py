@@ -314,8 +314,10 @@ class CheckpointV1(BaseModel):
     ledger: str = Field(description="whose log: 'eligibility'")
     book: str | None = Field(None, description="null: the whole log, every book")
     up_to_notification_id: int = Field(ge=1, description="the last stored event the digest covers")
-    event_count: int = Field(ge=1, description="how many stored events the digest covers")
-    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="running SHA-256 over the stored rows")
+    event_count: int = Field(ge=1, description="how many stored events the digest covers: the tree size")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex; by digest_algorithm: "
+                        "flexledger-merkle-sha256/2 the RFC 9162 tree root, flexledger-log-sha256/1 the "
+                        "running SHA-256 (docs/design/audit-format.md)")
     digest_algorithm: str
     signed_at: str = Field(description="ISO 8601, exactly as signed")
     key_id: str = Field(description="first 16 hex digits of SHA-256 of the public key")

@@ -3,7 +3,8 @@
 Three years of history for a small city (flexledger/demo_data.py) go in first, then the month of June
 2024 as platforms and agencies would send it. The demo then waits until the pipeline has decided on
 everything and prints what happened in that month, per-programme totals, the payments side, and the
-result of `audit verify`. Fact ids are fixed, so running it again changes nothing (all duplicates).
+result of `audit verify`, and ends by writing one decision's evidence bundle and checking it with the
+standalone verifier. Fact ids are fixed, so running it again changes nothing (all duplicates).
 """
 
 from __future__ import annotations
@@ -165,6 +166,34 @@ def demo(
     )
     console.print(f"audit verify exited {result.returncode}")
     _show_trace(settings, traced)
+    if traced is not None:
+        _evidence(settings, traced["decision_id"], work)
+
+
+def _evidence(settings: Settings, decision_id: str, work: Path) -> None:
+    """One decision's evidence bundle, once a signed tree head covers it (the next checkpoint), checked
+    by the standalone verifier as an outside party would: a file and the ledger's public key."""
+    from flexledger.audit import standalone_verify
+    from flexledger.audit.checkpoints import own_public_key
+
+    console.rule("Evidence bundle")
+    bundle = work / f"evidence-{decision_id}.json"
+    command = [sys.executable, "-m", "flexledger", "audit", "evidence", decision_id, "--out", str(bundle)]
+    deadline = time.monotonic() + settings.checkpoint_interval_s + DRAIN_TIMEOUT_S / 20
+    while True:
+        written = subprocess.run(command, capture_output=True, text=True, check=False)
+        if written.returncode == 0 or time.monotonic() > deadline or "tree head" not in written.stderr:
+            break
+        time.sleep(2.0)  # waiting for the checkpoint that covers the decision
+    console.print((written.stdout + written.stderr).strip(), highlight=False)
+    if written.returncode != 0:
+        return
+    verifier = Path(standalone_verify.__file__)
+    checked = subprocess.run([sys.executable, "-I", str(verifier), str(bundle), "--public-key",
+                              own_public_key(settings)], capture_output=True, text=True, check=False)
+    console.print(f"$ python {verifier} {bundle} --public-key …", highlight=False, soft_wrap=True)
+    console.print(checked.stdout.strip(), highlight=False)
+    console.print(f"standalone verifier exited {checked.returncode}")
 
 
 def _check_stack(client: httpx.Client, settings: Settings) -> None:

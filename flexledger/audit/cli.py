@@ -16,11 +16,13 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from flexledger.audit.proof_commands import register as register_proof_commands
 from services.runtime.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, history, what-if, checkpoints."
 )
+register_proof_commands(app)  # prove, consistency, evidence
 
 BookOption = Annotated[str | None, typer.Option("--book", help="only this book (default: every book)")]
 

@@ -16,7 +16,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -159,16 +159,43 @@ class EventTable:
             f"WHERE {' AND '.join(conditions)} "
             "ORDER BY notification_id LIMIT $2"
         )
+
+        def next_page(last: Row) -> None:
+            args[0] = last.notification_id
+
+        return self._pages(query, args, next_page)
+
+    def rows_by_stream(self, part: tuple[int, int] | None = None) -> Iterator[Row]:
+        """Every row, stream after stream (in stream-id order), each stream's rows in version order (the
+        primary key's order): a reader holds one stream's state at a time, however many streams the
+        log has. `part` as in `rows`. Runs its own event loop: call it from synchronous code."""
+        conditions = ["(originator_id, originator_version) > ($1::text::uuid, $2)"]
+        args: list[Any] = [str(uuid.UUID(int=0)), 0, READ_BATCH]
+        if part is not None:
+            args += part
+            conditions.append("get_byte(uuid_send(originator_id), 15) % $5 = $4")
+        query = (
+            f"SELECT {_COLUMNS}, state FROM {self.table} WHERE {' AND '.join(conditions)} "
+            "ORDER BY originator_id, originator_version LIMIT $3"
+        )
+
+        def next_page(last: Row) -> None:
+            args[0], args[1] = last.originator_id, last.version
+
+        return self._pages(query, args, next_page)
+
+    def _pages(self, query: str, args: list[Any], next_page: Callable[[Row], None]) -> Iterator[Row]:
+        """The rows of `query`, a page of READ_BATCH at a time; `next_page(last row)` moves `args` on."""
         loop = asyncio.new_event_loop()
         try:
             conn = loop.run_until_complete(_connect(self.settings))
             try:
                 while True:
-                    batch = loop.run_until_complete(_fetch(conn, query, *args))
-                    yield from map(Row._make, batch)
+                    batch = [Row._make(r) for r in loop.run_until_complete(_fetch(conn, query, *args))]
+                    yield from batch
                     if len(batch) < READ_BATCH:
                         return
-                    args[0] = batch[-1][0]
+                    next_page(batch[-1])
             finally:
                 loop.run_until_complete(conn.close())
         finally:

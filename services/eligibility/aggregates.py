@@ -104,18 +104,25 @@ class LedgerCheckpoints(Aggregate):
         signed_at: str
         key_id: str
         signature: str
+        # The Merkle tree's frontier (hex, largest subtree first), for the checkpointer to resume from;
+        # not published. Absent from checkpoints signed before the tree.
+        frontier: list[str] | None = None
 
         def apply(self, aggregate: Aggregate) -> None:
             assert isinstance(aggregate, LedgerCheckpoints)
             aggregate.up_to = self.up_to_notification_id
             aggregate.event_count = self.event_count
             aggregate.digest = self.digest
+            aggregate.digest_algorithm = self.digest_algorithm
+            aggregate.frontier = getattr(self, "frontier", None)
 
     def __init__(self, ledger: str) -> None:
         self.ledger = ledger
         self.up_to = 0
         self.event_count = 0
         self.digest = "0" * 64
+        self.digest_algorithm = ""
+        self.frontier: list[str] | None = None
 
     @classmethod
     def start(cls, ledger: str) -> LedgerCheckpoints:

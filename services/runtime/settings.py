@@ -50,6 +50,9 @@ class Settings:
     signing_key: str = ""
     # Seconds between two checkpoints of the ledger (one is signed only when the ledger grew).
     checkpoint_interval_s: int = 60
+    # 1: `flexledger audit evidence --identities` may write identity numbers in clear (an auditor entitled
+    # to them); 0: evidence bundles always mask them.
+    audit_identities_allowed: int = 0
     # HMAC-SHA256 key (base64) of the pseudonyms on the statistics topic; empty in development: generated
     # once into <state_dir>/pseudonym.key (services.runtime.keys.statistics_key).
     pseudonym_key: str = ""

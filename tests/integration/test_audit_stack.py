@@ -248,6 +248,57 @@ def test_checkpoints_are_published_and_verify_offline(audited: Audited, tmp_path
     assert held.exit_code == 0, held.output
 
 
+def test_a_decision_is_proven_in_a_signed_tree_head_and_its_evidence_verifies_alone(
+    audited: Audited, tmp_path: Path
+) -> None:
+    """Issue 16: checkpoints are signed Merkle tree heads; a decision's inclusion proof, the consistency
+    of two tree heads, and an evidence bundle checked by the standalone verifier (tampering refused)."""
+    from flexledger.audit.proofs import recorded_tree_heads
+    from services.eligibility.domain import merkle
+
+    book = audited.books["05-training-cap"]
+    decision = next(d for d in audited.decisions[book] if d.get("amount_fen"))
+    proved = _cli(audited, "prove", decision["decision_id"], "--json")
+    assert proved.exit_code == 0, proved.output
+    proof = json.loads(proved.output)
+    assert proof["verified"] and proof["tree_head"]["digest_algorithm"] == "flexledger-merkle-sha256/2"
+    assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), proof["leaf_index"], proof["tree_size"],
+                                   [bytes.fromhex(p) for p in proof["inclusion_proof"]],
+                                   bytes.fromhex(proof["tree_head"]["digest"]))
+    sizes = sorted(int(h["event_count"]) for h in recorded_tree_heads(audited.settings))
+    assert len(sizes) >= 2, sizes
+    consistent = _cli(audited, "consistency", str(sizes[0]), str(sizes[-1]))
+    assert consistent.exit_code == 0 and "consistent: yes" in consistent.output, consistent.output
+
+    bundle_file = tmp_path / "evidence.json"
+    written = _cli(audited, "evidence", decision["decision_id"], "--out", str(bundle_file))
+    assert written.exit_code == 0, written.output
+    bundle = json.loads(bundle_file.read_text(encoding="utf-8"))
+    subject = bundle["decisions"][0]["decision"]["subject"]
+    workers = {f["worker"] for f in audited.facts[book] if f.get("worker")}
+    assert "*" in subject and not any(w in bundle_file.read_text(encoding="utf-8") for w in workers)
+    verifier = PROJECT_ROOT / "flexledger" / "audit" / "standalone_verify.py"
+    alone = subprocess.run([sys.executable, "-I", str(verifier), str(bundle_file), "--public-key",
+                            own_public_key(audited.settings)], capture_output=True, text=True, check=False)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    bundle["decisions"][0]["decision"]["amount_fen"] += 100
+    bundle_file.write_text(json.dumps(bundle), encoding="utf-8")
+    refused = subprocess.run([sys.executable, "-I", str(verifier), str(bundle_file)], capture_output=True,
+                             text=True, check=False)
+    assert refused.returncode == 1 and "not among the decisions" in refused.stdout, refused.stdout
+
+    # identity numbers in clear only where the deployment allows it
+    worker = next(f["worker"] for f in audited.facts[book] if f.get("type") == "worker_registered")
+    args = ["evidence", "--subject", worker, "--book", book, "--identities", "--out", str(bundle_file)]
+    assert _cli(audited, *args).exit_code == 2
+    allowed_env = {**audited.env(), "FLEXLEDGER_AUDIT_IDENTITIES_ALLOWED": "1"}
+    allowed = CliRunner().invoke(audit_cli.app, args, env=allowed_env)
+    assert allowed.exit_code == 0, allowed.output
+    clear = subprocess.run([sys.executable, "-I", str(verifier), str(bundle_file)], capture_output=True,
+                           text=True, check=False)
+    assert clear.returncode == 0 and worker in bundle_file.read_text(encoding="utf-8"), clear.stdout
+
+
 def test_history_as_of_shows_what_stood_then(audited: Audited) -> None:
     book = audited.books["01-employment-service-difficulty"]
     worker = next(f["worker"] for f in audited.facts[book] if f.get("type") == "worker_registered")

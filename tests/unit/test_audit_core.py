@@ -31,6 +31,7 @@ from services.eligibility.adapters import checkpoints as checkpoint_relay
 from services.eligibility.adapters.statistics import pseudonym, to_messages
 from services.eligibility.aggregates import DecisionChain, LedgerCheckpoints
 from services.eligibility.domain import checkpoint as cp
+from services.eligibility.domain import merkle
 from services.eligibility.domain.decision import rejection
 from services.eligibility.domain.parameters import ParameterTable, ParameterValue
 from services.eligibility.domain.ruleset import CURRENT, RULE_SETS, WUXI_2021_26_V1
@@ -109,6 +110,15 @@ def _money(*facts: tuple[str, int, Processed]) -> Money:
     return money
 
 
+def test_the_first_stored_event_of_a_seq_is_held_whatever_order_the_streams_are_read_in() -> None:
+    _, fact = _witnessed(ENTERPRISE)
+    later, earlier = (*fact[:4], 42), (*fact[:4], 30)
+    money = _money(("b", 1, later), ("b", 1, earlier))  # stream after stream: the later one read first
+    assert money.processed["b"][1] == earlier and money.again == [("b", 1, later)]
+    money = _money(("b", 1, earlier), ("b", 1, later))
+    assert money.processed["b"][1] == earlier and money.again == [("b", 1, later)]
+
+
 def test_intakes_cross_check_names_forged_differing_and_twice_processed_facts() -> None:
     recorded, fact = _witnessed(ENTERPRISE)
     intake = IntakeLog({"b": 2})
@@ -164,11 +174,11 @@ def test_bad_keys_are_refused_with_a_reason() -> None:
         cp.key_id("not base64!")
 
 
-def test_the_log_digest_depends_on_every_row_and_their_order() -> None:
+def test_the_tree_head_depends_on_every_row_and_their_order() -> None:
     rows = [(n, str(uuid.UUID(int=n)), 1, "t", bytes([n]) * 10) for n in (1, 2, 5)]
 
     def digest(sequence: list[tuple[int, str, int, str, bytes]]) -> tuple[str, int]:
-        log = cp.LogDigest()
+        log = cp.LogTree()
         for row in sequence:
             log.add(*row)
         return log.digest, log.count
@@ -187,17 +197,28 @@ def test_verify_folds_the_log_digest_from_state_hashes_as_the_checkpointer_does(
     from flexledger.audit.store import Row
     from flexledger.audit.verify.checkpoints import Digests
 
-    rows = [(n, str(uuid.UUID(int=n)), n % 3 + 1, "t:é", bytes([n]) * n) for n in (1, 2, 5, 9)]
-    log, hashed = cp.LogDigest(), Digests([0, 3, 5, 20])
-    after: dict[int, tuple[str, int]] = {}  # the checkpointer's digest after each row
+    # topics that JSON escapes, and a stream id that is not a UUID's text (verify writes the entry's JSON
+    # itself for UUIDs)
+    rows = [(n, str(uuid.UUID(int=n)) if n != 5 else "not-a-uuid", n % 3 + 1, "t:é" if n % 2 else 'q"\\\n',
+             bytes([n]) * n) for n in (1, 2, 5, 9)]
+    tree, hashed = cp.LogTree(), Digests([0, 3, 5, 20], running_marks=[3, 5, 20])
+    value = bytes.fromhex(cp.GENESIS)  # the running digest signed before the tree, as its spec says
+    after: dict[int, tuple[str, int]] = {}  # the checkpointer's tree head after each row
+    running: dict[int, str] = {}  # and the running digest
     for n, oid, version, topic, state in rows:
-        log.add(n, oid, version, topic, state)
+        value = cp.next_digest(value, cp.entry_hash(n, oid, version, topic, sha256(state).digest()))
+        tree.add(n, oid, version, topic, state)
         hashed.add(Row(n, oid, version, topic, sha256(state).digest()))
-        after[n] = (log.digest, log.count)
-        assert (hashed.value.hex(), hashed.count) == (log.digest, log.count)
+        after[n], running[n] = (tree.digest, tree.count), value.hex()
+        assert (hashed.value, hashed.count) == (value, tree.count)
+        assert hashed.tree.root().hex() == tree.digest
     hashed.finish()
     # remembered at each checkpoint's notification id: the digest of the rows up to it
-    assert hashed.at == {0: (cp.GENESIS, 0), 3: after[2], 5: after[5], 20: after[9]}
+    empty = (merkle.EMPTY_ROOT.hex(), 0)
+    assert hashed.at == {0: empty, 3: after[2], 5: after[5], 20: after[9]}
+    assert hashed.running_at == {0: cp.GENESIS, 3: running[2], 5: running[5], 20: running[9]}
+    assert hashed.digest_at(5, cp.RUNNING_DIGEST) == (running[5], 3)
+    assert hashed.digest_at(5, cp.DIGEST_ALGORITHM) == after[5]
 
 
 def test_verify_checkpoint_is_an_offline_command(tmp_path: Path) -> None:

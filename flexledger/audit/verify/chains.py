@@ -1,4 +1,4 @@
-"""Steps 1-3 of `audit verify`, over each stream's own rows in notification order: every row decrypts
+"""Steps 1-3 of `audit verify`, over each stream's own rows in version order: every row decrypts
 and decodes (1), the stream's versions run 1, 2, 3, ..., its id is the keyed id of its book and
 subject, and its hash chain links (2), and each fact's decisions re-derive (3, rederive.py). The pass
 also collects the ledger's money and what it recorded of each fact (money.py) for the cross-checks.
@@ -10,7 +10,6 @@ problem.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +45,17 @@ class _Stream:
 
 def check_streams(settings: Settings, books: Books, part: tuple[int, int] | None) -> tuple[Report, Money]:
     """Steps 1-3 over the streams of one part (`part` = (k, n): every row of the streams in part k of
-    n, in notification order; None: every stream). Runs in a worker process: takes and returns plain
-    data."""
+    n; None: every stream), stream after stream, so that one stream's rules state is held at a time:
+    the pass's memory stays flat however many streams the log has (read in notification order, every
+    stream's state was held to the end). Runs in a worker process: takes and returns plain data."""
     report, money = Report(), Money()
     decoder, stream_id = Decoder(settings), StreamIds(settings)
-    streams: dict[str, _Stream] = defaultdict(_Stream)
+    current, stream = "", _Stream()
     counts = report.counts
-    for row in EventTable(settings, "eligibility").rows(part=part):
+    for row in EventTable(settings, "eligibility").rows_by_stream(part=part):
         counts["events"] += 1
-        stream = streams[row.originator_id]
+        if row.originator_id != current:  # the previous stream is done: its state is dropped
+            current, stream = row.originator_id, _Stream()
         if row.version != stream.version + 1:
             _version_gap(row, stream, books, report)
         stream.version = row.version

@@ -44,17 +44,27 @@ class IntakeLog:
     read_up_to: int = 0  # the notification id of the last row read
 
 
-def read_intake(settings: Settings, decoder: Decoder, books: Books, report: Report) -> IntakeLog | None:
-    """Intake's recorded submissions and eligibility's processed watermarks (None: the check cannot run)."""
+def read_watermarks(settings: Settings) -> dict[str, int] | None:
+    """Eligibility's processed watermarks (book -> last seq), None when unreadable. Read before the
+    stream pass starts: every event up to them is stored by then, so the pass, which reads stream after
+    stream, cannot miss one that a later watermark would ask for."""
+    try:
+        with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+            rows = conn.execute("SELECT book, last_seq FROM eligibility.eligibility_progress").fetchall()
+            return dict(rows)
+    except psycopg.Error:
+        return None
+
+
+def read_intake(
+    settings: Settings, decoder: Decoder, books: Books, report: Report, watermarks: dict[str, int] | None
+) -> IntakeLog | None:
+    """Intake's recorded submissions, with eligibility's processed watermarks (None: the check cannot
+    run)."""
     if not EventTable(settings, "intake").exists():
         report.notes.append("intake's event table is missing: the intake cross-check was skipped")
         return None
-    try:
-        with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
-            watermarks: dict[str, int] = dict(
-                conn.execute("SELECT book, last_seq FROM eligibility.eligibility_progress").fetchall()
-            )
-    except psycopg.Error:
+    if watermarks is None:
         report.notes.append("eligibility's progress table is unreadable: the intake cross-check was skipped")
         return None
     intake = IntakeLog(watermarks)

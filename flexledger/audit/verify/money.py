@@ -39,12 +39,17 @@ class Money:
 
     def add_processed(self, book: str, seq: int, processed: Processed) -> None:
         """One processed fact: a (book, seq) is one fact, in one stream; a second event for it is kept
-        apart (a fact processed twice, or a forged copy)."""
+        apart (a fact processed twice, or a forged copy). The first stored (lowest notification id) is
+        held, whatever order the streams are read in."""
         held = self.processed[book]
-        if seq in held:
-            self.again.append((book, seq, processed))
-        else:
+        first = held.get(seq)
+        if first is None:
             held[seq] = processed
+        elif processed[-1] < first[-1]:
+            held[seq] = processed
+            self.again.append((book, seq, first))
+        else:
+            self.again.append((book, seq, processed))
 
     def merge(self, other: Money) -> None:
         """Another part's money (a worker's, over its share of the streams) added to this."""
@@ -57,7 +62,7 @@ class Money:
             held = self.processed[book]
             clash = held.keys() & theirs.keys()
             held.update(theirs if not clash else {s: p for s, p in theirs.items() if s not in clash})
-            for seq in sorted(clash):  # the first event stays held (each part's rows are in order)
+            for seq in sorted(clash):  # the first stored event stays held
                 first, later = sorted((held[seq], theirs[seq]), key=lambda p: p[-1])
                 held[seq] = first
                 self.again.append((book, seq, later))

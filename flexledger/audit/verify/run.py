@@ -19,7 +19,7 @@ from typing import Any
 from flexledger.audit.store import Decoder, EventTable
 from flexledger.audit.verify.chains import check_streams
 from flexledger.audit.verify.checkpoints import check_checkpoints
-from flexledger.audit.verify.intake import check_intake, read_intake, read_recorded
+from flexledger.audit.verify.intake import check_intake, read_intake, read_recorded, read_watermarks
 from flexledger.audit.verify.money import Money
 from flexledger.audit.verify.payments import check_payments, read_payments
 from flexledger.audit.verify.report import Books, Report
@@ -41,10 +41,11 @@ def verify(
     report = Report()
     decoder = Decoder(settings)
     fork = multiprocessing.get_context("fork")
+    watermarks = read_watermarks(settings)
     with _few_collections(), ProcessPoolExecutor(PARTS, mp_context=fork) as pool:
         parts = [pool.submit(check_streams, settings, books, (k, PARTS)) for k in range(PARTS)]
         check_checkpoints(EventTable(settings, "eligibility"), decoder, public_key, published or [], report)
-        intake = read_intake(settings, decoder, books, report)
+        intake = read_intake(settings, decoder, books, report, watermarks)
         payments = read_payments(settings, decoder, books, report)
         check_roles(settings, report)
         money = _merge(report, [part.result() for part in parts])
@@ -68,9 +69,9 @@ def _merge(report: Report, parts: list[tuple[Report, Money]]) -> Money:
 
 @contextmanager
 def _few_collections() -> Iterator[None]:
-    """The pass allocates millions of short-lived objects (freed by reference counting) while it keeps a
-    large and growing state (a rules state per stream): at the default thresholds the cyclic collector
-    traverses that state over and over (10-20% of the time). Forked workers inherit the setting, and
+    """The pass allocates millions of short-lived objects (freed by reference counting) while it keeps
+    the parent's growing maps (intake's records, the money): at the default thresholds the cyclic
+    collector traverses them over and over. Forked workers inherit the setting, and
     what is loaded already is frozen out of the collections (and of copy-on-write in the workers)."""
     threshold = gc.get_threshold()
     gc.freeze()

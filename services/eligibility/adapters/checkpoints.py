@@ -1,7 +1,7 @@
 """Signed checkpoints of eligibility's ledger (docs/design/audit.md), published through the outbox.
 
 `Checkpointer` folds the stored rows of the notification log it has not seen (every second) into the
-running digest (`services.eligibility.domain.checkpoint.LogDigest`, over the rows as stored, ciphertext
+Merkle tree (`services.eligibility.domain.checkpoint.LogTree`, over the rows as stored, ciphertext
 included), and every `checkpoint_interval_s`, when the ledger grew since the last checkpoint, signs one
 and records it as a `LedgerCheckpoints.Signed` event in the same event store (INSERT only, like every
 event). `CheckpointRelay` follows the notification log and publishes each signed checkpoint to
@@ -30,12 +30,14 @@ from contracts.cloudevents import CloudEvent
 from contracts.messages import CheckpointV1
 from services.eligibility.aggregates import LedgerCheckpoints, checkpoints_id
 from services.eligibility.domain.checkpoint import (
-    LogDigest,
+    DIGEST_ALGORITHM,
+    LogTree,
     checkpoint_content,
     key_id,
     public_key_b64,
     sign,
 )
+from services.eligibility.domain.merkle import Frontier
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.keys import signing_key
 from services.runtime.outbox import Batch, Connection
@@ -63,14 +65,15 @@ class Checkpointer:
         self._seed = signing_key(settings)
         self.public_key = public_key_b64(self._seed)
         self.key_id = key_id(self.public_key)
-        self._log: LogDigest | None = None
+        self._log: LogTree | None = None
         self._checkpoints: LedgerCheckpoints | None = None
         self._grew = False  # rows other than checkpoints were folded in since the last checkpoint
         self.started_at = time.time()  # epoch seconds
         self.last_signed_at: float | None = None  # epoch seconds of the last checkpoint, once known
 
     def _restart(self) -> None:
-        """Resume from the last recorded checkpoint (its digest is the running digest up to it)."""
+        """Resume from the last recorded checkpoint's tree (its frontier); after a checkpoint signed
+        before the tree, build the tree again from the first row (once)."""
         found: LedgerCheckpoints | None
         try:
             stored: Any = self.app.repository.get(checkpoints_id(self.ledger))
@@ -80,14 +83,14 @@ class Checkpointer:
             assert isinstance(stored, LedgerCheckpoints)
             found = stored
         self._checkpoints = found
-        if found is None:
-            self._log = LogDigest()
-        else:
-            self._log = LogDigest(found.digest, found.event_count, found.up_to)
+        self._log = LogTree()
+        if found is not None:
             self.last_signed_at = found.modified_on.timestamp()
+            if found.digest_algorithm == DIGEST_ALGORITHM and found.frontier is not None:
+                self._log = LogTree(Frontier.from_hex(found.event_count, found.frontier), found.up_to)
         self._grew = False
 
-    def _fold_new_rows(self) -> LogDigest:
+    def _fold_new_rows(self) -> LogTree:
         if self._log is None:
             self._restart()
         assert self._log is not None
@@ -117,7 +120,8 @@ class Checkpointer:
         )
         checkpoints = self._checkpoints or LedgerCheckpoints.start(self.ledger)
         signature = sign(self._seed, content)
-        checkpoints.sign(**{k: v for k, v in content.items() if k != "ledger"}, signature=signature)
+        checkpoints.sign(**{k: v for k, v in content.items() if k != "ledger"}, signature=signature,
+                         frontier=digest.frontier.hex_nodes())
         try:
             self.app.record(checkpoints)
         except IntegrityError:

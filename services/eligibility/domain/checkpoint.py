@@ -1,19 +1,24 @@
 """Signed checkpoints of the ledger: pure (no I/O, no clock; the time is passed in).
 
-The digest is a running hash over eligibility's notification log as stored, row by row in
-notification-id order:
+Every stored event of eligibility's notification log, in notification-id order, has an entry hash:
 
     entry(row) = sha256(canonical [notification_id, originator_id, originator_version, topic,
                                    sha256(state bytes)])
-    D_0 = 64 zeros;  D_n = sha256(D_{n-1} || entry(row_n))
 
-over every stored event up to and including notification id N. It covers the stored bytes (the
-AES-GCM ciphertext), so altering, re-encrypting, deleting or inserting any row up to N changes it,
-whatever the row holds; the per-stream hash chain (`chain.py`) says which event's content is wrong.
+A checkpoint's digest is, by its `digest_algorithm`:
+
+- `flexledger-merkle-sha256/2` (signed now): the root of the RFC 9162 Merkle tree whose leaves are
+  the entries (`merkle.py`; leaf data = the 32 entry bytes), `event_count` its tree size: a signed
+  tree head. Inclusion and consistency proofs follow (`audit prove`, `audit consistency`).
+- `flexledger-log-sha256/1` (signed before): a running hash, D_0 = 32 zero bytes,
+  D_n = sha256(D_{n-1} || entry(row_n)). Still verified, no longer signed.
+
+Both cover the stored bytes (the AES-GCM ciphertext) of every event up to and including notification
+id N, so altering, re-encrypting, deleting or inserting any row up to N changes them, whatever the
+row holds; the per-stream hash chain (`chain.py`) says which event's content is wrong.
 
 A checkpoint signs {ledger, up_to_notification_id, event_count, digest, digest_algorithm, signed_at,
-key_id} with Ed25519 over its canonical JSON (prefixed by a domain-separation tag). Anyone holding the
-public key verifies it offline; anyone holding the ledger recomputes the digest and compares.
+key_id} with Ed25519 over `TAG` + its canonical JSON. docs/design/audit-format.md gives every byte.
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from services.eligibility.domain.merkle import Frontier, leaf_hash
+
 GENESIS = "0" * 64
-DIGEST_ALGORITHM = "flexledger-log-sha256/1"
+RUNNING_DIGEST = "flexledger-log-sha256/1"
+DIGEST_ALGORITHM = "flexledger-merkle-sha256/2"  # what checkpoints are signed with now
+DIGEST_ALGORITHMS = (RUNNING_DIGEST, DIGEST_ALGORITHM)
 SIGNATURE_ALGORITHM = "ed25519"
-_TAG = b"flexledger-checkpoint/1\n"
+TAG = b"flexledger-checkpoint/1\n"  # the signature's domain-separation tag (both digest algorithms)
 SIGNED_FIELDS = (
     "ledger",
     "up_to_notification_id",
@@ -68,13 +76,21 @@ def next_digest(digest: bytes, entry: bytes) -> bytes:
     return hashlib.sha256(digest + entry).digest()
 
 
-@dataclass
-class LogDigest:
-    """The running digest of a notification log, fed row by row in notification-id order."""
+class LogTree:
+    """The Merkle tree (`DIGEST_ALGORITHM`) of a notification log, fed row by row in notification-id
+    order; `frontier` is what a restart resumes from."""
 
-    digest: str = GENESIS
-    count: int = 0
-    up_to: int = 0
+    def __init__(self, frontier: Frontier | None = None, up_to: int = 0) -> None:
+        self.frontier = frontier or Frontier()
+        self.up_to = up_to
+
+    @property
+    def count(self) -> int:
+        return self.frontier.size
+
+    @property
+    def digest(self) -> str:
+        return self.frontier.root().hex()
 
     def add(
         self, notification_id: int, originator_id: str, originator_version: int, topic: str, state: bytes
@@ -82,9 +98,8 @@ class LogDigest:
         if notification_id <= self.up_to:
             raise ValueError(f"notification {notification_id} is not after {self.up_to}")
         state_hash = hashlib.sha256(state).digest()
-        entry = entry_hash(notification_id, originator_id, originator_version, topic, state_hash)
-        self.digest = next_digest(bytes.fromhex(self.digest), entry).hex()
-        self.count += 1
+        self.frontier.append(leaf_hash(entry_hash(notification_id, originator_id, originator_version, topic,
+                                                  state_hash)))
         self.up_to = notification_id
 
 
@@ -153,7 +168,7 @@ def signing_bytes(content: dict[str, Any]) -> bytes:
     missing = [name for name in SIGNED_FIELDS if name not in content]
     if missing:
         raise ValueError(f"a checkpoint needs {', '.join(missing)}")
-    return _TAG + _canonical({name: content[name] for name in SIGNED_FIELDS})
+    return TAG + _canonical({name: content[name] for name in SIGNED_FIELDS})
 
 
 def sign(seed_b64: str, content: dict[str, Any]) -> str:
@@ -182,7 +197,7 @@ def check(public_b64: str, checkpoint: dict[str, Any]) -> list[str]:
         return [f"missing {', '.join(missing)}"]
     if checkpoint["key_id"] != key_id(public_b64):
         problems.append(f"signed with key {checkpoint['key_id']}, not {key_id(public_b64)}")
-    if checkpoint["digest_algorithm"] != DIGEST_ALGORITHM:
+    if checkpoint["digest_algorithm"] not in DIGEST_ALGORITHMS:
         problems.append(f"unknown digest algorithm {checkpoint['digest_algorithm']!r}")
     if not verify_signature(public_b64, checkpoint, str(checkpoint["signature"])):
         problems.append("the signature does not verify")
