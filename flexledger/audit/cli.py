@@ -22,6 +22,10 @@ app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, history, what-if, checkpoints."
 )
 
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+# Exit codes (the CLI's convention): 0 as expected, 1 the check failed (not reproduced, tampered,
+# invalid), 2 usage (bad input, an unknown id), 3 the ledger could not be reached.
+FAILED, USAGE, UNREACHABLE = 1, 2, 3
 BookOption = Annotated[str | None, typer.Option("--book", help="only this book (default: every book)")]
 
 
@@ -32,6 +36,10 @@ def _settings() -> Settings:
 def _fail(message: str, code: int = 2) -> typer.Exit:
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 def _public_key(settings: Settings, given: str | None) -> str:
@@ -181,22 +189,48 @@ def history_command(
         print(line)
 
 
-@app.command("what-if")
+@app.command("what-if", epilog=(
+    "Examples: `flexledger audit what-if --set social_insurance_rate=1/2@2023-01-01` (halve the social "
+    "insurance rate from 2023); `flexledger audit what-if --parameters docs/reforms/"
+    "training-rate-2024.yaml --json`; `flexledger audit what-if --rules wuxi-2021-26/1` (the recorded "
+    "rules: no difference). Parameter names, units and values: "
+    "services/eligibility/domain/rule_sets/wuxi-2021-26-1.yaml."
+))
 def what_if_command(
-    rules: Annotated[str, typer.Option("--rules", help="rule set id, e.g. wuxi-2021-26/2")],
+    rules: Annotated[
+        str | None, typer.Option("--rules", help="rule set id (default: the current one, wuxi-2021-26/1)")
+    ] = None,
+    changes: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=VALUE or NAME=VALUE@YYYY-MM-DD: the parameter's value from "
+                     "that date on (repeatable; a ratio as a/b)"),
+    ] = None,
+    parameters: Annotated[
+        Path | None,
+        typer.Option("--parameters", help="a YAML parameter file (the rule set's format); each parameter "
+                     "it holds replaces that parameter's history"),
+    ] = None,
     book: Annotated[str, typer.Option(help="the book")] = "main",
+    as_json: JsonOption = False,
 ) -> None:
-    """Re-run the book's history under another rule set and list the decisions that would differ.
-    Nothing is written."""
-    from flexledger.audit.whatif import render, what_if
+    """Replay the book's recorded facts under another rule set or changed parameters (a reform); list
+    the decisions that would differ and the money difference per programme and fiscal year. Nothing is
+    written."""
+    from flexledger.audit.whatif import as_json as whatif_json
+    from flexledger.audit.whatif import reformed, render, what_if
+    from services.eligibility.domain.parameters import ParameterError
 
     settings = _settings()
     try:
-        result = what_if(settings, rules, book=book)
-    except LookupError as exc:
+        chosen = reformed(rules, changes or (), parameters)
+        result = what_if(settings, chosen, book=book)
+    except (LookupError, ParameterError) as exc:
         raise _fail(str(exc)) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
+    if as_json:
+        _print_json(whatif_json(result))
+        return
     for line in render(result):
         print(line)
 

@@ -29,7 +29,7 @@ from flexledger.audit.store import (
 )
 from services.eligibility.domain.decision import Decision, decision_id
 from services.eligibility.domain.entitlement_state import EntitlementState
-from services.eligibility.domain.ruleset import rule_set
+from services.eligibility.domain.ruleset import RuleSet, rule_set
 from services.runtime.settings import Settings
 
 
@@ -40,8 +40,8 @@ def canonical(value: Any) -> str:
 class SubjectReplay:
     """A subject's rules state under one rule set, fed the stored facts of its stream in order."""
 
-    def __init__(self, rule_set_id: str, book: str) -> None:
-        self.rules = EntitlementState(rule_set(rule_set_id), book)
+    def __init__(self, rules: str | RuleSet, book: str) -> None:
+        self.rules = EntitlementState(rule_set(rules) if isinstance(rules, str) else rules, book)
 
     def decide(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The decisions the stored fact `event` causes now (the state moves on), as stored dicts."""
