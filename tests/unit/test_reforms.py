@@ -115,7 +115,8 @@ def test_halving_the_social_insurance_rate_from_a_date_changes_exactly_the_later
         book.contribution(W1, month, contributions[month])
     book.training(E1, W1, "c1", 10, "2023-03-01")  # another programme: unchanged
 
-    result = replay_streams(_stored(book.raws), reformed(None, ["social_insurance_rate=1/2@2023-01-01"]), "main")
+    halved = reformed(None, ["social_insurance_rate=1/2@2023-01-01"])
+    result = replay_streams(_stored(book.raws), halved, "main")
 
     assert not result.problems and result.facts == len(book.raws)
     later = {m: c for m, c in contributions.items() if m >= "2023-01"}
@@ -129,7 +130,9 @@ def test_halving_the_social_insurance_rate_from_a_date_changes_exactly_the_later
     expected = sum(round_half_up(c, 2) - round_half_up(c * 2, 3) for c in later.values())
     assert expected < 0 and result.money() == {("social_insurance", 2023): expected}
     printed = as_json(result)
-    assert printed["money"] == [{"program": "social_insurance", "fiscal_year": 2023, "difference_fen": expected}]
+    assert printed["money"] == [
+        {"program": "social_insurance", "fiscal_year": 2023, "difference_fen": expected}
+    ]
     assert W1 not in str(printed) and W1 not in "\n".join(render(result))
 
 
