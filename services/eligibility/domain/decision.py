@@ -80,13 +80,14 @@ def _explanation(
 
 
 def _money_reasons(
-    before: int, after_amount: int, basis: Basis, trigger: FactText, what: tuple[str, str]
+    before: int, after_amount: int, basis: Basis, fact: AnyFact, what: tuple[str, str]
 ) -> tuple[str, str]:
-    """Why a money line changed, in English and Chinese. A new or raised line gives its basis; a
-    reduced or ended one names the fact that reduced or ended it and what is clawed back."""
+    """Why a money line changed, in English and Chinese. A new line gives its basis; a raised, reduced
+    or ended one also names the fact that changed it (and, reduced or ended, what is clawed back)."""
+    if after_amount > before and not before:
+        return basis.reason_en, basis.reason_zh  # most decisions: the grant's basis says it all
+    trigger = fact_text(fact)
     if after_amount > before:
-        if not before:
-            return basis.reason_en, basis.reason_zh
         return (f"raised from {before} to {after_amount} fen by {trigger.cite_en()}: {basis.reason_en}",
                 f"因{trigger.cite_zh()}，由{before}分增至{after_amount}分：{basis.reason_zh}")
     delta = before - after_amount
@@ -134,7 +135,7 @@ def line_decisions(
             return []
         kind = "grant" if after_amount > before else "clawback"
         basis = new.basis if new else old.basis  # type: ignore[union-attr]
-        reason_en, reason_zh = _money_reasons(before, after_amount, basis, fact_text(fact), what)
+        reason_en, reason_zh = _money_reasons(before, after_amount, basis, fact, what)
         delta = abs(after_amount - before)
         explanation = _explanation(rule_set, kind, delta, basis, reason_en, reason_zh, after)
         return [Decision(decision_id(book, after, identity), rule_set, after, kind, amount_fen=delta,
