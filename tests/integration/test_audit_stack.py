@@ -361,6 +361,11 @@ def test_what_if_lists_the_decisions_another_rule_set_would_change(
     money = json.loads(reform.stdout)["money"]
     assert money and all(m["program"] == "employment_service" and m["difference_fen"] > 0 for m in money)
     assert _cli(audited, "what-if", "--set", "no_such_parameter=1").exit_code == 2
+    # the help's other example: a reform as a parameter file (training rates from 2024: these facts are older)
+    example = PROJECT_ROOT / "docs" / "reforms" / "training-rate-2024.yaml"
+    training = audited.books["05-training-cap"]
+    as_file = _cli(audited, "what-if", "--parameters", str(example), "--book", training)
+    assert as_file.exit_code == 0 and "what-if wuxi-2021-26/1+reform" in as_file.output, as_file.output
     assert _max_notification(audited.settings) == before, "what-if wrote something"
 
 
