@@ -72,7 +72,8 @@ def replay_command(
     """Rebuild the subject's state from the stored facts before the decision, under the rule set the
     decision records, re-derive it and compare; show the facts it rests on; exit 1 unless reproduced."""
     from flexledger.audit.lookup import resolve_decision
-    from flexledger.audit.replay import locate, replay
+    from flexledger.audit.replay import as_json as replay_json
+    from flexledger.audit.replay import locate, render, replay
 
     settings, lang = _settings(), _lang(lang)
     try:
@@ -86,73 +87,12 @@ def replay_command(
         raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""))
     result = replay(located)
     if as_json:
-        _print_json(_replay_json(located, result))
+        _print_json(replay_json(located, result))
     else:
-        for line in _replay_lines(located, result, lang):
+        for line in render(located, result, lang):
             print(line)
     if not result.reproduced:
         raise typer.Exit(FAILED)
-
-
-def _rests_on(located: Any) -> list[dict[str, Any]]:
-    """The stored facts the decision's explanation names (all in its stream), in the stream's order."""
-    wanted = set((located.decision.get("explanation") or {}).get("fact_ids") or [])
-    wanted.add(located.decision.get("after"))
-    return [state["fact"] for _, state in located.events
-            if state.get("fact_id") in wanted and isinstance(state.get("fact"), dict)]
-
-
-def _replay_lines(located: Any, result: Any, lang: str) -> list[str]:
-    from flexledger.audit.history import describe_decision
-    from flexledger.audit.show import fact_line, reason
-    from flexledger.audit.store import masked
-
-    d, event = located.decision, located.event
-    lines = [
-        f"decision {d['decision_id']} ({d['rule_set']})",
-        f"  {describe_decision(d)}",
-        f"  after fact {d.get('after')} — book {event['book']}, seq {event['seq']}, about "
-        f"{masked(event.get('subject'))}, recorded {event.get('timestamp')} (trace {event.get('trace_id')})",
-        f"  stored at notification {located.row.notification_id}, stream {located.row.originator_id} "
-        f"version {located.row.version}; replayed {len(located.events) - 1} earlier facts of the stream "
-        f"under {result.rule_set}",
-    ]
-    explanation = d.get("explanation")
-    if explanation:
-        lines.append(f"  explanation: {reason(explanation, lang)}")
-        for p in explanation.get("parameters") or []:
-            lines.append(f"    parameter {p.get('name')} = {p.get('value')} (since {p.get('since')})")
-    facts = _rests_on(located)
-    if facts:
-        lines.append("  rests on facts:" if lang == "en" else "  依据的事实：")
-        lines.extend(f"    {fact_line(raw, lang)}" for raw in facts)
-    if result.problem:
-        lines.append(f"  {result.problem}")
-    elif not result.reproduced:
-        again = result.decision_derived
-        lines.append(
-            "  re-derived: "
-            + (describe_decision(again) if again else "no such decision")
-            + f" (the fact now decides {len(result.derived)}: "
-            + ", ".join(describe_decision(x) for x in result.derived)
-            + ")"
-        )
-    lines.append(f"reproduced: {'yes' if result.reproduced else 'no'}")
-    return lines
-
-
-def _replay_json(located: Any, result: Any) -> dict[str, Any]:
-    from flexledger.audit.show import masked_json
-
-    event, row = located.event, located.row
-    return masked_json({
-        "decision": located.decision, "reproduced": result.reproduced, "replayed_under": result.rule_set,
-        "book": event.get("book"), "seq": event.get("seq"), "subject": event.get("subject"),
-        "recorded_at": event.get("timestamp"), "trace_id": event.get("trace_id"),
-        "notification_id": row.notification_id, "stream": str(row.originator_id), "version": row.version,
-        "earlier_facts": len(located.events) - 1, "rests_on": _rests_on(located),
-        "re_derived": None if result.reproduced else result.derived, "problem": result.problem,
-    })
 
 
 @app.command("lookup")
