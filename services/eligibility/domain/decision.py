@@ -100,8 +100,7 @@ def _money_reasons(
         )
     return (
         f"entitlement ended by {trigger.cite_en()}: the {delta} fen ({_cny(delta)} CNY) granted for "
-        f"{what[0]} are clawed back "
-        f"(it rested on: {basis.reason_en})",
+        f"{what[0]} are clawed back (it rested on: {basis.reason_en})",
         f"因{trigger.cite_zh()}，{what[1]}的享受资格终止，追回已享受的{_cny(delta)}元"
         f"（原依据：{basis.reason_zh}）",
     )
