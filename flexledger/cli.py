@@ -14,7 +14,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from flexledger import demo, kafka_cli, keys_cli, payments_cli, scenario, submit, subscribe, trace
+    from flexledger import (
+        admin_cli,
+        demo,
+        kafka_cli,
+        keys_cli,
+        payments_cli,
+        scenario,
+        submit,
+        subscribe,
+        trace,
+    )
     from flexledger.audit import cli as audit_cli
     from flexledger.devstack import cli as dev_cli
 
@@ -24,6 +34,7 @@ def _register() -> None:
     app.add_typer(keys_cli.app, name="keys")
     app.add_typer(kafka_cli.app, name="kafka")
     app.add_typer(payments_cli.app, name="payments")
+    app.add_typer(admin_cli.app, name="admin")
     app.command("submit")(submit.submit)
     app.command("demo")(demo.demo)
     app.command("trace")(trace.trace_command)

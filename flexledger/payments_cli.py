@@ -161,7 +161,7 @@ def balance_table(found: dict[str, Any]) -> Table:
         table.add_row("last bank return", str(found["last_return_reason"]))
     for order in found.get("orders", []):
         reason = order.get("awaiting_reason") or order.get("last_return_reason") or ""
-        table.add_row(f"order {order['order_id'][:8]}… {order['program']} {order['fiscal_year']}",
+        table.add_row(f"order {order['order_id']} {order['program']} {order['fiscal_year']}",
                       f"{cny(order['amount_fen'])} {order['state']} {reason}".strip())
     return table
 

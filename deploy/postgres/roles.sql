@@ -1,4 +1,4 @@
--- flexledger's database roles (docs/design/audit.md). Idempotent; run by `flexledger audit db-roles`
+-- flexledger's database roles (docs/design/audit.md). Idempotent; run by `flexledger admin db-roles`
 -- (and by `flexledger dev up` / the test fixtures) connected as the OWNER role, `pg_user`, which owns
 -- the database, the service schemas and their event tables. Parameters, set by the caller beforehand:
 --   SET flexledger.app_role = 'flexledger_app';       -- the role the three services connect as

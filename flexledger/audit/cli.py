@@ -1,8 +1,10 @@
 """`flexledger audit ...`: the auditor's commands (docs/design/audit.md).
 
 They read eligibility's event table in PostgreSQL directly (decrypting with the cipher key), never the
-running services; identity numbers are shown masked. Exit codes: 0 as expected, 1 the check failed
-(not reproduced, tampered, invalid), 2 the command could not run (bad input, unreachable database).
+running services; identity numbers are shown masked, ids in full. Every command takes `--json`. Exit
+codes: 0 as expected, 1 the check failed (not reproduced, tampered, invalid), 2 usage (bad input, an
+unknown or ambiguous id), 3 the database could not be reached. Writing commands are elsewhere
+(`flexledger admin db-roles`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,20 +24,38 @@ from flexledger.audit.proof_commands import register as register_proof_commands
 from services.runtime.settings import Settings
 
 app = typer.Typer(
-    no_args_is_help=True, help="Audit the ledger: replay, verify, history, what-if, checkpoints."
+    no_args_is_help=True,
+    help="Audit the ledger: replay, lookup, verify, history, what-if, checkpoints (read only).",
 )
 register_proof_commands(app)  # prove, consistency, evidence
 
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+# Exit codes (the CLI's convention): 0 as expected, 1 the check failed (not reproduced, tampered,
+# invalid), 2 usage (bad input, an unknown id), 3 the ledger could not be reached.
+FAILED, USAGE, UNREACHABLE = 1, 2, 3
 BookOption = Annotated[str | None, typer.Option("--book", help="only this book (default: every book)")]
+LangOption = Annotated[str, typer.Option("--lang", help="language of reasons and facts: zh or en")]
 
 
 def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = USAGE) -> typer.Exit:
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
+
+
+def _lang(lang: str) -> str:
+    from flexledger.audit.show import LANGS
+
+    if lang not in LANGS:
+        raise _fail(f"--lang {lang!r}: one of {', '.join(LANGS)}")
+    return lang
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 def _public_key(settings: Settings, given: str | None) -> str:
@@ -44,58 +66,61 @@ def _public_key(settings: Settings, given: str | None) -> str:
 
 @app.command("replay")
 def replay_command(
-    decision_id: str,
+    decision_id: Annotated[str, typer.Argument(help="the decision id, or any unique prefix of it")],
     book: BookOption = None,
+    lang: LangOption = "en",
+    as_json: JsonOption = False,
 ) -> None:
     """Rebuild the subject's state from the stored facts before the decision, under the rule set the
-    decision records, re-derive it and compare; exit 1 unless reproduced."""
-    from flexledger.audit.history import describe_decision
-    from flexledger.audit.replay import locate, replay
-    from flexledger.audit.store import masked
+    decision records, re-derive it and compare; show the facts it rests on; exit 1 unless reproduced."""
+    from flexledger.audit.lookup import resolve_decision
+    from flexledger.audit.replay import as_json as replay_json
+    from flexledger.audit.replay import locate, render, replay
 
-    settings = _settings()
+    settings, lang = _settings(), _lang(lang)
     try:
-        located = locate(settings, decision_id, book)
+        full_id = resolve_decision(settings, decision_id, book)
+        located = locate(settings, full_id, book) if full_id else None
+    except LookupError as exc:
+        raise _fail(str(exc)) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if located is None:
-        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""), 1)
+        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""))
     result = replay(located)
-    d, event = located.decision, located.event
-    print(f"decision {d['decision_id']} ({d['rule_set']})")
-    print(f"  {describe_decision(d)}")
-    print(
-        f"  after fact {d.get('after')} — book {event['book']}, seq {event['seq']}, about "
-        f"{masked(event.get('subject'))}, recorded {event.get('timestamp')} (trace {event.get('trace_id')})"
-    )
-    print(
-        f"  stored at notification {located.row.notification_id}, stream {located.row.originator_id} "
-        f"version {located.row.version}; replayed {len(located.events) - 1} earlier facts of the stream "
-        f"under {result.rule_set}"
-    )
-    explanation = d.get("explanation")
-    if explanation:
-        print(f"  explanation: {explanation.get('summary')}")
-        if explanation.get("reason_zh"):
-            print(f"    {explanation['reason_zh']}")
-        for p in explanation.get("parameters") or []:
-            print(f"    parameter {p.get('name')} = {p.get('value')} (since {p.get('since')})")
-        if explanation.get("fact_ids"):
-            print(f"    rests on facts {', '.join(map(str, explanation['fact_ids']))}")
-    if result.problem:
-        print(f"  {result.problem}")
-    elif not result.reproduced:
-        again = result.decision_derived
-        print(
-            "  re-derived: "
-            + (describe_decision(again) if again else "no such decision")
-            + f" (the fact now decides {len(result.derived)}: "
-            + ", ".join(describe_decision(x) for x in result.derived)
-            + ")"
-        )
-    print(f"reproduced: {'yes' if result.reproduced else 'no'}")
+    if as_json:
+        _print_json(replay_json(located, result))
+    else:
+        for line in render(located, result, lang):
+            print(line)
     if not result.reproduced:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
+
+
+@app.command("lookup")
+def lookup_command(
+    given: Annotated[str, typer.Argument(
+        help="a payment order id, disbursement entry id, bank confirmation or decision id (or a unique "
+        "prefix of an id)")],
+    as_json: JsonOption = False,
+) -> None:
+    """Find the decision a payment order, a disbursement entry or a bank confirmation came from; then
+    `audit replay` it."""
+    from flexledger.audit.lookup import trail
+
+    try:
+        found = trail(_settings(), given)
+    except LookupError as exc:
+        raise _fail(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
+    if as_json:
+        _print_json({"given": found.given, "steps": found.steps, "decision_id": found.decision_id})
+        return
+    for step in found.steps:
+        details = ", ".join(f"{k} {v}" for k, v in step.items() if k not in ("kind", "id") and v is not None)
+        print(f"{step['kind']} {step['id']}" + (f" ({details})" if details else ""))
+    print(f"replay it: flexledger audit replay {found.decision_id}")
 
 
 @app.command("verify")
@@ -116,19 +141,65 @@ def verify_command(
         ),
     ] = None,
     show: Annotated[int, typer.Option(help="problems to list")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """Re-derive every decision, check every hash chain and checkpoint, payments against decisions and
-    the database roles; print counts; exit 1 naming the first event that fails."""
+    the database roles; print counts; exit 1 naming the first event that fails. A progress bar runs on
+    the terminal (stderr) meanwhile."""
     from flexledger.audit.checkpoints import load
     from flexledger.audit.verify import verify
 
     settings = _settings()
     published = load(checkpoints) if checkpoints else []
     try:
-        report = verify(settings, books=frozenset(book) if book else None,
-                        public_key=_public_key(settings, public_key), published=published)
+        key = _public_key(settings, public_key)
+        with _progress("audit verify", _stored_events(settings)):
+            report = verify(settings, books=frozenset(book) if book else None, public_key=key,
+                            published=published)
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
+    if as_json:
+        _print_json({"verified": report.ok, "books": book, "counts": dict(report.counts),
+                     "notes": report.notes, "problems": [str(p) for p in report.sorted_problems()]})
+    else:
+        _print_verify(report, book, show)
+    if not report.ok:
+        raise typer.Exit(FAILED)
+
+
+def _stored_events(settings: Settings) -> int | None:
+    """How many events the ledger's three logs hold (what the pass reads), or None when unknown."""
+    try:
+        with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+            total = 0
+            for schema in ("intake", "eligibility", "payments"):
+                sql = f'SELECT coalesce(max(notification_id), 0) FROM "{schema}"."{schema}_events"'
+                total += int(conn.execute(sql).fetchone()[0])  # type: ignore[index]
+            return total
+    except psycopg.Error:
+        return None
+
+
+@contextmanager
+def _progress(what: str, events: int | None) -> Iterator[None]:
+    """A progress bar on stderr while `what` runs (only on a terminal): the pass does not report its
+    position, so the bar pulses, with the elapsed time and how many stored events it is reading."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    size = f" {events:,} stored events" if events else ""
+    with Progress(SpinnerColumn(), TextColumn(f"{what}:{size}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(what, total=None)
+        yield
+        progress.update(task, total=1, completed=1)
+
+
+def _print_verify(report: Any, book: list[str] | None, show: int) -> None:
     c = report.counts
     print(
         f"audit verify{' (books ' + ', '.join(book) + ')' if book else ''}: {c['events']} stored events, "
@@ -153,7 +224,6 @@ def verify_command(
         print(f"  {problem}")
     if len(problems) > show:
         print(f"  … and {len(problems) - show} more")
-    raise typer.Exit(1)
 
 
 @app.command("history")
@@ -166,11 +236,15 @@ def history_command(
             "--as-of", help="ISO 8601 time (a date: its end, UTC): only events recorded at or before it"
         ),
     ] = None,
+    lang: LangOption = "en",
+    as_json: JsonOption = False,
 ) -> None:
-    """The facts and decisions of a worker or enterprise as they stood at a time."""
+    """The facts (their contents, masked) and decisions of a worker or enterprise as they stood at a
+    time."""
+    from flexledger.audit.history import as_json as history_json
     from flexledger.audit.history import history, parse_time, render
 
-    settings = _settings()
+    settings, lang = _settings(), _lang(lang)
     try:
         moment = parse_time(as_of) if as_of else None
     except ValueError as exc:
@@ -178,27 +252,56 @@ def history_command(
     try:
         found = history(settings, subject, book=book, as_of=moment)
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
-    for line in render(found):
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
+    if as_json:
+        _print_json(history_json(found))
+        return
+    for line in render(found, lang):
         print(line)
 
 
-@app.command("what-if")
+@app.command("what-if", epilog=(
+    "Examples: `flexledger audit what-if --set social_insurance_rate=1/2@2023-01-01` (halve the social "
+    "insurance rate from 2023); `flexledger audit what-if --parameters docs/reforms/"
+    "training-rate-2024.yaml --json`; `flexledger audit what-if --rules wuxi-2021-26/1` (the recorded "
+    "rules: no difference). Parameter names, units and values: "
+    "services/eligibility/domain/rule_sets/wuxi-2021-26-1.yaml."
+))
 def what_if_command(
-    rules: Annotated[str, typer.Option("--rules", help="rule set id, e.g. wuxi-2021-26/2")],
+    rules: Annotated[
+        str | None, typer.Option("--rules", help="rule set id (default: the current one, wuxi-2021-26/1)")
+    ] = None,
+    changes: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=VALUE or NAME=VALUE@YYYY-MM-DD: the parameter's value from "
+                     "that date on (repeatable; a ratio as a/b)"),
+    ] = None,
+    parameters: Annotated[
+        Path | None,
+        typer.Option("--parameters", help="a YAML parameter file (the rule set's format); each parameter "
+                     "it holds replaces that parameter's history"),
+    ] = None,
     book: Annotated[str, typer.Option(help="the book")] = "main",
+    as_json: JsonOption = False,
 ) -> None:
-    """Re-run the book's history under another rule set and list the decisions that would differ.
-    Nothing is written."""
-    from flexledger.audit.whatif import render, what_if
+    """Replay the book's recorded facts under another rule set or changed parameters (a reform); list
+    the decisions that would differ and the money difference per programme and fiscal year. Nothing is
+    written."""
+    from flexledger.audit.whatif import as_json as whatif_json
+    from flexledger.audit.whatif import reformed, render, what_if
+    from services.eligibility.domain.parameters import ParameterError
 
     settings = _settings()
     try:
-        result = what_if(settings, rules, book=book)
-    except LookupError as exc:
+        chosen = reformed(rules, changes or (), parameters)
+        result = what_if(settings, chosen, book=book)
+    except (LookupError, ParameterError) as exc:
         raise _fail(str(exc)) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
+    if as_json:
+        _print_json(whatif_json(result))
+        return
     for line in render(result):
         print(line)
 
@@ -207,6 +310,7 @@ def what_if_command(
 def verify_checkpoint_command(
     file: Path,
     public_key: Annotated[str, typer.Option("--public-key", help="base64 Ed25519 public key, or a file")],
+    as_json: JsonOption = False,
 ) -> None:
     """Verify published checkpoints offline with the ledger's public key (no database needed)."""
     from flexledger.audit.checkpoints import describe, public_key_from, verify_file
@@ -218,52 +322,50 @@ def verify_checkpoint_command(
         raise _fail(str(exc)) from exc
     if not results:
         raise _fail(f"{file} holds no checkpoint")
-    bad = 0
-    for checkpoint, problems in results:
-        print(f"{describe(checkpoint)}: {'valid' if not problems else 'INVALID — ' + '; '.join(problems)}")
-        bad += bool(problems)
+    bad = sum(bool(problems) for _, problems in results)
+    if as_json:
+        _print_json([{"checkpoint": describe(c), "valid": not problems, "problems": problems}
+                     for c, problems in results])
+    else:
+        for checkpoint, problems in results:
+            verdict = "valid" if not problems else "INVALID — " + "; ".join(problems)
+            print(f"{describe(checkpoint)}: {verdict}")
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @app.command("checkpoints")
 def checkpoints_command(
     out: Annotated[Path | None, typer.Option("--out", help="write them here as JSON lines")] = None,
     timeout_s: Annotated[float, typer.Option("--timeout")] = 10.0,
+    as_json: JsonOption = False,
 ) -> None:
-    """Read every checkpoint published on flexledger.audit.checkpoints.v1 (JSON lines)."""
+    """Read every checkpoint published on flexledger.audit.checkpoints.v1 (JSON lines; `--json`: one
+    JSON array)."""
     from flexledger.audit.checkpoints import read_topic
 
     found: list[dict[str, Any]] = asyncio.run(read_topic(_settings(), timeout_s))
     text = "".join(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for c in found)
     if out:
         out.write_text(text, encoding="utf-8")
-        print(f"{len(found)} checkpoints written to {out}")
+        if as_json:
+            _print_json({"written": len(found), "file": str(out)})
+        else:
+            print(f"{len(found)} checkpoints written to {out}")
+    elif as_json:
+        _print_json(found)
     else:
         sys.stdout.write(text)
 
 
 @app.command("public-key")
-def public_key_command() -> None:
+def public_key_command(as_json: JsonOption = False) -> None:
     """The public key (base64) outside parties verify checkpoints with, and its key id."""
     from services.eligibility.domain.checkpoint import key_id
 
     key = _public_key(_settings(), None)
+    if as_json:
+        _print_json({"public_key": key, "key_id": key_id(key)})
+        return
     print(key)
     print(f"key id {key_id(key)}", file=sys.stderr)
-
-
-@app.command("db-roles")
-def db_roles_command() -> None:
-    """Create the runtime role, schemas and event tables, and the grants (as the owner, pg_user)."""
-    from flexledger.audit.roles import provision
-
-    settings = _settings()
-    try:
-        provision(settings)
-    except psycopg.Error as exc:
-        raise _fail(f"provisioning failed: {exc}") from exc
-    print(
-        f"owner {settings.pg_user}; services connect as {settings.pg_app_user or settings.pg_user} "
-        "(SELECT, INSERT on event tables)"
-    )

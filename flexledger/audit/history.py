@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from flexledger.audit.show import fact_line, masked_json, reason
 from flexledger.audit.store import PROCESSED, Decoder, EventTable, Undecodable, masked, stream_id
 from services.runtime.settings import Settings
 
@@ -115,7 +116,9 @@ def describe_decision(d: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def render(found: History) -> list[str]:
+def render(found: History, lang: str = "en") -> list[str]:
+    """The history as text: each fact with its content (masked) and its decisions with their reasons,
+    in `lang` (en or zh), then the standing per money line."""
     when = f"as of {found.as_of.isoformat()}" if found.as_of else "now"
     own = [e for e in found.entries if e.own]
     lines = [
@@ -124,22 +127,18 @@ def render(found: History) -> list[str]:
     ]
     for entry in found.entries:
         state = entry.state
-        raw = state.get("fact")
-        fact: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        head = (
-            f"  seq {state.get('seq')}  {entry.recorded_at.isoformat()}  {fact.get('type', '?')}  "
-            f"fact {state.get('fact_id')}  {state.get('outcome')}"
-        )
+        head = f"  seq {state.get('seq')}  {entry.recorded_at.isoformat()}  {state.get('outcome')}"
         if not entry.own:
             head += f"  (fact about {masked(state.get('subject'))})"
         lines.append(head)
+        lines.append(f"    {fact_line(state.get('fact') or {'id': state.get('fact_id')}, lang)}")
         for d in entry.decisions:
             lines.append(
                 f"      {describe_decision(d)}  [{d.get('rule_set')}, decision {d.get('decision_id')}]"
             )
             explanation = d.get("explanation") or {}
-            if explanation.get("summary"):
-                lines.append(f"        {explanation['summary']}")
+            if explanation:
+                lines.append(f"        {reason(explanation, lang)}")
     standing = found.standing()
     lines.append("standing (grants minus clawbacks per money line):" if standing else "no money lines open")
     for (program, beneficiary, subject, ref, month), amount in sorted(standing.items(), key=str):
@@ -150,3 +149,21 @@ def render(found: History) -> list[str]:
     if found.unreadable:
         lines.append(f"warning: {found.unreadable} stored events could not be decrypted (run `audit verify`)")
     return lines
+
+
+def as_json(found: History) -> Any:
+    """The history for `--json`: every fact with its content and decisions, identity numbers masked."""
+    return masked_json({
+        "subject": found.subject, "book": found.book, "as_of": found.as_of, "stream": found.stream,
+        "entries": [
+            {"notification_id": e.notification_id, "recorded_at": e.recorded_at, "own": e.own,
+             "seq": e.state.get("seq"), "fact_id": e.state.get("fact_id"), "outcome": e.state.get("outcome"),
+             "subject": e.state.get("subject"), "fact": e.state.get("fact"), "decisions": e.decisions}
+            for e in found.entries
+        ],
+        "standing": [
+            {"program": p, "beneficiary": b, "subject": s, "ref": r, "month": m, "net_fen": fen}
+            for (p, b, s, r, m), fen in sorted(found.standing().items(), key=str)
+        ],
+        "unreadable": found.unreadable,
+    })

@@ -19,17 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.facts import FactShapeError, parse_fact
+from flexledger.audit.history import describe_decision
+from flexledger.audit.show import fact_line, masked_json, reason
 from flexledger.audit.store import (
     PROCESSED,
     Decoder,
     EventTable,
     Row,
     Undecodable,
+    masked,
     stream_id,
 )
 from services.eligibility.domain.decision import Decision, decision_id
 from services.eligibility.domain.entitlement_state import EntitlementState
-from services.eligibility.domain.ruleset import rule_set
+from services.eligibility.domain.ruleset import RuleSet, rule_set
 from services.runtime.settings import Settings
 
 
@@ -40,8 +43,8 @@ def canonical(value: Any) -> str:
 class SubjectReplay:
     """A subject's rules state under one rule set, fed the stored facts of its stream in order."""
 
-    def __init__(self, rule_set_id: str, book: str) -> None:
-        self.rules = EntitlementState(rule_set(rule_set_id), book)
+    def __init__(self, rules: str | RuleSet, book: str) -> None:
+        self.rules = EntitlementState(rule_set(rules) if isinstance(rules, str) else rules, book)
 
     def decide(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """The decisions the stored fact `event` causes now (the state moves on), as stored dicts."""
@@ -194,3 +197,61 @@ def locate(settings: Settings, decision_id: str, book: str | None = None) -> Loc
             if d.get("decision_id") == decision_id:
                 return Located(d, events)
     return None
+
+
+def rests_on(located: Located) -> list[dict[str, Any]]:
+    """The stored facts the decision's explanation names (all in its stream), in the stream's order."""
+    wanted = set((located.decision.get("explanation") or {}).get("fact_ids") or [])
+    wanted.add(located.decision.get("after"))
+    return [state["fact"] for _, state in located.events
+            if state.get("fact_id") in wanted and isinstance(state.get("fact"), dict)]
+
+
+def render(located: Located, result: Replayed, lang: str = "en") -> list[str]:
+    """`audit replay` as text: the decision, its reason in `lang`, the facts it rests on (masked) and
+    whether it was reproduced."""
+    d, event = located.decision, located.event
+    lines = [
+        f"decision {d['decision_id']} ({d['rule_set']})",
+        f"  {describe_decision(d)}",
+        f"  after fact {d.get('after')} — book {event['book']}, seq {event['seq']}, about "
+        f"{masked(event.get('subject'))}, recorded {event.get('timestamp')} (trace {event.get('trace_id')})",
+        f"  stored at notification {located.row.notification_id}, stream {located.row.originator_id} "
+        f"version {located.row.version}; replayed {len(located.events) - 1} earlier facts of the stream "
+        f"under {result.rule_set}",
+    ]
+    explanation = d.get("explanation")
+    if explanation:
+        lines.append(f"  explanation: {reason(explanation, lang)}")
+        for p in explanation.get("parameters") or []:
+            lines.append(f"    parameter {p.get('name')} = {p.get('value')} (since {p.get('since')})")
+    facts = rests_on(located)
+    if facts:
+        lines.append("  rests on facts:" if lang == "en" else "  依据的事实：")
+        lines.extend(f"    {fact_line(raw, lang)}" for raw in facts)
+    if result.problem:
+        lines.append(f"  {result.problem}")
+    elif not result.reproduced:
+        again = result.decision_derived
+        lines.append(
+            "  re-derived: "
+            + (describe_decision(again) if again else "no such decision")
+            + f" (the fact now decides {len(result.derived)}: "
+            + ", ".join(describe_decision(x) for x in result.derived)
+            + ")"
+        )
+    lines.append(f"reproduced: {'yes' if result.reproduced else 'no'}")
+    return lines
+
+
+def as_json(located: Located, result: Replayed) -> dict[str, Any]:
+    """`audit replay --json`: the same, identity numbers masked."""
+    event, row = located.event, located.row
+    return masked_json({
+        "decision": located.decision, "reproduced": result.reproduced, "replayed_under": result.rule_set,
+        "book": event.get("book"), "seq": event.get("seq"), "subject": event.get("subject"),
+        "recorded_at": event.get("timestamp"), "trace_id": event.get("trace_id"),
+        "notification_id": row.notification_id, "stream": str(row.originator_id), "version": row.version,
+        "earlier_facts": len(located.events) - 1, "rests_on": rests_on(located),
+        "re_derived": None if result.reproduced else result.derived, "problem": result.problem,
+    })

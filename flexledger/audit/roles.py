@@ -9,7 +9,7 @@ them (deploy/postgres/roles.sql; docs/design/audit.md).
 3. roles.sql again, for the tables step 2 created.
 
 `flexledger dev up` and the test fixtures run it after PostgreSQL starts; in a deployment run
-`flexledger audit db-roles` once as the owner before the services start (compose: the `db-roles` job).
+`flexledger admin db-roles` once as the owner before the services start (compose: the `db-roles` job).
 """
 
 from __future__ import annotations

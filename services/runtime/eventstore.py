@@ -186,7 +186,7 @@ class ServiceApplication(Application[uuid.UUID]):
             # The runtime role must never create (and so own) event tables: it could then alter them.
             raise RuntimeError(
                 f"the event tables of schema {self.name!r} do not exist; the owner role creates them: "
-                "`flexledger audit db-roles` (docs/design/audit.md)"
+                "`flexledger admin db-roles` (docs/design/audit.md)"
             )
         env = eventsourcing_env(settings, self.name)
         # Tables are created only when missing: creating (even IF NOT EXISTS) needs their owner's rights.

@@ -41,7 +41,7 @@ class Settings:
     # generated once into <state_dir>/cipher.key and reused (see services.runtime.eventstore.cipher_key).
     cipher_key: str = ""
     # Audit (docs/design/audit.md). The role the three services connect as: SELECT and INSERT on the
-    # event tables, never UPDATE or DELETE (`flexledger audit db-roles`, run as `pg_user`, the owner,
+    # event tables, never UPDATE or DELETE (`flexledger admin db-roles`, run as `pg_user`, the owner,
     # creates it); empty: the services connect as `pg_user`.
     pg_app_user: str = "flexledger_app"
     pg_app_password: str = "flexledger_app"

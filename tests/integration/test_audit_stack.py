@@ -197,7 +197,60 @@ def test_every_decision_of_every_vector_replays(audited: Audited) -> None:
 
 def test_replay_of_an_unknown_decision_exits_non_zero(audited: Audited) -> None:
     result = _cli(audited, "replay", str(uuid.uuid4()))
-    assert result.exit_code == 1 and "not in the ledger" in result.output
+    # an unknown id is a usage error (2), not a failed check (1): the CLI's exit-code convention
+    assert result.exit_code == 2 and "not in the ledger" in result.output
+
+
+def test_replay_takes_any_unique_prefix_and_shows_the_facts_in_either_language(audited: Audited) -> None:
+    book = audited.books["08-commitment-revoked"]
+    clawback = next(d for d in audited.decisions[book] if d["kind"] == "clawback")
+    full = clawback["decision_id"]
+    shown = _cli(audited, "replay", full[:10], "--lang", "zh")
+    assert shown.exit_code == 0, shown.output
+    assert f"decision {full} " in shown.output and "reproduced: yes" in shown.output
+    assert "享受资格终止" in shown.output or "核减" in shown.output
+    assert "依据的事实" in shown.output and "撤销" in shown.output  # the revoking fact, in Chinese
+    worker = clawback["subject"]
+    assert worker not in shown.output and f"{worker[:4]}**********{worker[-4:]}" in shown.output
+    as_json = _cli(audited, "replay", full[:10], "--json")
+    assert as_json.exit_code == 0, as_json.output
+    printed = json.loads(as_json.stdout)
+    assert printed["decision"]["decision_id"] == full and printed["reproduced"] is True
+    assert clawback["after"] in [fact["id"] for fact in printed["rests_on"]] and worker not in as_json.stdout
+    # a prefix that names several decisions is refused, listing them; a bad language is a usage error
+    ids = [d["decision_id"] for ds in audited.decisions.values() for d in ds]
+    shared = next(i[:1] for i in ids if sum(j.startswith(i[:1]) for j in ids) > 1)
+    ambiguous = _cli(audited, "replay", shared)
+    assert ambiguous.exit_code == 2 and "give more of the id" in ambiguous.output, ambiguous.output
+    assert _cli(audited, "replay", full, "--lang", "fr").exit_code == 2
+
+
+def _order_of(settings: Settings, decision_id: str) -> str:
+    """The payment order made from a grant, once payments' read side shows it."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        with psycopg.connect(settings.pg_dsn()) as conn:
+            row = conn.execute("SELECT order_id FROM payments.payments_book_orders WHERE decision_id = %s",
+                               (decision_id,)).fetchone()
+        if row:
+            return str(row[0])
+        time.sleep(0.5)
+    raise AssertionError(f"no payment order for decision {decision_id}")
+
+
+def test_lookup_goes_from_a_payment_order_back_to_its_decision(audited: Audited) -> None:
+    book = audited.books["01-employment-service-difficulty"]
+    grant = next(d for d in audited.decisions[book] if d["kind"] == "grant")
+    order_id = _order_of(audited.settings, grant["decision_id"])
+    found = _cli(audited, "lookup", order_id, "--json")
+    assert found.exit_code == 0, found.output
+    printed = json.loads(found.stdout)
+    assert printed["decision_id"] == grant["decision_id"]
+    assert [step["kind"] for step in printed["steps"]] == ["payment order", "decision"]
+    assert printed["steps"][0]["id"] == order_id and printed["steps"][0]["book"] == book
+    text = _cli(audited, "lookup", order_id)
+    assert text.exit_code == 0 and f"flexledger audit replay {grant['decision_id']}" in text.output
+    assert _cli(audited, "lookup", "no-such-order").exit_code == 2
 
 
 def _vector_books(state: Audited) -> list[str]:
@@ -311,6 +364,14 @@ def test_history_as_of_shows_what_stood_then(audited: Audited) -> None:
     shown = _cli(audited, "history", worker, "--book", book, "--as-of", middle.isoformat())
     assert shown.exit_code == 0, shown.output
     assert worker not in shown.output and f"{worker[:4]}**********{worker[-4:]}" in shown.output
+    # the facts' contents, masked, and the reasons in Chinese; or all of it as JSON
+    zh = _cli(audited, "history", worker, "--book", book, "--lang", "zh")
+    assert zh.exit_code == 0 and "worker_registered" in zh.output and worker not in zh.output, zh.output
+    assert "连续6个月" in zh.output  # the employment service grant's reason_zh
+    printed = _cli(audited, "history", worker, "--book", book, "--json")
+    assert printed.exit_code == 0 and worker not in printed.stdout, printed.output
+    entries = json.loads(printed.stdout)["entries"]
+    assert len(entries) == len(now.entries) and all(e["fact"] for e in entries if e["own"])
     # an enterprise's history includes the decisions about its workers that name it
     registered = [f for f in audited.facts[book] if f.get("type") == "enterprise_registered"]
     enterprise = registered[0]["enterprise"]
@@ -344,6 +405,18 @@ def test_what_if_lists_the_decisions_another_rule_set_would_change(
     shown = _cli(audited, "what-if", "--rules", VARIANT_ID, "--book", book)
     assert shown.exit_code == 0 and "would decide differently" in shown.output, shown.output
     assert _cli(audited, "what-if", "--rules", "wuxi-2021-26/9").exit_code == 2
+    # a reform: the employment service subsidy for 就业困难人员 raised to 1200 CNY from 2021-06-01
+    reform = _cli(audited, "what-if", "--set", "employment_service_difficulty_fen=120000@2021-06-01",
+                  "--book", book, "--json")
+    assert reform.exit_code == 0, reform.output
+    money = json.loads(reform.stdout)["money"]
+    assert money and all(m["program"] == "employment_service" and m["difference_fen"] > 0 for m in money)
+    assert _cli(audited, "what-if", "--set", "no_such_parameter=1").exit_code == 2
+    # the help's other example: a reform as a parameter file (training rates from 2024: these facts are older)
+    example = PROJECT_ROOT / "docs" / "reforms" / "training-rate-2024.yaml"
+    training = audited.books["05-training-cap"]
+    as_file = _cli(audited, "what-if", "--parameters", str(example), "--book", training)
+    assert as_file.exit_code == 0 and "what-if wuxi-2021-26/1+reform" in as_file.output, as_file.output
     assert _max_notification(audited.settings) == before, "what-if wrote something"
 
 

@@ -295,6 +295,22 @@ async def test_a_grant_through_intake_becomes_an_order_a_batch_entry_and_a_payme
         "available_fen": 900_000, "awaiting_budget_fen": 0}
     balance = await pay.balance(book, ENTERPRISE)
     assert (balance["paid_by_bank_fen"], balance["payable_fen"], balance["net_due_fen"]) == (100_000, 0, 0)
+    # an auditor holding the bank's confirmation or the entry finds the decision (`audit lookup`)
+    for given in (entry["confirmation"], entry["entry_id"]):
+        found = await asyncio.to_thread(_audit_lookup, pay.settings, given)
+        kinds = [step["kind"] for step in found["steps"]]
+        assert kinds == ["disbursement entry", "payment order", "decision"]
+        assert found["decision_id"] == grant["decision_id"] and found["steps"][0]["id"] == entry["entry_id"]
+
+
+def _audit_lookup(settings: Settings, given: str) -> Any:
+    from typer.testing import CliRunner
+
+    from flexledger.audit import cli as audit_cli
+
+    result = CliRunner().invoke(audit_cli.app, ["lookup", given, "--json"], env=settings.as_env())
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 # ---- clawbacks ----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Step 7 of `audit verify`: the services' runtime role cannot UPDATE, DELETE or TRUNCATE an event
-table, nor own one (the grants `flexledger audit db-roles` sets up, docs/design/audit.md)."""
+table, nor own one (the grants `flexledger admin db-roles` sets up, docs/design/audit.md)."""
 
 from __future__ import annotations
 

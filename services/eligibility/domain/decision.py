@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.facts import AnyFact
 from services.eligibility.domain.entitlement import MONEY, Basis, Key, Line
+from services.eligibility.domain.fact_text import KIND_ZH, PROGRAMME_ZH, FactText, fact_text
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2d1e-6a4b-5e0f-9a57-3c1d2b9e7a10")
 
@@ -45,54 +47,106 @@ class Decision:
         return out
 
 
-def _explanation(rule_set: str, kind: str, amount: int, basis: Basis, note: str) -> dict[str, Any]:
-    cny = f"{amount // 100}" + (f".{amount % 100:02d}" if amount % 100 else "")
-    head = f"{basis.article} — {cny} CNY" if amount else f"{basis.article} — {kind}"
+def _cny(fen: int) -> str:
+    return f"{fen // 100}" + (f".{fen % 100:02d}" if fen % 100 else "")
+
+
+def _what(program: str | None, kind: str, month: str | None, ref: str | None) -> tuple[str, str]:
+    """The line a decision is about, in English and Chinese: 'social_insurance 2023-04'."""
+    at = " ".join(part for part in (month, ref) if part)
+    name_zh = PROGRAMME_ZH.get(program or "", program or "")
+    if kind != MONEY:
+        name_zh = f"{name_zh}{KIND_ZH.get(kind, kind)}"
+        return " ".join(p for p in (kind, program, at) if p), " ".join(p for p in (name_zh, at) if p)
+    return " ".join(p for p in (program, at) if p), " ".join(p for p in (name_zh, at) if p)
+
+
+def _explanation(
+    rule_set: str, kind: str, amount: int, basis: Basis, reason_en: str, reason_zh: str, after: str
+) -> dict[str, Any]:
+    head = f"{basis.article} — {_cny(amount)} CNY" if amount else f"{basis.article} — {kind}"
+    fact_ids = list(basis.fact_ids)
+    if after not in fact_ids:
+        fact_ids.append(after)  # the fact that caused the decision is always among those it rests on
     return {
         "article": basis.article,
         "rule_set": rule_set,
-        "summary": f"{head}: {note}{basis.reason_en}",
-        "reason_en": f"{note}{basis.reason_en}",
-        "reason_zh": basis.reason_zh,
+        "summary": f"{head}: {reason_en}",
+        "reason_en": reason_en,
+        "reason_zh": reason_zh,
         "parameters": [{"name": n, "value": v, "since": s} for n, v, s in basis.params],
-        "fact_ids": list(basis.fact_ids),
+        "fact_ids": fact_ids,
     }
 
 
+def _money_reasons(
+    before: int, after_amount: int, basis: Basis, fact: AnyFact, what: tuple[str, str]
+) -> tuple[str, str]:
+    """Why a money line changed, in English and Chinese. A new line gives its basis; a raised, reduced
+    or ended one also names the fact that changed it (and, reduced or ended, what is clawed back)."""
+    if after_amount > before and not before:
+        return basis.reason_en, basis.reason_zh  # most decisions: the grant's basis says it all
+    trigger = fact_text(fact)
+    if after_amount > before:
+        return (f"raised from {before} to {after_amount} fen by {trigger.cite_en()}: {basis.reason_en}",
+                f"因{trigger.cite_zh()}，由{before}分增至{after_amount}分：{basis.reason_zh}")
+    delta = before - after_amount
+    if after_amount:
+        return (
+            f"reduced from {before} to {after_amount} fen by {trigger.cite_en()}: {delta} fen "
+            f"({_cny(delta)} CNY) of {what[0]} clawed back; it now rests on: {basis.reason_en}",
+            f"因{trigger.cite_zh()}，{what[1]}由{before}分核减为{after_amount}分，追回{_cny(delta)}元；"
+            f"现依据：{basis.reason_zh}",
+        )
+    return (
+        f"entitlement ended by {trigger.cite_en()}: the {delta} fen ({_cny(delta)} CNY) granted for "
+        f"{what[0]} are clawed back (it rested on: {basis.reason_en})",
+        f"因{trigger.cite_zh()}，{what[1]}的享受资格终止，追回已享受的{_cny(delta)}元"
+        f"（原依据：{basis.reason_zh}）",
+    )
+
+
+def _flag_reasons(granted: bool, basis: Basis, trigger: FactText, what: tuple[str, str]) -> tuple[str, str]:
+    if granted:
+        return (f"{basis.reason_en} (decided on {trigger.cite_en()})",
+                f"{basis.reason_zh}（依据{trigger.cite_zh()}认定）")
+    return (
+        f"{what[0]} revoked by {trigger.cite_en()}: its condition no longer holds (it rested on: "
+        f"{basis.reason_en})",
+        f"因{trigger.cite_zh()}，{what[1]}的条件不再成立，予以撤销（原依据：{basis.reason_zh}）",
+    )
+
+
 def line_decisions(
-    book: str, rule_set: str, after: str, key: Key, old: Line | None, new: Line | None
+    book: str, rule_set: str, fact: AnyFact, key: Key, old: Line | None, new: Line | None
 ) -> list[Decision]:
-    """The decisions that take line `key` from `old` to `new` (empty when nothing changed)."""
+    """The decisions that take line `key` from `old` to `new` (empty when nothing changed); `fact` is the
+    fact that caused the change."""
     kind_of_key, program, beneficiary, subject, ref, month = key
+    after = fact.id
     common = {"program": program, "beneficiary": beneficiary, "subject": subject, "ref": ref, "month": month}
     identity = "|".join(str(part) for part in key)
+    what = _what(program, kind_of_key, month, ref)
     if kind_of_key == MONEY:
         before = old.amount_fen if old else 0
         after_amount = new.amount_fen if new else 0
         if before == after_amount:
             return []
-        if after_amount > before:
-            assert new is not None
-            delta, kind, basis = after_amount - before, "grant", new.basis
-            note = f"raised from {before} to {after_amount} fen: " if before else ""
-        else:
-            delta, kind = before - after_amount, "clawback"
-            basis = new.basis if new else old.basis  # type: ignore[union-attr]
-            note = (f"reduced from {before} to {after_amount} fen: " if new
-                    else f"entitlement ended after fact {after} (it rested on: ")
-        explanation = _explanation(rule_set, kind, delta, basis, note)
-        if new is None:
-            explanation["reason_en"] += ")"
-            explanation["summary"] += ")"
+        kind = "grant" if after_amount > before else "clawback"
+        basis = new.basis if new else old.basis  # type: ignore[union-attr]
+        reason_en, reason_zh = _money_reasons(before, after_amount, basis, fact, what)
+        delta = abs(after_amount - before)
+        explanation = _explanation(rule_set, kind, delta, basis, reason_en, reason_zh, after)
         return [Decision(decision_id(book, after, identity), rule_set, after, kind, amount_fen=delta,
                          explanation=explanation, **common)]
     if (old is None) == (new is None):
         return []
     kind = kind_of_key if new is not None else f"{kind_of_key}_revoked"
     basis = (new or old).basis  # type: ignore[union-attr]
-    note = "" if new is not None else f"revoked after fact {after}; it rested on: "
+    reason_en, reason_zh = _flag_reasons(new is not None, basis, fact_text(fact), what)
+    explanation = _explanation(rule_set, kind, 0, basis, reason_en, reason_zh, after)
     return [Decision(decision_id(book, after, identity), rule_set, after, kind, amount_fen=0,
-                     explanation=_explanation(rule_set, kind, 0, basis, note), **common)]
+                     explanation=explanation, **common)]
 
 
 def rejection(

@@ -59,15 +59,16 @@ def _sort_key(key: Key) -> tuple[str, ...]:
     return tuple("" if part is None else part for part in key)
 
 
-def diff(book: str, rule_set: str, after: str, old: Lines, new: Lines) -> list[Decision]:
-    """The decisions from `old` to `new`, in key order; only lines that changed are looked at."""
+def diff(book: str, rule_set: str, fact: f.AnyFact, old: Lines, new: Lines) -> list[Decision]:
+    """The decisions `fact` causes from `old` to `new`, in key order; only lines that changed are looked
+    at."""
     changed = [
         key for key, line in new.items() if (was := old.get(key)) is None or was.amount_fen != line.amount_fen
     ]
     changed.extend(key for key in old if key not in new)
     out: list[Decision] = []
     for key in sorted(changed, key=_sort_key):
-        out.extend(line_decisions(book, rule_set, after, key, old.get(key), new.get(key)))
+        out.extend(line_decisions(book, rule_set, fact, key, old.get(key), new.get(key)))
     return out
 
 
@@ -90,7 +91,7 @@ class EntitlementState:
         if worker is None:
             new = one_time(fact, self.rule_set)
             self.one_time_lines.update(new)
-            return diff(self.book, self.rule_set.id, fact.id, {}, new)
+            return diff(self.book, self.rule_set.id, fact, {}, new)
         file = self.workers.get(worker)
         if file is None:
             file = self.workers[worker] = WorkerFile(worker)
@@ -103,7 +104,7 @@ class EntitlementState:
             if new is old:
                 continue  # the programme kept its lines: nothing changed
             if old or new:  # most workers have no line in most programmes: nothing to compare
-                decisions.extend(diff(self.book, self.rule_set.id, fact.id, old or {}, new))
+                decisions.extend(diff(self.book, self.rule_set.id, fact, old or {}, new))
             if new:
                 programmes[name] = new
             elif old is not None:

@@ -7,16 +7,16 @@ a subject's facts is `RuleSets.for_subject`: the one its first fact was decided 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from services.eligibility.domain.months import first_day, month_index
-from services.eligibility.domain.parameters import ParameterTable, ParameterValue
+import yaml
 
-MEASURES = "锡政办发〔2021〕26号"
-SUBSIDY_RULE = "财社〔2017〕164号"
+from services.eligibility.domain.months import first_day, month_index
+from services.eligibility.domain.parameters import ParameterTable, parse_table
 
 
 @dataclass(frozen=True)
@@ -43,29 +43,23 @@ class RuleSet:
             wage = self._min_wage[month] = self.value("min_wage_monthly_fen", first_day(month))
         return wage
 
+    def with_parameters(self, params: ParameterTable, rule_set_id: str) -> RuleSet:
+        """This rule set under other parameter values (a reform), named `rule_set_id`; fresh caches."""
+        return dataclasses.replace(self, id=rule_set_id, params=params)
 
-_V = ParameterValue
+
+RULE_SET_FILES = Path(__file__).parent / "rule_sets"
+
+
+def load_parameters(file_name: str) -> ParameterTable:
+    """A rule set's parameter file (package data), read once when the rule set is built."""
+    path = RULE_SET_FILES / file_name
+    return parse_table(yaml.safe_load(path.read_text(encoding="utf-8")), file_name)
+
+
 WUXI_2021_26_V1 = RuleSet(
     id="wuxi-2021-26/1",
-    params=ParameterTable((
-        _V("min_wage_monthly_fen", 202000, "2018-08-01", "Jiangsu class-I minimum wage (Wuxi)"),
-        _V("min_wage_monthly_fen", 228000, "2021-08-01", "Jiangsu class-I minimum wage (Wuxi)"),
-        _V("min_wage_monthly_fen", 249000, "2024-01-01", "Jiangsu class-I minimum wage (Wuxi)"),
-        _V("employment_service_unemployed_fen", 80000, "2021-05-31", f"{MEASURES} Art. 2"),
-        _V("employment_service_difficulty_fen", 100000, "2021-05-31", f"{MEASURES} Art. 2"),
-        _V("stable_income_months", 6, "2021-05-31", f"{MEASURES} Art. 2 (6个月以上稳定收入)"),
-        _V("social_insurance_rate", Fraction(2, 3), "2021-05-31", f"{SUBSIDY_RULE} (不超过其实际缴费的2/3)"),
-        _V("social_insurance_months_difficulty", 36, "2021-05-31", f"{SUBSIDY_RULE} (max 3 years)"),
-        _V("social_insurance_months_graduate", 24, "2021-05-31", f"{SUBSIDY_RULE} (max 2 years)"),
-        _V("graduate_window_months", 24, "2021-05-31", f"{MEASURES} Art. 2 (离校2年内)"),
-        _V("social_insurance_extension_months", 12, "2021-05-31", f"{MEASURES} Art. 2 (政策享受期限延长1年)"),
-        _V("training_fen_per_hour", 1850, "2021-05-31", f"{MEASURES} Art. 6 (18.5元/课时)"),
-        _V("training_cap_fen_per_worker", 50000, "2021-05-31", f"{MEASURES} Art. 6 (累计不超过500元/人)"),
-        _V("job_standard_fen", 1000000, "2021-05-31", f"{MEASURES} Art. 6 (1万元)"),
-        _V("skill_competition_fen", 2000000, "2021-05-31", f"{MEASURES} Art. 5 (2万元)"),
-        _V("park_construction_cap_fen", 500000000, "2021-05-31", f"{MEASURES} Art. 1 (最高不超过500万元)"),
-        _V("talent_cap_fen", 100000000, "2021-05-31", f"{MEASURES} Art. 5 (最高不超过100万元)"),
-    )),
+    params=load_parameters("wuxi-2021-26-1.yaml"),
     policy_start_month=month_index("2021-06"),
     policy_start_date="2021-05-31",
     wuxi_divisions=frozenset({"320205", "320206", "320211", "320213", "320214", "320281", "320282"}),

@@ -28,13 +28,22 @@ def round_half_up(numerator: int, denominator: int) -> int:
 @dataclass(frozen=True, slots=True)
 class _Period:
     """The worker's subsidy period (RULES.md 4.2): from P0, the earliest covered month with a valid
-    category, for the track's length; extended when a 就业困难人员 is not stably employed at its end."""
+    category, for the track's length; extended when a 就业困难人员 is not stably employed at its end.
+    Its parameters are those in force on P0-01, kept with their dates for the explanations."""
 
     first_month: int  # P0
     track: str  # "employment_difficulty" or "graduate_unemployed"
-    length_name: str  # the parameter the length is read from
-    length_months: int
-    extension_months: int | None  # None when the period is not extended
+    length: ParameterValue  # the track's length in months
+    extension: ParameterValue | None  # the extension's length; None when the period is not extended
+    stable_end: ParameterValue | None  # the end months that had to be stable (with the extension only)
+
+    @property
+    def length_months(self) -> int:
+        return int(self.length.value)
+
+    @property
+    def extension_months(self) -> int | None:
+        return None if self.extension is None else int(self.extension.value)
 
     @property
     def extension_month(self) -> int:
@@ -113,11 +122,13 @@ def _period(file: WorkerFile, rules: RuleSet) -> _Period | None:
         return None
     first_month, track = found
     start_day = first_day(first_month)  # the parameters of the period are those in force on P0-01
-    length_name = LENGTH_PARAMETERS[track]
-    period = _Period(first_month, track, length_name, rules.value(length_name, start_day), None)
-    if track == "employment_difficulty" and _extended(file, rules, period.extension_month):
-        extension_months = rules.value("social_insurance_extension_months", start_day)
-        period = _Period(first_month, track, length_name, period.length_months, extension_months)
+    length = rules.params.at(LENGTH_PARAMETERS[track], start_day)
+    period = _Period(first_month, track, length, None, None)
+    if track == "employment_difficulty":
+        stable_end = rules.params.at("social_insurance_stable_end_months", start_day)
+        if _extended(file, rules, period.extension_month, int(stable_end.value)):
+            extension = rules.params.at("social_insurance_extension_months", start_day)
+            period = _Period(first_month, track, length, extension, stable_end)
     return period
 
 
@@ -137,15 +148,16 @@ def _start(file: WorkerFile, rules: RuleSet) -> tuple[int, str] | None:
     return None
 
 
-def _extended(file: WorkerFile, rules: RuleSet, extension_month: int) -> bool:
+def _extended(file: WorkerFile, rules: RuleSet, extension_month: int, stable_end: int) -> bool:
     """The extension of a 就业困难人员's period (RULES.md 4.2): the worker has current activity in a month
-    at or after X, is still 就业困难人员 on X-01, and was not stably employed in the six months before X."""
+    at or after X, is still 就业困难人员 on X-01, and was not stably employed in the `stable_end` months
+    before X."""
     return bool(
         file.last_month >= extension_month  # bounds the latest current activity, cheaper to compute
         and (latest := file.latest_activity_month()) is not None
         and latest >= extension_month
         and file.category_on("employment_difficulty", first_day(extension_month))
-        and not _stably_employed(file, rules, range(extension_month - 6, extension_month))
+        and not _stably_employed(file, rules, range(extension_month - stable_end, extension_month))
     )
 
 
@@ -163,17 +175,24 @@ def _extension_flag(file: WorkerFile, period: _Period) -> Lines:
 
 
 def _extension_basis(period: _Period, declaration_id: str) -> Basis:
-    x, extra = period.extension_month, period.extension_months
+    x, extra, length = period.extension_month, period.extension, period.length
+    assert extra is not None and period.stable_end is not None
+    window = int(period.stable_end.value)
+    span = f"{month_name(period.first_month)}..{month_name(x - 1)}"
     return Basis(
         article="Art. 2",
         reason_en=(
-            f"period {month_name(period.first_month)}..{month_name(x - 1)} ended without stable employment "
-            f"in {month_name(x - 6)}..{month_name(x - 1)}; still 就业困难人员 on {first_day(x)}: "
-            f"extended by {extra} months"
+            f"period {span} ({length.value} months) ended without stable employment in "
+            f"{month_name(x - window)}..{month_name(x - 1)}; still 就业困难人员 on {first_day(x)}: "
+            f"extended by {extra.value} months to {month_name(period.last_month)}"
         ),
-        reason_zh=f"享受期满仍未稳定就业，政策享受期限延长{extra}个月至{month_name(period.last_month)}",
-        params=((period.length_name, str(period.length_months), "2021-05-31"),
-                ("social_insurance_extension_months", str(extra), "2021-05-31")),
+        reason_zh=(
+            f"享受期{span}（{length.value}个月）期满前{window}个月"
+            f"（{month_name(x - window)}..{month_name(x - 1)}）"
+            f"未稳定就业，{first_day(x)}仍为就业困难人员，政策享受期限延长{extra.value}个月至"
+            f"{month_name(period.last_month)}"
+        ),
+        params=tuple((p.name, str(p.value), p.since) for p in (length, extra, period.stable_end)),
         fact_ids=(declaration_id,),
     )
 
@@ -225,6 +244,6 @@ def _line_basis(period: _Period, basis: _MonthBasis) -> Basis:
             f"{TRACK_NAMES[period.track]} 自{basis.declaration.since}；享受期第{month - first_month + 1}个月"
         ),
         params=((rate.name, str(rate.value), rate.since),
-                (period.length_name, str(period.length_months), "2021-05-31")),
+                (period.length.name, str(period.length.value), period.length.since)),
         fact_ids=(basis.contribution_id, basis.declaration.fact_id, *basis.report_ids, basis.residence_id),
     )
