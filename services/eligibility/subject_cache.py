@@ -1,7 +1,8 @@
 """Eligibility's subject states in memory, within a budget in bytes (issue 15.1, docs/design/scale.md).
 
 A state's size is estimated from its chain's length (`estimated_bytes`: measured with tracemalloc on
-the generated city, where a subject averaged 5.9 KB for 16 events), so the budget holds the most
+the generated city, where a 16-event subject averaged 5.9 KB as computed and 9.1 KB as read back from
+a snapshot, whose unpickled strings are not shared), so the budget holds the most
 states it can whether subjects are short or long; the least recently used go first. A state that
 falls out is read again from its snapshot and the chain's events after it (`subject_snapshots`).
 """
@@ -13,9 +14,10 @@ from collections import OrderedDict
 from typing import Generic, Protocol, TypeVar
 
 # The estimate of one state: a fixed part, and a part per event of its chain (the worker file's facts
-# and the lines and decisions they made). Measured about 370 bytes per event; rounded up.
+# and the lines and decisions they made). Measured 370 bytes per event as computed, 565 as unpickled
+# from a snapshot; rounded up to the larger.
 STATE_BYTES = 1_500
-EVENT_BYTES = 400
+EVENT_BYTES = 600
 
 
 class Sized(Protocol):
