@@ -205,14 +205,25 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM: the kernel's high-water mark, so no peak between two
+    samples is missed), in MB; 0 when it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class CpuMeter:
     """CPU seconds each part used between start() and stop() (PostgreSQL backends that come and go in
-    between are sampled every second)."""
+    between are sampled every second), and each service's peak RSS."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.first: dict[str, dict[int, float]] = {}
         self.last: dict[str, dict[int, float]] = {}
+        self.peak_rss_mb: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
 
     def _sample(self) -> None:
@@ -221,6 +232,8 @@ class CpuMeter:
                 used = cpu_seconds([pid])
                 self.first.setdefault(part, {}).setdefault(pid, used)
                 self.last.setdefault(part, {})[pid] = used
+            if part in (*SERVICES, "kafka") and pids:
+                self.peak_rss_mb[part] = max(self.peak_rss_mb.get(part, 0.0), peak_rss_mb(pids[0]))
 
     async def _loop(self) -> None:
         while True:
@@ -526,6 +539,57 @@ async def wait_decided(client: httpx.AsyncClient, settings: Settings, book: str,
         await asyncio.sleep(0.25)  # each poll costs eligibility CPU: not too often
 
 
+class ProgressSampler:
+    """Eligibility's progress on a book (its last decided seq) every half second, from the first
+    submission on: when each tenth of the facts was decided, so that the rate late in the run can be
+    read against the rate early in it (issue 15.1: a flat cost per fact)."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: Settings, book: str) -> None:
+        token = _token(settings)
+        self.client = client
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self.progress = url(settings, "eligibility", f"/v1/books/{book}/progress")
+        self.samples: list[tuple[float, int]] = []  # (time.time(), last decided seq)
+        self.task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                seen = (await self.client.get(self.progress, headers=self.auth)).json()
+                self.samples.append((time.time(), int(seen["last_seq"])))
+            await asyncio.sleep(0.5)
+
+    def start(self, t0: float) -> None:
+        self.samples.append((t0, 0))
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self, t_end: float, last_seq: int) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.samples.append((t_end, last_seq))
+
+    def when(self, seq: float) -> float:
+        """When `seq` was decided, interpolated between the two samples around it."""
+        before = self.samples[0]
+        for t, done in self.samples:
+            if done >= seq:
+                if done == before[1]:
+                    return t
+                return before[0] + (t - before[0]) * (seq - before[1]) / (done - before[1])
+            before = (t, done)
+        return self.samples[-1][0]
+
+    def tenths(self, last_seq: int) -> dict[str, float]:
+        """Facts/s decided over the first and the last tenth of the seqs, and the ratio last/first."""
+        tenth = last_seq / 10
+        first_s = max(self.when(tenth) - self.samples[0][0], 1e-9)
+        last_s = max(self.samples[-1][0] - self.when(last_seq - tenth), 1e-9)
+        first, last = tenth / first_s, tenth / last_s
+        return {"first_10pct_per_s": first, "last_10pct_per_s": last, "last_to_first": last / first}
+
+
 def expected_decisions(book: str, out: Submission) -> list[dict[str, Any]]:
     """The engine's decisions for the facts in intake's recording order."""
     from flexledger.engine import Engine
@@ -564,6 +628,8 @@ async def throughput(
     async with FactClient(settings, 64) as client, httpx.AsyncClient(timeout=10) as poller:
         meter.start()
         t0 = time.time()
+        sampler = ProgressSampler(poller, settings, book)
+        sampler.start(t0)
         if bulk:
             hdrs = headers(settings, book, "application/x-ndjson")
             queue = list(chunks(facts, BULK_ROWS))
@@ -586,6 +652,7 @@ async def throughput(
             await asyncio.gather(*(lane(items) for items in lanes.values()))
         t_submitted = time.time()
         t_decided = await wait_decided(poller, settings, book, drain_s)
+        await sampler.stop(t_decided, max(out.seq_of, default=0))
     cpu = await meter.stop()
     expected = expected_decisions(book, out)
     status = await wait_topics(watcher, book, expected, 120)
@@ -606,7 +673,8 @@ async def throughput(
         "orders": len(ordered),
         "orders_per_s": len(ordered) / (max(ordered) - t0) if ordered else 0.0,
         "last_order_s": (max(ordered) - t0) if ordered else None,
-        "topics": status, "cpu_s": cpu,
+        "topics": status, "cpu_s": cpu, "peak_rss_mb": meter.peak_rss_mb,
+        **sampler.tenths(max(out.seq_of, default=0)),
     }
     return result
 
@@ -730,6 +798,26 @@ def _cpu_per_fact(cpu_s: dict[str, float], facts: int) -> str:
     return f"  CPU per fact: {stack:.3f} ms across the stack{viewer}"
 
 
+def _growth(t: dict[str, Any]) -> list[str]:
+    """Whether the cost per fact stays flat as the ledger grows (issue 15.1): the rate over the last
+    tenth of the facts against the first, CPU per fact of each service, each one's peak RSS."""
+    if "last_to_first" not in t:
+        return []
+    facts = max(t["facts"], 1)
+    cpu = t["cpu_s"]
+    return [
+        f"  growth over {t['facts']:,} facts ({t['recorded']:,} recorded):",
+        f"    decided, first 10 %  {t['first_10pct_per_s']:>10,.0f} facts/s",
+        f"    decided, last 10 %   {t['last_10pct_per_s']:>10,.0f} facts/s   last/first "
+        f"{t['last_to_first']:.2f}   target >= 0.80",
+        "    CPU ms per fact: " + ", ".join(f"{part} {cpu[part] * 1000 / facts:.3f}"
+                                        for part in (*SERVICES, "kafka", "postgres") if part in cpu),
+        "    peak RSS MB: " + ", ".join(
+            f"{part} {mb:,.0f}" for part, mb in t.get("peak_rss_mb", {}).items())
+        + "   target intake <= 300",
+    ]
+
+
 def report(results: dict[str, Any]) -> list[str]:
     lines = []
     t = results.get("throughput")
@@ -750,6 +838,7 @@ def report(results: dict[str, Any]) -> list[str]:
                 f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
             _cpu_per_fact(t["cpu_s"], t["facts"])
             + f"  (request metrics {'on' if t.get('request_metrics', True) else 'off'})",
+            *_growth(t),
         ]
     for lat in results.get("latency", []):
         d, o, r = lat["fact_to_decision_ms"], lat["fact_to_order_ms"], lat["request_ms"]

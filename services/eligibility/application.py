@@ -8,8 +8,10 @@ with the decisions it caused, to the subject's `DecisionChain`. A redelivered me
 its position is already recorded (same offset), or its (book, seq) is (the same fact republished).
 
 Entitlement decomposes by subject (see the domain's entitlement state), so one state per subject gives
-the decisions one state per book would. States are cached (LRU) and rebuilt from the chain when missing
-or stale: a version conflict means another instance appended, so the state is reloaded. A subject keeps
+the decisions one state per book would. States are cached (LRU, within a budget in bytes:
+`subject_cache`) and rebuilt when missing or stale, from the subject's latest snapshot and the chain's
+events after it (`subject_snapshots`; issue 15.1): a version conflict means another instance appended,
+so the state is reloaded. A subject keeps
 the rule set its first fact was decided under; a subject not seen yet gets the current one
 (`RuleSets.for_subject`, docs/design/rules.md).
 """
@@ -19,14 +21,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresAggregateRecorder
 from opentelemetry import trace
+from psycopg.sql import SQL, Identifier
 
 from contracts.facts import parse_fact
 from contracts.messages import FactMessageV1
@@ -34,6 +38,8 @@ from services.eligibility.aggregates import DecisionChain
 from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import IN_FORCE, RuleSets
+from services.eligibility.subject_cache import SubjectCache
+from services.eligibility.subject_snapshots import SnapshotStore
 from services.runtime.eventstore import (
     CONFLICT_RETRIES_MAX,
     ConcurrentWriters,
@@ -44,7 +50,9 @@ from services.runtime.eventstore import (
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-CACHE_SUBJECTS_MAX = 50_000
+# A subject's state is snapshotted after this many events since its last snapshot: a miss then reads
+# one snapshot and at most this many events less one.
+SNAPSHOT_EVERY_EVENTS = 4
 
 
 class FactOutcome(StrEnum):
@@ -63,6 +71,11 @@ class SubjectState:
 
     chain: DecisionChain
     entitlement: EntitlementState
+    snapshot_version: int = 0  # the chain version of the subject's latest snapshot (0: none)
+
+    @property
+    def events(self) -> int:
+        return self.chain.version
 
 
 class EligibilityApplication(ServiceApplication):
@@ -71,7 +84,12 @@ class EligibilityApplication(ServiceApplication):
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         super().__init__(settings, tracer_provider)
         self._id_key = pseudonym_key(settings)
-        self._states: OrderedDict[uuid.UUID, SubjectState] = OrderedDict()
+        self._states = SubjectCache[SubjectState](settings.eligibility_cache_mb * 1024 * 1024)
+        assert self.mapper.cipher is not None, "event state is encrypted at rest (eventstore.CIPHER_TOPIC)"
+        recorder = self.recorder
+        assert isinstance(recorder, PostgresAggregateRecorder)
+        self.subject_snapshots = SnapshotStore(recorder.datastore, self.mapper.cipher, IN_FORCE)
+        self.subject_snapshots.create_table()
 
     def chain_id(self, book: str, subject: str) -> uuid.UUID:
         """The stream id of a subject's chain: keyed, so a worker's chain cannot be found from their id
@@ -103,6 +121,7 @@ class EligibilityApplication(ServiceApplication):
                 results.append((FactOutcome.PROCESSED, decisions))
             if touched:
                 self.record(*(state.chain for state in touched.values()), tracking=items[-1][1])
+                self._committed(touched)
             else:  # only republished facts: record the position, so they are consumed and not re-read
                 self._skip(items[-1][1])
         except IntegrityError:
@@ -128,14 +147,15 @@ class EligibilityApplication(ServiceApplication):
             decisions = decide_and_append(state, message, trace_id, trace_carrier)
             try:
                 self.record(state.chain, tracking=position)
+                self._committed({chain_id: state})
             except IntegrityError:
-                self._states.pop(chain_id, None)  # the cached state is ahead of the store now
+                self._states.pop(chain_id)  # the cached state is ahead of the store now
                 if self.already_tracked(position):
                     return FactOutcome.REDELIVERED, []
                 log.info("version conflict on a subject's chain; reloading it")
                 continue
             except BaseException:
-                self._states.pop(chain_id, None)
+                self._states.pop(chain_id)
                 raise
             return FactOutcome.PROCESSED, decisions
         raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
@@ -148,36 +168,79 @@ class EligibilityApplication(ServiceApplication):
             return FactOutcome.REDELIVERED
         return FactOutcome.REPUBLISHED
 
-    # ---- subject states: cached, rebuilt from the chains ------------------------------------------
+    # ---- subject states: cached, rebuilt from a snapshot and the chain after it ---------------------
 
     def _state(self, chain_id: uuid.UUID, book: str, subject: str) -> SubjectState:
         state = self._states.get(chain_id)
-        if state is not None:
-            self._states.move_to_end(chain_id)
-            return state
-        state = rebuild_subject(chain_id, book, subject, self.events.get(chain_id), IN_FORCE)
-        self._cache(chain_id, state)
+        if state is None:
+            state = self._load({chain_id: (book, subject)})[chain_id]
         return state
-
-    def _cache(self, chain_id: uuid.UUID, state: SubjectState) -> None:
-        self._states[chain_id] = state
-        while len(self._states) > CACHE_SUBJECTS_MAX:
-            self._states.popitem(last=False)
 
     def _forget(self, states: Iterable[uuid.UUID]) -> None:
         for chain_id in states:
-            self._states.pop(chain_id, None)
+            self._states.pop(chain_id)
 
     def _load_missing(self, chain_ids: list[uuid.UUID], items: Sequence[BatchItem]) -> None:
-        """Load the states of a batch's subjects that are not cached, in one query."""
-        missing = {chain_id: message for chain_id, (message, *_) in zip(chain_ids, items, strict=True)
+        """Load the states of a batch's subjects that are not cached (two queries for them all)."""
+        missing = {chain_id: (message.book, message.subject)
+                   for chain_id, (message, *_) in zip(chain_ids, items, strict=True)
                    if chain_id not in self._states}
-        if not missing:
+        if missing:
+            self._load(missing)
+
+    def _load(self, subjects: Mapping[uuid.UUID, tuple[str, str]]) -> dict[uuid.UUID, SubjectState]:
+        """The states of these chains (id -> (book, subject)), each from its snapshot (if any) and the
+        chain's events after it; cached."""
+        snapshots = self.subject_snapshots.load(subjects)
+        tails = self._events_after({chain_id: snapshots.get(chain_id, (0, None))[0] for chain_id in subjects})
+        loaded = {}
+        for chain_id, (book, subject) in subjects.items():
+            version, start = snapshots.get(chain_id, (0, None))
+            state = rebuild_subject(chain_id, book, subject, tails.get(chain_id, []), IN_FORCE, start)
+            state.snapshot_version = version
+            self._states.put(chain_id, state)
+            loaded[chain_id] = state
+        return loaded
+
+    def _events_after(
+        self, versions: Mapping[uuid.UUID, int]
+    ) -> dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]]:
+        """The stored events of each chain after its given version, in order, in one query."""
+        recorder = self.recorder
+        assert isinstance(recorder, PostgresAggregateRecorder)
+        statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, after) JOIN {schema}.{table} e "
+            "ON e.originator_id = w.id AND e.originator_version > w.after "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        found: dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]] = {}
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(versions), list(versions.values())))
+            for row in curs.fetchall():
+                stored = StoredEvent(originator_id=row["originator_id"],
+                                     originator_version=row["originator_version"],
+                                     topic=row["topic"], state=bytes(row["state"]))
+                found.setdefault(row["originator_id"], []).append(self.mapper.to_domain_event(stored))
+        return found
+
+    def _committed(self, states: Mapping[uuid.UUID, SubjectState]) -> None:
+        """After the states' events are committed: count their new size in the cache, and snapshot
+        those that grew by `SNAPSHOT_EVERY_EVENTS` since their last snapshot."""
+        due = [(chain_id, state) for chain_id, state in states.items()
+               if state.chain.version - state.snapshot_version >= SNAPSHOT_EVERY_EVENTS]
+        for chain_id, state in states.items():
+            self._states.put(chain_id, state)
+        if not due:
             return
-        stored = self.events_of(missing)
-        for chain_id, message in missing.items():
-            self._cache(chain_id, rebuild_subject(chain_id, message.book, message.subject,
-                                                  stored.get(chain_id, []), IN_FORCE))
+        try:
+            self.subject_snapshots.save([(chain_id, state.chain.version, (state.chain, state.entitlement))
+                                 for chain_id, state in due])
+        except Exception:  # a snapshot only saves work: the chain is the record, and it is committed
+            log.warning("could not save %d subject snapshots", len(due), exc_info=True)
+            return
+        for _, state in due:
+            state.snapshot_version = state.chain.version
 
     def stream_events(self, book: str, subject: str) -> list[DecisionChain.FactProcessed]:
         """The processed facts of one subject, in order (for audits and tests)."""
@@ -207,13 +270,17 @@ def decide_and_append(
 
 
 def rebuild_subject(
-    chain_id: uuid.UUID, book: str, subject: str, events: Iterable[object], rule_sets: RuleSets
+    chain_id: uuid.UUID, book: str, subject: str, events: Iterable[object], rule_sets: RuleSets,
+    start: Any = None,
 ) -> SubjectState:
     """A subject's state from its chain's stored events (none for a subject not seen yet): its accepted
     facts applied again under the rule set that decides the subject (`RuleSets.for_subject`: the one
-    its first fact was decided under, else the current one)."""
+    its first fact was decided under, else the current one). `start`: a snapshot (chain, entitlement)
+    that `events` continue, else None and `events` are the whole chain."""
     chain: DecisionChain | None = None
     entitlement: EntitlementState | None = None
+    if start is not None:
+        chain, entitlement = start
     for stored in events:
         assert isinstance(stored, DecisionChain.Opened | DecisionChain.FactProcessed)
         chain = cast(DecisionChain, stored.mutate(chain))

@@ -12,6 +12,9 @@ seq order. The in-memory book moves ahead while the rows are checked; if the tra
 book is re-read from the store (which then says what really happened), so memory never runs ahead of
 the database for long, and readers only ever see `committed_seq`.
 
+Memory is bounded (issue 15.1): the books keep the fact ids used lately (`known_fact_ids`), and a batch
+first recalls from the store the ids it names that are not among them (`_recall`).
+
 The same store holds the agency messages that were dead-lettered (`DeadLetter`, published by the
 relay). API keys live in the access store shared by the three services (services/runtime/access).
 """
@@ -45,7 +48,8 @@ from contracts.messages import fact_subject
 from services.intake.aggregates import DeadLetter, FactSubmission, submission_id
 from services.intake.domain.fact_ids import scope_of
 from services.intake.domain.feed import AgencyFact, NotTaken
-from services.intake.domain.submission import IntakeBook, Outcome, Submission
+from services.intake.domain.submission import IntakeBook, Outcome, Submission, submission_fact_id
+from services.intake.known_fact_ids import BookFactIds, KnownFactIds, KnownId
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.settings import Settings
 
@@ -159,14 +163,17 @@ class _Batch:
 
 @dataclass
 class RecordedBook:
-    """A book as recorded so far, in memory: its checks (`intake`), its seqs and each fact's result."""
+    """A book as recorded so far, in memory: its checks (`intake`, whose fact ids are `fact_ids`: the
+    latest ones, with their results) and its seqs."""
 
-    intake: IntakeBook = field(default_factory=IntakeBook)
+    fact_ids: BookFactIds[Result]
+    intake: IntakeBook
     last_seq: int = 0  # the last seq handed out (ahead of the store while a batch is being recorded)
     committed_seq: int = 0  # the last seq known to be in the store
-    results: dict[str, Result] = field(default_factory=dict)  # fact id -> its original result
-    # (fact id, digest) of each recorded reuse of an id with other content -> its result
-    conflicts: dict[tuple[str, str], Result] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, fact_ids: BookFactIds[Result]) -> RecordedBook:
+        return cls(fact_ids, IntakeBook(fact_ids=fact_ids))
 
 
 class IntakeApplication(ServiceApplication):
@@ -178,6 +185,7 @@ class IntakeApplication(ServiceApplication):
     ) -> None:
         super().__init__(settings, tracer_provider)
         self.books: dict[str, RecordedBook] = {}
+        self.known = KnownFactIds[Result](settings.intake_fact_ids_cached)
         self.stale_books: set[str] = set()  # books to re-read before their next submission
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.recent = _RecentEvents(RECENT_EVENTS)
@@ -231,7 +239,7 @@ class IntakeApplication(ServiceApplication):
                                                     result.reason or "rejected", seq, trace_carrier))
             return results
 
-        return self._plan_and_record([book], plan, tracking)
+        return self._plan_and_record([book], [(book, item) for item in items], plan, tracking)
 
     def submit_group(self, requests: Sequence[Request]) -> list[Result]:
         """Single submissions that arrived together (to one book or several), in ONE transaction: each
@@ -243,19 +251,22 @@ class IntakeApplication(ServiceApplication):
             return [self._plan(r.book, self.books[r.book], r.item, r.trace_carrier, batch, events)
                     for r in requests]
 
-        return self._plan_and_record(list(dict.fromkeys(r.book for r in requests)), plan)
+        books = list(dict.fromkeys(r.book for r in requests))
+        return self._plan_and_record(books, [(r.book, r.item) for r in requests], plan)
 
     def _plan_and_record(
-        self, books: list[str], plan: Callable[[list[DomainEventProtocol[uuid.UUID]]], list[Result]],
+        self, books: list[str], items: list[tuple[str, Incoming]],
+        plan: Callable[[list[DomainEventProtocol[uuid.UUID]]], list[Result]],
         tracking: Tracking | None = None,
     ) -> list[Result]:
-        """Run `plan` (which checks submissions against the books and appends their events, in seq
+        """Run `plan` (which checks `items`, submissions to the books, and appends their events, in seq
         order) and record its events and `tracking` in one transaction."""
         for book in books:
             self._ensure_book(book)
-            self.books.setdefault(book, RecordedBook())
+            self._book(book)
         events: list[DomainEventProtocol[uuid.UUID]] = []
         try:
+            self._recall(items)
             results = plan(events)
             if events or tracking is not None:
                 processing = ProcessingEvent[uuid.UUID](tracking)
@@ -265,11 +276,33 @@ class IntakeApplication(ServiceApplication):
             # The books ran ahead of the store: read them again from what the store holds.
             for book in books:
                 self._reload_book(book)
+            self.known.trim()
             raise
         for book in books:
             state = self.books[book]
             state.committed_seq = state.last_seq
+        self.known.trim()
         return results
+
+    def _book(self, book: str) -> RecordedBook:
+        state = self.books.get(book)
+        if state is None:
+            state = self.books[book] = RecordedBook.new(self.known.of_book(book))
+        return state
+
+    def _recall(self, items: list[tuple[str, Incoming]]) -> None:
+        """Read from the store the fact ids `items` name that are not in memory (one query), so that
+        every id they name is either known or new while they are checked."""
+        wanted = [(book, fact_id) for book, item in items
+                  if (fact_id := submission_fact_id(item.raw, item.submitter)) is not None]
+        missing = self.known.missing(wanted)
+        if not missing:
+            return
+        stored = self.events_of([submission_id(book, fact_id) for book, fact_id in missing])
+        for book, fact_id in missing:
+            events = stored.get(submission_id(book, fact_id))
+            if events:
+                self.known.put(book, fact_id, _known_from(fact_id, events))
 
     def _plan(
         self, book: str, state: RecordedBook, item: Incoming, carrier: dict[str, str], batch: _Batch,
@@ -278,8 +311,7 @@ class IntakeApplication(ServiceApplication):
         submission = state.intake.check(item.raw, item.problem, item.submitter)
         if submission.outcome == "duplicate":
             assert submission.fact_id is not None
-            original = (state.conflicts[(submission.fact_id, submission.digest)] if submission.conflict
-                        else state.results[submission.fact_id])
+            original = state.fact_ids.original(submission.fact_id, submission.digest, submission.conflict)
             return replace(original, replayed=True)
         if submission.outcome == "refused":
             return Result("rejected", submission.fact_id, 0, submission.reason, refused=True)
@@ -309,12 +341,14 @@ class IntakeApplication(ServiceApplication):
     def rebuild(self) -> int:
         """Rebuild every book from the event store, in recording order; return the events read."""
         self.books.clear()
+        self.known.clear()
         count = self._fold_log(None)
         log.info("intake rebuilt %d books from %d events", len(self.books), count)
         return count
 
     def _reload_book(self, book: str) -> None:
         self.books.pop(book, None)
+        self.known.forget_book(book)
         self.stale_books.add(book)
         try:
             self._ensure_book(book)
@@ -325,6 +359,7 @@ class IntakeApplication(ServiceApplication):
         """Re-read a book whose in-memory state was dropped after a failed transaction."""
         if book in self.stale_books:
             self.books.pop(book, None)
+            self.known.forget_book(book)
             self._fold_log(book)
             self.stale_books.discard(book)
 
@@ -332,12 +367,13 @@ class IntakeApplication(ServiceApplication):
         position, count = 0, 0
         while batch := self.notifications(position, REBUILD_BATCH):
             position, count = batch[-1][0], count + len(batch)
+            self.known.trim()
             for _, stored in batch:
                 if not isinstance(stored, FactSubmission.Recorded | FactSubmission.ReuseRejected):
                     continue
                 if only_book is not None and stored.book != only_book:
                     continue
-                state = self.books.setdefault(stored.book, RecordedBook())
+                state = self._book(stored.book)
                 if isinstance(stored, FactSubmission.Recorded):
                     fact = parse_fact(stored.fact) if stored.outcome == "accepted" else None
                     outcome: Outcome = "accepted" if stored.outcome == "accepted" else "rejected"
@@ -359,10 +395,8 @@ class IntakeApplication(ServiceApplication):
         accepted = submission.outcome == "accepted"
         result = Result("accepted" if accepted else "rejected", submission.fact_id, seq, submission.reason,
                         conflict=conflict)
-        if submission.fact_id is not None and not conflict:
-            state.results[submission.fact_id] = result
-        elif submission.fact_id is not None:
-            state.conflicts[(submission.fact_id, submission.digest)] = result
+        if submission.fact_id is not None:
+            state.fact_ids.set_result(submission.fact_id, submission.digest, result, conflict)
         return result
 
     # ---- agency messages ------------------------------------------------------------------------
@@ -416,3 +450,16 @@ class IntakeApplication(ServiceApplication):
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
         )
         return list(letter.collect_events())
+
+
+def _known_from(fact_id: str, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> KnownId[Result]:
+    """A fact id's results as its stored events say: the first submission, then each recorded reuse
+    (the results `_fold` gave them when they were recorded)."""
+    first = events[0]
+    assert isinstance(first, FactSubmission.Recorded)
+    outcome: Literal["accepted", "rejected"] = "accepted" if first.outcome == "accepted" else "rejected"
+    known = KnownId[Result](first.digest, Result(outcome, fact_id, first.seq, first.reason))
+    for event in events[1:]:
+        assert isinstance(event, FactSubmission.ReuseRejected)
+        known.conflicts[event.digest] = Result("rejected", fact_id, event.seq, event.reason, conflict=True)
+    return known

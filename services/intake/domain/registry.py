@@ -1,21 +1,81 @@
-"""What intake has accepted, as far as section 5's reference and duplicate checks need it."""
+"""What intake has accepted, as far as section 5's reference and duplicate checks need it.
+
+Its size grows with the population (enterprises, workers, the platforms each worker works for), not
+with the number of facts: the keys that recur every month (reports, contributions) are held as one
+bitmask of months per worker or (enterprise, worker) pair (`MonthKeys`, issue 15.1).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import facts as f
 from contracts.identifiers import mask
 
+_FIRST_YEAR, _YEARS = 2000, 100  # months of these years are bits of a mask; any other goes to a plain set
+
+
+class MonthKeys(AbstractSet[tuple[str, ...]]):
+    """A set of keys ending in a month "YYYY-MM", e.g. (enterprise, worker, month): the months of each
+    key prefix are the bits of one integer, so twelve months of reports cost one entry, not twelve.
+    Compares equal to the plain set of the same keys."""
+
+    __slots__ = ("_masks", "_other")
+
+    def __init__(self, keys: Iterable[tuple[str, ...]] = ()) -> None:
+        self._masks: dict[tuple[str, ...], int] = {}
+        self._other: set[tuple[str, ...]] = set()  # months outside the years of the masks
+        for key in keys:
+            self.add(key)
+
+    @staticmethod
+    def _bit(month: str) -> int | None:
+        bit = (int(month[:4]) - _FIRST_YEAR) * 12 + int(month[5:7]) - 1
+        return bit if 0 <= bit < _YEARS * 12 else None
+
+    def __contains__(self, key: object) -> bool:
+        assert isinstance(key, tuple)
+        bit = self._bit(key[-1])
+        if bit is None:
+            return key in self._other
+        return bool(self._masks.get(key[:-1], 0) >> bit & 1)
+
+    def add(self, key: tuple[str, ...]) -> None:
+        bit = self._bit(key[-1])
+        if bit is None:
+            self._other.add(key)
+        else:
+            self._masks[key[:-1]] = self._masks.get(key[:-1], 0) | 1 << bit
+
+    def discard(self, key: tuple[str, ...]) -> None:
+        bit = self._bit(key[-1])
+        if bit is None:
+            self._other.discard(key)
+        elif (months := self._masks.get(key[:-1], 0) & ~(1 << bit)) != 0:
+            self._masks[key[:-1]] = months
+        else:
+            self._masks.pop(key[:-1], None)
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        for prefix, months in self._masks.items():
+            for bit in range(months.bit_length()):
+                if months >> bit & 1:
+                    yield (*prefix, f"{_FIRST_YEAR + bit // 12:04d}-{bit % 12 + 1:02d}")
+        yield from self._other
+
+    def __len__(self) -> int:
+        return sum(months.bit_count() for months in self._masks.values()) + len(self._other)
+
 
 @dataclass(slots=True)
 class Registry:
     enterprises: set[str] = field(default_factory=set)
     workers: set[str] = field(default_factory=set)
-    reports: set[tuple[str, str, str]] = field(default_factory=set)  # (enterprise, worker, month)
-    contributions: set[tuple[str, str]] = field(default_factory=set)  # (worker, month)
+    reports: MonthKeys = field(default_factory=MonthKeys)  # (enterprise, worker, month)
+    contributions: MonthKeys = field(default_factory=MonthKeys)  # (worker, month)
     trainings: set[tuple[str, str, str]] = field(default_factory=set)  # (enterprise, worker, course)
     categories: set[tuple[str, str]] = field(default_factory=set)  # (worker, category)
     job_standards: set[tuple[str, str]] = field(default_factory=set)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from contracts.facts import AnyFact, FactShapeError, parse_fact
 from contracts.identifiers import mask_identifiers
@@ -62,6 +62,45 @@ class Submission:
     conflict: bool = False
 
 
+class FactIdMemory(Protocol):
+    """What a book knows of the fact ids it recorded: the digest of each id's first content, and the
+    other contents recorded as its conflicts. The engine keeps all of it (`FactIds`); intake's service
+    keeps a bounded part and reads the rest from its event store (services/intake/known_fact_ids.py)."""
+
+    def first_digest(self, fact_id: str) -> str | None: ...
+
+    def is_recorded_reuse(self, fact_id: str, digest: str) -> bool: ...
+
+    def remember_first(self, fact_id: str, digest: str) -> None: ...
+
+    def remember_reuse(self, fact_id: str, digest: str) -> None: ...
+
+
+@dataclass(slots=True)
+class FactIds:
+    """Every fact id of a book in memory: the engine's `FactIdMemory`."""
+
+    digests: dict[str, str] = field(default_factory=dict)
+    reused: set[tuple[str, str]] = field(default_factory=set)  # (fact id, digest) recorded as conflicts
+
+    def first_digest(self, fact_id: str) -> str | None:
+        return self.digests.get(fact_id)
+
+    def is_recorded_reuse(self, fact_id: str, digest: str) -> bool:
+        return (fact_id, digest) in self.reused
+
+    def remember_first(self, fact_id: str, digest: str) -> None:
+        self.digests[fact_id] = digest
+
+    def remember_reuse(self, fact_id: str, digest: str) -> None:
+        self.reused.add((fact_id, digest))
+
+
+def submission_fact_id(raw: Any, submitter: str | None) -> str | None:
+    """The fact id `IntakeBook.check` finds in a submission (None: it has none)."""
+    return _fact_id(in_scope(raw, submitter), submitter)
+
+
 def _fact_id(raw: Any, submitter: str | None) -> str | None:
     """The id a decision names: a number where the id belongs is still how the submitter calls the fact
     (the fact itself is then rejected for its shape), in the submitter's scope."""
@@ -80,8 +119,7 @@ class IntakeBook:
 
     registry: Registry = field(default_factory=Registry)
     relationships: Relationships = field(default_factory=Relationships)
-    digests: dict[str, str] = field(default_factory=dict)
-    reused: set[tuple[str, str]] = field(default_factory=set)  # (fact id, digest) recorded as conflicts
+    fact_ids: FactIdMemory = field(default_factory=FactIds)
     last_seq: int = 0
 
     def check(self, raw: Any, problem: str | None = None, submitter: str | None = None) -> Submission:
@@ -98,10 +136,11 @@ class IntakeBook:
             shown = mask_identifiers(reason) if reason is not None else None
             return Submission(outcome, fact_id, digest, fact, shown, raw, submitter, conflict)
 
-        if fact_id is not None and fact_id in self.digests:
-            if self.digests[fact_id] == digest:
+        first = self.fact_ids.first_digest(fact_id) if fact_id is not None else None
+        if fact_id is not None and first is not None:
+            if first == digest:
                 return result("duplicate")
-            if (fact_id, digest) in self.reused:
+            if self.fact_ids.is_recorded_reuse(fact_id, digest):
                 return result("duplicate", conflict=True)
             return result("rejected", f"fact id {fact_id} was already used for different content",
                           conflict=True)
@@ -125,10 +164,11 @@ class IntakeBook:
             return
         self.last_seq += 1
         fact_id = submission.fact_id
-        if fact_id is not None and fact_id not in self.digests:
-            self.digests[fact_id] = submission.digest
-        elif fact_id is not None and self.digests[fact_id] != submission.digest:
-            self.reused.add((fact_id, submission.digest))
+        # check() flags a recorded submission as a conflict exactly when its id has another first content
+        if fact_id is not None and submission.conflict:
+            self.fact_ids.remember_reuse(fact_id, submission.digest)
+        elif fact_id is not None:
+            self.fact_ids.remember_first(fact_id, submission.digest)
         if submission.outcome == "accepted":
             assert submission.fact is not None
             self.registry.apply(submission.fact)

@@ -125,7 +125,7 @@ class StandInIntake:
             return result("rejected", 400, row.reason)
         if (refusal := authorize(principal, row.fact)) is not None:
             return result("rejected", refusal.status, refusal.reason)
-        conflict = row.fact_id in book.digests
+        conflict = row.fact_id is not None and book.fact_ids.first_digest(row.fact_id) is not None
         submission = book.submit(row.fact)
         if submission.outcome == "accepted":
             return result("accepted", 201)

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from flexledger import submit as client
 from services.intake.domain.bulk import CSV_COLUMNS
 from services.intake.domain.limits import Limits
+from services.intake.domain.submission import FactIds
 
 ROOT = Path(__file__).resolve().parents[3]
 VECTOR = ROOT / "tests" / "vectors" / "01-employment-service-difficulty.yaml"
@@ -70,7 +71,8 @@ def test_a_jsonl_file_goes_up_in_chunks_with_key_book_and_content_type(tmp_path:
     assert request.headers["Authorization"] == f"Bearer {key.token}"
     assert request.headers["X-Flexledger-Book"] == "sandbox-1"
     assert request.headers["Content-Type"] == "application/x-ndjson"
-    assert set(intake.books) == {"sandbox-1"} and len(intake.books["sandbox-1"].digests) == 5
+    fact_ids = intake.books["sandbox-1"].fact_ids
+    assert set(intake.books) == {"sandbox-1"} and isinstance(fact_ids, FactIds) and len(fact_ids.digests) == 5
     assert "5 of 5 rows: 5 accepted, 0 duplicates, 0 rejected in 2.0 s (2 rows/s)" in run.output
     assert key.secret not in run.output
 
