@@ -48,7 +48,7 @@ class PgLayout:
     log: Path
     os_user: str | None  # run the server binaries as this user (None: as ourselves)
     superuser: str  # the cluster's bootstrap superuser, reached by peer auth over the socket
-    port: int = 0  # the node's port
+    port: int  # the node's port
 
 
 def node_port(settings: Settings, node: int) -> int:
@@ -179,7 +179,7 @@ def init_cluster(settings: Settings) -> PgLayout:
         shutil.rmtree(lay.data)  # an interrupted initdb leaves a partial folder behind
     prepare_dirs(lay)
     run_pg(lay, [str(bin_dir / "initdb"), "-D", str(lay.data), "-E", "UTF8", "--no-locale",
-               "--auth-local=peer", "--auth-host=scram-sha-256"])
+                 "--auth-local=peer", "--auth-host=scram-sha-256"])
     return lay
 
 
