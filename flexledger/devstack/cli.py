@@ -85,15 +85,19 @@ def infra_down() -> None:
 
 
 @app.command()
-def promote() -> None:
-    """Make PostgreSQL's standby the primary (`pg_ctl promote`), e.g. after the primary died: it then
-    commits alone; the next `flexledger dev up --ha` clones the old primary again as its standby."""
+def promote(
+    fence: bool = typer.Option(False, "--fence", help="Stop the primary first (pg_ctl stop -m immediate) "
+                               "if it still runs"),
+) -> None:
+    """Make PostgreSQL's standby the primary (`pg_ctl promote`) after the primary died (refused while it
+    runs, unless --fence): it then commits alone; the next `flexledger dev up --ha` clones the old primary
+    again as its standby."""
     settings = Settings.from_env()
     standby = [n for n in postgres_ha.status(settings) if n.role == "standby"]
     if not standby:
         typer.echo("error: no PostgreSQL standby runs (`flexledger dev up --ha` starts one)", err=True)
         raise typer.Exit(1)
-    seconds = _run(lambda: postgres_ha.promote(settings, standby[0].node))
+    seconds = _run(lambda: postgres_ha.promote(settings, standby[0].node, fence=fence))
     typer.echo(f"{standby[0].part} promoted in {seconds:.1f}s")
     _print_status(settings)
 

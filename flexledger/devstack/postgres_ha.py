@@ -181,11 +181,22 @@ def _wait_synchronous(primary: postgres.PgLayout, standby: int, timeout: float) 
                             f"{timeout:.0f}s; see {primary.log}")
 
 
-def promote(settings: Settings, node: int, timeout: float = 60.0) -> float:
-    """`pg_ctl promote -w` the standby `node`: it accepts writes alone from now on; seconds taken."""
+def promote(settings: Settings, node: int, timeout: float = 60.0, *, fence: bool = False) -> float:
+    """`pg_ctl promote -w` the standby `node`: it accepts writes alone from now on; seconds taken.
+
+    Refused while the other node runs (two primaries would each take writes), unless `fence`: then the
+    other node is stopped first (`pg_ctl stop -m immediate`)."""
     lay = postgres.layout(settings, node)
     if not is_standby(lay) or postgres.postmaster_pid(lay.data) is None:
         raise DevstackError(f"PostgreSQL node {node} is not a running standby: nothing to promote")
+    other = postgres.layout(settings, 3 - node)
+    if postgres.postmaster_pid(other.data) is not None:
+        if not fence:
+            raise DevstackError(f"PostgreSQL node {3 - node} still runs: promoting node {node} would make "
+                                "two primaries; stop it first (--fence)")
+        bin_dir = postgres.ensure_pg_binaries()
+        postgres.run_pg(other, [str(bin_dir / "pg_ctl"), "stop", "-D", str(other.data), "-m", "immediate",
+                                "-w", "-t", str(int(timeout)), "-s"])
     t0 = time.monotonic()
     bin_dir = postgres.ensure_pg_binaries()
     postgres.run_pg(lay, [str(bin_dir / "pg_ctl"), "promote", "-D", str(lay.data), "-w",
