@@ -46,7 +46,7 @@ def _application(settings: Settings) -> Any:
     try:
         return AccessApplication(settings)
     except Exception as exc:
-        where = f"{settings.pg_host}:{settings.pg_port}"
+        where = settings.pg_address
         _fail(f"cannot open the access store at {where}: {exc}", EXIT_DATABASE)
 
 

@@ -194,6 +194,41 @@ def cluster_infra(infra_source: str) -> Iterator[Settings]:
         yield kafka.with_cluster(settings)
 
 
+@pytest.fixture(scope="module")
+def ha_infra(infra_source: str) -> Iterator[Settings]:
+    """PostgreSQL as a primary and a synchronous standby (`flexledger dev up --ha`), with a Kafka broker, in
+    a stack of their own, local only, for the failover fault test (ports +70 within the slot, state dir
+    `<state_dir>-ha`), stopped at the end of the module: after a failover its old primary is gone.
+    The settings name both PostgreSQL nodes (FLEXLEDGER_PG_HOSTS), as the services started on it do."""
+    if infra_source != "local":
+        pytest.skip(f"the database comes from {infra_source}: a local standby cannot be run here")
+    from flexledger import devstack
+    from flexledger.devstack import kafka, postgres_ha
+
+    host, port = kafka.host_port(TEST_SETTINGS.kafka_bootstrap)
+    settings = replace(
+        TEST_SETTINGS,
+        kafka_bootstrap=f"{host}:{port + 70}",
+        kafka_controller_port=TEST_SETTINGS.kafka_controller_port + 70,
+        pg_port=TEST_SETTINGS.pg_port + 70,  # and its standby on + 71
+        intake_port=TEST_SETTINGS.intake_port + 70,
+        eligibility_port=TEST_SETTINGS.eligibility_port + 70,
+        payments_port=TEST_SETTINGS.payments_port + 70,
+        state_dir=f"{TEST_SETTINGS.state_dir}-ha",
+    )
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        if os.environ.get("FLEXLEDGER_TEST_KEEP_INFRA") != "1":
+            stack.callback(devstack.stop_infra, settings)
+        for name in devstack.SERVICES:
+            stack.callback(devstack.stop_service, name, settings)
+        timings = devstack.start_infra(settings, ha=True)
+        steps = " ".join(f"{k}={v:.1f}s" for k, v in timings.items())
+        _REPORT.append(f"local PostgreSQL primary and synchronous standby in {time.monotonic() - t0:.1f}s: "
+                       f"{steps} state_dir={settings.state_dir}")
+        yield postgres_ha.with_standby(settings)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in _REPORT:
         terminalreporter.write_line(line)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flexledger.devstack import credentials, jars, kafka, stack
+from flexledger.devstack import credentials, jars, kafka, postgres_ha, stack
 from flexledger.devstack.errors import DevstackError
 from flexledger.kafka_access import ADMIN
 from services.runtime.settings import Settings
@@ -45,17 +45,20 @@ def _timings(timings: dict[str, float]) -> None:
 
 BROKERS_HELP = ("Kafka nodes: 1, or a cluster (3: replication factor 3, min.insync.replicas 2; "
                 "node n on the configured ports + 2(n-1))")
+HA_HELP = ("PostgreSQL with a synchronous streaming standby (node 2 on the configured port + 1); the "
+           "services name both nodes and follow a promoted standby (`flexledger dev promote`)")
 
 
 @app.command()
 def up(
     timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
+    ha: bool = typer.Option(False, "--ha", help=HA_HELP),
 ) -> None:
     """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
     services export their spans to Zipkin."""
     settings = Settings.from_env()
-    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers)))
+    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers, ha=ha)))
     _print_status(settings)
 
 
@@ -69,15 +72,34 @@ def down() -> None:
 def infra_up(
     timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
+    ha: bool = typer.Option(False, "--ha", help=HA_HELP),
 ) -> None:
     """Start only Kafka and PostgreSQL (and create the catalogue topics)."""
-    _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout, brokers=brokers)))
+    _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout, brokers=brokers, ha=ha)))
 
 
 @app.command("infra-down")
 def infra_down() -> None:
     """Stop only Kafka and PostgreSQL."""
     _run(lambda: stack.stop_infra(Settings.from_env()))
+
+
+@app.command()
+def promote(
+    fence: bool = typer.Option(False, "--fence", help="Stop the primary first (pg_ctl stop -m immediate) "
+                               "if it still runs"),
+) -> None:
+    """Make PostgreSQL's standby the primary (`pg_ctl promote`) after the primary died (refused while it
+    runs, unless --fence): it then commits alone; the next `flexledger dev up --ha` clones the old primary
+    again as its standby."""
+    settings = Settings.from_env()
+    standby = [n for n in postgres_ha.status(settings) if n.role == "standby"]
+    if not standby:
+        typer.echo("error: no PostgreSQL standby runs (`flexledger dev up --ha` starts one)", err=True)
+        raise typer.Exit(1)
+    seconds = _run(lambda: postgres_ha.promote(settings, standby[0].node, fence=fence))
+    typer.echo(f"{standby[0].part} promoted in {seconds:.1f}s")
+    _print_status(settings)
 
 
 @app.command()
@@ -89,7 +111,8 @@ def status() -> None:
 
 def _print_status(settings: Settings) -> None:
     table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
-    colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow"}
+    colours = {"up": "green", "ok": "green", "primary": "green", "standby": "green", "degraded": "yellow",
+               "starting": "yellow"}
     for row in _run(lambda: stack.status(settings)):
         health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
         restarts = str(row.restarts) if row.supervised else "-"
@@ -109,7 +132,7 @@ def env(
     Without --principal, no Kafka principal: each tool then connects as its own (the bank simulator as
     `finance`, `audit checkpoints` as `auditor`) with its password from the state dir. The password is
     printed only with --show-password; otherwise a comment names the file that holds it."""
-    settings = kafka.with_cluster(Settings.from_env())  # a cluster: every node's address
+    settings = postgres_ha.with_standby(kafka.with_cluster(Settings.from_env()))  # every node's address
     if principal:
         settings = _run(lambda: credentials.as_principal(settings, principal))
     password_var = settings.env_name("kafka_password")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flexledger.devstack import kafka, postgres, processes, services, zipkin
+from flexledger.devstack import kafka, postgres, postgres_ha, processes, services, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import log_file
 from services.runtime.settings import Settings
@@ -18,7 +18,7 @@ def address(part: str, settings: Settings) -> str:
     if part == kafka.PART:
         return kafka.bootstrap(settings)
     if part == postgres.PART:
-        return f"{settings.pg_host}:{settings.pg_port}"
+        return postgres_ha.with_standby(settings).pg_address
     if part == zipkin.PART:
         return zipkin.ui_url(settings)
     return services.service_url(part, settings)
@@ -46,7 +46,7 @@ def is_healthy(part: str, settings: Settings, timeout: float = 2.0) -> bool:
     if part == kafka.PART:
         return kafka.kafka_healthy(settings, timeout)
     if part == postgres.PART:
-        return postgres.pg_healthy(settings, timeout)
+        return postgres.pg_healthy(postgres_ha.with_standby(settings), timeout)
     if part == zipkin.PART:
         return zipkin.zipkin_healthy(settings, timeout)
     return services.service_healthy(part, settings, timeout)

@@ -7,6 +7,10 @@ must be able to traverse every parent of the state dir; when it cannot (e.g. a c
 cluster moves to `/var/tmp/flexledger-<hash of the state dir>/pg` (log in the same folder), so several
 clones and the test stack never share a cluster. A socket path too long for a Unix socket moves the
 socket to `/tmp/flexledger-pg-<hash>`.
+
+Nodes. One cluster is node 1 (data in `data/`, port `pg_port`). With a standby (`flexledger dev up
+--ha`, flexledger.devstack.postgres_ha) node 2 lives beside it (data in `data-2/`, port `pg_port + 1`,
+log `postgres-2.log`, the same socket folder); the functions here act on one node at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class PgLayout:
     log: Path
     os_user: str | None  # run the server binaries as this user (None: as ourselves)
     superuser: str  # the cluster's bootstrap superuser, reached by peer auth over the socket
+    port: int  # the node's port
+
+
+def node_port(settings: Settings, node: int) -> int:
+    """Node n listens on pg_port + n - 1."""
+    return settings.pg_port + node - 1
 
 
 def _is_root() -> bool:
@@ -108,23 +118,25 @@ def _user_can_traverse(user: str, path: Path) -> bool:
     return result.returncode == 0
 
 
-def layout(settings: Settings) -> PgLayout:
+def layout(settings: Settings, node: int = 1) -> PgLayout:
     state = state_dir(settings)
     digest = hashlib.sha1(str(state).encode()).hexdigest()[:12]
     os_user = PG_OS_USER if _is_root() else None
     superuser = PG_OS_USER if _is_root() else getpass.getuser()
+    log_name = PART if node == 1 else f"{PART}-{node}"
     if os_user is None or _user_can_traverse(os_user, state):
-        root, log_path = state / "pg", log_file(settings, PART)
+        root, log_path = state / "pg", log_file(settings, log_name)
     else:
         root = Path("/var/tmp") / f"flexledger-{digest}" / "pg"
-        log_path = root / "postgres.log"
+        log_path = root / f"{log_name}.log"
     socket_dir = root / "run"
     if len(str(socket_dir / f".s.PGSQL.{settings.pg_port}.lock")) > _MAX_SOCKET_PATH:
         socket_dir = Path(tempfile.gettempdir()) / f"flexledger-pg-{digest}"
-    return PgLayout(root, root / "data", socket_dir, log_path, os_user, superuser)
+    data = root / ("data" if node == 1 else f"data-{node}")
+    return PgLayout(root, data, socket_dir, log_path, os_user, superuser, node_port(settings, node))
 
 
-def _run(lay: PgLayout, cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_pg(lay: PgLayout, cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(_as_user(cmd, lay.os_user), capture_output=True, text=True, cwd=lay.root,
                             check=False)
     if check and result.returncode != 0:
@@ -141,7 +153,7 @@ def _own(lay: PgLayout, *paths: Path) -> None:
             shutil.chown(path, lay.os_user, lay.os_user)
 
 
-def _prepare_dirs(lay: PgLayout) -> None:
+def prepare_dirs(lay: PgLayout) -> None:
     for path in (lay.root, lay.data, lay.socket_dir):
         path.mkdir(parents=True, exist_ok=True)
     lay.log.touch(exist_ok=True)
@@ -163,25 +175,27 @@ def init_cluster(settings: Settings) -> PgLayout:
                 f"{lay.data} was made by PostgreSQL {version_file.read_text().strip()}, the binaries are "
                 f"{bin_dir.parent.name}: remove {lay.data} (its data is lost) and start again"
             )
-        _prepare_dirs(lay)
+        prepare_dirs(lay)
         return lay
     if lay.data.exists():
         shutil.rmtree(lay.data)  # an interrupted initdb leaves a partial folder behind
-    _prepare_dirs(lay)
-    _run(lay, [str(bin_dir / "initdb"), "-D", str(lay.data), "-E", "UTF8", "--no-locale",
-               "--auth-local=peer", "--auth-host=scram-sha-256"])
+    prepare_dirs(lay)
+    run_pg(lay, [str(bin_dir / "initdb"), "-D", str(lay.data), "-E", "UTF8", "--no-locale",
+                 "--auth-local=peer", "--auth-host=scram-sha-256"])
     return lay
 
 
-def write_config(settings: Settings, lay: PgLayout) -> None:
+def write_config(lay: PgLayout, extra: str = "") -> None:
+    """The node's `flexledger.conf` (included by postgresql.conf); `extra`: more lines (replication)."""
     conf = lay.data / "flexledger.conf"
     conf.write_text(
         "# Written by flexledger.devstack.postgres at every start; edits are overwritten.\n"
         "listen_addresses = '127.0.0.1'\n"
-        f"port = {settings.pg_port}\n"
+        f"port = {lay.port}\n"
         f"unix_socket_directories = '{lay.socket_dir}'\n"
         "max_connections = 200\n"
         "password_encryption = 'scram-sha-256'\n"
+        + extra
     )
     _own(lay, conf)
     main = lay.data / "postgresql.conf"
@@ -201,23 +215,23 @@ def postmaster_pid(data: Path) -> int | None:
     return pid if pid is not None and processes.pid_alive(pid, marker="postgres") else None
 
 
-def is_running(settings: Settings) -> bool:
-    lay = layout(settings)
+def is_running(settings: Settings, node: int = 1) -> bool:
+    lay = layout(settings, node)
     return (lay.data / "PG_VERSION").is_file() and postmaster_pid(lay.data) is not None
 
 
-def postgres_pid(settings: Settings) -> int | None:
-    return postmaster_pid(layout(settings).data)
+def postgres_pid(settings: Settings, node: int = 1) -> int | None:
+    return postmaster_pid(layout(settings, node).data)
 
 
-def _remove_stale_locks(settings: Settings, lay: PgLayout) -> None:
+def _remove_stale_locks(lay: PgLayout) -> None:
     """Lock files left by a crashed postmaster whose pid still exists (a zombie) or was reused:
     PostgreSQL would refuse to start ("is another postmaster running?"). The data directory's
     postmaster.pid and the socket's lock file both name it. Removing them is safe: the server still
     refuses to start while a process of the old one holds its shared memory."""
     if postmaster_pid(lay.data) is not None:
         return
-    for lock in (lay.data / "postmaster.pid", lay.socket_dir / f".s.PGSQL.{settings.pg_port}.lock"):
+    for lock in (lay.data / "postmaster.pid", lay.socket_dir / f".s.PGSQL.{lay.port}.lock"):
         pid = processes.read_pid(lock)
         if pid is not None and not processes.pid_alive(pid, marker="postgres"):
             log.warning("%s names pid %d, which does not run PostgreSQL (a crashed postmaster): removing it",
@@ -254,42 +268,50 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _psql(settings: Settings, lay: PgLayout, sql: str) -> str:
+def psql(lay: PgLayout, sql: str) -> str:
+    """`sql` as the node's superuser (peer auth over the socket); its output, tuples only."""
     bin_dir = ensure_pg_binaries()
     cmd = [str(bin_dir / "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", str(lay.socket_dir),
-           "-p", str(settings.pg_port), "-U", lay.superuser, "-d", "postgres", "-c", sql]
-    return _run(lay, cmd).stdout.strip()
+           "-p", str(lay.port), "-U", lay.superuser, "-d", "postgres", "-c", sql]
+    return run_pg(lay, cmd).stdout.strip()
 
 
-def ensure_role_and_database(settings: Settings) -> None:
-    """Role `pg_user` (LOGIN CREATEROLE, password) and database `pg_database` owned by it; idempotent."""
-    lay = layout(settings)
+def ensure_role_and_database(settings: Settings, node: int = 1) -> None:
+    """Role `pg_user` (LOGIN CREATEROLE, password) and database `pg_database` owned by it, on the node
+    (a primary); idempotent."""
+    lay = layout(settings, node)
     role, role_lit = _quote_ident(settings.pg_user), _quote_literal(settings.pg_user)
-    _psql(settings, lay,
+    psql(lay,
           f"DO $fl$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_lit}) "
           f"THEN CREATE ROLE {role}; END IF; END$fl$;"
           f"ALTER ROLE {role} WITH LOGIN CREATEROLE PASSWORD {_quote_literal(settings.pg_password)};")
-    exists = _psql(settings, lay,
+    exists = psql(lay,
                    f"SELECT 1 FROM pg_database WHERE datname = {_quote_literal(settings.pg_database)}")
     if exists != "1":
-        _psql(settings, lay, f"CREATE DATABASE {_quote_ident(settings.pg_database)} OWNER {role}")
+        psql(lay, f"CREATE DATABASE {_quote_ident(settings.pg_database)} OWNER {role}")
 
 
 def start_postgres(settings: Settings, timeout: float = 60.0) -> PgLayout:
     """initdb if needed, start the cluster (pg_ctl -w), create the role and database."""
     lay = init_cluster(settings)
-    bin_dir = ensure_pg_binaries()
-    if not is_running(settings):
-        if processes.port_open("127.0.0.1", settings.pg_port):
-            raise DevstackError(f"port 127.0.0.1:{settings.pg_port} is in use by another process; "
-                                "PostgreSQL cannot start")
-        write_config(settings, lay)
-        _remove_stale_locks(settings, lay)
-        _end_orphans(lay)
-        _run(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
-                   "-t", str(int(timeout)), "-s"])
+    start_node(lay, timeout)
     ensure_role_and_database(settings)
     return lay
+
+
+def start_node(lay: PgLayout, timeout: float = 60.0, extra_config: str = "") -> None:
+    """Start one node's server (pg_ctl -w) with its config written afresh; nothing if it runs."""
+    if postmaster_pid(lay.data) is not None:
+        return
+    if processes.port_open("127.0.0.1", lay.port):
+        raise DevstackError(f"port 127.0.0.1:{lay.port} is in use by another process; "
+                            "PostgreSQL cannot start")
+    bin_dir = ensure_pg_binaries()
+    write_config(lay, extra_config)
+    _remove_stale_locks(lay)
+    _end_orphans(lay)
+    run_pg(lay, [str(bin_dir / "pg_ctl"), "start", "-D", str(lay.data), "-l", str(lay.log), "-w",
+                 "-t", str(int(timeout)), "-s"])
 
 
 async def _connect_check(settings: Settings, timeout: float) -> None:
@@ -303,8 +325,8 @@ async def _connect_check(settings: Settings, timeout: float) -> None:
 
 
 def pg_healthy(settings: Settings, timeout: float = 3.0) -> bool:
-    """A real login as `pg_user` into `pg_database` succeeds."""
-    if not processes.port_open(settings.pg_host, settings.pg_port):
+    """A real login as `pg_user` into `pg_database` succeeds (on the server that accepts writes)."""
+    if not any(processes.port_open(host, port) for host, port in settings.pg_servers):
         return False
     try:
         run_sync(_connect_check(settings, timeout))
@@ -313,12 +335,19 @@ def pg_healthy(settings: Settings, timeout: float = 3.0) -> bool:
     return True
 
 
+NODES_MAX = 2  # a primary and one standby (flexledger.devstack.postgres_ha)
+
+
 def stop_postgres(settings: Settings, timeout: float = 60.0) -> bool:
-    """`pg_ctl stop -m fast`; returns True if the cluster was running."""
-    if not is_running(settings):
+    """`pg_ctl stop -m fast` on every node that runs; returns True if one was running."""
+    stopped = [stop_node(layout(settings, node), timeout) for node in range(1, NODES_MAX + 1)]
+    return any(stopped)
+
+
+def stop_node(lay: PgLayout, timeout: float = 60.0) -> bool:
+    if not (lay.data / "PG_VERSION").is_file() or postmaster_pid(lay.data) is None:
         return False
-    lay = layout(settings)
     bin_dir = ensure_pg_binaries()
-    _run(lay, [str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.data), "-m", "fast", "-w",
-               "-t", str(int(timeout)), "-s"])
+    run_pg(lay, [str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.data), "-m", "fast", "-w",
+                 "-t", str(int(timeout)), "-s"])
     return True

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from flexledger.devstack import credentials, kafka, processes, supervisor, zipkin
+from flexledger.devstack import credentials, kafka, postgres_ha, processes, supervisor, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import REPO_ROOT, log_file, pid_file
 from services.runtime.settings import Settings
@@ -73,7 +73,8 @@ def service_env(name: str, settings: Settings) -> dict[str, str]:
     service's own principal (its name) with its local password, exporting its spans to the local
     Zipkin when that runs and no other export is set (`traces_to_zipkin`)."""
     _check(name)
-    own = traces_to_zipkin(credentials.as_principal(kafka.with_cluster(settings), name))  # every node
+    every_node = postgres_ha.with_standby(kafka.with_cluster(settings))  # every broker and database node
+    own = traces_to_zipkin(credentials.as_principal(every_node, name))
     return {**os.environ, **own.as_env(), "PYTHONUNBUFFERED": "1"}
 
 

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from flexledger.devstack import kafka, kafka_admin, postgres, services, zipkin
+from flexledger.devstack import kafka, kafka_admin, postgres, postgres_ha, services, zipkin
 from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, VIEWER, address, is_healthy, part_pid, wait_healthy
@@ -35,20 +35,24 @@ class PartStatus:
 
 
 def start_infra(
-    settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1
+    settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1, ha: bool = False,
 ) -> dict[str, float]:
-    """Start Kafka (`brokers` nodes) and PostgreSQL (idempotent), create the catalogue topics (replicated
-    by the cluster's size), the principals' SCRAM users and the ACLs of the access table; return seconds
-    per step.
+    """Start Kafka (`brokers` nodes) and PostgreSQL (with `ha`, a primary and its synchronous standby:
+    flexledger.devstack.postgres_ha) (idempotent), create the catalogue topics (replicated by the
+    cluster's size), the principals' SCRAM users and the ACLs of the access table; return seconds per step.
 
     The brokers' JVMs boot while PostgreSQL starts. Keys: kafka, postgres, topics, access, total.
     """
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
     kafka.use_brokers(settings, brokers)
+    postgres_ha.use_standby(settings, ha)
     kafka.start_kafka(settings)
-    postgres.start_postgres(settings, timeout=timeout)
-    _provision_roles(settings)
+    if ha:
+        postgres_ha.start(settings, timeout=timeout)
+    else:
+        postgres.start_postgres(settings, timeout=timeout)
+    _provision_roles(postgres_ha.with_standby(settings))
     pg_seconds = time.monotonic() - t0
     wait_healthy(kafka.PART, settings, timeout)
     kafka_seconds = time.monotonic() - t0
@@ -94,14 +98,16 @@ def stop_infra(settings: Settings | None = None) -> None:
         raise DevstackError("\n".join(errors))
 
 
-def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1) -> dict[str, float]:
+def up(
+    settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1, ha: bool = False,
+) -> dict[str, float]:
     """Zipkin (booting while the rest starts), infra (Kafka with `brokers` nodes), then intake,
     eligibility and payments, each waited for until healthy, each under a supervisor that starts it
     again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin."""
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
     zipkin.start_zipkin(settings)
-    timings = start_infra(settings, timeout=timeout, brokers=brokers)
+    timings = start_infra(settings, timeout=timeout, brokers=brokers, ha=ha)
     wait_healthy(zipkin.PART, settings, timeout)  # before the services: their first spans reach it
     timings[zipkin.PART] = time.monotonic() - t0
     log.info("zipkin healthy at %s", zipkin.ui_url(settings))
@@ -137,10 +143,15 @@ def down(settings: Settings | None = None) -> None:
 
 
 def status(settings: Settings | None = None) -> list[PartStatus]:
-    """Each part; a Kafka cluster as one row per node."""
+    """Each part; a Kafka cluster as one row per node, PostgreSQL with a standby as one row per node
+    (health: primary, standby or down)."""
     settings = settings or Settings.from_env()
     rows: list[PartStatus] = []
     for part in PARTS:
+        if part == postgres.PART and postgres_ha.enabled(settings):
+            rows.extend(PartStatus(n.part, n.address, n.pid, n.role != "down", n.role,
+                                   (n.detail,) if n.detail else ()) for n in postgres_ha.status(settings))
+            continue
         if part == kafka.PART and kafka.brokers(settings) > 1:
             for node in kafka.nodes(settings):
                 healthy = kafka.node_healthy(settings, node)

@@ -30,8 +30,13 @@ from eventsourcing.persistence import (
     StoredEvent,
     Tracking,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore, PostgresProcessRecorder
-from eventsourcing.utils import Environment, retry
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+    PostgresProcessRecorder,
+)
+from eventsourcing.utils import Environment, EnvType, retry
 from opentelemetry import trace
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -39,6 +44,7 @@ from services.runtime.keys import state_key
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
 
+PERSISTENCE_TOPIC = "services.runtime.eventstore:ReadWritePostgresFactory"
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
 PROCESS_RECORDER_TOPIC = "services.runtime.eventstore:ColumnArraysProcessRecorder"
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -63,12 +69,26 @@ def keyed_uuid(key: bytes, *parts: str) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+class ReadWritePostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory, whose connections accept writes. Its datastore passes host
+    and port to libpq as they are, so several servers ("h1,h2" and "p1,p2") are tried in turn; it has no
+    setting for `target_session_attrs`, which makes libpq skip a standby (read-only) and so follow a
+    promoted one. The pool connects lazily: the parameter is in place before its first connection."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # eventsourcing gives its pool the connection's parameters
+        kwargs["target_session_attrs"] = "read-write"
+
+
 def eventsourcing_env(settings: Settings, schema: str) -> dict[str, str]:
+    servers = settings.pg_servers
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": PERSISTENCE_TOPIC,
         "POSTGRES_DBNAME": settings.pg_database,
-        "POSTGRES_HOST": settings.pg_host,
-        "POSTGRES_PORT": str(settings.pg_port),
+        "POSTGRES_HOST": ",".join(host for host, _ in servers),
+        "POSTGRES_PORT": ",".join(str(port) for _, port in servers),
         "POSTGRES_USER": settings.pg_user,
         "POSTGRES_PASSWORD": settings.pg_password,
         "POSTGRES_SCHEMA": schema,

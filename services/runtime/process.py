@@ -125,8 +125,8 @@ def main(
     gc.set_threshold(*GC_THRESHOLDS)
     provider = setup_tracing(name, settings)
     service = build(settings, provider)
-    log.info("%s starting on %s:%d (kafka %s, postgres %s:%d)", name, settings.http_host, port_of(settings),
-             settings.kafka_bootstrap, settings.pg_host, settings.pg_port)
+    log.info("%s starting on %s:%d (kafka %s, postgres %s)", name, settings.http_host, port_of(settings),
+             settings.kafka_bootstrap, settings.pg_address)
     try:
         # uvloop: the event loop in C. asyncio's own loop was a visible share of every service's CPU
         # per message and per request.

@@ -21,6 +21,10 @@ class Settings:
     kafka_controller_port: int = 19093
     pg_host: str = "127.0.0.1"
     pg_port: int = 15432
+    # Several PostgreSQL servers, "host:port,host:port" (a primary and its standbys, in any order): every
+    # connection tries them in turn and keeps the one that accepts writes (target_session_attrs=read-write),
+    # so the services follow a promoted standby. Empty: the one server pg_host:pg_port.
+    pg_hosts: str = ""
     pg_user: str = "flexledger"
     pg_password: str = "flexledger"
     pg_database: str = "flexledger"
@@ -128,6 +132,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         production_book_set(self.production_books)  # refuse a bad list before anything starts
+        _ = self.pg_servers  # likewise a bad list of PostgreSQL servers
 
     @property
     def production_book_set(self) -> frozenset[str]:
@@ -169,9 +174,33 @@ class Settings:
         """True when these settings connect as the runtime role (a service process)."""
         return bool(self.pg_app_user) and self.pg_user == self.pg_app_user
 
+    @property
+    def pg_servers(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of every PostgreSQL server: `pg_hosts`, else pg_host:pg_port."""
+        if not self.pg_hosts.strip():
+            return ((self.pg_host, self.pg_port),)
+        return tuple(pg_server(item) for item in self.pg_hosts.split(",") if item.strip())
+
+    @property
+    def pg_address(self) -> str:
+        """The servers as an operator reads them: "127.0.0.1:15432" or "h1:5432,h2:5432"."""
+        return ",".join(f"{host}:{port}" for host, port in self.pg_servers)
+
     def pg_dsn(self, database: str | None = None) -> str:
+        """A libpq URI that psycopg and asyncpg both read; with several servers, it names them all and
+        asks for the one that accepts writes."""
         db = database or self.pg_database
-        return f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{db}"
+        servers = self.pg_servers
+        dsn = f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_address}/{db}"
+        return dsn + "?target_session_attrs=read-write" if len(servers) > 1 else dsn
+
+
+def pg_server(text: str) -> tuple[str, int]:
+    """("h1", 5432) from "h1:5432" (an item of FLEXLEDGER_PG_HOSTS); the port is required."""
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"FLEXLEDGER_PG_HOSTS item {text!r}: write host:port, e.g. 127.0.0.1:5432")
+    return host, int(port)
 
 
 def production_book_set(text: str) -> frozenset[str]:

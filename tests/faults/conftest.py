@@ -113,3 +113,21 @@ def cluster_stack(cluster_infra: Settings) -> Settings:
             devstack.start_service(name, cluster_infra, timeout=120)
     print(f"cluster stack healthy in {time.monotonic() - t0:.1f}s")
     return cluster_infra
+
+
+@pytest.fixture
+def ha_stack(ha_infra: Settings) -> Settings:
+    """The three services on PostgreSQL with a synchronous standby (`ha_infra`), every part up (the pair
+    started again, the old primary cloned from the new one, if a previous test left it failed over)."""
+    from flexledger import devstack
+    from flexledger.devstack import postgres_ha
+
+    t0 = time.monotonic()
+    if not all(node.role != "down" for node in postgres_ha.status(ha_infra)):
+        postgres_ha.start(ha_infra)
+    for name in devstack.SERVICES:
+        if not devstack.is_healthy(name, ha_infra):
+            devstack.stop_service(name, ha_infra)
+            devstack.start_service(name, ha_infra, timeout=120)
+    print(f"HA stack healthy in {time.monotonic() - t0:.1f}s")
+    return ha_infra
