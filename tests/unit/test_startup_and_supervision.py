@@ -101,7 +101,7 @@ def test_processes_left_by_a_crashed_postmaster_are_ended_before_a_new_start(
     try:
         assert processes.working_in(data) == [orphan.pid]
         monkeypatch.setattr(postgres, "ORPHAN_GRACE_S", 0.5)
-        layout = postgres.PgLayout(tmp_path, data, tmp_path, tmp_path / "log", None, "postgres")
+        layout = postgres.PgLayout(tmp_path, data, tmp_path, tmp_path / "log", None, "postgres", 0)
         postgres._end_orphans(layout)
         assert orphan.wait(5) == -signal.SIGKILL
         assert processes.working_in(data) == []
