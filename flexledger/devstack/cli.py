@@ -131,7 +131,7 @@ def topics() -> None:
 
 @app.command("fetch-jars")
 def fetch_jars() -> None:
-    """Fetch the Kafka broker's jars into .cache/kafka/lib and Zipkin's into .cache/zipkin with Maven
+    """Fetch the Kafka broker's jars and Zipkin's into the cache dir (FLEXLEDGER_CACHE_DIR) with Maven
     (no-op when cached)."""
     typer.echo(_run(jars.ensure_kafka_jars))
     typer.echo(_run(jars.ensure_zipkin_jar))
