@@ -25,6 +25,8 @@ def print_table(table: Table) -> None:
         console.print(table)
         return
     columns = [list(column.cells) for column in table.columns]
+    if table.title:
+        print(f"# {_plain(table.title)}")
     print("\t".join(_plain(column.header) for column in table.columns))
     for row in zip(*columns, strict=True):
         print("\t".join(_plain(cell) for cell in row))

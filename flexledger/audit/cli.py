@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from flexledger.exits import Exit
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ def replay_command(
     book: BookOption = None,
 ) -> None:
     """Rebuild the subject's state from the stored facts before the decision, under the rule set the
-    decision records, re-derive it and compare; exit 1 unless reproduced."""
+    decision records, re-derive it and compare; exit 1 unless reproduced, 5 for an unknown id."""
     from flexledger.audit.history import describe_decision
     from flexledger.audit.replay import locate, replay
     from flexledger.audit.store import masked
@@ -55,9 +56,10 @@ def replay_command(
     try:
         located = locate(settings, decision_id, book)
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     if located is None:
-        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""), 1)
+        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""),
+                    Exit.NOT_FOUND)
     result = replay(located)
     d, event = located.decision, located.event
     print(f"decision {d['decision_id']} ({d['rule_set']})")

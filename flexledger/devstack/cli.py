@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 from collections.abc import Callable
@@ -12,9 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flexledger import output
 from flexledger.devstack import credentials, jars, kafka, stack
 from flexledger.devstack.errors import DevstackError
+from flexledger.exits import Exit
 from flexledger.kafka_access import ADMIN
+from services.runtime import keys
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -54,6 +58,7 @@ def up(
 ) -> None:
     """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
     services export their spans to Zipkin."""
+    keys.refuse_new_keys(False)  # the stack's owner: makes the state dir's development keys
     settings = Settings.from_env()
     _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers)))
     _print_status(settings)
@@ -71,6 +76,7 @@ def infra_up(
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
 ) -> None:
     """Start only Kafka and PostgreSQL (and create the catalogue topics)."""
+    keys.refuse_new_keys(False)  # the stack's owner, as `up`
     _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout, brokers=brokers)))
 
 
@@ -81,21 +87,34 @@ def infra_down() -> None:
 
 
 @app.command()
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Print the parts as a JSON array")) -> None:
     """Each part with its address, pid and health (a service's status and why it is not ok); a
-    supervised service also with its restarts and last exit status."""
-    _print_status(Settings.from_env())
+    supervised service also with its restarts and last exit status. Exit status 0 when every part is
+    up and started from this state dir, else 1."""
+    settings = Settings.from_env()
+    if as_json:
+        rows = _run(lambda: stack.status(settings))
+        output.print_json([dataclasses.asdict(row) for row in rows])
+    else:
+        rows = _print_status(settings)
+    if not all(row.healthy and row.pid for row in rows):
+        raise typer.Exit(Exit.FAILED)
 
 
-def _print_status(settings: Settings) -> None:
+def _print_status(settings: Settings) -> list[stack.PartStatus]:
     table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
     colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow"}
-    for row in _run(lambda: stack.status(settings)):
+    rows = _run(lambda: stack.status(settings))
+    for row in rows:
         health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
+        reasons = row.reasons
+        if row.healthy and not row.pid:  # answering, but not a process this state dir started
+            reasons = (*reasons, f"no pid file in {settings.state_dir}: started from another state dir")
         restarts = str(row.restarts) if row.supervised else "-"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)),
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(reasons)),
                       restarts, row.last_exit or "-")
-    console.print(table)
+    output.print_table(table)
+    return rows
 
 
 @app.command()

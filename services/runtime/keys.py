@@ -23,9 +23,9 @@ from pathlib import Path
 from services.runtime.settings import Settings
 
 KEY_BYTES = 32
-# Services make their development keys when they first start; a command line tool only reads them
-# (flexledger.cli.main turns this off): a tool that made a new key would print a key nobody signs
-# with, or fail to read data the services encrypted with theirs.
+# The services and `flexledger dev up` make the development keys when they first start; any other
+# command line tool only reads them (flexledger.cli.main turns this off): a tool that made a new key
+# would print a key nobody signs with, or fail to read data the services encrypted with theirs.
 _may_create_keys = True
 
 
@@ -33,10 +33,11 @@ class MissingKeyError(RuntimeError):
     """A development key a tool needs is not in the state directory."""
 
 
-def refuse_new_keys() -> None:
-    """From now on, a missing development key raises `MissingKeyError` instead of being made."""
+def refuse_new_keys(refuse: bool = True) -> None:
+    """From now on, a missing development key raises `MissingKeyError` instead of being made (or, with
+    `refuse=False`, is made again: the command that starts the stack owns its state dir)."""
     global _may_create_keys
-    _may_create_keys = False
+    _may_create_keys = not refuse
 
 
 def write_once(path: Path, secret: str) -> str:

@@ -197,7 +197,7 @@ def test_every_decision_of_every_vector_replays(audited: Audited) -> None:
 
 def test_replay_of_an_unknown_decision_exits_non_zero(audited: Audited) -> None:
     result = _cli(audited, "replay", str(uuid.uuid4()))
-    assert result.exit_code == 1 and "not in the ledger" in result.output
+    assert result.exit_code == 5 and "not in the ledger" in result.output  # not found, not "not reproduced"
 
 
 def _vector_books(state: Audited) -> list[str]:
