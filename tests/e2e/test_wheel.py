@@ -83,12 +83,23 @@ def test_the_installed_command_is_not_the_checkout(install: tuple[Path, dict[str
     assert (version.returncode, version.stdout.split()) == (0, ["flexledger", "0.1.0"])
 
 
+def _readme_scenario() -> str:
+    """The scenario the README's 'Install from a wheel' section writes (its heredoc)."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Install from a wheel", 1)[1].split("\n## ", 1)[0]
+    return section.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0] + "\n"
+
+
 def test_scenario_run_on_a_vector(install: tuple[Path, dict[str, str]]) -> None:
     home, env = install
     shutil.copy(VECTOR, home / VECTOR.name)
     run = _flexledger(home, env, "scenario", "run", VECTOR.name)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["decisions"]
+    (home / "scenario.yaml").write_text(_readme_scenario(), encoding="utf-8")
+    readme = _flexledger(home, env, "scenario", "run", "scenario.yaml")
+    assert readme.returncode == 0, readme.stderr
+    assert [d["kind"] for d in json.loads(readme.stdout)["decisions"]] == ["rejected"]
 
 
 def test_dev_up_status_down(install: tuple[Path, dict[str, str]]) -> None:
@@ -104,6 +115,10 @@ def test_dev_up_status_down(install: tuple[Path, dict[str, str]]) -> None:
     assert all(row["healthy"] and row["pid"] for row in rows), rows
     key = _flexledger(home, env, "audit", "public-key")
     assert key.returncode == 0, key.stderr
+    engine = json.loads(_flexledger(home, env, "scenario", "run", "scenario.yaml").stdout)["decisions"]
+    piped = _flexledger(home, env, "scenario", "run", "scenario.yaml", "--via", "pipeline", timeout=300)
+    assert piped.returncode == 0, piped.stderr  # the YAML `.nan` too: rejected by intake with a reason
+    assert [d["kind"] for d in json.loads(piped.stdout)["decisions"]] == [d["kind"] for d in engine]
     down = _flexledger(home, env, "dev", "down", timeout=300)
     assert down.returncode == 0, down.stderr
     after = _flexledger(home, env, "dev", "status")
