@@ -6,6 +6,8 @@ Each command group lives in its own module; this file only wires them together. 
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from flexledger import __version__
@@ -46,12 +48,26 @@ def _register() -> None:
     app.command("trace")(trace.trace_command)
 
 
+def _flags_without_a_type() -> None:
+    """Help lists `--json` as a flag, not as `--json <bool>` (typer shows every option's type, and a
+    flag takes no value)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def main() -> None:
     from pydantic import ValidationError
 
     from services.runtime.keys import MissingKeyError, refuse_new_keys
 
     refuse_new_keys()  # the services make the development keys; a tool that made one would fork them
+    _flags_without_a_type()
     _register()
     try:
         app()
