@@ -43,7 +43,7 @@ def _public_key(settings: Settings, given: str | None) -> str:
 
 @app.command("replay")
 def replay_command(
-    decision_id: str,
+    decision_id: Annotated[str, typer.Argument(help="the decision id (a UUID) to replay")],
     book: BookOption = None,
 ) -> None:
     """Rebuild the subject's state from the stored facts before the decision, under the rule set the
@@ -158,7 +158,7 @@ def verify_command(
 
 @app.command("history")
 def history_command(
-    subject: str,
+    subject: Annotated[str, typer.Argument(help="the identity number or credit code of the subject")],
     book: Annotated[str, typer.Option(help="the book")] = "main",
     as_of: Annotated[
         str | None,
@@ -205,7 +205,7 @@ def what_if_command(
 
 @app.command("verify-checkpoint")
 def verify_checkpoint_command(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="the checkpoint file (JSON) to verify")],
     public_key: Annotated[str, typer.Option("--public-key", help="base64 Ed25519 public key, or a file")],
 ) -> None:
     """Verify published checkpoints offline with the ledger's public key (no database needed)."""
@@ -229,7 +229,7 @@ def verify_checkpoint_command(
 @app.command("checkpoints")
 def checkpoints_command(
     out: Annotated[Path | None, typer.Option("--out", help="write them here as JSON lines")] = None,
-    timeout_s: Annotated[float, typer.Option("--timeout")] = 10.0,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to read the topic for")] = 10.0,
 ) -> None:
     """Read every checkpoint published on flexledger.audit.checkpoints.v1 (JSON lines)."""
     from flexledger.audit.checkpoints import read_topic
