@@ -25,6 +25,7 @@ from rich.table import Table
 from contracts.decisions import MoneyProgramme
 from contracts.identifiers import mask
 from flexledger.demo_data import MONTH, DemoCity
+from flexledger.exits import Exit, fail
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
 from services.runtime.settings import Settings
 
@@ -172,8 +173,7 @@ def _check_stack(client: httpx.Client, settings: Settings) -> None:
         for name, port in (("intake", settings.intake_port), ("eligibility", settings.eligibility_port)):
             _get(client, f"{_url(port)}/health", name)
     except PipelineError as exc:
-        console.print(f"[red]{exc}[/red]\nstart the stack first: flexledger dev up")
-        raise typer.Exit(3) from exc
+        fail(f"{exc}\nstart the stack first: flexledger dev up", Exit.UNREACHABLE)
 
 
 def _start_bank(work: Path, *, sandbox: bool) -> tuple[subprocess.Popen[bytes], Path]:
@@ -199,7 +199,7 @@ def _push(client: httpx.Client, settings: Settings, book: str, city: DemoCity, w
     console.rule(f"The month {MONTH}: reports, contributions, corrections, approvals")
     _upload(_write_jsonl(work / f"{MONTH}.jsonl", list(city.this_month())), key, settings, book)
     last = int(_get(client, progress, "intake")["last_seq"])
-    _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S)
+    _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S, progress=True)
     return before, last
 
 

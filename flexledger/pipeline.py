@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress, track
 
 from contracts.messages import BOOK_HTTP_HEADER
 from services.runtime.settings import Settings
@@ -77,9 +78,20 @@ def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any], prog
             )
 
 
-def _wait_for(client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float) -> None:
-    """Poll eligibility's progress until it reaches `last_seq`. While waiting, an unreachable
-    eligibility is taken for a restart (it resumes from its recorded positions) until the deadline."""
+def _wait_for(
+    client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float,
+    progress: bool = False,
+) -> None:
+    """Poll eligibility's progress until it reaches `last_seq` (with a progress bar on stderr when
+    `progress`). While waiting, an unreachable eligibility is taken for a restart (it resumes from its
+    recorded positions) until the deadline."""
+    with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+        task = bar.add_task("eligibility deciding", total=last_seq)
+        _poll(client, eligibility, book, last_seq, timeout_s, lambda seen: bar.update(task, completed=seen))
+
+
+def _poll(client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float,
+          show: Callable[[int], None]) -> None:
     deadline = time.monotonic() + timeout_s
     seen, problem = 0, ""
     while True:
@@ -88,6 +100,7 @@ def _wait_for(client: httpx.Client, eligibility: str, book: str, last_seq: int, 
             problem = ""
         except PipelineError as exc:
             problem = f" (last answer: {exc})"
+        show(seen)
         if seen >= last_seq:
             return
         if time.monotonic() >= deadline:
@@ -114,7 +127,7 @@ def run_pipeline(
         _get(client, f"{eligibility}/health", "eligibility")
         _submit(client, intake, book, facts, progress)
         last_seq = int(_get(client, f"{intake}/v1/books/{book}/progress", "intake")["last_seq"])
-        _wait_for(client, eligibility, book, last_seq, timeout_s)
+        _wait_for(client, eligibility, book, last_seq, timeout_s, progress)
         page = _get(client, f"{eligibility}/v1/books/{book}/decisions", "eligibility")
     if page.get("truncated"):
         raise PipelineError(f"book {book} has more decisions than one page holds")
