@@ -37,6 +37,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contracts.messages import BOOK_HTTP_HEADER
+from flexledger import output
 from flexledger.exits import Exit
 from flexledger.scenario_file import ScenarioError, load_scenario
 from services.runtime.settings import Settings
@@ -259,6 +260,12 @@ class Summary:
     def rows(self) -> int:
         return self.accepted + self.duplicates + self.rejected
 
+    def to_json(self, rows_in_file: int) -> dict[str, Any]:
+        return {"rows_in_file": rows_in_file, "rows": self.rows, "accepted": self.accepted,
+                "duplicates": self.duplicates, "rejected": self.rejected, "conflicts": self.conflicts,
+                "elapsed_s": round(self.elapsed_s, 3),
+                "first_rejections": [result.to_json() for result in self.first_rejections]}
+
     def add(self, result: RowResult) -> None:
         if result.outcome == "accepted":
             self.accepted += 1
@@ -296,7 +303,7 @@ def run_submit(
     file: Path, *, key: str, url: str | None = None, book: str = "main", rejected_out: Path | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS, console: Console | None = None,
     transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic, summary: Summary | None = None,
+    clock: Callable[[], float] = time.monotonic, summary: Summary | None = None, as_json: bool = False,
 ) -> int:
     """Upload FILE and print the summary; the exit status. `transport` lets tests put a stand-in
     server in place of the network; `summary`, when given, receives the counts. Without a `console`
@@ -333,7 +340,10 @@ def run_submit(
         if out is not None:
             out.close()
     summary.elapsed_s = clock() - started_s
-    _print_summary(console, summary, upload, rejected_out)
+    if as_json:
+        output.print_json(summary.to_json(len(upload.entries)))
+    else:
+        _print_summary(console, summary, upload, rejected_out)
     if error is not None:
         _print_error(errors, error)
         return error.exit_code
@@ -401,6 +411,7 @@ _URL = typer.Option(None, "--url", envvar="FLEXLEDGER_INTAKE_URL",
                     help="intake's base URL (default: http://127.0.0.1 on FLEXLEDGER_INTAKE_PORT, 18081)")
 _BOOK = typer.Option("main", "--book", help="the book to submit into (X-Flexledger-Book)")
 _REJECTED_OUT = typer.Option(None, "--rejected-out", help="write rejected rows here, one JSON object a line")
+_JSON = typer.Option(False, "--json", help="print the summary as one JSON object")
 _CHUNK_ROWS = typer.Option(DEFAULT_CHUNK_ROWS, "--chunk-rows", min=1, max=MAX_CHUNK_ROWS,
                            help="rows per bulk request")
 
@@ -412,6 +423,7 @@ def submit(
     book: str = _BOOK,
     rejected_out: Path | None = _REJECTED_OUT,
     chunk_rows: int = _CHUNK_ROWS,
+    as_json: bool = _JSON,
 ) -> None:
     """Upload a file of facts to intake, with a progress bar and a summary of accepted, duplicate and
     rejected rows. Exit 0: nothing rejected; 1: some rows rejected; 2: file problem; 3: intake cannot be
@@ -422,6 +434,7 @@ def submit(
         except SubmitError as exc:
             _print_error(Console(stderr=True), exc)
             raise typer.Exit(exc.exit_code) from None
-    code = run_submit(file, key=key, url=url, book=book, rejected_out=rejected_out, chunk_rows=chunk_rows)
+    code = run_submit(file, key=key, url=url, book=book, rejected_out=rejected_out, chunk_rows=chunk_rows,
+                      as_json=as_json)
     sys.stderr.flush()
     raise typer.Exit(code)
