@@ -33,6 +33,7 @@ from rich.table import Table
 
 from flexledger import output
 from flexledger.exits import Exit
+from services.runtime.keys import MissingKeyError
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -48,6 +49,8 @@ def _application(settings: Settings) -> Any:
 
     try:
         return AccessApplication(settings)
+    except MissingKeyError:
+        raise  # not the database's fault: flexledger.cli.main says which key and exits 6
     except Exception as exc:
         where = f"{settings.pg_host}:{settings.pg_port}"
         _fail(f"cannot open the access store at {where}: {exc}", EXIT_DATABASE)

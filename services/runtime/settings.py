@@ -1,7 +1,8 @@
 """Runtime settings every process reads from the environment (see `flexledger dev env`).
 
 One flat table: each setting has an environment variable and a default that works on one machine
-with the local stack started by `deploy/`. Services read them through `Settings.from_env()`.
+with the local stack started by `deploy/`. Services read them through `Settings.from_env()`, which
+parses the environment (and a `.env` file in the working directory) with pydantic-settings.
 """
 
 from __future__ import annotations
