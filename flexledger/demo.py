@@ -24,6 +24,7 @@ from rich.table import Table
 
 from contracts.decisions import MoneyProgramme
 from contracts.identifiers import mask
+from flexledger import output
 from flexledger.demo_data import MONTH, DemoCity
 from flexledger.exits import Exit, fail
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
@@ -127,7 +128,7 @@ def _payments(client: httpx.Client, settings: Settings, book: str) -> None:
     from flexledger.payments_cli import totals_table
 
     base = f"{_url(settings.payments_port)}/v1/books/{book}"
-    console.print(totals_table(_get(client, f"{base}/totals", "payments")))
+    output.print_table(totals_table(_get(client, f"{base}/totals", "payments")))
     balance = _get(client, f"{base}/trial-balance", "payments")
     console.print(f"trial balance: {balance['trial_balance_fen']} fen (balanced: {balance['balanced']})")
 
@@ -213,9 +214,9 @@ def _show_decisions(
     month = _get(client, f"{decisions}?after_seq={before}", "eligibility")["decisions"]
     if not month:
         console.print(f"the facts of {MONTH} were already in book {book}: nothing new was decided")
-    console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
+    output.print_table(_money_table(f"Decisions caused by the facts of {MONTH}", month))
     _show_examples(month)
-    console.print(_totals_table(everything))
+    output.print_table(_totals_table(everything))
     grants = [d for d in month or everything if d["kind"] == "grant" and d.get("trace_id")]
     return grants[-1] if grants else None
 
