@@ -25,7 +25,9 @@ from rich.table import Table
 
 from contracts.decisions import MoneyProgramme
 from contracts.identifiers import mask
+from flexledger import output
 from flexledger.demo_data import MONTH, DemoCity
+from flexledger.exits import Exit, fail
 from flexledger.pipeline import PipelineError, _get, _url, _wait_for
 from services.runtime.settings import Settings
 
@@ -127,7 +129,7 @@ def _payments(client: httpx.Client, settings: Settings, book: str) -> None:
     from flexledger.payments_cli import totals_table
 
     base = f"{_url(settings.payments_port)}/v1/books/{book}"
-    console.print(totals_table(_get(client, f"{base}/totals", "payments")))
+    output.print_table(totals_table(_get(client, f"{base}/totals", "payments")))
     balance = _get(client, f"{base}/trial-balance", "payments")
     console.print(f"trial balance: {balance['trial_balance_fen']} fen (balanced: {balance['balanced']})")
 
@@ -201,8 +203,7 @@ def _check_stack(client: httpx.Client, settings: Settings) -> None:
         for name, port in (("intake", settings.intake_port), ("eligibility", settings.eligibility_port)):
             _get(client, f"{_url(port)}/health", name)
     except PipelineError as exc:
-        console.print(f"[red]{exc}[/red]\nstart the stack first: flexledger dev up")
-        raise typer.Exit(3) from exc
+        fail(f"{exc}\nstart the stack first: flexledger dev up", Exit.UNREACHABLE)
 
 
 def _start_bank(work: Path, *, sandbox: bool) -> tuple[subprocess.Popen[bytes], Path]:
@@ -228,7 +229,7 @@ def _push(client: httpx.Client, settings: Settings, book: str, city: DemoCity, w
     console.rule(f"The month {MONTH}: reports, contributions, corrections, approvals")
     _upload(_write_jsonl(work / f"{MONTH}.jsonl", list(city.this_month())), key, settings, book)
     last = int(_get(client, progress, "intake")["last_seq"])
-    _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S)
+    _wait_for(client, _url(settings.eligibility_port), book, last, DRAIN_TIMEOUT_S, progress=True)
     return before, last
 
 
@@ -242,9 +243,9 @@ def _show_decisions(
     month = _get(client, f"{decisions}?after_seq={before}", "eligibility")["decisions"]
     if not month:
         console.print(f"the facts of {MONTH} were already in book {book}: nothing new was decided")
-    console.print(_money_table(f"Decisions caused by the facts of {MONTH}", month))
+    output.print_table(_money_table(f"Decisions caused by the facts of {MONTH}", month))
     _show_examples(month)
-    console.print(_totals_table(everything))
+    output.print_table(_totals_table(everything))
     grants = [d for d in month or everything if d["kind"] == "grant" and d.get("trace_id")]
     return grants[-1] if grants else None
 

@@ -17,6 +17,7 @@ Exit status: 0 done; 1 refused or the broker could not be reached.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexledger import output
 from flexledger.devstack import credentials, kafka_admin
 from flexledger.devstack import principals as principal_ops
 from flexledger.devstack.errors import DevstackError
@@ -40,6 +42,8 @@ app.add_typer(principals_app, name="principals")
 app.add_typer(acls_app, name="acls")
 console = Console(highlight=False)
 T = TypeVar("T")
+_NAME = typer.Argument(..., help="a principal of the access table (`flexledger kafka principals list`)")
+_JSON = typer.Option(False, "--json", help="Print a JSON array")
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -51,18 +55,21 @@ def _run(action: Callable[[], T]) -> T:
 
 
 @principals_app.command("list")
-def list_principals() -> None:
+def list_principals(as_json: bool = _JSON) -> None:
     """Every principal of the access table: does the broker hold its credential, is its password stored."""
     rows = _run(lambda: principal_ops.status(Settings.from_env()))
+    if as_json:
+        output.print_json([dataclasses.asdict(row) for row in rows])
+        return
     table = Table("principal", "who", "credential on broker", "password file")
     for row in rows:
         on_broker = "yes" if row.on_broker else ("removed" if row.removed else "[red]no[/red]")
         table.add_row(row.name, row.who, on_broker, "yes" if row.password_file else "-")
-    console.print(table)
+    output.print_table(table)
 
 
 @principals_app.command("add")
-def add(name: str) -> None:
+def add(name: str = _NAME) -> None:
     """Give NAME (a principal of the access table) its SCRAM credential."""
     settings = Settings.from_env()
     _run(lambda: principal_ops.add(settings, name))
@@ -71,7 +78,7 @@ def add(name: str) -> None:
 
 
 @principals_app.command("rotate")
-def rotate(name: str) -> None:
+def rotate(name: str = _NAME) -> None:
     """Give NAME a new password (the old one is refused from now on)."""
     settings = Settings.from_env()
     _run(lambda: principal_ops.rotate(settings, name))
@@ -81,7 +88,7 @@ def rotate(name: str) -> None:
 
 
 @principals_app.command("remove")
-def remove(name: str) -> None:
+def remove(name: str = _NAME) -> None:
     """Delete NAME's credential: it can no longer connect (`add` gives it back)."""
     _run(lambda: principal_ops.remove(Settings.from_env(), name))
     console.print(f"{name} can no longer connect. Its ACLs stay (they grant nothing without a "
@@ -90,17 +97,22 @@ def remove(name: str) -> None:
 
 
 @acls_app.command("list")
-def list_acls() -> None:
+def list_acls(as_json: bool = _JSON) -> None:
     """The broker's ACLs, each marked as in the access table or not."""
     listed = _run(lambda: kafka_admin.list_acls(Settings.from_env()))
     wanted = acls()
+    if as_json:
+        output.print_json([{**dataclasses.asdict(entry.acl), "host": entry.host,
+                            "permission": entry.permission, "in_table": entry.managed and entry.acl in wanted}
+                           for entry in listed])
+        return
     table = Table("principal", "resource", "pattern", "name", "operation", "host", "permission", "in table")
     for entry in listed:
         a = entry.acl
         in_table = "yes" if entry.managed and a in wanted else "[red]no[/red]"
         table.add_row(a.principal, a.resource_type, a.pattern_type, a.resource, a.operation, entry.host,
                       entry.permission, in_table)
-    console.print(table)
+    output.print_table(table)
     missing = wanted - {entry.acl for entry in listed if entry.managed}
     if missing:
         console.print(f"{len(missing)} ACLs of the table are missing: `flexledger kafka acls apply`",

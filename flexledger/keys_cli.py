@@ -16,8 +16,9 @@ yet). Whoever can run these commands can write to that database: that, not an HT
 guards them.
 
 A new key (issue, rotate) is printed once, on stdout; only its hash is kept, so it cannot be shown
-again. `--json` prints one JSON object instead of text. Exit status: 0 done; 2 the command was
-refused (unknown key, bad role or enterprise, ...); 3 the database cannot be reached.
+again. `--json` prints one JSON object instead of text. Exit statuses as every command's
+(flexledger/exits.py): 0 done; 3 the database cannot be reached; 4 the command was refused (unknown
+key, bad role or enterprise, ...).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexledger import output
+from flexledger.exits import Exit
+from services.runtime.keys import MissingKeyError
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Issue, rotate, revoke and list the services' API keys (hashed in the access store).")
 
-EXIT_REFUSED, EXIT_DATABASE = 2, 3
+EXIT_REFUSED, EXIT_DATABASE = Exit.REFUSED, Exit.UNREACHABLE
 _ROLES = ("platform | hr_bureau | social_insurance_agency | talent_office | park_authority | finance | "
           "auditor | statistics | operator")
 
@@ -45,6 +49,8 @@ def _application(settings: Settings) -> Any:
 
     try:
         return AccessApplication(settings)
+    except MissingKeyError:
+        raise  # not the database's fault: flexledger.cli.main says which key and exits 6
     except Exception as exc:
         where = settings.pg_address
         _fail(f"cannot open the access store at {where}: {exc}", EXIT_DATABASE)
@@ -180,7 +186,7 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="print one JSON
     for row in rows:
         table.add_row(*(str(row[name] or "") for name in (
             "key_id", "role", "enterprise", "state", "issued_at", "valid_until", "replaced_by", "label")))
-    Console().print(table)
+    output.print_table(table)
 
 
 @app.command("reads")
@@ -220,4 +226,4 @@ def reads(
         table.add_column(column.replace("_", " "))
     for row in rows:
         table.add_row(*(str(row[name] if row[name] is not None else "") for name in columns))
-    Console().print(table)
+    output.print_table(table)

@@ -6,9 +6,11 @@
     flexledger payments repay BENEFICIARY AMOUNT_FEN REFERENCE [--book main]
     flexledger payments bank-simulator [--return-suffix 9 ...] [--idle-exit SECONDS] [--sandbox]
 
-Amounts are integer fen on input; output shows CNY. Beneficiaries are printed masked. Exit status:
-0 done; 1 refused by the book (e.g. an appropriation below what is already committed); 2 the service
-cannot be reached or answered an error; 4 not found.
+Amounts are integer fen on input; output shows CNY. Beneficiaries are printed masked (`--json`: as
+the service answers). Exit statuses as every command's (flexledger/exits.py): 0 done; 1 the trial
+balance does not balance; 3 the service cannot be reached; 4 refused: by the book (e.g. an
+appropriation below what is already committed) or an error status of the service; 5 not found;
+6 no API key.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.identifiers import mask
+from flexledger import output
+from flexledger.exits import Exit, fail
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -32,7 +36,6 @@ app = typer.Typer(
     help="Payments: appropriations, balances, the trial balance, repayments, the simulated bank.",
 )
 console = Console()
-EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 1, 2, 4
 TIMEOUT_S = 30.0
 
 
@@ -50,8 +53,7 @@ def _key(settings: Settings) -> str:
     try:
         return operator_key(settings)
     except SubmitError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_REFUSED) from None
+        fail(str(exc), Exit.NOT_SET_UP)
 
 
 def _call(method: str, path: str, *, body: dict[str, Any] | None = None,
@@ -62,16 +64,15 @@ def _call(method: str, path: str, *, body: dict[str, Any] | None = None,
     try:
         response = httpx.request(method, url, json=body, params=params, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:
-        typer.echo(f"error: payments cannot be reached at {url}: {exc} (is the stack up? flexledger dev up)",
-                   err=True)
-        raise typer.Exit(EXIT_UNREACHABLE) from exc
+        fail(f"payments cannot be reached at {url}: {exc} (is the stack up? flexledger dev up)",
+             Exit.UNREACHABLE)
     try:
         payload: dict[str, Any] = response.json()
     except ValueError:
         payload = {"detail": response.text[:200]}
-    if response.status_code >= 500 or response.status_code in (400, 401, 403, 422):
-        typer.echo(f"error: payments answered {response.status_code}: {json.dumps(payload)[:300]}", err=True)
-        raise typer.Exit(EXIT_UNREACHABLE)
+    if response.status_code >= 400 and response.status_code != 404:  # 404: the caller says what was not found
+        fail(f"payments answered {response.status_code}: {json.dumps(payload, ensure_ascii=False)[:300]}",
+             Exit.REFUSED)
     return response.status_code, payload
 
 
@@ -89,14 +90,17 @@ def appropriate(
     amount_fen: int = typer.Argument(..., min=0, help="the appropriation in force, in fen (a total)"),
     book: str = typer.Option("main", help="the book"),
     reference: str | None = typer.Option(None, help="the budget document it rests on"),
+    as_json: bool = typer.Option(False, "--json", help="print the service's JSON answer"),
 ) -> None:
     """Set a programme's appropriation for a fiscal year; orders waiting for it are released in order."""
     _, body = _call("POST", f"/v1/books/{book}/appropriations", body={
         "program": program, "fiscal_year": year, "amount_fen": amount_fen, "reference": reference,
     })
     if body.get("outcome") == "refused":
-        typer.echo(f"refused: {body.get('reason')}", err=True)
-        raise typer.Exit(EXIT_REFUSED)
+        fail(f"refused: {body.get('reason')}", Exit.REFUSED)
+    if as_json:
+        output.print_json(body)
+        return
     released = body.get("released_orders", 0)
     console.print(
         f"{book}: {program} {year} appropriation {cny(body.get('previous_fen'))} -> "
@@ -116,20 +120,19 @@ def balance(
     if beneficiary is None:
         _, totals = _call("GET", f"/v1/books/{book}/totals", params={"fiscal_year": year} if year else None)
         if as_json:
-            typer.echo(json.dumps(totals, ensure_ascii=False, indent=2))
+            output.print_json(totals)
             return
-        console.print(totals_table(totals))
+        output.print_table(totals_table(totals))
         state = "balanced" if totals.get("trial_balance_fen") == 0 else "NOT BALANCED"
         console.print(f"trial balance: {totals.get('trial_balance_fen')} fen ({state})", highlight=False)
         return
     status, found = _call("GET", f"/v1/books/{book}/balances/{beneficiary}")
     if status == 404:
-        typer.echo(f"no payments for {mask(beneficiary)} in book {book}", err=True)
-        raise typer.Exit(EXIT_NOT_FOUND)
+        fail(f"no payments for {mask(beneficiary)} in book {book}", Exit.NOT_FOUND)
     if as_json:
-        typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        output.print_json(found)
         return
-    console.print(balance_table(found))
+    output.print_table(balance_table(found))
 
 
 def totals_table(totals: dict[str, Any]) -> Table:
@@ -167,34 +170,43 @@ def balance_table(found: dict[str, Any]) -> Table:
 
 
 @app.command("trial-balance")
-def trial_balance(book: str = typer.Option("main", help="the book")) -> None:
-    """The general ledger by account group (payables and receivables summed); the total must be 0."""
+def trial_balance(
+    book: str = typer.Option("main", help="the book"),
+    as_json: bool = typer.Option(False, "--json", help="print the service's JSON answer"),
+) -> None:
+    """The general ledger by account group (payables and receivables summed); the total must be 0
+    (exit status 1 when it is not)."""
     _, found = _call("GET", f"/v1/books/{book}/trial-balance")
+    if as_json:
+        output.print_json(found)
     table = Table(title=f"Trial balance of book {book}, CNY")
     for column in ("account", "accounts", "debit", "credit"):
         table.add_column(column, justify="left" if column == "account" else "right")
     for row in found.get("accounts", []):
         table.add_row(row["account"], str(row["accounts"]), cny(row["debit_fen"]), cny(row["credit_fen"]))
     table.add_row("total", "", cny(found.get("total_debit_fen")), cny(found.get("total_credit_fen")))
-    console.print(table)
+    if not as_json:
+        output.print_table(table)
     if not found.get("balanced"):
-        typer.echo(f"NOT BALANCED: {found.get('trial_balance_fen')} fen", err=True)
-        raise typer.Exit(EXIT_REFUSED)
+        fail(f"NOT BALANCED: {found.get('trial_balance_fen')} fen", Exit.FAILED)
 
 
 @app.command()
 def repay(
-    beneficiary: str = typer.Argument(...),
-    amount_fen: int = typer.Argument(..., min=1),
+    beneficiary: str = typer.Argument(..., help="the identity number or credit code that paid back"),
+    amount_fen: int = typer.Argument(..., min=1, help="the amount paid back, in fen"),
     reference: str = typer.Argument(..., help="the bank reference (recording it twice changes nothing)"),
     book: str = typer.Option("main", help="the book"),
+    as_json: bool = typer.Option(False, "--json", help="print the service's JSON answer"),
 ) -> None:
     """Record money a beneficiary paid back against what it owes (oldest claims first)."""
     _, body = _call("POST", f"/v1/books/{book}/repayments",
                     body={"beneficiary": beneficiary, "amount_fen": amount_fen, "reference": reference})
     if body.get("outcome") == "refused":
-        typer.echo(f"refused: {body.get('reason')}", err=True)
-        raise typer.Exit(EXIT_REFUSED)
+        fail(f"refused: {body.get('reason')}", Exit.REFUSED)
+    if as_json:
+        output.print_json(body)
+        return
     console.print(f"{book}: repayment {reference} of {cny(amount_fen)} CNY from {mask(beneficiary)}: "
                   f"{body.get('outcome')}", highlight=False)
 

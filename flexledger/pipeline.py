@@ -13,11 +13,15 @@ in the access store's read audit like anyone's.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.progress import Progress, track
 
 from contracts.messages import BOOK_HTTP_HEADER
 from services.runtime.settings import Settings
@@ -56,11 +60,16 @@ def _key(settings: Settings) -> str:
         raise PipelineError(str(exc)) from None
 
 
-def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any]) -> None:
-    headers = {BOOK_HTTP_HEADER: book}
-    for index, fact in enumerate(facts, start=1):
+def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any], progress: bool) -> None:
+    headers = {BOOK_HTTP_HEADER: book, "Content-Type": "application/json"}
+    shown = track(enumerate(facts, start=1), total=len(facts), description="submitting facts",
+                  console=Console(stderr=True), disable=not progress, transient=True)
+    for index, fact in shown:
+        # JSON has no NaN or Infinity: a vector's YAML `.nan` goes as the literal, which intake reads
+        # and rejects with a reason, as the engine does (json= would raise instead).
+        body = json.dumps(fact, ensure_ascii=False, allow_nan=True).encode("utf-8")
         try:
-            response = client.post(f"{intake}/v1/facts", json=fact, headers=headers)
+            response = client.post(f"{intake}/v1/facts", content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise PipelineError(f"intake cannot be reached at {intake}: {exc}") from exc
         if response.status_code not in _RECORDED:
@@ -69,9 +78,20 @@ def _submit(client: httpx.Client, intake: str, book: str, facts: list[Any]) -> N
             )
 
 
-def _wait_for(client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float) -> None:
-    """Poll eligibility's progress until it reaches `last_seq`. While waiting, an unreachable
-    eligibility is taken for a restart (it resumes from its recorded positions) until the deadline."""
+def _wait_for(
+    client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float,
+    progress: bool = False,
+) -> None:
+    """Poll eligibility's progress until it reaches `last_seq` (with a progress bar on stderr when
+    `progress`). While waiting, an unreachable eligibility is taken for a restart (it resumes from its
+    recorded positions) until the deadline."""
+    with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+        task = bar.add_task("eligibility deciding", total=last_seq)
+        _poll(client, eligibility, book, last_seq, timeout_s, lambda seen: bar.update(task, completed=seen))
+
+
+def _poll(client: httpx.Client, eligibility: str, book: str, last_seq: int, timeout_s: float,
+          show: Callable[[int], None]) -> None:
     deadline = time.monotonic() + timeout_s
     seen, problem = 0, ""
     while True:
@@ -80,6 +100,7 @@ def _wait_for(client: httpx.Client, eligibility: str, book: str, last_seq: int, 
             problem = ""
         except PipelineError as exc:
             problem = f" (last answer: {exc})"
+        show(seen)
         if seen >= last_seq:
             return
         if time.monotonic() >= deadline:
@@ -92,9 +113,10 @@ def _wait_for(client: httpx.Client, eligibility: str, book: str, last_seq: int, 
 
 def run_pipeline(
     facts: list[Any], settings: Settings | None = None, *, timeout_s: float = PROCESSING_TIMEOUT_S,
-    book: str | None = None,
+    book: str | None = None, progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Submit `facts` in order to a fresh book and return the ledger's decisions for them."""
+    """Submit `facts` in order to a fresh book and return the ledger's decisions for them (with a
+    progress bar on stderr when `progress`)."""
     settings = settings or Settings.from_env()
     intake = _url(settings.intake_port)
     eligibility = _url(settings.eligibility_port)
@@ -103,9 +125,9 @@ def run_pipeline(
     with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=authorization) as client:
         _get(client, f"{intake}/health", "intake")
         _get(client, f"{eligibility}/health", "eligibility")
-        _submit(client, intake, book, facts)
+        _submit(client, intake, book, facts, progress)
         last_seq = int(_get(client, f"{intake}/v1/books/{book}/progress", "intake")["last_seq"])
-        _wait_for(client, eligibility, book, last_seq, timeout_s)
+        _wait_for(client, eligibility, book, last_seq, timeout_s, progress)
         page = _get(client, f"{eligibility}/v1/books/{book}/decisions", "eligibility")
     if page.get("truncated"):
         raise PipelineError(f"book {book} has more decisions than one page holds")

@@ -37,6 +37,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contracts.messages import BOOK_HTTP_HEADER
+from flexledger import output
+from flexledger.exits import Exit
 from flexledger.scenario_file import ScenarioError, load_scenario
 from services.runtime.settings import Settings
 
@@ -49,7 +51,10 @@ MAX_RETRY_AFTER_S = 60.0
 TRANSPORT_RETRIES = 3
 REQUEST_TIMEOUT_S = 120.0
 
-EXIT_OK, EXIT_REJECTED, EXIT_FILE, EXIT_SERVER = 0, 1, 2, 3
+# flexledger/exits.py: a file or option problem is a usage error; the server's error statuses and
+# unusable answers are refusals; a missing API key, a missing set-up.
+EXIT_OK, EXIT_REJECTED, EXIT_FILE = Exit.OK, Exit.FAILED, Exit.USAGE
+EXIT_UNREACHABLE, EXIT_SERVER, EXIT_NO_KEY = Exit.UNREACHABLE, Exit.REFUSED, Exit.NOT_SET_UP
 
 _JSONL = "application/x-ndjson"
 _CSV = "text/csv"
@@ -57,7 +62,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 class SubmitError(Exception):
-    """The upload cannot go on; `exit_code` is EXIT_FILE or EXIT_SERVER."""
+    """The upload cannot go on; `exit_code` is one of the EXIT_ statuses above."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -193,7 +198,8 @@ def post_chunk(
         except httpx.TransportError as exc:
             transport_failures += 1
             if transport_failures > TRANSPORT_RETRIES:
-                raise SubmitError(f"cannot reach intake at {client.base_url}: {exc}", EXIT_SERVER) from None
+                raise SubmitError(f"cannot reach intake at {client.base_url}: {exc}",
+                                  EXIT_UNREACHABLE) from None
             sleep(2.0 ** (transport_failures - 1))
             continue
         if response.status_code == 429 and rate_waits < MAX_RATE_LIMIT_WAITS:
@@ -254,6 +260,12 @@ class Summary:
     def rows(self) -> int:
         return self.accepted + self.duplicates + self.rejected
 
+    def to_json(self, rows_in_file: int) -> dict[str, Any]:
+        return {"rows_in_file": rows_in_file, "rows": self.rows, "accepted": self.accepted,
+                "duplicates": self.duplicates, "rejected": self.rejected, "conflicts": self.conflicts,
+                "elapsed_s": round(self.elapsed_s, 3),
+                "first_rejections": [result.to_json() for result in self.first_rejections]}
+
     def add(self, result: RowResult) -> None:
         if result.outcome == "accepted":
             self.accepted += 1
@@ -283,7 +295,7 @@ def operator_key(settings: Settings | None = None) -> str:
     if key is None:
         where = ("FLEXLEDGER_OPERATOR_KEY is off" if settings.operator_key
                  else f"{operator_key_path(settings)} does not exist (intake creates it when it starts)")
-        raise SubmitError(f"no API key: give --key or FLEXLEDGER_API_KEY ({where})", EXIT_FILE)
+        raise SubmitError(f"no API key: give --key or FLEXLEDGER_API_KEY ({where})", EXIT_NO_KEY)
     return key.token
 
 
@@ -291,10 +303,12 @@ def run_submit(
     file: Path, *, key: str, url: str | None = None, book: str = "main", rejected_out: Path | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS, console: Console | None = None,
     transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic, summary: Summary | None = None,
+    clock: Callable[[], float] = time.monotonic, summary: Summary | None = None, as_json: bool = False,
 ) -> int:
     """Upload FILE and print the summary; the exit status. `transport` lets tests put a stand-in
-    server in place of the network; `summary`, when given, receives the counts."""
+    server in place of the network; `summary`, when given, receives the counts. Without a `console`
+    the summary goes to stdout, the progress bar and errors to stderr."""
+    errors = console or Console(stderr=True)
     console = console or Console()
     summary = summary if summary is not None else Summary()
     try:
@@ -302,14 +316,14 @@ def run_submit(
         base_url = _base_url(url)
         out = _open_out(rejected_out)
     except SubmitError as exc:
-        _print_error(console, exc)
+        _print_error(errors, exc)
         return exc.exit_code
     started_s = clock()
     error: SubmitError | None = None
     try:
         with (
             httpx.Client(base_url=base_url, transport=transport, timeout=REQUEST_TIMEOUT_S) as client,
-            _progress(console) as progress,
+            _progress(errors) as progress,
         ):
             task = progress.add_task(f"{file.name} → {book}", total=len(upload.entries))
             for entry in upload.entries:
@@ -326,9 +340,12 @@ def run_submit(
         if out is not None:
             out.close()
     summary.elapsed_s = clock() - started_s
-    _print_summary(console, summary, upload, rejected_out)
+    if as_json:
+        output.print_json(summary.to_json(len(upload.entries)))
+    else:
+        _print_summary(console, summary, upload, rejected_out)
     if error is not None:
-        _print_error(console, error)
+        _print_error(errors, error)
         return error.exit_code
     return EXIT_REJECTED if summary.rejected else EXIT_OK
 
@@ -394,6 +411,7 @@ _URL = typer.Option(None, "--url", envvar="FLEXLEDGER_INTAKE_URL",
                     help="intake's base URL (default: http://127.0.0.1 on FLEXLEDGER_INTAKE_PORT, 18081)")
 _BOOK = typer.Option("main", "--book", help="the book to submit into (X-Flexledger-Book)")
 _REJECTED_OUT = typer.Option(None, "--rejected-out", help="write rejected rows here, one JSON object a line")
+_JSON = typer.Option(False, "--json", help="print the summary as one JSON object")
 _CHUNK_ROWS = typer.Option(DEFAULT_CHUNK_ROWS, "--chunk-rows", min=1, max=MAX_CHUNK_ROWS,
                            help="rows per bulk request")
 
@@ -405,15 +423,18 @@ def submit(
     book: str = _BOOK,
     rejected_out: Path | None = _REJECTED_OUT,
     chunk_rows: int = _CHUNK_ROWS,
+    as_json: bool = _JSON,
 ) -> None:
     """Upload a file of facts to intake, with a progress bar and a summary of accepted, duplicate and
-    rejected rows. Exit 0: nothing rejected; 1: some rows rejected; 2: file problem; 3: server problem."""
+    rejected rows. Exit 0: nothing rejected; 1: some rows rejected; 2: file problem; 3: intake cannot be
+    reached; 4: intake refused a request (its status is printed); 6: no API key."""
     if key is None:
         try:
             key = operator_key()
         except SubmitError as exc:
             _print_error(Console(stderr=True), exc)
             raise typer.Exit(exc.exit_code) from None
-    code = run_submit(file, key=key, url=url, book=book, rejected_out=rejected_out, chunk_rows=chunk_rows)
+    code = run_submit(file, key=key, url=url, book=book, rejected_out=rejected_out, chunk_rows=chunk_rows,
+                      as_json=as_json)
     sys.stderr.flush()
     raise typer.Exit(code)

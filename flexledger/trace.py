@@ -22,7 +22,9 @@ import httpx
 import typer
 
 from contracts.identifiers import mask_identifiers
+from flexledger import output
 from flexledger.devstack import zipkin
+from flexledger.exits import Exit, fail
 from services.runtime.settings import Settings
 from services.runtime.telemetry import FACT_ID_ATTRIBUTE
 
@@ -144,8 +146,10 @@ def trace_command(
                                         help="a fact id, or a trace id (32 hex digits)"),
     zipkin_url: str = typer.Option("", "--zipkin", help="Zipkin's base URL [default: the local stack's]"),
     wait_s: float = typer.Option(0.0, "--wait", help="Seconds to keep looking while the spans arrive"),
+    as_json: bool = typer.Option(False, "--json", help="Print the trace id and Zipkin's spans as JSON"),
 ) -> None:
-    """Print one fact's trace: service, operation, duration and errors of every span, as a tree."""
+    """Print one fact's trace: service, operation, duration and errors of every span, as a tree. Exit
+    status 5 when no trace is found, 3 when Zipkin cannot be reached."""
     base = zipkin_url or zipkin.base_url(Settings.from_env())
     deadline = time.monotonic() + wait_s
     with httpx.Client(base_url=base, timeout=10) as client:
@@ -156,12 +160,13 @@ def trace_command(
                 break
             except TraceNotFound as exc:
                 if time.monotonic() >= deadline:
-                    typer.echo(f"error: {exc}", err=True)
-                    raise typer.Exit(1) from exc
+                    fail(str(exc), Exit.NOT_FOUND)
                 time.sleep(1.0)
             except httpx.HTTPError as exc:
-                typer.echo(f"error: Zipkin at {base}: {exc} (is the stack up? `flexledger dev up`)", err=True)
-                raise typer.Exit(1) from exc
+                fail(f"Zipkin at {base}: {exc} (is the stack up? `flexledger dev up`)", Exit.UNREACHABLE)
+    if as_json:
+        output.print_json({"trace_id": trace_id, "url": f"{base}/zipkin/traces/{trace_id}", "spans": spans})
+        return
     typer.echo(f"trace {trace_id}  {base}/zipkin/traces/{trace_id}")
     for text in render(span_tree(spans)):
         typer.echo(text)

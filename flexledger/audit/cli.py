@@ -21,6 +21,7 @@ import psycopg
 import typer
 
 from flexledger.audit.proof_commands import register as register_proof_commands
+from flexledger.exits import Exit
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -32,7 +33,7 @@ register_proof_commands(app)  # prove, consistency, evidence
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
 # Exit codes (the CLI's convention): 0 as expected, 1 the check failed (not reproduced, tampered,
 # invalid), 2 usage (bad input, an unknown id), 3 the ledger could not be reached.
-FAILED, USAGE, UNREACHABLE = 1, 2, 3
+FAILED, USAGE, UNREACHABLE, NOT_FOUND = Exit.FAILED, Exit.USAGE, Exit.UNREACHABLE, Exit.NOT_FOUND
 BookOption = Annotated[str | None, typer.Option("--book", help="only this book (default: every book)")]
 LangOption = Annotated[str, typer.Option("--lang", help="language of reasons and facts: zh or en")]
 
@@ -86,7 +87,8 @@ def replay_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if located is None:
-        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""))
+        raise _fail(f"decision {decision_id} is not in the ledger" + (f" of book {book}" if book else ""),
+                    NOT_FOUND)
     result = replay(located)
     if as_json:
         _print_json(replay_json(located, result))
@@ -106,12 +108,14 @@ def lookup_command(
 ) -> None:
     """Find the decision a payment order, a disbursement entry or a bank confirmation came from; then
     `audit replay` it."""
-    from flexledger.audit.lookup import trail
+    from flexledger.audit.lookup import Ambiguous, trail
 
     try:
         found = trail(_settings(), given)
-    except LookupError as exc:
+    except Ambiguous as exc:
         raise _fail(str(exc)) from exc
+    except LookupError as exc:
+        raise _fail(str(exc), NOT_FOUND) from exc
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
@@ -228,7 +232,7 @@ def _print_verify(report: Any, book: list[str] | None, show: int) -> None:
 
 @app.command("history")
 def history_command(
-    subject: str,
+    subject: Annotated[str, typer.Argument(help="the identity number or credit code of the subject")],
     book: Annotated[str, typer.Option(help="the book")] = "main",
     as_of: Annotated[
         str | None,
@@ -308,7 +312,7 @@ def what_if_command(
 
 @app.command("verify-checkpoint")
 def verify_checkpoint_command(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="the checkpoint file (JSON) to verify")],
     public_key: Annotated[str, typer.Option("--public-key", help="base64 Ed25519 public key, or a file")],
     as_json: JsonOption = False,
 ) -> None:

@@ -21,14 +21,15 @@ import logging
 import psycopg
 
 from flexledger.audit.store import SERVICE_SCHEMAS
+from flexledger.resources import deploy_path
 from services.runtime.access.store import AccessApplication
 from services.runtime.eventstore import ServiceApplication
-from services.runtime.settings import PROJECT_ROOT, Settings
+from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 # The services' own schemas, and the access store they share (API keys, the read audit).
 EVENT_SCHEMAS = (*SERVICE_SCHEMAS, AccessApplication.name)
-ROLES_SQL = PROJECT_ROOT / "deploy" / "postgres" / "roles.sql"
+ROLES_SQL = deploy_path("postgres", "roles.sql")
 
 
 def _roles_sql(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 from collections.abc import Callable
@@ -12,9 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flexledger import output
 from flexledger.devstack import credentials, jars, kafka, postgres_ha, stack
 from flexledger.devstack.errors import DevstackError
+from flexledger.exits import Exit
 from flexledger.kafka_access import ADMIN
+from services.runtime import keys
 from services.runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -57,6 +61,7 @@ def up(
 ) -> None:
     """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
     services export their spans to Zipkin."""
+    keys.refuse_new_keys(False)  # the stack's owner: makes the state dir's development keys
     settings = Settings.from_env()
     _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers, ha=ha)))
     _print_status(settings)
@@ -75,6 +80,7 @@ def infra_up(
     ha: bool = typer.Option(False, "--ha", help=HA_HELP),
 ) -> None:
     """Start only Kafka and PostgreSQL (and create the catalogue topics)."""
+    keys.refuse_new_keys(False)  # the stack's owner, as `up`
     _timings(_run(lambda: stack.start_infra(Settings.from_env(), timeout=timeout, brokers=brokers, ha=ha)))
 
 
@@ -96,29 +102,42 @@ def promote(
     standby = [n for n in postgres_ha.status(settings) if n.role == "standby"]
     if not standby:
         typer.echo("error: no PostgreSQL standby runs (`flexledger dev up --ha` starts one)", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.FAILED)
     seconds = _run(lambda: postgres_ha.promote(settings, standby[0].node, fence=fence))
     typer.echo(f"{standby[0].part} promoted in {seconds:.1f}s")
     _print_status(settings)
 
 
 @app.command()
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Print the parts as a JSON array")) -> None:
     """Each part with its address, pid and health (a service's status and why it is not ok); a
-    supervised service also with its restarts and last exit status."""
-    _print_status(Settings.from_env())
+    supervised service also with its restarts and last exit status. Exit status 0 when every part is
+    up and started from this state dir, else 1."""
+    settings = Settings.from_env()
+    if as_json:
+        rows = _run(lambda: stack.status(settings))
+        output.print_json([dataclasses.asdict(row) for row in rows])
+    else:
+        rows = _print_status(settings)
+    if not all(row.healthy and row.pid for row in rows):
+        raise typer.Exit(Exit.FAILED)
 
 
-def _print_status(settings: Settings) -> None:
+def _print_status(settings: Settings) -> list[stack.PartStatus]:
     table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
     colours = {"up": "green", "ok": "green", "primary": "green", "standby": "green", "degraded": "yellow",
                "starting": "yellow"}
-    for row in _run(lambda: stack.status(settings)):
+    rows = _run(lambda: stack.status(settings))
+    for row in rows:
         health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
+        reasons = row.reasons
+        if row.healthy and not row.pid:  # answering, but not a process this state dir started
+            reasons = (*reasons, f"no pid file in {settings.state_dir}: started from another state dir")
         restarts = str(row.restarts) if row.supervised else "-"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)),
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(reasons)),
                       restarts, row.last_exit or "-")
-    console.print(table)
+    output.print_table(table)
+    return rows
 
 
 @app.command()
@@ -154,7 +173,7 @@ def topics() -> None:
 
 @app.command("fetch-jars")
 def fetch_jars() -> None:
-    """Fetch the Kafka broker's jars into .cache/kafka/lib and Zipkin's into .cache/zipkin with Maven
+    """Fetch the Kafka broker's jars and Zipkin's into the cache dir (FLEXLEDGER_CACHE_DIR) with Maven
     (no-op when cached)."""
     typer.echo(_run(jars.ensure_kafka_jars))
     typer.echo(_run(jars.ensure_zipkin_jar))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flexledger.resources import deploy_path
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 REPO_ROOT: Path = PROJECT_ROOT
-KAFKA_DEPLOY_DIR: Path = REPO_ROOT / "deploy" / "kafka"
+KAFKA_DEPLOY_DIR: Path = deploy_path("kafka")
 
 
 def state_dir(settings: Settings) -> Path:
@@ -36,13 +37,18 @@ def pid_file(settings: Settings, part: str) -> Path:
     return run_dir(settings) / f"{part}.pid"
 
 
+def cache_dir() -> Path:
+    """Where fetched jars are kept: FLEXLEDGER_CACHE_DIR (`.cache/` in a checkout, git-ignored)."""
+    return Path(Settings.from_env().cache_dir).resolve()
+
+
 def kafka_lib_dir() -> Path:
-    """The broker's classpath, fetched by Maven (`.cache/` is git-ignored)."""
-    return REPO_ROOT / ".cache" / "kafka" / "lib"
+    """The broker's classpath, fetched by Maven."""
+    return cache_dir() / "kafka" / "lib"
 
 
 def zipkin_jar_path(version: str) -> Path:
-    """Zipkin server's executable jar, fetched by Maven (`.cache/` is git-ignored)."""
-    path = REPO_ROOT / ".cache" / "zipkin"
+    """Zipkin server's executable jar, fetched by Maven."""
+    path = cache_dir() / "zipkin"
     path.mkdir(parents=True, exist_ok=True)
     return path / f"zipkin-server-{version}-exec.jar"

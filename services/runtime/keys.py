@@ -23,6 +23,21 @@ from pathlib import Path
 from services.runtime.settings import Settings
 
 KEY_BYTES = 32
+# The services and `flexledger dev up` make the development keys when they first start; any other
+# command line tool only reads them (flexledger.cli.main turns this off): a tool that made a new key
+# would print a key nobody signs with, or fail to read data the services encrypted with theirs.
+_may_create_keys = True
+
+
+class MissingKeyError(RuntimeError):
+    """A development key a tool needs is not in the state directory."""
+
+
+def refuse_new_keys(refuse: bool = True) -> None:
+    """From now on, a missing development key raises `MissingKeyError` instead of being made (or, with
+    `refuse=False`, is made again: the command that starts the stack owns its state dir)."""
+    global _may_create_keys
+    _may_create_keys = not refuse
 
 
 def write_once(path: Path, secret: str) -> str:
@@ -42,6 +57,13 @@ def state_key(settings: Settings, configured: str, filename: str) -> str:
     """The configured key, else a random 32-byte key (base64) kept in `<state_dir>/<filename>`."""
     if configured:
         return configured
+    path = Path(settings.state_dir) / filename
+    if not _may_create_keys and not path.is_file():
+        setting = filename.removesuffix(".key").replace("-", "_").upper()
+        raise MissingKeyError(
+            f"no {filename} in the state directory {settings.state_dir}: the services make it when they "
+            f"first start. Point FLEXLEDGER_STATE_DIR at the stack's state directory, or set "
+            f"FLEXLEDGER_{setting}_KEY; no new key is made here, as data may already exist under the old one")
     return write_once(Path(settings.state_dir) / filename, base64.b64encode(os.urandom(KEY_BYTES)).decode())
 
 

@@ -1,18 +1,41 @@
 """Runtime settings every process reads from the environment (see `flexledger dev env`).
 
 One flat table: each setting has an environment variable and a default that works on one machine
-with the local stack started by `deploy/`. Services read them through `Settings.from_env()`.
+with the local stack started by `deploy/`. Services read them through `Settings.from_env()`, which
+parses the environment (and a `.env` file in the working directory) with pydantic-settings.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Any, get_type_hints
+
+from pydantic import Field, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.messages import BOOK_PATTERN, valid_book
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A source checkout (pyproject.toml beside the packages) keeps its state in ./var and its downloads in
+# ./.cache; an installed wheel (PROJECT_ROOT is then site-packages) in the XDG directories instead.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def default_state_dir() -> str:
+    """./var in a checkout, else $XDG_STATE_HOME/flexledger (~/.local/state/flexledger)."""
+    if IN_CHECKOUT:
+        return str(PROJECT_ROOT / "var")
+    return str(Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "flexledger")
+
+
+def default_cache_dir() -> str:
+    """./.cache in a checkout, else $XDG_CACHE_HOME/flexledger (~/.cache/flexledger)."""
+    if IN_CHECKOUT:
+        return str(PROJECT_ROOT / ".cache")
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flexledger")
 
 
 @dataclass(frozen=True)
@@ -31,7 +54,10 @@ class Settings:
     intake_port: int = 18081
     eligibility_port: int = 18082
     payments_port: int = 18083
-    state_dir: str = str(PROJECT_ROOT / "var")
+    state_dir: str = field(default_factory=default_state_dir)
+    # Downloads the local stack reuses (Kafka's and Zipkin's jars, flexledger/devstack/jars.py): point
+    # several checkouts or installs at one to fetch them once.
+    cache_dir: str = field(default_factory=default_cache_dir)
     otel_exporter_otlp_endpoint: str = ""
     otel_traces_file: str = ""
     # Zipkin's span API (http://host:9411/api/v2/spans); `flexledger dev up` starts a Zipkin on
@@ -141,14 +167,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Every field `x` is read from FLEXLEDGER_X (OTEL_* keep their standard names)."""
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = f.name.upper() if f.name.startswith("otel_") else f"FLEXLEDGER_{f.name.upper()}"
-            raw = os.environ.get(name)
-            if raw is not None:
-                values[f.name] = int(raw) if f.type == "int" else raw
-        return cls(**values)  # type: ignore[arg-type]
+        """Every field `x` is read from FLEXLEDGER_X (OTEL_* keep their standard names), from the
+        environment or else a `.env` file in the working directory, and checked against its type
+        (pydantic-settings); a field not given keeps its default."""
+        given = _env_reader()().model_dump(exclude_unset=True)
+        return cls(**given)
 
     @staticmethod
     def env_name(field_name: str) -> str:
@@ -201,6 +224,23 @@ def pg_server(text: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"FLEXLEDGER_PG_HOSTS item {text!r}: write host:port, e.g. 127.0.0.1:5432")
     return host, int(port)
+
+
+class _FromEnv(BaseSettings):
+    # The environment wins over `.env`; other variables in either are none of ours.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, validate_default=False)
+
+
+@cache
+def _env_reader() -> type[BaseSettings]:
+    """A pydantic-settings model of `Settings`' fields, each read from its environment name. Settings
+    stays a frozen dataclass (`dataclasses.replace` and `fields` work on it); this only parses."""
+    hints = get_type_hints(Settings)
+    definitions: dict[str, Any] = {
+        f.name: (hints[f.name], Field(default=None, validation_alias=Settings.env_name(f.name)))
+        for f in fields(Settings)
+    }
+    return create_model("SettingsFromEnv", __base__=_FromEnv, **definitions)
 
 
 def production_book_set(text: str) -> frozenset[str]:

@@ -197,8 +197,8 @@ def test_every_decision_of_every_vector_replays(audited: Audited) -> None:
 
 def test_replay_of_an_unknown_decision_exits_non_zero(audited: Audited) -> None:
     result = _cli(audited, "replay", str(uuid.uuid4()))
-    # an unknown id is a usage error (2), not a failed check (1): the CLI's exit-code convention
-    assert result.exit_code == 2 and "not in the ledger" in result.output
+    # not found (5), not "not reproduced" (1): the CLI's exit-code convention (docs/cli.md)
+    assert result.exit_code == 5 and "not in the ledger" in result.output
 
 
 def test_replay_takes_any_unique_prefix_and_shows_the_facts_in_either_language(audited: Audited) -> None:
@@ -250,7 +250,7 @@ def test_lookup_goes_from_a_payment_order_back_to_its_decision(audited: Audited)
     assert printed["steps"][0]["id"] == order_id and printed["steps"][0]["book"] == book
     text = _cli(audited, "lookup", order_id)
     assert text.exit_code == 0 and f"flexledger audit replay {grant['decision_id']}" in text.output
-    assert _cli(audited, "lookup", "no-such-order").exit_code == 2
+    assert _cli(audited, "lookup", "no-such-order").exit_code == 5
 
 
 def _vector_books(state: Audited) -> list[str]:

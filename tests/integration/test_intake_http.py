@@ -455,7 +455,7 @@ async def test_keys_issued_rotated_and_revoked_by_the_operator_command(
     )
 
 
-async def test_keys_command_refusals_exit_2(intake: Settings) -> None:
+async def test_keys_command_refusals_exit_4_refused(intake: Settings) -> None:
     from flexledger.keys_cli import app
 
     for args in (
@@ -465,7 +465,7 @@ async def test_keys_command_refusals_exit_2(intake: Settings) -> None:
         ["issue", "--role", "hr_bureau", "--enterprise", E1],
     ):
         result = CliRunner().invoke(app, args, env=intake.as_env())
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == 4, (args, result.output)  # refused (flexledger/exits.py)
 
 
 # ---- documentation ------------------------------------------------------------------------------

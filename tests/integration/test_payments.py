@@ -463,11 +463,11 @@ async def test_the_cli_appropriates_and_shows_balances_with_beneficiaries_masked
     assert totals.exit_code == 0 and "social_insurance" in totals.output and "540.00" in totals.output
     assert "trial balance: 0 fen (balanced)" in totals.output
     refused = await asyncio.to_thread(cli, "appropriate", "social_insurance", "2024", "100", "--book", book)
-    assert refused.exit_code == 1
+    assert refused.exit_code == 4  # refused by the book (flexledger/exits.py)
     trial = await asyncio.to_thread(cli, "trial-balance", "--book", book)
     assert trial.exit_code == 0 and "in_transit" in trial.output
     unknown = await asyncio.to_thread(cli, "balance", OTHER_WORKER, "--book", book)
-    assert unknown.exit_code == 4 and OTHER_WORKER not in unknown.output
+    assert unknown.exit_code == 5 and OTHER_WORKER not in unknown.output  # not found
 
 
 # ---- bank returns -----------------------------------------------------------------------------------

@@ -228,3 +228,52 @@ def test_pom_pins_kafka_logging_and_the_dependency_plugin() -> None:
     assert re.search(r"<artifactId>kafka-tools</artifactId>\s*<version>\$\{kafka.version\}</version>\s*"
                      r"<exclusions><exclusion><groupId>\*</groupId><artifactId>\*</artifactId>", pom)
     assert re.search(r"maven-dependency-plugin</artifactId>\s*<version>3\.8\.1<", pom)
+
+
+# ---- the compose file, rendered: settings, ports and images (issue 18) ---------------------------------
+
+
+def _flexledger_env_names(env: dict[str, str]) -> set[str]:
+    return {name for name in env if name.startswith(("FLEXLEDGER_", "OTEL_"))}
+
+
+@pytest.mark.parametrize("service", _built_services())
+def test_every_variable_a_flexledger_container_sets_is_a_setting(service: str) -> None:
+    unknown = _flexledger_env_names(_environment(_compose()["services"][service])) - set(SETTING_ENV_NAMES)
+    assert not unknown, f"{service} sets {sorted(unknown)}, which Settings does not read (a typo?)"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_publishes_the_port_it_binds_on_every_interface(service: str) -> None:
+    definition = _compose()["services"][service]
+    env = _environment(definition)
+    port = env[Settings.env_name(f"{service}_port")]
+    assert env[Settings.env_name("http_host")] == "0.0.0.0"  # else the published port reaches nothing
+    assert [str(mapping).split(":")[-1] for mapping in definition["ports"]] == [port]
+    assert any(f":{port}/health" in part for part in definition["healthcheck"]["test"])
+
+
+def test_every_image_is_pinned() -> None:
+    """A pulled image names a version (never `latest` or none); an image built here is this checkout."""
+    for name, service in _compose()["services"].items():
+        image = service.get("image", "")
+        if "build" in service:
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest" and re.search(r"\d", tag), f"{name}: {image}"
+    base = re.search(r"^FROM (\S+)", (DEPLOY / "Dockerfile").read_text(), re.MULTILINE)
+    assert base is not None and re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+", base.group(1))
+
+
+def test_the_image_has_a_healthcheck_that_asks_the_services() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "flexledger.healthcheck"]' in dockerfile
+    assert "--constraint requirements.lock" in dockerfile and (PROJECT_ROOT / "requirements.lock").is_file()
+
+
+def test_the_healthcheck_fails_when_no_service_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flexledger import healthcheck
+
+    for name in ("intake_port", "eligibility_port", "payments_port"):
+        monkeypatch.setenv(Settings.env_name(name), "1")  # nothing listens on port 1
+    assert healthcheck.main() == 1

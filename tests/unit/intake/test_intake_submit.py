@@ -185,7 +185,7 @@ def test_the_stand_in_rate_limit_is_honoured_through_retry_after(tmp_path: Path)
     assert "intake answered 429" in run.output and "30 of 60 rows" in run.output
 
 
-def test_a_wrong_key_stops_the_upload_with_exit_3(tmp_path: Path) -> None:
+def test_a_wrong_key_stops_the_upload_as_refused(tmp_path: Path) -> None:
     intake = StandInIntake()
     intake.issue("platform", E1)
     run = Run(intake, _jsonl(tmp_path / "f.jsonl", enterprise_registered("f1")), "flk_nope")
@@ -210,7 +210,7 @@ def test_a_dropped_connection_is_retried_then_reported(tmp_path: Path) -> None:
     code = client.run_submit(_jsonl(tmp_path / "f.jsonl", enterprise_registered("f1")), key="k",
                              url="http://intake.test", console=console,
                              transport=httpx.MockTransport(unreachable), sleep=sleeps.append)
-    assert code == client.EXIT_SERVER and sleeps == [1.0, 2.0, 4.0]
+    assert code == client.EXIT_UNREACHABLE and sleeps == [1.0, 2.0, 4.0]
     assert "cannot reach intake at http://intake.test" in console.export_text()
 
 
