@@ -341,7 +341,7 @@ def verify_checkpoint_command(
 @app.command("checkpoints")
 def checkpoints_command(
     out: Annotated[Path | None, typer.Option("--out", help="write them here as JSON lines")] = None,
-    timeout_s: Annotated[float, typer.Option("--timeout")] = 10.0,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to wait for the records")] = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Read every checkpoint published on flexledger.audit.checkpoints.v1 (JSON lines; `--json`: one

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from flexledger.exits import Exit
 from services.runtime.settings import Settings
 
 CheckpointsOption = Annotated[
@@ -28,7 +29,7 @@ PublicKeyOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print the proof as JSON")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = Exit.USAGE) -> typer.Exit:
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
 
@@ -48,7 +49,7 @@ def _print_json(value: Any) -> None:
 
 
 def prove_command(
-    decision_id: str,
+    decision_id: Annotated[str, typer.Argument(help="the decision id, or any unique prefix of it")],
     book: Annotated[str | None, typer.Option("--book", help="the decision's book (default: any)")] = None,
     tree_size: Annotated[
         int | None, typer.Option("--tree-size", help="prove against this tree head (default: the latest)")
@@ -58,24 +59,29 @@ def prove_command(
     as_json: JsonOption = False,
 ) -> None:
     """The inclusion proof of a decision's stored event in a signed tree head; exit 1 unless it verifies."""
+    from flexledger.audit.lookup import Ambiguous, resolve_decision
     from flexledger.audit.proofs import NoTreeHead, choose, inclusion, read_leaves
     from flexledger.audit.replay import locate
 
     settings = Settings.from_env()
     try:
-        located = locate(settings, decision_id, book)
+        full_id = resolve_decision(settings, decision_id, book)
+        located = locate(settings, full_id, book) if full_id else None
         if located is None:
-            raise _fail(f"decision {decision_id} is not in the ledger")
+            raise _fail(f"decision {decision_id} is not in the ledger", Exit.NOT_FOUND)
+        decision_id = full_id or decision_id
         notification_id = located.row.notification_id
         heads = [h for h in _heads(settings, checkpoints, public_key)
                  if int(h["up_to_notification_id"]) >= notification_id]
         head = choose(heads, tree_size)
         leaves = read_leaves(settings, int(head["up_to_notification_id"]), int(head["event_count"]))
         proof = inclusion(leaves, notification_id, head)
+    except Ambiguous as exc:
+        raise _fail(str(exc)) from exc
     except NoTreeHead as exc:
-        raise _fail(f"{exc} (decision {decision_id})") from exc
+        raise _fail(f"{exc} (decision {decision_id})", Exit.NOT_FOUND) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     if as_json:
         _print_json({"decision_id": decision_id, **proof})
     else:
@@ -110,9 +116,9 @@ def consistency_command(
         leaves = read_leaves(settings, int(new_head["up_to_notification_id"]), int(new_head["event_count"]))
         proof = consistency(leaves, old_head, new_head)
     except NoTreeHead as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(str(exc), Exit.NOT_FOUND) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     if as_json:
         _print_json(proof)
     else:
@@ -153,10 +159,12 @@ def evidence_command(
         located = decisions_of(settings, decision_id, subject, book)
         heads = _heads(settings, checkpoints, None)
         bundle = build(settings, located, heads, seed=signing_key(settings), identities=identities)
-    except (LookupError, NotAllowed) as exc:
-        raise _fail(str(exc)) from exc
+    except NotAllowed as exc:
+        raise _fail(str(exc), Exit.REFUSED) from exc
+    except LookupError as exc:
+        raise _fail(str(exc), Exit.NOT_FOUND) from exc
     except psycopg.Error as exc:
-        raise _fail(f"cannot read the ledger: {exc}") from exc
+        raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     out.write_text(json.dumps(bundle, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     failures = check_bundle(bundle)
     summary = {

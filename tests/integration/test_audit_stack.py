@@ -343,7 +343,7 @@ def test_a_decision_is_proven_in_a_signed_tree_head_and_its_evidence_verifies_al
     # identity numbers in clear only where the deployment allows it
     worker = next(f["worker"] for f in audited.facts[book] if f.get("type") == "worker_registered")
     args = ["evidence", "--subject", worker, "--book", book, "--identities", "--out", str(bundle_file)]
-    assert _cli(audited, *args).exit_code == 2
+    assert _cli(audited, *args).exit_code == 4  # refused: the deployment does not allow it
     allowed_env = {**audited.env(), "FLEXLEDGER_AUDIT_IDENTITIES_ALLOWED": "1"}
     allowed = CliRunner().invoke(audit_cli.app, args, env=allowed_env)
     assert allowed.exit_code == 0, allowed.output
