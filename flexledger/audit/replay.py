@@ -78,9 +78,26 @@ def legacy_rejection_id(book: str, after: str | None, digest: str) -> str:
 
 
 def same_decisions(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) -> bool:
+    """Byte for byte, explanations included."""
     if not stored and not derived:
         return True  # most facts decide nothing: no JSON to compare
     return canonical(stored) == canonical(derived)
+
+
+def same_in_substance(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) -> bool:
+    """Equal once the explanations are set aside: the same decisions (ids, kinds, programmes, periods,
+    amounts, rule set) with the explanation worded differently. A ledger recorded before the wording
+    of explanations was improved (issue 16: the clawback's reason names the fact that ended the
+    entitlement, the triggering fact joined `fact_ids`) re-derives in substance, not byte for byte; the
+    stored bytes are still held to their hash chain, so the recorded wording cannot have been altered."""
+    if same_decisions(stored, derived):
+        return True
+    return canonical([_without_explanation(d) for d in stored]) == canonical(
+        [_without_explanation(d) for d in derived])
+
+
+def _without_explanation(decision: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in decision.items() if name != "explanation"}
 
 
 @dataclass
@@ -104,8 +121,10 @@ class Replayed:
     located: Located
     rule_set: str
     derived: list[dict[str, Any]]
-    reproduced: bool
+    reproduced: bool  # in substance (`same_in_substance`)
     problem: str | None = None
+    worded_as_recorded: bool = True  # and the explanation byte for byte
+
 
     @property
     def decision_derived(self) -> dict[str, Any] | None:
@@ -125,8 +144,10 @@ def replay(located: Located, rule_set_id: str | None = None) -> Replayed:
         derived = state.decide(located.event)
     except (LookupError, FactShapeError) as exc:
         return Replayed(located, target_rules, [], False, f"cannot replay: {exc}")
-    reproduced = same_decisions(located.event["decisions"], derived)
-    return Replayed(located, target_rules, derived, reproduced)
+    stored = located.event["decisions"]
+    reproduced = same_in_substance(stored, derived)
+    return Replayed(located, target_rules, derived, reproduced,
+                    worded_as_recorded=reproduced and same_decisions(stored, derived))
 
 
 def _find_in(events: Iterable[tuple[Row, dict[str, Any]]], decision_id: str) -> Located | None:
@@ -240,6 +261,10 @@ def render(located: Located, result: Replayed, lang: str = "en") -> list[str]:
             + ", ".join(describe_decision(x) for x in result.derived)
             + ")"
         )
+    if result.reproduced and not result.worded_as_recorded:
+        again = result.decision_derived
+        lines.append("  the explanation was worded by an earlier version; today it reads: "
+                     + (reason(again["explanation"], lang) if again and again.get("explanation") else "-"))
     lines.append(f"reproduced: {'yes' if result.reproduced else 'no'}")
     return lines
 
@@ -249,9 +274,11 @@ def as_json(located: Located, result: Replayed) -> dict[str, Any]:
     event, row = located.event, located.row
     return masked_json({
         "decision": located.decision, "reproduced": result.reproduced, "replayed_under": result.rule_set,
+        "explanation_as_recorded": result.worded_as_recorded,
         "book": event.get("book"), "seq": event.get("seq"), "subject": event.get("subject"),
         "recorded_at": event.get("timestamp"), "trace_id": event.get("trace_id"),
         "notification_id": row.notification_id, "stream": str(row.originator_id), "version": row.version,
         "earlier_facts": len(located.events) - 1, "rests_on": rests_on(located),
-        "re_derived": None if result.reproduced else result.derived, "problem": result.problem,
+        "re_derived": None if result.reproduced and result.worded_as_recorded else result.derived,
+        "problem": result.problem,
     })
