@@ -314,11 +314,13 @@ def test_a_decision_is_proven_in_a_signed_tree_head_and_its_evidence_verifies_al
     proved = _cli(audited, "prove", decision["decision_id"], "--json")
     assert proved.exit_code == 0, proved.output
     proof = json.loads(proved.output)
-    assert proof["verified"] and proof["tree_head"]["digest_algorithm"] == "flexledger-merkle-sha256/2"
+    merkle_algorithm = "flexledger-merkle-sha256/2"
+    assert proof["verified"] and proof["tree_head"]["digest_algorithm"] == merkle_algorithm
     assert merkle.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), proof["leaf_index"], proof["tree_size"],
                                    [bytes.fromhex(p) for p in proof["inclusion_proof"]],
                                    bytes.fromhex(proof["tree_head"]["digest"]))
-    sizes = sorted(int(h["event_count"]) for h in recorded_tree_heads(audited.settings))
+    sizes = sorted(int(h["event_count"]) for h in recorded_tree_heads(audited.settings)
+                   if h["digest_algorithm"] == merkle_algorithm)  # a reused test database has older ones
     assert len(sizes) >= 2, sizes
     consistent = _cli(audited, "consistency", str(sizes[0]), str(sizes[-1]))
     assert consistent.exit_code == 0 and "consistent: yes" in consistent.output, consistent.output
