@@ -4,8 +4,9 @@ Export (first that applies): OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is 
 deploy/compose.yaml); Zipkin's JSON API when OTEL_EXPORTER_ZIPKIN_ENDPOINT is set (the local stack's
 Zipkin, which `flexledger dev up` starts and points the services at; `zipkin_export`); JSON lines to
 the file OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events) but not
-exported. A service that exports records and exports the traces its callers sampled and at most
-`traces_per_s` new ones a second (`trace_sampling`), unless OTEL_TRACES_SAMPLER names the SDK's sampler.
+exported. A service that exports sends the traces its callers sampled and at most `traces_per_s` new
+ones a second; the other traces' spans are recorded, not sent (`trace_sampling`). OTEL_TRACES_SAMPLER,
+when set, names the SDK's sampler instead.
 
 Context is propagated by hand, W3C `traceparent`/`tracestate`, so that we choose every span
 attribute: identity numbers never appear in clear (use `contracts.identifiers.mask`).

@@ -40,33 +40,38 @@ def _traced(sampler: Any) -> tuple[trace.Tracer, InMemorySpanExporter]:
     return provider.get_tracer("test"), exporter
 
 
+def _sampled(span: trace.Span) -> bool:
+    return span.get_span_context().trace_flags.sampled
+
+
 def test_new_traces_are_sampled_in_bursts_of_the_rate_then_as_the_bucket_refills() -> None:
     clock = Clock()
     tracer, _ = _traced(ParentBased(TracesPerSecond(3, clock=clock)))
-    sampled = [tracer.start_span("root").is_recording() for _ in range(5)]
-    assert sampled == [True, True, True, False, False]
+    assert [_sampled(tracer.start_span("root")) for _ in range(5)] == [True, True, True, False, False]
     clock.now += 0.5  # half a second: one and a half tokens
-    assert [tracer.start_span("root").is_recording() for _ in range(2)] == [True, False]
+    assert [_sampled(tracer.start_span("root")) for _ in range(2)] == [True, False]
     clock.now += 60  # a quiet minute refills the bucket, no more
-    assert sum(tracer.start_span("root").is_recording() for _ in range(5)) == 3
+    assert sum(_sampled(tracer.start_span("root")) for _ in range(5)) == 3
 
 
-def test_an_unsampled_trace_keeps_its_ids_and_its_children_follow_the_callers_decision() -> None:
+def test_an_unsampled_trace_is_recorded_not_exported_and_its_children_follow_the_callers_decision() -> None:
     tracer, exporter = _traced(exported_traces_sampler(1))
-    with tracer.start_as_current_span("first") as first:
+    with tracer.start_as_current_span("first"):
         carrier = current_carrier()
-    with tracer.start_as_current_span("second") as second:  # the bucket is empty: not sampled
-        assert not second.is_recording() and second.get_span_context().is_valid
+    with tracer.start_as_current_span("second", attributes={"flexledger.book": "main"}) as second:
+        # The bucket is empty: not sampled, but recorded (its attributes name the book in log lines).
+        assert not _sampled(second) and second.is_recording()
+        assert second.attributes == {"flexledger.book": "main"}  # type: ignore[attr-defined]
+        with tracer.start_as_current_span("second db commit") as commit:
+            assert commit.is_recording() and not _sampled(commit)
         unsampled = current_carrier()
     assert _sampled_flag(carrier) == 1 and _sampled_flag(unsampled) == 0
-    # Downstream (here, the same provider): a sampled caller's child is sampled whatever the bucket holds,
-    # an unsampled caller's child is not.
+    # Downstream: a sampled caller's child is sampled whatever the bucket holds, an unsampled caller's not.
     child = tracer.start_span("process", context=context_from(carrier["traceparent"]), kind=SpanKind.CONSUMER)
-    assert child.is_recording()
-    assert not tracer.start_span("process", context=context_from(unsampled["traceparent"])).is_recording()
+    assert _sampled(child)
+    assert not _sampled(tracer.start_span("process", context=context_from(unsampled["traceparent"])))
     child.end()
     assert [s.name for s in exporter.get_finished_spans()] == ["first", "process"]
-    assert first.get_span_context().trace_id == child.get_span_context().trace_id
 
 
 def _sampled_flag(carrier: dict[str, str]) -> int:
@@ -75,7 +80,7 @@ def _sampled_flag(carrier: dict[str, str]) -> int:
 
 def test_zero_traces_per_second_samples_every_trace() -> None:
     tracer, _ = _traced(exported_traces_sampler(0))
-    assert all(tracer.start_span("root").is_recording() for _ in range(1000))
+    assert all(_sampled(tracer.start_span("root")) for _ in range(1000))
 
 
 def test_only_a_service_that_exports_samples_and_the_sdks_variable_overrides_it(
