@@ -74,6 +74,7 @@ TARGET_FACTS_PER_S = 2_000
 TARGET_P99_DECISION_MS = 500
 TARGET_AUDIT_EVENTS_PER_S = 20_000
 BULK_ROWS = 1_000
+EXPORT_DELAY_S = 6  # the batch span processor sends what it holds every 5 s
 SERVICES = ("intake", "eligibility", "payments")
 log = logging.getLogger("e2e_bench")
 
@@ -736,7 +737,23 @@ def _tracing(throughput: dict[str, Any]) -> str:
     per_s = throughput.get("traces_per_s")
     if per_s is None:
         return "spans not exported"
-    return f"spans exported, {'every trace' if per_s == 0 else f'at most {per_s} new traces/s'}"
+    kept = "every trace" if per_s == 0 else f"at most {per_s} new traces/s"
+    spans = throughput.get("spans_exported")
+    count = "" if spans is None else f": {spans:,} spans, {spans / max(throughput['facts'], 1):.2f} per fact"
+    return f"spans exported, {kept}{count}"
+
+
+def zipkin_spans_received(settings: Settings) -> int | None:
+    """Spans Zipkin has taken in over HTTP since it started (its Prometheus counter), None if unread."""
+    from flexledger.devstack import zipkin
+
+    try:
+        text = httpx.get(f"{zipkin.base_url(settings)}/prometheus", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    counts = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("zipkin_collector_spans_total") and 'transport="http"' in line]
+    return int(sum(counts)) if counts else None
 
 
 def report(results: dict[str, Any]) -> list[str]:
@@ -806,6 +823,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         results["throughput"]["request_metrics"] = bool(settings.metrics_http)
         exported = settings.otel_exporter_zipkin_endpoint or settings.otel_traces_file or args.zipkin
         results["throughput"]["traces_per_s"] = settings.traces_per_s if exported else None
+        if args.zipkin:
+            await asyncio.sleep(EXPORT_DELAY_S)  # the services' last spans of the phase reach Zipkin
+            results["throughput"]["spans_exported"] = zipkin_spans_received(settings)
         log.info("%s", results["throughput"])
     if not args.skip_latency:
         results["latency"] = []
