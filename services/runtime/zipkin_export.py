@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 log = logging.getLogger(__name__)
 
+_CONNECTIONS = {"http": http.client.HTTPConnection, "https": http.client.HTTPSConnection}
 _KINDS = {SpanKind.SERVER: "SERVER", SpanKind.CLIENT: "CLIENT", SpanKind.PRODUCER: "PRODUCER",
           SpanKind.CONSUMER: "CONSUMER"}  # INTERNAL has no Zipkin kind
 
@@ -70,13 +71,14 @@ def zipkin_span(span: ReadableSpan, endpoint: dict[str, str]) -> dict[str, Any]:
 
 
 class ZipkinJsonExporter(SpanExporter):
-    """Batches of spans POSTed to `endpoint` (http://host:port/api/v2/spans), one connection kept open."""
+    """Batches of spans POSTed to `endpoint` (http(s)://host:port/api/v2/spans), one connection kept open."""
 
     def __init__(self, endpoint: str, timeout_s: float) -> None:
         url = urlsplit(endpoint)
-        if url.scheme != "http" or url.hostname is None:
-            raise ValueError(f"a Zipkin endpoint is http://host:port/path, not {endpoint!r}")
-        self._host, self._port, self._path = url.hostname, url.port or 80, url.path or "/"
+        if url.scheme not in _CONNECTIONS or url.hostname is None:
+            raise ValueError(f"a Zipkin endpoint is http(s)://host:port/path, not {endpoint!r}")
+        self._connect = _CONNECTIONS[url.scheme]
+        self._host, self._port, self._path = url.hostname, url.port, url.path or "/"
         self._timeout_s = timeout_s
         self._connection: http.client.HTTPConnection | None = None
         self._endpoints: dict[str, dict[str, str]] = {}  # by service name: shared by its spans
@@ -104,7 +106,7 @@ class ZipkinJsonExporter(SpanExporter):
 
     def _post(self, body: bytes) -> int:
         if self._connection is None:
-            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+            self._connection = self._connect(self._host, self._port, timeout=self._timeout_s)
         self._connection.request("POST", self._path, body, {"Content-Type": "application/json"})
         response = self._connection.getresponse()
         response.read()  # the connection serves the next batch only once the answer is read
