@@ -89,10 +89,15 @@ class ZipkinJsonExporter(SpanExporter):
         body = pydantic_core.to_json([zipkin_span(span, self._endpoint_of(span)) for span in spans])
         try:
             status = self._post(body)
-        except (OSError, http.client.HTTPException) as exc:
-            self._close()  # the next batch connects again
-            log.warning("spans not sent to Zipkin (%d dropped): %s", len(spans), exc)
-            return SpanExportResult.FAILURE
+        except (OSError, http.client.HTTPException):
+            # Most often the kept connection, closed by Zipkin while idle: once more, on a new one.
+            self._close()
+            try:
+                status = self._post(body)
+            except (OSError, http.client.HTTPException) as exc:
+                self._close()  # the next batch connects again
+                log.warning("spans not sent to Zipkin (%d dropped): %s", len(spans), exc)
+                return SpanExportResult.FAILURE
         if status not in (200, 202):
             log.warning("Zipkin refused %d spans: HTTP %d", len(spans), status)
             return SpanExportResult.FAILURE

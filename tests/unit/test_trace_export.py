@@ -183,3 +183,13 @@ def test_an_unreachable_zipkin_fails_the_batch_not_the_service() -> None:
     exporter = ZipkinJsonExporter("http://127.0.0.1:9/api/v2/spans", timeout_s=1)  # the discard port: closed
     span = _finished(lambda tracer: tracer.start_span("lost").end(), "lost")
     assert exporter.export([span]) is SpanExportResult.FAILURE
+
+
+def test_a_kept_connection_zipkin_closed_is_replaced_and_the_batch_sent(zipkin: str) -> None:
+    import http.client
+
+    exporter = ZipkinJsonExporter(zipkin, timeout_s=5)
+    exporter._connection = http.client.HTTPConnection("127.0.0.1", 9)  # as a connection closed while idle
+    span = _finished(lambda tracer: tracer.start_span("after a pause").end(), "after a pause")
+    assert exporter.export([span]) is SpanExportResult.SUCCESS
+    assert [s["name"] for s in _Zipkin.received[0][2]] == ["after a pause"]
