@@ -24,8 +24,10 @@ was due, and one subject's facts are sent in order, each after the previous one 
 The stack is its own (ports 39092/39093, 35432, 38081-38083, state in var/bench, wiped at the start;
 --port-offset N shifts them all and uses var/bench-N)
 unless --use-running (the stack of `flexledger dev env`). --zipkin starts a Zipkin server (port 39411)
-and the services export every span to it, as on `flexledger dev up`: the cost of exported tracing is
-the CPU per fact with it minus without it (Zipkin's own CPU is printed apart). --profile SERVICE runs
+and the services export their spans to it, as on `flexledger dev up`: the traces their sampler keeps
+(at most --traces-per-s new traces a second per service, default the services' own; 0: every trace).
+The cost of exported tracing is the CPU per fact with it minus without it (Zipkin's own CPU is printed
+apart). --profile SERVICE runs
 that service under yappi (all threads, CPU clock) and prints its top functions; `pip install yappi` first.
 
     python bench/e2e_bench.py                                   # 100,000 facts, 500/s for 60 s
@@ -72,6 +74,7 @@ TARGET_FACTS_PER_S = 2_000
 TARGET_P99_DECISION_MS = 500
 TARGET_AUDIT_EVENTS_PER_S = 20_000
 BULK_ROWS = 1_000
+EXPORT_DELAY_S = 6  # the batch span processor sends what it holds every 5 s
 SERVICES = ("intake", "eligibility", "payments")
 log = logging.getLogger("e2e_bench")
 
@@ -818,6 +821,29 @@ def _growth(t: dict[str, Any]) -> list[str]:
     ]
 
 
+def _tracing(throughput: dict[str, Any]) -> str:
+    per_s = throughput.get("traces_per_s")
+    if per_s is None:
+        return "spans not exported"
+    kept = "every trace" if per_s == 0 else f"at most {per_s} new traces/s"
+    spans = throughput.get("spans_exported")
+    count = "" if spans is None else f": {spans:,} spans, {spans / max(throughput['facts'], 1):.2f} per fact"
+    return f"spans exported, {kept}{count}"
+
+
+def zipkin_spans_received(settings: Settings) -> int | None:
+    """Spans Zipkin has taken in over HTTP since it started (its Prometheus counter), None if unread."""
+    from flexledger.devstack import zipkin
+
+    try:
+        text = httpx.get(f"{zipkin.base_url(settings)}/prometheus", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    counts = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("zipkin_collector_spans_total") and 'transport="http"' in line]
+    return int(sum(counts)) if counts else None
+
+
 def report(results: dict[str, Any]) -> list[str]:
     lines = []
     t = results.get("throughput")
@@ -837,7 +863,7 @@ def report(results: dict[str, Any]) -> list[str]:
             "  CPU seconds: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
             _cpu_per_fact(t["cpu_s"], t["facts"])
-            + f"  (request metrics {'on' if t.get('request_metrics', True) else 'off'})",
+            + f"  (request metrics {'on' if t.get('request_metrics', True) else 'off'}; {_tracing(t)})",
             *_growth(t),
         ]
     for lat in results.get("latency", []):
@@ -884,6 +910,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         log.info("throughput: %d facts (%s)", len(facts), "bulk" if bulk else "single POSTs")
         results["throughput"] = await throughput(settings, facts, bulk, args.drain)
         results["throughput"]["request_metrics"] = bool(settings.metrics_http)
+        exported = settings.otel_exporter_zipkin_endpoint or settings.otel_traces_file or args.zipkin
+        results["throughput"]["traces_per_s"] = settings.traces_per_s if exported else None
+        if args.zipkin:
+            await asyncio.sleep(EXPORT_DELAY_S)  # the services' last spans of the phase reach Zipkin
+            results["throughput"]["spans_exported"] = zipkin_spans_received(settings)
         log.info("%s", results["throughput"])
     if not args.skip_latency:
         results["latency"] = []
@@ -924,7 +955,10 @@ def main() -> None:
                         help="the services do not count HTTP requests (FLEXLEDGER_METRICS_HTTP=0): compare "
                              "the CPU per fact with and without")
     parser.add_argument("--zipkin", action="store_true",
-                        help="start a Zipkin server and export every span to it (as `flexledger dev up`)")
+                        help="start a Zipkin server and export spans to it (as `flexledger dev up`)")
+    parser.add_argument("--traces-per-s", type=int,
+                        help="new traces a second each exporting service keeps (FLEXLEDGER_TRACES_PER_S; "
+                             "0: every trace)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -935,6 +969,8 @@ def main() -> None:
         settings = replace(settings, otel_traces_file=str(args.traces.resolve()))
     if args.no_request_metrics and not args.use_running:
         settings = replace(settings, metrics_http=0)
+    if args.traces_per_s is not None and not args.use_running:
+        settings = replace(settings, traces_per_s=args.traces_per_s)
     if not args.use_running:
         start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:

@@ -1,12 +1,19 @@
 """What exporting spans to Zipkin costs a service, in CPU per fact, apart from everything else.
 
-A single POSTed fact makes 9 spans across the three services (tests/e2e/test_trace.py names them); each
-is created whether or not it is exported (trace ids reach the events either way). This creates the same
-spans, with the same kinds of attributes, for N facts in one process, twice: not exported, then
-exported by the services' exporter (`BatchSpanProcessor` + `ZipkinExporter`, as on `flexledger dev up`)
-to a real Zipkin server, and prints the process's CPU (all threads: the exporter's thread included) per
-fact for both. The difference is the cost of exporting; Zipkin's own CPU is printed apart. A bulk
-request's facts share their spans, so there the cost per fact is a fraction of this.
+A single POSTed fact that leads to a payment order makes 9 spans across the three services
+(tests/e2e/test_trace.py names them; one without a decision makes 4-5). Spans are created whether or
+not they are exported (trace ids reach the events either way). This creates one such chain of 9 spans,
+with the same kinds of attributes, for N facts in one process, under each set-up in turn, and prints the
+process's CPU (all threads: the exporter's thread included) per fact:
+
+- not exported: a recording span each, no processor (a service with no exporter configured);
+- not sampled: exporting, but the trace is one the services' sampler does not sample
+  (services/runtime/trace_sampling.py): recorded, not exported;
+- exported by the SDK's `ZipkinExporter` (opentelemetry-exporter-zipkin-json), before 2026-12-03;
+- exported by the services' `ZipkinJsonExporter` (services/runtime/zipkin_export.py), both behind the
+  SDK's `BatchSpanProcessor`, to a real Zipkin server (its own CPU printed apart).
+
+A bulk request's facts share their spans, so there the cost per fact is a fraction of this.
 
     .venv/bin/python bench/trace_export_bench.py --facts 20000
 """
@@ -14,17 +21,25 @@ request's facts share their spans, so there the cost per fact is a fraction of t
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
 
-from services.runtime.settings import Settings
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.runtime.settings import Settings  # noqa: E402
+from services.runtime.trace_sampling import exported_traces_sampler  # noqa: E402
+from services.runtime.zipkin_export import ZipkinJsonExporter  # noqa: E402
+
 SPANS = (  # (name, kind) of one fact's trace, each the child of the one before (a close enough shape)
     ("POST /v1/facts", SpanKind.SERVER), ("intake db commit", SpanKind.INTERNAL),
     ("flexledger.intake.facts.v1 publish", SpanKind.PRODUCER),
@@ -34,6 +49,7 @@ SPANS = (  # (name, kind) of one fact's trace, each the child of the one before 
     ("payments db commit", SpanKind.INTERNAL), ("flexledger.payments.orders.v1 publish", SpanKind.PRODUCER),
 )
 CHUNK = 200  # facts between two flushes: their 1,800 spans fit the processor's queue (2,048)
+RESOURCE = Resource.create({"service.name": "flexledger-bench"})
 
 
 def cpu_per_fact_us(provider: TracerProvider, facts: int) -> float:
@@ -41,11 +57,13 @@ def cpu_per_fact_us(provider: TracerProvider, facts: int) -> float:
     started = time.process_time()
     for n in range(facts):
         stack = []
+        parent = None
         for name, kind in SPANS:
-            span = tracer.start_span(name, kind=kind, attributes={
+            span = tracer.start_span(name, context=parent, kind=kind, attributes={
                 "messaging.system": "kafka", "messaging.destination.name": name.split(" ")[0],
                 "messaging.kafka.offset": n, "flexledger.book": "main", "flexledger.fact_id": f"f-{n}",
             })
+            parent = trace.set_span_in_context(span)
             stack.append(span)
         for span in reversed(stack):
             span.end()
@@ -53,6 +71,12 @@ def cpu_per_fact_us(provider: TracerProvider, facts: int) -> float:
             provider.force_flush()
     provider.shutdown()  # flushes the rest
     return (time.process_time() - started) * 1e6 / facts
+
+
+def exporting(exporter: SpanExporter, traces_per_s: int = 0) -> TracerProvider:
+    provider = TracerProvider(resource=RESOURCE, sampler=exported_traces_sampler(traces_per_s))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
 
 
 def main() -> None:
@@ -66,29 +90,30 @@ def main() -> None:
     parser.add_argument("--zipkin-port", type=int, default=39_911)
     args = parser.parse_args()
     settings = Settings(zipkin_port=args.zipkin_port, state_dir=str(ROOT / "var" / "bench-traces"))
+    endpoint = zipkin.spans_endpoint(settings)
+    setups: dict[str, Callable[[], TracerProvider]] = {
+        "not exported (recorded, no processor)": lambda: TracerProvider(resource=RESOURCE),
+        # One trace a second: the first fact's is sampled, the others are not.
+        "not sampled (recorded, not exported)": lambda: exporting(ZipkinJsonExporter(endpoint, 5), 1),
+        "exported: SDK ZipkinExporter": lambda: exporting(ZipkinExporter(endpoint=endpoint)),
+        "exported: ZipkinJsonExporter": lambda: exporting(ZipkinJsonExporter(endpoint, timeout_s=5)),
+    }
     zipkin.start_zipkin(settings)
     try:
         health.wait_healthy(zipkin.PART, settings, 300)
-        resource = Resource.create({"service.name": "flexledger-bench"})
-        bare = cpu_per_fact_us(TracerProvider(resource=resource), args.facts)
-        exported = TracerProvider(resource=resource)
-        exported.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=zipkin.spans_endpoint(settings))))
         pid = zipkin.zipkin_pid(settings)
-        zipkin_before = _cpu_s(pid)
-        with_export = cpu_per_fact_us(exported, args.facts)
-        zipkin_us = (_cpu_s(pid) - zipkin_before) * 1e6 / args.facts if pid and pid_alive(pid) else 0.0
+        print(f"{args.facts:,} facts, {len(SPANS)} spans each; load average {os.getloadavg()[0]:.1f}")
+        for name, setup in setups.items():
+            zipkin_before = _cpu_s(pid)
+            us = cpu_per_fact_us(setup(), args.facts)
+            zipkin_us = (_cpu_s(pid) - zipkin_before) * 1e6 / args.facts if pid and pid_alive(pid) else 0.0
+            viewer = f"   (Zipkin itself {zipkin_us:.0f} µs more)" if name.startswith("exported") else ""
+            print(f"  {name:40s} {us:8.1f} µs CPU per fact{viewer}")
     finally:
         zipkin.stop_zipkin(settings)
-    print(f"{args.facts:,} facts, {len(SPANS)} spans each")
-    print(f"  spans created, not exported   {bare:8.1f} µs CPU per fact")
-    print(f"  spans exported to Zipkin      {with_export:8.1f} µs CPU per fact "
-          f"(+{with_export - bare:.1f} µs: the cost of exporting)")
-    print(f"  Zipkin server itself          {zipkin_us:8.1f} µs CPU per fact (another process)")
 
 
 def _cpu_s(pid: int | None) -> float:
-    import os
-
     if pid is None:
         return 0.0
     stat = Path(f"/proc/{pid}/stat").read_text()

@@ -116,10 +116,15 @@ def trace_ids_of_fact(client: httpx.Client, fact_id: str) -> list[str]:
     return [trace_id for _, trace_id in started]
 
 
+# A busy stack exports at most FLEXLEDGER_TRACES_PER_S new traces a second (runtime/trace_sampling.py).
+NOT_SAMPLED = ("or it was not sampled: a `traceparent` whose last field is even, e.g. -00 or -02, was not "
+               "exported; resend with `traceparent: 00-<trace id>-<span id>-01` to have it traced")
+
+
 def fetch_trace(client: httpx.Client, trace_id: str) -> list[dict[str, Any]]:
     response = client.get(f"/api/v2/trace/{trace_id}")
     if response.status_code == 404:
-        raise TraceNotFound(f"Zipkin has no trace {trace_id}")
+        raise TraceNotFound(f"Zipkin has no trace {trace_id} ({NOT_SAMPLED})")
     response.raise_for_status()
     spans: list[dict[str, Any]] = response.json()
     return spans
@@ -134,7 +139,8 @@ def resolve(client: httpx.Client, fact_or_trace: str) -> tuple[str, list[str]]:
     if not found:
         raise TraceNotFound(
             f"no trace with {FACT_ID_ATTRIBUTE}={mask_identifiers(fact_or_trace)} in Zipkin (a fact sent in "
-            "bulk is in its request's trace: use the bulk response's trace_id, or a decision's)")
+            "bulk is in its request's trace: use the bulk response's trace_id, or a decision's; "
+            f"{NOT_SAMPLED})")
     return found[0], found[1:]
 
 

@@ -64,6 +64,9 @@ class Settings:
     # `zipkin_port` and sets this for the services it starts when no other export is configured.
     otel_exporter_zipkin_endpoint: str = ""
     zipkin_port: int = 19411
+    # A service that exports spans starts at most this many new traces a second, 0: every one
+    # (services/runtime/trace_sampling.py); OTEL_TRACES_SAMPLER, when set, chooses instead.
+    traces_per_s: int = 20
     # A service's log lines on stderr (services/runtime/logs.py): json, text, or auto (text on a
     # terminal, JSON otherwise, e.g. the local stack's log files).
     log_format: str = "auto"

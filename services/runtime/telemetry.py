@@ -2,8 +2,11 @@
 
 Export (first that applies): OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a collector,
 deploy/compose.yaml); Zipkin's JSON API when OTEL_EXPORTER_ZIPKIN_ENDPOINT is set (the local stack's
-Zipkin, which `flexledger dev up` starts and points the services at); JSON lines to the file
-OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events) but not exported.
+Zipkin, which `flexledger dev up` starts and points the services at; `zipkin_export`); JSON lines to
+the file OTEL_TRACES_FILE; otherwise spans are created (trace ids still reach the events) but not
+exported. A service that exports sends the traces its callers sampled and at most `traces_per_s` new
+ones a second; the other traces' spans are recorded, not sent (`trace_sampling`). OTEL_TRACES_SAMPLER,
+when set, names the SDK's sampler instead.
 
 Context is propagated by hand, W3C `traceparent`/`tracestate`, so that we choose every span
 attribute: identity numbers never appear in clear (use `contracts.identifiers.mask`).
@@ -12,6 +15,7 @@ attribute: identity numbers never appear in clear (use `contracts.identifiers.ma
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
@@ -26,6 +30,8 @@ from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.runtime.settings import Settings
+from services.runtime.trace_sampling import exported_traces_sampler
+from services.runtime.zipkin_export import ZipkinJsonExporter
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 INSTRUMENTATION = "flexledger"
@@ -60,21 +66,27 @@ def _otlp_traces_url(endpoint: str) -> str:
 
 def setup_tracing(service_name: str, settings: Settings) -> TracerProvider:
     """A TracerProvider for one service process, exporting as the module docstring says."""
-    provider = TracerProvider(resource=Resource.create({"service.name": f"flexledger-{service_name}"}))
+    exporter = _exporter(settings)
+    sampler = None  # the SDK's: OTEL_TRACES_SAMPLER, else every trace its callers did not drop
+    if exporter is not None and not os.environ.get("OTEL_TRACES_SAMPLER"):
+        sampler = exported_traces_sampler(settings.traces_per_s)
+    resource = Resource.create({"service.name": f"flexledger-{service_name}"})
+    provider = TracerProvider(resource=resource, sampler=sampler)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def _exporter(settings: Settings) -> SpanExporter | None:
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = _otlp_traces_url(settings.otel_exporter_otlp_endpoint)
-        exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    elif settings.otel_exporter_zipkin_endpoint:
-        from opentelemetry.exporter.zipkin.json import ZipkinExporter
-
-        provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(
-            endpoint=settings.otel_exporter_zipkin_endpoint, timeout=ZIPKIN_TIMEOUT_S)))
-    elif settings.otel_traces_file:
-        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(settings.otel_traces_file)))
-    return provider
+        return OTLPSpanExporter(endpoint=_otlp_traces_url(settings.otel_exporter_otlp_endpoint))
+    if settings.otel_exporter_zipkin_endpoint:
+        return ZipkinJsonExporter(settings.otel_exporter_zipkin_endpoint, ZIPKIN_TIMEOUT_S)
+    if settings.otel_traces_file:
+        return JsonLinesSpanExporter(settings.otel_traces_file)
+    return None
 
 
 def get_tracer(provider: trace.TracerProvider | None, name: str) -> trace.Tracer:
