@@ -43,6 +43,8 @@ def _timings(timings: dict[str, float]) -> None:
     console.print(" ".join(f"{k}={v:.1f}s" for k, v in timings.items()), highlight=False)
 
 
+STANDBY_HELP = ("intake and payments as an active and a standby instance behind the usual port, eligibility "
+                "as three instances (docs/design/services.md, 'Active and standby')")
 BROKERS_HELP = ("Kafka nodes: 1, or a cluster (3: replication factor 3, min.insync.replicas 2; "
                 "node n on the configured ports + 2(n-1))")
 
@@ -51,11 +53,12 @@ BROKERS_HELP = ("Kafka nodes: 1, or a cluster (3: replication factor 3, min.insy
 def up(
     timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
+    with_standby: bool = typer.Option(False, "--standby", help=STANDBY_HELP),
 ) -> None:
     """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
     services export their spans to Zipkin."""
     settings = Settings.from_env()
-    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers)))
+    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers, with_standby=with_standby)))
     _print_status(settings)
 
 
@@ -88,12 +91,13 @@ def status() -> None:
 
 
 def _print_status(settings: Settings) -> None:
-    table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
-    colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow"}
+    table = Table("part", "address", "pid", "health", "role", "reasons", "restarts", "last exit")
+    colours = {"up": "green", "ok": "green", "degraded": "yellow", "starting": "yellow", "standby": "cyan"}
     for row in _run(lambda: stack.status(settings)):
         health = f"[{colours.get(row.health, 'red')}]{row.health}[/]"
         restarts = str(row.restarts) if row.supervised else "-"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(row.reasons)),
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, row.role or "-",
+                      escape("\n".join(row.reasons)),
                       restarts, row.last_exit or "-")
     console.print(table)
 
