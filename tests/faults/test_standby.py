@@ -137,14 +137,16 @@ def restart_each(settings: Settings) -> list[str]:
 
 
 async def test_three_eligibility_instances_survive_a_rolling_restart(three_eligibility: Settings) -> None:
-    facts = generated_facts(40, 12, 43)
+    facts = generated_facts(150, 12, 43)  # long enough at the pace for the whole roll to run under load
     book = f"rolling-{uuid.uuid4().hex[:12]}"
     since_ms = int(time.time() * 1000) - 1000
     stats = StreamStats()
 
     async def roll() -> list[str]:
-        await answered(stats, len(facts) // 5)
-        return await asyncio.to_thread(restart_each, three_eligibility)
+        await answered(stats, len(facts) // 10)
+        at = stats.submitted
+        done = await asyncio.to_thread(restart_each, three_eligibility)
+        return [f"rolling restart from {at} to {stats.submitted} of {len(facts)} facts answered", *done]
 
     rolling = asyncio.create_task(roll())
     receipts = await submit_stream(three_eligibility, book, facts, submitters=6, stats=stats,
