@@ -169,6 +169,8 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
             continue
         report = services.service_health(part, settings)
         health = str(report.get("status", "down")) if report else "down"
+        if pid is None and part in standby.PAIRED:  # a pair: the service's address is its front's
+            pid = standby.front_pid(part, settings)
         row = PartStatus(part, where, pid, health in ("ok", "degraded"), health,
                          tuple(report.get("reasons", ())) if report else ())
         watched = services.supervision(part, settings)
