@@ -94,8 +94,21 @@ async def _stream_with_kill(settings: Settings, name: str, label: str, seed: int
     code, output = await asyncio.to_thread(audit_verify, settings, book)
     assert code in (None, 0), f"audit verify failed:\n{output}"
     happened.append(f"audit verify --book: {'exit 0' if code == 0 else output}")
+    happened.append(await _dev_status(settings, name))
     assert takeover_s < TAKEOVER_DEADLINE_S, f"{name}: the standby took {takeover_s:.2f}s to take over"
     return happened
+
+
+async def _dev_status(settings: Settings, name: str) -> str:
+    """What `flexledger dev status` shows of the pair: one active, one standby, the killed one restarted."""
+    from flexledger.devstack import stack, standby
+
+    rows = {row.part: row for row in await asyncio.to_thread(stack.status, settings)}
+    pair = [rows[f"{name}-{instance}"] for instance in standby.PAIR]
+    assert sorted(row.role for row in pair) == ["active", "standby"], pair
+    assert sum(row.restarts for row in pair) == 1, pair
+    return "dev status: " + "; ".join(f"{row.part} {row.health} ({row.role}), restarts {row.restarts}, "
+                                      f"last exit {row.last_exit or '-'}" for row in pair)
 
 
 async def test_the_standby_intake_takes_over_from_a_killed_active_one(pairs: Settings) -> None:
