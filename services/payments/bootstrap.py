@@ -77,6 +77,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
     gate = AccessGate(NAME, settings, tracer_provider)  # who may call what (docs/design/http-auth.md)
     runtime.on_start(stores.open)
+    runtime.on_start(gate.open)  # reads only: a standby has it ready when it takes over
     if settings.standby:  # one of a pair: the books are read, and Kafka joined, only once it is active
         seat = Seat(WriterLock(settings.pg_dsn(), LOCK_KEY, NAME), lambda: stores.app.process_recorder,
                     standby=True)
@@ -84,7 +85,6 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         runtime.background("writer-lock", seat.watch_or_stop)
         runtime.on_stop(seat.lock.release)
         runtime.role = lambda: seat.role
-    runtime.on_start(gate.open)
     runtime.on_start(lambda: rebuild_books(stores, view))
     runtime.on_start(follow_the_log)
     runtime.background("batching", batching.run)
