@@ -84,15 +84,21 @@ def stop_front(name: str, settings: Settings) -> bool:
 
 
 def start_pair(name: str, settings: Settings, *, supervised: bool = False, timeout: float = 120.0) -> None:
-    """Front, instance `a` (it becomes active), instance `b` (standby); until one serves at the front."""
+    """Front, instances `a` and `b`; until one is active and the other standby."""
     if name not in PAIRED:
         raise DevstackError(f"{name} does not run as a pair; the pairs are {', '.join(PAIRED)}")
     start_front(name, settings, supervised=supervised)
-    for instance in PAIR:
+    for instance in PAIR:  # waited for together below: an instance turns from standby to starting to ok
         own = instance_settings(name, settings, instance)
-        services.start_service(name, own, timeout=timeout, instance=instance, supervised=supervised)
-    if not processes.wait_until(lambda: active_instance(name, settings) is not None, timeout, interval=0.2):
-        raise DevstackError(f"no {name} instance became active in {timeout:.0f}s")
+        services.start_service(name, own, wait=False, instance=instance, supervised=supervised)
+
+    def paired() -> bool:
+        statuses = sorted(str((instance_health(name, settings, i) or {}).get("status")) for i in PAIR)
+        return active_instance(name, settings) is not None and "standby" in statuses
+
+    if not processes.wait_until(paired, timeout, interval=0.2):
+        raise DevstackError(f"{name}: no active and standby instances in {timeout:.0f}s; see "
+                            f"{log_file(settings, services.instance_part(name, PAIR[0]))}")
 
 
 def stop_pair(name: str, settings: Settings) -> bool:
