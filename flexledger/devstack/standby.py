@@ -93,7 +93,7 @@ def start_pair(name: str, settings: Settings, *, supervised: bool = False, timeo
         services.start_service(name, own, wait=False, instance=instance, supervised=supervised)
 
     def paired() -> bool:
-        statuses = sorted(str((instance_health(name, settings, i) or {}).get("status")) for i in PAIR)
+        statuses = {(instance_health(name, settings, i) or {}).get("status") for i in PAIR}
         return active_instance(name, settings) is not None and "standby" in statuses
 
     if not processes.wait_until(paired, timeout, interval=0.2):
