@@ -47,6 +47,8 @@ def _timings(timings: dict[str, float]) -> None:
     console.print(" ".join(f"{k}={v:.1f}s" for k, v in timings.items()), highlight=False)
 
 
+STANDBY_HELP = ("intake and payments as an active and a standby instance behind the usual port, eligibility "
+                "as three instances (docs/design/services.md, 'Active and standby')")
 BROKERS_HELP = ("Kafka nodes: 1, or a cluster (3: replication factor 3, min.insync.replicas 2; "
                 "node n on the configured ports + 2(n-1))")
 HA_HELP = ("PostgreSQL with a synchronous streaming standby (node 2 on the configured port + 1); the "
@@ -58,12 +60,14 @@ def up(
     timeout: float = typer.Option(120.0, help="Seconds to wait for each part"),
     brokers: int = typer.Option(1, "--brokers", help=BROKERS_HELP),
     ha: bool = typer.Option(False, "--ha", help=HA_HELP),
+    with_standby: bool = typer.Option(False, "--standby", help=STANDBY_HELP),
 ) -> None:
     """Start Zipkin, Kafka, PostgreSQL, then intake, eligibility and payments (each waited for); the
     services export their spans to Zipkin."""
     keys.refuse_new_keys(False)  # the stack's owner: makes the state dir's development keys
     settings = Settings.from_env()
-    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers, ha=ha)))
+    _timings(_run(lambda: stack.up(settings, timeout=timeout, brokers=brokers, ha=ha,
+                                   with_standby=with_standby)))
     _print_status(settings)
 
 
@@ -124,7 +128,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the parts a
 
 
 def _print_status(settings: Settings) -> list[stack.PartStatus]:
-    table = Table("part", "address", "pid", "health", "reasons", "restarts", "last exit")
+    table = Table("part", "address", "pid", "health", "role", "reasons", "restarts", "last exit")
     colours = {"up": "green", "ok": "green", "primary": "green", "standby": "green", "degraded": "yellow",
                "starting": "yellow"}
     rows = _run(lambda: stack.status(settings))
@@ -134,7 +138,8 @@ def _print_status(settings: Settings) -> list[stack.PartStatus]:
         if row.healthy and not row.pid:  # answering, but not a process this state dir started
             reasons = (*reasons, f"no pid file in {settings.state_dir}: started from another state dir")
         restarts = str(row.restarts) if row.supervised else "-"
-        table.add_row(row.part, row.address, str(row.pid or "-"), health, escape("\n".join(reasons)),
+        table.add_row(row.part, row.address, str(row.pid or "-"), health, row.role or "-",
+                      escape("\n".join(reasons)),
                       restarts, row.last_exit or "-")
     output.print_table(table)
     return rows

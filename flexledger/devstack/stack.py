@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from flexledger.devstack import kafka, kafka_admin, postgres, postgres_ha, services, zipkin
+from flexledger.devstack import kafka, kafka_admin, postgres, postgres_ha, services, standby, zipkin
 from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, VIEWER, address, is_healthy, part_pid, wait_healthy
@@ -32,6 +32,7 @@ class PartStatus:
     supervised: bool = False
     restarts: int = 0  # by its supervisor
     last_exit: str = ""  # the last exit status its supervisor saw ("killed by SIGKILL"), and when
+    role: str = ""  # one of an active and standby pair: active or standby (flexledger.devstack.standby)
 
 
 def start_infra(
@@ -100,10 +101,13 @@ def stop_infra(settings: Settings | None = None) -> None:
 
 def up(
     settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1, ha: bool = False,
+    with_standby: bool = False,
 ) -> dict[str, float]:
     """Zipkin (booting while the rest starts), infra (Kafka with `brokers` nodes), then intake,
     eligibility and payments, each waited for until healthy, each under a supervisor that starts it
-    again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin."""
+    again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin.
+    `with_standby`: intake and payments as active and standby pairs, eligibility as three instances
+    (flexledger.devstack.standby)."""
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
     zipkin.start_zipkin(settings)
@@ -113,9 +117,14 @@ def up(
     log.info("zipkin healthy at %s", zipkin.ui_url(settings))
     for name in services.SERVICES:
         t0 = time.monotonic()
-        services.start_service(name, settings, timeout=timeout, supervised=True)
+        if with_standby and name in standby.PAIRED:
+            standby.start_pair(name, settings, supervised=True, timeout=timeout)
+        else:
+            services.start_service(name, settings, timeout=timeout, supervised=True)
         timings[name] = time.monotonic() - t0
         log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
+    if with_standby:
+        standby.up_more_eligibility(settings, timeout=timeout)
     return timings
 
 
@@ -123,6 +132,11 @@ def down(settings: Settings | None = None) -> None:
     """Stop the services, then the broker, PostgreSQL and Zipkin."""
     settings = settings or Settings.from_env()
     errors: list[str] = []
+    try:
+        if standby.down(settings):
+            log.info("standby pairs and further instances stopped")
+    except DevstackError as exc:
+        errors.append(f"standby: {exc}")
     for name in reversed(services.SERVICES):
         try:
             if services.stop_service(name, settings):
@@ -165,9 +179,34 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
             continue
         report = services.service_health(part, settings)
         health = str(report.get("status", "down")) if report else "down"
+        if pid is None and part in standby.PAIRED:  # a pair: the service's address is its front's
+            pid = standby.front_pid(part, settings)
         row = PartStatus(part, where, pid, health in ("ok", "degraded"), health,
                          tuple(report.get("reasons", ())) if report else ())
         watched = services.supervision(part, settings)
+        if watched is not None:
+            last_exit = f"{watched.last_exit} at {watched.last_exit_at}" if watched.last_exit else ""
+            row = replace(row, supervised=True, restarts=watched.restarts, last_exit=last_exit)
+        rows.append(row)
+    rows.extend(_instance_rows(settings))
+    return rows
+
+
+def _instance_rows(settings: Settings) -> list[PartStatus]:
+    """A row per running instance of `dev up --standby` (intake-a, intake-b, ..., eligibility-c), with
+    its role in a pair; the service's own row is then its front, i.e. the active instance."""
+    rows: list[PartStatus] = []
+    for name, instance in standby.instances(settings):
+        own = standby.instance_settings(name, settings, instance)
+        pid = services.service_pid(name, own, instance=instance)
+        if pid is None:
+            continue
+        report = services.service_health(name, own) or {}
+        health = str(report.get("status", "down"))
+        row = PartStatus(services.instance_part(name, instance), services.service_url(name, own), pid,
+                         health in ("ok", "degraded", "standby"), health, tuple(report.get("reasons", ())),
+                         role=str(report.get("role", "")))
+        watched = services.supervision(name, own, instance=instance)
         if watched is not None:
             last_exit = f"{watched.last_exit} at {watched.last_exit_at}" if watched.last_exit else ""
             row = replace(row, supervised=True, restarts=watched.restarts, last_exit=last_exit)

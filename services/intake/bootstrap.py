@@ -18,8 +18,7 @@ from services.intake.adapters.group_commit import GroupCommit
 from services.intake.adapters.relay import FactRelay, Outbox
 from services.intake.adapters.store import intake_store
 from services.intake.adapters.submitter_keys import SubmitterKeys
-from services.intake.adapters.writer_lock import WriterLock
-from services.intake.adapters.writer_lock_watch import WriterLockWatch
+from services.intake.adapters.writer_lock_watch import LOCK_KEY, WriterLockWatch
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
 from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
@@ -31,6 +30,7 @@ from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
+from services.runtime.writer_lock import Seat, WriterLock
 
 NAME: Final = "intake"
 
@@ -44,7 +44,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     # The event store, opened at start; its books are read once the writer lock is held.
     store = intake_store(settings, tracer_provider, dead_letter_max_bytes=limits.max_fact_bytes)
     books_lock = asyncio.Lock()  # the books have one writer at a time: a request, a message or a rebuild
-    writer_lock = WriterLockWatch(WriterLock(settings.pg_dsn()), store, books_lock)
+    seat = Seat(WriterLock(settings.pg_dsn(), LOCK_KEY, NAME), lambda: store.app.process_recorder,
+                standby=bool(settings.standby))
+    writer_lock = WriterLockWatch(seat, store, books_lock)
     gate = AccessGate(NAME, settings, tracer_provider)  # API keys (docs/design/http-auth.md)
     keys = SubmitterKeys(gate, limits)
     relay = FactRelay(facts_topics, tracer, PartitionKeys(partition_key_secret(settings)),
@@ -66,6 +68,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     runtime.on_stop(gate.close)
 
     runtime.ready_when(writer_lock.writing)
+    runtime.role = lambda: seat.role
     runtime.reports("writer_lock", writer_lock.held)
     runtime.reports("relayed_position", outbox.position)
     runtime.reports("keys", gate.count)

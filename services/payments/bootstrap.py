@@ -1,9 +1,10 @@
 """The payments service, wired: stores, Kafka consumers, the batching loop, the order, disbursement and
 dead-letter relays, the read-side projection and the HTTP API, on the shared service runtime.
 
-Start-up (in this order, before anything consumes): open the stores; rebuild every book from the event
-store (one pass over the notification log, which also rebuilds the projection's copy up to its
-recorded position); register the log followers, which need the open stores.
+Start-up (in this order, before anything consumes): open the stores; as one of an active and standby
+pair (`settings.standby`), take the writer lock (services/runtime/writer_lock.py); rebuild every book
+from the event store (one pass over the notification log, which also rebuilds the projection's copy up
+to its recorded position); register the log followers, which need the open stores.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ from services.runtime.publishing import PartitionKeys
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
+from services.runtime.writer_lock import Seat, WriterLock
 
 log = logging.getLogger(__name__)
 NAME: Final = "payments"
+# The writer lock of an active and standby pair; any constant no other advisory lock in the database uses.
+LOCK_KEY: Final = 0x466C_7850_6179  # "FlxPay"
 
 
 def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None) -> ServiceRuntime:
@@ -75,7 +79,14 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
     gate = AccessGate(NAME, settings, tracer_provider)  # who may call what (docs/design/http-auth.md)
     runtime.on_start(stores.open)
-    runtime.on_start(gate.open)
+    runtime.on_start(gate.open)  # reads only: a standby has it ready when it takes over
+    if settings.standby:  # one of a pair: the books are read, and Kafka joined, only once it is active
+        seat = Seat(WriterLock(settings.pg_dsn(), LOCK_KEY, NAME), lambda: stores.app.process_recorder,
+                    standby=True)
+        runtime.on_start(seat.take)
+        runtime.background("writer-lock", seat.watch_or_stop)
+        runtime.on_stop(seat.lock.release)
+        runtime.role = lambda: seat.role
     runtime.on_start(lambda: rebuild_books(stores, view))
     runtime.on_start(follow_the_log)
     runtime.background("batching", batching.run)

@@ -14,7 +14,8 @@ A service's `bootstrap.py` builds a `ServiceRuntime` and registers on it what th
 
 Health (`services.runtime.health`): `ok`; `degraded` with `reasons` (lag, a stalled follower or
 consumer, dead letters since the last look, the database or broker unreachable, a service's own
-check), still serving; `down` when a loop stopped or a `ready_when` condition fails; `starting`.
+check), still serving; `down` when a loop stopped or a `ready_when` condition fails; `starting`;
+`standby` (HTTP 200) while a standby waits for its writer lock (`role`: services.runtime.writer_lock).
 The runtime also counts what its consumers handled, for lag (`services.runtime.metrics`).
 
 `start()` runs the start steps, starts the Kafka broker (its subscribers begin consuming), then the
@@ -42,7 +43,8 @@ from services.runtime.outbox import LogFollower
 from services.runtime.startup import until_reachable
 
 log = logging.getLogger(__name__)
-SERVING = frozenset({"ok", "degraded"})  # health statuses answered with HTTP 200 (else 503)
+# Health statuses answered with HTTP 200 (else 503); a standby is up, and takes nothing until it is active.
+SERVING = frozenset({"ok", "degraded", "standby"})
 Step = Callable[[], Awaitable[None]]
 Close = Callable[[], Awaitable[None] | None]
 
@@ -65,6 +67,8 @@ class ServiceRuntime:
         self._closers: list[Close] = []
         self._reports: dict[str, Callable[[], Any]] = {}
         self._conditions: list[Callable[[], bool]] = []
+        # "standby" or "active" for a service run as a pair (services.runtime.writer_lock.Seat), else None.
+        self.role: Callable[[], str | None] = lambda: None
 
     # ---- registration (bootstrap) -----------------------------------------------------------------
 
@@ -149,8 +153,9 @@ class ServiceRuntime:
         reasons = [f"{name} stopped" for name, running in alive.items() if not running]
         if self.ready and not self.serving():
             reasons.append("not ready (a ready condition fails)")
+        role = self.role()
         if not self.ready:
-            status = "starting"
+            status = "standby" if role == "standby" else "starting"
             if self.waiting_for:
                 reasons.append(f"waiting for {self.waiting_for}")
         elif reasons:
@@ -161,6 +166,7 @@ class ServiceRuntime:
                 reasons.append(f"{grown} dead letters since the last look")
             status = "degraded" if reasons else "ok"
         waiting = {"waiting_for": self.waiting_for} if status == "starting" and self.waiting_for else {}
-        return {"status": status, "service": self.name, **waiting, "reasons": reasons, "tasks": alive,
-                "kafka_producer_renewals": self.producer.renewals,
+        played = {"role": role} if role else {}
+        return {"status": status, "service": self.name, **played, **waiting, "reasons": reasons,
+                "tasks": alive, "kafka_producer_renewals": self.producer.renewals,
                 **{name: details() for name, details in self._reports.items()}}

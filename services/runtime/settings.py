@@ -158,6 +158,10 @@ class Settings:
     # The address the services' HTTP servers listen on: the loopback by default; 0.0.0.0 in containers,
     # where Prometheus scrapes /metrics from another container (deploy/compose.yaml).
     http_host: str = "127.0.0.1"
+    # Active and standby (docs/design/services.md): 1 lets intake or payments start as a standby, which
+    # waits for its service's writer lock without a deadline (healthy as `standby` meanwhile), takes
+    # over when the active instance's database session ends, and exits when it loses the lock itself.
+    standby: int = 0
 
     def __post_init__(self) -> None:
         production_book_set(self.production_books)  # refuse a bad list before anything starts
