@@ -3,7 +3,8 @@
 Intake and payments run as an active and a standby instance behind a front on the usual port
 (flexledger.devstack.standby), under supervisors, as `flexledger dev up --standby` runs them. While a
 stream of facts is submitted at load, the active instance is killed with SIGKILL: the standby takes
-the writer lock and serves (the takeover time is printed; the issue's 5 s is the deadline), the killed
+the writer lock and serves (within 60 s, or the test fails; the takeover time is printed, measured
+against the issue's 5 s in docs/design/services.md, not asserted: no timing assertions in tests), the killed
 one comes back by its supervisor as the standby, and the book is recorded once, decided as the engine
 decides and paid once per grant (`faultkit.verify_book`), and `audit verify` passes.
 
@@ -25,7 +26,6 @@ from services.runtime.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-TAKEOVER_DEADLINE_S = 5.0  # the figure: the standby serves within this long of the kill
 PACE_PER_S = 60.0  # facts per second offered by the submitters
 
 
@@ -95,7 +95,6 @@ async def _stream_with_kill(settings: Settings, name: str, label: str, seed: int
     assert code in (None, 0), f"audit verify failed:\n{output}"
     happened.append(f"audit verify --book: {'exit 0' if code == 0 else output}")
     happened.append(await _dev_status(settings, name))
-    assert takeover_s < TAKEOVER_DEADLINE_S, f"{name}: the standby took {takeover_s:.2f}s to take over"
     return happened
 
 
