@@ -29,8 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from services.runtime.settings import PROJECT_ROOT, Settings
+
+# Property tests check behaviour, never time: no per-example deadline (hypothesis' default of 200 ms is a
+# timing assertion that a loaded machine fails).
+hypothesis_settings.register_profile("flexledger", deadline=None)
+hypothesis_settings.load_profile("flexledger")
 
 SLOTS_MAX = 8
 _SLOT_LOCK: Any = None  # held open for the whole session
