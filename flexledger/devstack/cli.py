@@ -150,8 +150,9 @@ def env(
     principal: str = typer.Option("", "--principal", "-p",
                                   help="Connect to Kafka as this principal (`flexledger kafka principals`)"),
     show_password: bool = typer.Option(False, "--show-password", help="Print the principal's Kafka password"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object of NAME: value instead"),
 ) -> None:
-    """The settings as `export NAME=value` lines (eval "$(flexledger dev env)").
+    """The settings as `export NAME=value` lines (eval "$(flexledger dev env)"), or as JSON.
 
     Without --principal, no Kafka principal: each tool then connects as its own (the bank simulator as
     `finance`, `audit checkpoints` as `auditor`) with its password from the state dir. The password is
@@ -160,8 +161,13 @@ def env(
     if principal:
         settings = _run(lambda: credentials.as_principal(settings, principal))
     password_var = settings.env_name("kafka_password")
+    shown = {name: value for name, value in settings.as_env().items()
+             if show_password or name != password_var or not value}
+    if as_json:
+        output.print_json(shown)
+        return
     for name, value in settings.as_env().items():
-        if name == password_var and value and not show_password:
+        if name not in shown:
             path = credentials.password_file(settings, principal)
             typer.echo(f"# {name}: in {path} (--show-password prints it)")
             continue

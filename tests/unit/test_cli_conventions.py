@@ -92,3 +92,20 @@ def test_settings_come_from_the_environment_and_a_dot_env_file(
     monkeypatch.setenv("FLEXLEDGER_PG_PORT", "not a port")
     with pytest.raises(ValueError, match="FLEXLEDGER_PG_PORT"):
         Settings.from_env()
+
+
+# Commands that print no data (they act, and say what they did) or print JSON always.
+_NO_JSON_OPTION = {
+    "demo", "scenario run",  # a narrative; scenario run prints one JSON object always
+    "dev up", "dev down", "dev infra-up", "dev infra-down", "dev promote", "dev topics", "dev fetch-jars",
+    "keys revoke", "kafka principals add", "kafka principals rotate", "kafka principals remove",
+    "kafka acls apply", "kafka acls script", "payments bank-simulator", "admin db-roles",
+}
+
+
+def test_every_command_that_prints_data_takes_json() -> None:
+    cli._register()
+    command = typer.main.get_command(cli.app)
+    without = {" ".join(path[1:]) for path, sub in _commands(command)
+               if not any("--json" in getattr(param, "opts", ()) for param in sub.params)}
+    assert without == _NO_JSON_OPTION
