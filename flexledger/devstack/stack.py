@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from flexledger.devstack import kafka, kafka_admin, postgres, services, zipkin
+from flexledger.devstack import console, kafka, kafka_admin, postgres, services, zipkin
 from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, VIEWER, address, is_healthy, part_pid, wait_healthy
@@ -15,7 +15,7 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PARTS: tuple[str, ...] = (*INFRA, VIEWER, *services.SERVICES)
+PARTS: tuple[str, ...] = (*INFRA, VIEWER, *services.SERVICES, console.PART)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,11 @@ def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int
         services.start_service(name, settings, timeout=timeout, supervised=True)
         timings[name] = time.monotonic() - t0
         log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
+    t0 = time.monotonic()
+    console.start_console(settings)  # the web console, reading the services over HTTP
+    wait_healthy(console.PART, settings, timeout)
+    timings[console.PART] = time.monotonic() - t0
+    log.info("console at %s", console.console_url(settings))
     return timings
 
 
@@ -117,6 +122,11 @@ def down(settings: Settings | None = None) -> None:
     """Stop the services, then the broker, PostgreSQL and Zipkin."""
     settings = settings or Settings.from_env()
     errors: list[str] = []
+    try:
+        if console.stop_console(settings):
+            log.info("console stopped")
+    except DevstackError as exc:
+        errors.append(f"console: {exc}")
     for name in reversed(services.SERVICES):
         try:
             if services.stop_service(name, settings):
@@ -148,7 +158,7 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
                                        "up" if healthy else "down"))
             continue
         where, pid = address(part, settings), part_pid(part, settings)
-        if part in INFRA or part == VIEWER:
+        if part in INFRA or part in (VIEWER, console.PART):
             healthy = is_healthy(part, settings)
             rows.append(PartStatus(part, where, pid, healthy, "up" if healthy else "down"))
             continue

@@ -27,6 +27,7 @@ class Settings:
     intake_port: int = 18081
     eligibility_port: int = 18082
     payments_port: int = 18083
+    console_port: int = 18084  # the web console (flexledger/console/, issue 19)
     state_dir: str = str(PROJECT_ROOT / "var")
     otel_exporter_otlp_endpoint: str = ""
     otel_traces_file: str = ""

@@ -1,0 +1,79 @@
+"""The console's composition root: the key ring (to log users in), the services' HTTP APIs, the audit
+replay; wired into the pages and returned as a process `services.runtime.process.main` can run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry import trace
+
+from flexledger.console.http import ConsoleConfig, create_http
+from flexledger.console.services_api import SERVICE_NAMES, ServiceName, ServicesApi
+from services.runtime.access.key_ring import KeyRingFollower
+from services.runtime.access.principals import Principal
+from services.runtime.access.store import AccessApplication
+from services.runtime.settings import Settings
+
+LOCAL = "127.0.0.1"  # the services and the trace viewer of the local stack
+
+
+@dataclass
+class Console:
+    """The console process: `start` opens the key ring and follows it; `stop` closes everything."""
+
+    settings: Settings
+    tracer_provider: trace.TracerProvider | None
+    api: ServicesApi
+    name: str = "console"
+    http: FastAPI = field(init=False)
+    keys: KeyRingFollower | None = None
+    _app: AccessApplication | None = None
+    _following: asyncio.Task[None] | None = None
+
+    async def authenticate(self, authorization: str) -> Principal | None:
+        return await self.keys.authenticate(authorization) if self.keys is not None else None
+
+    async def replay(self, decision_id: str, book: str) -> tuple[bool | None, str]:
+        """`flexledger audit replay` of one decision: (reproduced, what it says)."""
+        from flexledger.audit.replay import locate, replay
+
+        def run() -> tuple[bool | None, str]:
+            located = locate(self.settings, decision_id, book)
+            if located is None:
+                return None, "not found in the event store"
+            replayed = replay(located)
+            return replayed.reproduced, replayed.problem or f"rule set {replayed.rule_set}"
+
+        return await asyncio.to_thread(run)
+
+    async def start(self) -> None:
+        self._app = await asyncio.to_thread(AccessApplication, self.settings, self.tracer_provider)
+        self.keys = KeyRingFollower(self._app, self.settings)
+        await self.keys.open()
+        self._following = asyncio.create_task(self.keys.follow(), name="key ring")
+
+    async def stop(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._following
+        await self.api.aclose()
+        if self._app is not None:
+            self._app.close()
+
+
+def service_urls(settings: Settings) -> dict[ServiceName, str]:
+    return {name: f"http://{LOCAL}:{getattr(settings, f'{name}_port')}" for name in SERVICE_NAMES}
+
+
+def bootstrap(settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> Console:
+    api = ServicesApi(httpx.AsyncClient(), service_urls(settings))
+    console = Console(settings, tracer_provider, api)
+    # The local stack's Zipkin (flexledger/devstack/zipkin.py) is the trace viewer.
+    config = ConsoleConfig(default_book="main", trace_url_prefix=f"http://{LOCAL}:{settings.zipkin_port}/zipkin/traces/")
+    console.http = create_http(api, console.authenticate, console.replay, config)
+    return console

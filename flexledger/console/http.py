@@ -1,0 +1,321 @@
+"""The console's pages (FastAPI, Jinja2 templates, plain forms; no JavaScript needed to read).
+
+Every page: a session (else 303 to /login), the page's roles (`pages.PAGE_ROLES`, else 403), then the
+services asked with the user's key (their 401/403 shown as refused). Forms that change something
+carry the session's CSRF token. Identity numbers are masked unless an auditor asks to see them;
+each such view is logged as an audit event (`console.unmasked_view`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from contracts.messages import valid_book
+from flexledger.console import pages
+from flexledger.console.i18n import LANGS, Lang, chosen, label, when, yuan
+from flexledger.console.services_api import SERVICE_NAMES, Answer, ServicesApi
+from flexledger.console.sessions import COOKIE, LANG_COOKIE, SESSION_TTL_S, Session, Sessions, valid_csrf
+from services.runtime.access.principals import Principal
+
+log = logging.getLogger(__name__)
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+MAX_FORM_BYTES = 4_096
+ROWS_SHOWN_MAX = 500
+
+Authenticate = Callable[[str], Awaitable[Principal | None]]
+Replay = Callable[[str, str], Awaitable[tuple[bool | None, str]]]  # (reproduced, what it says)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    default_book: str
+    trace_url_prefix: str  # + trace id: the trace viewer's page of one trace
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def create_http(api: ServicesApi, authenticate: Authenticate, replay: Replay, config: ConsoleConfig,
+                sessions: Sessions | None = None) -> FastAPI:
+    http = FastAPI(title="flexledger console", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    sessions = sessions if sessions is not None else Sessions()
+    _access_routes(http, sessions, authenticate)
+    _reading_routes(http, sessions, api, config)
+    _decision_routes(http, sessions, api, replay, config)
+
+    @http.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return render(request, "refused.html", sessions.get(request.cookies.get(COOKIE)),
+                      {"reason": exc.reason, "status": exc.status}, status=exc.status)
+
+    @http.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "serving"}
+
+    return http
+
+
+# ---- rendering and the checks every page makes ----------------------------------------------------
+
+def lang_of(request: Request, session: Session | None) -> Lang:
+    return session.lang if session is not None else chosen(request.cookies.get(LANG_COOKIE))
+
+
+def render(request: Request, template: str, session: Session | None, context: dict[str, Any],
+           status: int = 200) -> HTMLResponse:
+    lang = lang_of(request, session)
+    base = {"request": request, "session": session, "lang": lang, "langs": LANGS,
+            "t": lambda key: label(key, lang), "yuan": lambda fen: yuan(fen, lang),
+            "when": lambda value: when(value, lang), "here": _here(request)}
+    response = TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def page_session(request: Request, sessions: Sessions, page: pages.Page) -> Session:
+    """The request's session if it may open `page`; else the redirect to login (raised) or 403."""
+    session = sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        raise _ToLogin(_here(request))
+    if not pages.may_open(session.principal, page):
+        raise Refused(403, f"{session.principal.role}: {page}")
+    return session
+
+
+class _ToLogin(Exception):
+    def __init__(self, back: str) -> None:
+        super().__init__(back)
+        self.back = back
+
+
+def book_of(request: Request, config: ConsoleConfig) -> str:
+    book = request.query_params.get("book") or config.default_book
+    if not valid_book(book):
+        raise Refused(400, "not a book name")
+    return book
+
+
+def unmasked(request: Request, session: Session, page: str, what: str) -> bool:
+    """Whether this view shows identity numbers in clear: an auditor who asked; logged as an audit event."""
+    if request.query_params.get("unmask") != "1" or not pages.may_unmask(session.principal):
+        return False
+    session.unmasked_views += 1
+    log.warning("console.unmasked_view", extra={"event": "console.unmasked_view", "key_id": session.principal.key_id,
+                                                "role": session.principal.role, "page": page, "what": what})
+    return True
+
+
+def checked(answer: Answer) -> dict[str, Any]:
+    """A service's body, or the refusal shown to the user (its 401/403 as the console's)."""
+    if answer.ok:
+        return answer.body
+    if answer.status in (401, 403):
+        raise Refused(403, str(answer.body.get("reason", "refused by the service")))
+    raise Refused(503, f"service answered {answer.status or 'nothing'}")
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Refused(413, "form too large")
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def safe_back(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+
+
+# ---- login, logout, language ----------------------------------------------------------------------
+
+def _access_routes(http: FastAPI, sessions: Sessions, authenticate: Authenticate) -> None:
+    @http.exception_handler(_ToLogin)
+    async def to_login(request: Request, exc: _ToLogin) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.back, safe='')}", status_code=303)
+
+    @http.get("/login")
+    async def login_page(request: Request) -> Response:
+        return render(request, "login.html", None, {"next": safe_back(request.query_params.get("next")),
+                                                    "failed": False})
+
+    @http.post("/login")
+    async def login(request: Request) -> Response:
+        form = await form_of(request)
+        key = form.get("api_key", "").strip()
+        principal = await authenticate(f"Bearer {key}") if key else None
+        if principal is None:
+            return render(request, "login.html", None, {"next": safe_back(form.get("next")), "failed": True},
+                          status=401)
+        session = sessions.start(key, principal, chosen(request.cookies.get(LANG_COOKIE)))
+        log.info("console login", extra={"key_id": principal.key_id, "role": principal.role})
+        response = RedirectResponse(safe_back(form.get("next")), status_code=303)
+        response.set_cookie(COOKIE, session.id, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path="/")
+        return response
+
+    @http.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await form_of(request)
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is not None and not valid_csrf(session, form.get("csrf")):
+            raise Refused(403, "CSRF token missing or wrong")
+        sessions.end(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @http.post("/lang")
+    async def switch_language(request: Request) -> Response:
+        form = await form_of(request)
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is not None and not valid_csrf(session, form.get("csrf")):
+            raise Refused(403, "CSRF token missing or wrong")
+        lang = chosen(form.get("to"))
+        if session is not None:
+            session.lang = lang
+        response = RedirectResponse(safe_back(form.get("back")), status_code=303)
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path="/")
+        return response
+
+
+# ---- reading pages ----------------------------------------------------------------------------------
+
+def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config: ConsoleConfig) -> None:
+    @http.get("/")
+    async def overview(request: Request) -> Response:
+        session = page_session(request, sessions, "overview")
+        book = book_of(request, config)
+        texts = {name: await api.metrics(name) for name in SERVICE_NAMES}
+        rows = []
+        for name in SERVICE_NAMES:
+            health = await api.get(name, "/health")
+            progress = await api.get(name, f"/v1/books/{book}/progress", session.api_key)
+            rows.append({"service": name, "status": health.body.get("status", "down"),
+                         "reasons": health.body.get("reasons", []),
+                         "progress": _progress_figure(progress), "lag": pages.lag_messages(texts[name])})
+        return render(request, "overview.html", session,
+                      {"book": book, "services": rows, "dead_letters": pages.dead_letters(texts)})
+
+    @http.get("/payments")
+    async def payments(request: Request) -> Response:
+        session = page_session(request, sessions, "payments")
+        book = book_of(request, config)
+        key = session.api_key
+        totals = checked(await api.get("payments", f"/v1/books/{book}/totals", key))
+        balance = checked(await api.get("payments", f"/v1/books/{book}/trial-balance", key))
+        orders = checked(await api.get("payments", f"/v1/books/{book}/orders", key)).get("orders", [])
+        entries = checked(await api.get("payments", f"/v1/books/{book}/entries", key)).get("entries", [])
+        clear = unmasked(request, session, "payments", book)
+        waiting = [pages.masked(o, clear) for o in orders if o.get("state") == "awaiting_budget"]
+        return render(request, "payments.html", session, {
+            "book": book, "programmes": totals.get("programmes", []), "trial": balance, "waiting": waiting,
+            "entries": [pages.masked(e, clear) for e in entries[-ROWS_SHOWN_MAX:]], "clear": clear})
+
+    @http.get("/dead-letters")
+    async def dead_letters(request: Request) -> Response:
+        session = page_session(request, sessions, "dead_letters")
+        book = book_of(request, config)
+        texts = {name: await api.metrics(name) for name in SERVICE_NAMES}
+        refusals = checked(await api.get("payments", f"/v1/books/{book}/progress", session.api_key))
+        return render(request, "dead_letters.html", session, {
+            "book": book, "dead_letters": pages.dead_letters(texts),
+            "refusals": refusals.get("refusals", [])[-ROWS_SHOWN_MAX:]})
+
+
+def _progress_figure(answer: Answer) -> str:
+    if not answer.ok:
+        return "—"
+    for name in ("last_seq", "stream_version", "seq", "accepted"):
+        if name in answer.body:
+            return str(answer.body[name])
+    return "—"
+
+
+# ---- subject and decision ---------------------------------------------------------------------------
+
+async def _decisions(api: ServicesApi, session: Session, book: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = checked(
+        await api.get("eligibility", f"/v1/books/{book}/decisions", session.api_key)).get("decisions", [])
+    return found
+
+
+async def _orders(api: ServicesApi, session: Session, book: str) -> list[dict[str, Any]]:
+    answer = await api.get("payments", f"/v1/books/{book}/orders", session.api_key)
+    found: list[dict[str, Any]] = answer.body.get("orders", []) if answer.ok else []  # a platform: none
+    return found
+
+
+def _decision_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, replay: Replay,
+                     config: ConsoleConfig) -> None:
+    async def find(session: Session, book: str, decision_id: str) -> dict[str, Any]:
+        for decision in await _decisions(api, session, book):
+            if decision.get("decision_id") == decision_id:
+                return decision
+        raise Refused(404, decision_id)
+
+    @http.get("/subject")
+    async def subject(request: Request) -> Response:
+        session = page_session(request, sessions, "subject")
+        book = book_of(request, config)
+        who = request.query_params.get("id", "").strip()
+        from_decision = request.query_params.get("from")
+        if from_decision:  # a link from a decision: no identity number in the URL
+            decision = await find(session, book, from_decision)
+            who = str(decision.get("subject") or decision.get("beneficiary") or "")
+        if not who:
+            return render(request, "subject.html", session, {"book": book, "who": None})
+        decisions = pages.of_subject(await _decisions(api, session, book), who)
+        if not decisions:
+            raise Refused(404, "")
+        as_of = request.query_params.get("as_of") or None
+        clear = unmasked(request, session, "subject", book)
+        orders = [pages.masked(o, clear) for o in pages.of_subject(await _orders(api, session, book), who)]
+        open_, closed = pages.money_lines(orders)
+        return render(request, "subject.html", session, {
+            "book": book, "who": who if clear else pages.masked({"subject": who}, False)["subject"],
+            "decisions": [pages.masked(d, clear) for d in pages.as_of(decisions, as_of)],
+            "open_orders": open_, "closed_orders": closed, "as_of": as_of or "", "clear": clear,
+            "from_decision": from_decision or decisions[0].get("decision_id")})
+
+    @http.get("/decision/{decision_id}")
+    async def decision_page(request: Request, decision_id: str) -> Response:
+        session = page_session(request, sessions, "decision")
+        book = book_of(request, config)
+        return await _decision_view(request, session, book, await find(session, book, decision_id), None)
+
+    @http.post("/decision/{decision_id}/replay")
+    async def replay_decision(request: Request, decision_id: str) -> Response:
+        session = page_session(request, sessions, "decision")
+        form = await form_of(request)
+        if not valid_csrf(session, form.get("csrf")):
+            raise Refused(403, "CSRF token missing or wrong")
+        if not pages.may_open(session.principal, "replay"):
+            raise Refused(403, f"{session.principal.role}: replay")
+        book = book_of(request, config)
+        decision = await find(session, book, decision_id)
+        return await _decision_view(request, session, book, decision, await replay(decision_id, book))
+
+    async def _decision_view(request: Request, session: Session, book: str, decision: dict[str, Any],
+                             replayed: tuple[bool | None, str] | None) -> Response:
+        clear = unmasked(request, session, "decision", str(decision.get("decision_id")))
+        trace_id = decision.get("trace_id")
+        return render(request, "decision.html", session, {
+            "book": book, "d": pages.masked(decision, clear), "clear": clear, "replayed": replayed,
+            "may_replay": pages.may_open(session.principal, "replay"),
+            "trace_url": f"{config.trace_url_prefix}{trace_id}" if trace_id else None})
