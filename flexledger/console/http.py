@@ -117,8 +117,9 @@ def unmasked(request: Request, session: Session, page: str, what: str) -> bool:
     if request.query_params.get("unmask") != "1" or not pages.may_unmask(session.principal):
         return False
     session.unmasked_views += 1
-    log.warning("console.unmasked_view", extra={"event": "console.unmasked_view", "key_id": session.principal.key_id,
-                                                "role": session.principal.role, "page": page, "what": what})
+    principal = session.principal
+    log.warning("console.unmasked_view", extra={"event": "console.unmasked_view", "key_id": principal.key_id,
+                                                "role": principal.role, "page": page, "what": what})
     return True
 
 
@@ -201,7 +202,7 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config:
     async def overview(request: Request) -> Response:
         session = page_session(request, sessions, "overview")
         book = book_of(request, config)
-        texts = {name: await api.metrics(name) for name in SERVICE_NAMES}
+        texts: dict[str, str] = {name: await api.metrics(name) for name in SERVICE_NAMES}
         rows = []
         for name in SERVICE_NAMES:
             health = await api.get(name, "/health")
@@ -231,7 +232,7 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config:
     async def dead_letters(request: Request) -> Response:
         session = page_session(request, sessions, "dead_letters")
         book = book_of(request, config)
-        texts = {name: await api.metrics(name) for name in SERVICE_NAMES}
+        texts: dict[str, str] = {name: await api.metrics(name) for name in SERVICE_NAMES}
         refusals = checked(await api.get("payments", f"/v1/books/{book}/progress", session.api_key))
         return render(request, "dead_letters.html", session, {
             "book": book, "dead_letters": pages.dead_letters(texts),

@@ -7,6 +7,7 @@ services then apply their own policy to the user's key (docs/design/console.md).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from contracts.identifiers import mask, mask_identifiers
@@ -47,7 +48,8 @@ def masked(row: dict[str, Any], unmasked: bool) -> dict[str, Any]:
             out[name] = mask_identifiers(out[name])
     explanation = out.get("explanation")
     if isinstance(explanation, dict):
-        out["explanation"] = {k: mask_identifiers(v) if isinstance(v, str) else v for k, v in explanation.items()}
+        out["explanation"] = {k: mask_identifiers(v) if isinstance(v, str) else v
+                              for k, v in explanation.items()}
     return out
 
 
@@ -96,7 +98,7 @@ def lag_messages(text: str) -> int:
     return int(sum(v for _, v in _samples(text, "flexledger_kafka_consumer_lag_messages")))
 
 
-def dead_letters(texts: dict[str, str]) -> list[dict[str, Any]]:
+def dead_letters(texts: Mapping[str, str]) -> list[dict[str, Any]]:
     """Dead letters kept by each service since it started, by source topic and reason."""
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for service, text in texts.items():

@@ -41,18 +41,23 @@ def _decision(n: int, worker: str, enterprise: str, kind: str = "grant") -> dict
 DECISIONS = [_decision(1, WORKER_A, ACME), _decision(2, WORKER_A, ACME), _decision(3, WORKER_B, OTHER)]
 ORDERS = [
     {"order_id": "o-1", "decision_id": "dec-1", "program": "social_insurance", "fiscal_year": 2026,
-     "beneficiary": WORKER_A, "subject": WORKER_A, "month": "2026-01", "amount_fen": 123_456, "paid_fen": 123_456,
+     "beneficiary": WORKER_A, "subject": WORKER_A, "month": "2026-01", "amount_fen": 123_456,
+     "paid_fen": 123_456,
      "unpaid_fen": 0, "in_transit_fen": 0, "state": "paid"},
     {"order_id": "o-2", "decision_id": "dec-2", "program": "social_insurance", "fiscal_year": 2026,
      "beneficiary": WORKER_A, "subject": WORKER_A, "month": "2026-02", "amount_fen": 246_912, "paid_fen": 0,
      "unpaid_fen": 246_912, "in_transit_fen": 0, "state": "awaiting_budget"},
 ]
 TOTALS = {"book": BOOK, "programmes": [
-    {"program": "social_insurance", "fiscal_year": 2026, "appropriated_fen": 10_000_000, "committed_fen": 370_368,
-     "paid_fen": 123_456, "available_fen": 9_629_632, "awaiting_budget_fen": 246_912, "awaiting_budget_orders": 1}],
+    {"program": "social_insurance", "fiscal_year": 2026, "appropriated_fen": 10_000_000,
+     "committed_fen": 370_368, "paid_fen": 123_456, "available_fen": 9_629_632,
+     "awaiting_budget_fen": 246_912, "awaiting_budget_orders": 1}],
     "trial_balance_fen": 0}
-METRICS = ('flexledger_kafka_consumer_lag_messages{service="eligibility",group="g",topic="facts",partition="0"} 3.0\n'
-           'flexledger_dead_letters_total{service="eligibility",topic="facts",reason="schema"} 2.0\n')
+METRICS = (
+    'flexledger_kafka_consumer_lag_messages{service="eligibility",group="g",topic="facts",partition="0"}'
+    ' 3.0\n'
+    'flexledger_dead_letters_total{service="eligibility",topic="facts",reason="schema"} 2.0\n'
+)
 
 
 def _answer(service: str, path: str, principal: Principal | None) -> httpx.Response:
