@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
 from fastapi import FastAPI
@@ -67,13 +68,25 @@ class Console:
 
 
 def service_urls(settings: Settings) -> dict[ServiceName, str]:
-    return {name: f"http://{LOCAL}:{getattr(settings, f'{name}_port')}" for name in SERVICE_NAMES}
+    """`console_service_urls` ("intake=URL,..."), each service not named there on 127.0.0.1."""
+    urls: dict[ServiceName, str] = {
+        name: f"http://{LOCAL}:{getattr(settings, f'{name}_port')}" for name in SERVICE_NAMES}
+    for item in filter(None, settings.console_service_urls.split(",")):
+        name, _, url = item.strip().partition("=")
+        if name not in urls or not url.startswith(("http://", "https://")):
+            raise ValueError(f"console_service_urls: {item!r} is not service=http(s)://host:port")
+        urls[cast(ServiceName, name)] = url.rstrip("/")
+    return urls
+
+
+def trace_url_prefix(settings: Settings) -> str:
+    """The trace viewer's page of a trace, without the trace id: by default the local Zipkin's."""
+    return settings.console_trace_url or f"http://{LOCAL}:{settings.zipkin_port}/zipkin/traces/"
 
 
 def bootstrap(settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> Console:
     api = ServicesApi(httpx.AsyncClient(), service_urls(settings))
     console = Console(settings, tracer_provider, api)
-    # The local stack's Zipkin (flexledger/devstack/zipkin.py) is the trace viewer.
-    config = ConsoleConfig(default_book="main", trace_url_prefix=f"http://{LOCAL}:{settings.zipkin_port}/zipkin/traces/")
+    config = ConsoleConfig(default_book="main", trace_url_prefix=trace_url_prefix(settings))
     console.http = create_http(api, console.authenticate, console.replay, config)
     return console

@@ -136,3 +136,16 @@ def test_logout_ends_the_session() -> None:
 def test_the_key_is_never_on_a_page() -> None:
     client = logged_in("flk_auditor")
     assert all(key not in client.get(path).text for path in PAGES for key in KEYS)
+
+
+def test_service_urls_default_to_the_local_ports_and_follow_the_setting() -> None:
+    from flexledger.console.bootstrap import service_urls, trace_url_prefix
+    from services.runtime.settings import Settings
+
+    assert service_urls(Settings())["payments"] == "http://127.0.0.1:18083"
+    named = Settings(console_service_urls="intake=http://intake:18081/,payments=http://payments:18083")
+    assert service_urls(named) == {"intake": "http://intake:18081", "eligibility": "http://127.0.0.1:18082",
+                                   "payments": "http://payments:18083"}
+    with pytest.raises(ValueError):
+        service_urls(Settings(console_service_urls="bank=http://x"))
+    assert trace_url_prefix(Settings()) == "http://127.0.0.1:19411/zipkin/traces/"
