@@ -1,0 +1,97 @@
+"""The console as `flexledger dev up` runs it: its own process (`python -m flexledger.console`) in front
+of the three services as processes, on vector 01's facts. The operator's key logs in (the key ring as
+the services read it); the pages show the real services' answers; a decision replays ('reproduced:
+yes') and links to its trace; an unknown key is refused. Driven by Debian's chromium."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from contracts.messages import BOOK_HTTP_HEADER
+from flexledger.scenario_file import load_scenario
+from services.runtime.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console-stack"
+TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def stack(infra: Settings) -> Iterator[tuple[Settings, str]]:
+    """The three services and the console as processes, and a fresh book with vector 01's decisions."""
+    from flexledger import devstack
+    from flexledger.devstack import console
+    from flexledger.submit import operator_key
+
+    for name in devstack.SERVICES:
+        devstack.start_service(name, infra, timeout=TIMEOUT_S)
+    console.start_console(infra)
+    try:
+        devstack.wait_healthy(console.PART, infra, TIMEOUT_S)
+        book = f"console-{uuid.uuid4().hex[:12]}"
+        headers = {BOOK_HTTP_HEADER: book, "Authorization": f"Bearer {operator_key(infra)}"}
+        intake = f"http://127.0.0.1:{infra.intake_port}/v1/facts"
+        with httpx.Client(timeout=30) as client:
+            for fact in load_scenario(VECTOR)["facts"]:
+                answer = client.post(intake, json=fact, headers=headers)
+                assert answer.status_code in (201, 400), answer.text
+            decisions_url = f"http://127.0.0.1:{infra.eligibility_port}/v1/books/{book}/decisions"
+            deadline = time.monotonic() + TIMEOUT_S
+            while not any(d.get("kind") == "grant" for d in
+                          client.get(decisions_url, headers=headers).json().get("decisions", [])):
+                assert time.monotonic() < deadline, "no grant decided"
+                time.sleep(0.5)
+        yield infra, book
+    finally:
+        console.stop_console(infra)
+
+
+def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple[Settings, str]) -> None:
+    from flexledger.devstack.console import console_url
+    from flexledger.submit import operator_key
+
+    settings, book = stack
+    url = console_url(settings)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_S * 1000)
+            page.goto(f"{url}/?book={book}")
+            page.fill("#api_key", "flk_0000000000000000_" + "A" * 43)
+            page.click("button[type=submit] >> text=登录")
+            assert page.locator("[role=alert]").count() == 1  # an unknown key
+            page.fill("#api_key", operator_key(settings))
+            page.click("button[type=submit] >> text=登录")
+            assert page.inner_text("#role") == "operator"
+            assert "eligibility" in page.inner_text("#services")
+            page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+            decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
+                                  headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()
+            grant = next(d for d in decisions["decisions"] if d["kind"] == "grant")
+            page.goto(f"{url}/decision/{grant['decision_id']}?book={book}")
+            assert grant["explanation"]["reason_zh"][:6] in page.inner_text("#decision")
+            assert str(page.get_attribute("#trace-link", "href")).endswith(grant["trace_id"])
+            page.click("#replay")
+            assert "是" in page.inner_text("#replayed"), page.inner_text("#replayed")
+            page.screenshot(path=str(SCREENSHOTS / "decision.png"), full_page=True)
+            page.click("#subject-link")
+            assert page.locator("#decisions a").count() >= 1
+            for path in ("payments", "dead-letters"):
+                page.goto(f"{url}/{path}?book={book}")
+                assert page.locator("#refused").count() == 0, page.inner_text("main")
+                page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
+        finally:
+            browser.close()
