@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.messages import valid_book
 from flexledger.console import pages
-from flexledger.console.i18n import LANGS, Lang, chosen, label, when, yuan
+from flexledger.console.i18n import LANGS, Lang, chosen, label, value, when, yuan
 from flexledger.console.services_api import SERVICE_NAMES, Answer, ServicesApi
 from flexledger.console.sessions import COOKIE, LANG_COOKIE, SESSION_TTL_S, Session, Sessions, valid_csrf
 from services.runtime.access.principals import Principal
@@ -78,8 +78,9 @@ def render(request: Request, template: str, session: Session | None, context: di
            status: int = 200) -> HTMLResponse:
     lang = lang_of(request, session)
     base = {"request": request, "session": session, "lang": lang, "langs": LANGS,
-            "t": lambda key: label(key, lang), "yuan": lambda fen: yuan(fen, lang),
-            "when": lambda value: when(value, lang), "here": _here(request)}
+            "t": lambda key: label(key, lang), "v": lambda code: value(code, lang),
+            "yuan": lambda fen: yuan(fen, lang),
+            "when": lambda moment: when(moment, lang), "here": _here(request)}
     response = TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -86,11 +86,35 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (中文, English)
     "open_lines": ("未结清", "Open"),
     "closed_lines": ("已结清", "Closed"),
 }
-assert all(len(pair) == len(LANGS) and all(pair) for pair in LABELS.values())
+# Values the services send as codes (decision kinds, programmes, order states), shown translated.
+VALUES: dict[str, tuple[str, str]] = {
+    "grant": ("发放", "grant"), "clawback": ("追回", "clawback"), "extension": ("延期", "extension"),
+    "extension_revoked": ("撤销延期", "extension revoked"), "statistic": ("统计", "statistic"),
+    "statistic_revoked": ("撤销统计", "statistic revoked"), "recognition": ("认定", "recognition"),
+    "recognition_revoked": ("撤销认定", "recognition revoked"), "rejected": ("拒绝", "rejected"),
+    "employment_service": ("就业服务补贴", "employment service subsidy"),
+    "social_insurance": ("社会保险补贴", "social insurance subsidy"),
+    "training": ("培训补贴", "training subsidy"),
+    "job_standard": ("岗位标准补贴", "job standard subsidy"),
+    "skill_competition": ("技能竞赛奖励", "skill competition award"),
+    "park_construction": ("园区建设补贴", "park construction subsidy"),
+    "talent": ("人才补贴", "talent subsidy"),
+    "awaiting_budget": ("等待预算", "awaiting budget"), "ready": ("待拨付", "ready"),
+    "in_transit": ("拨付中", "in transit"), "paid": ("已支付", "paid"), "cancelled": ("已取消", "cancelled"),
+    "settled": ("已结算", "settled"), "returned": ("被退回", "returned"),
+}
+assert all(len(pair) == len(LANGS) and all(pair) for pair in (*LABELS.values(), *VALUES.values()))
 
 
 def label(key: str, lang: Lang) -> str:
     return LABELS[key][LANGS.index(lang)]
+
+
+def value(code: object, lang: Lang) -> str:
+    """A code the services send (a decision kind, a programme, an order state) in `lang`; else as is."""
+    text = "" if code is None else str(code)
+    pair = VALUES.get(text)
+    return pair[LANGS.index(lang)] if pair else text
 
 
 def yuan(fen: int | None, lang: Lang) -> str:

@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from flexledger.console.i18n import LABELS, yuan
+from flexledger.console.i18n import LABELS, value, yuan
 from tests.unit.console_world import KEYS, TRACE_PREFIX, WORKER_A, WORKER_B, console_app
 
 PAGES = ("/", "/subject", "/payments", "/dead-letters", "/decision/dec-1")
@@ -120,6 +120,8 @@ def test_language_switch_translates_labels_and_money() -> None:
 def test_every_label_has_both_languages_and_money_has_two_decimals() -> None:
     assert all(zh and en for zh, en in LABELS.values())
     assert yuan(-5, "zh") == "-0.05 元" and yuan(123_456_789, "en") == "CNY 1,234,567.89"
+    assert (value("grant", "zh"), value("awaiting_budget", "en"), value("a-code", "zh")) == (
+        "发放", "awaiting budget", "a-code")
 
 
 def test_dead_letters_page_shows_them_by_topic_and_reason() -> None:
