@@ -211,8 +211,9 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config:
             rows.append({"service": name, "status": health.body.get("status", "down"),
                          "reasons": health.body.get("reasons", []),
                          "progress": _progress_figure(progress), "lag": pages.lag_messages(texts[name])})
-        return render(request, "overview.html", session,
-                      {"book": book, "services": rows, "dead_letters": pages.dead_letters(texts)})
+        return render(request, "overview.html", session, {
+            "book": book, "services": rows, "dead_letters": pages.dead_letters(texts),
+            "checkpoint_age_s": pages.checkpoint_age_s(texts["eligibility"])})
 
     @http.get("/payments")
     async def payments(request: Request) -> Response:

@@ -83,6 +83,8 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (中文, English)
     "language": ("语言", "Language"),
     "facts": ("所依据的事实", "Facts it rests on"),
     "fact": ("事实", "Fact"),
+    "checkpoint": ("最近的签名检查点", "Last signed checkpoint"),
+    "age": ("距今", "age"),
     "open_lines": ("未结清", "Open"),
     "closed_lines": ("已结清", "Closed"),
 }

@@ -98,6 +98,18 @@ def lag_messages(text: str) -> int:
     return int(sum(v for _, v in _samples(text, "flexledger_kafka_consumer_lag_messages")))
 
 
+def checkpoint_age_s(eligibility_metrics: str) -> float | None:
+    """Seconds since eligibility's last signed checkpoint (its gauge), None when it does not say."""
+    for line in eligibility_metrics.splitlines():
+        name, _, figure = line.partition(" ")
+        if name == "flexledger_eligibility_checkpoint_age_seconds":
+            try:
+                return float(figure)
+            except ValueError:
+                return None
+    return None
+
+
 def dead_letters(texts: Mapping[str, str]) -> list[dict[str, Any]]:
     """Dead letters kept by each service since it started, by source topic and reason."""
     counts: dict[tuple[str, str, str], int] = defaultdict(int)

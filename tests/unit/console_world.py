@@ -57,6 +57,7 @@ METRICS = (
     'flexledger_kafka_consumer_lag_messages{service="eligibility",group="g",topic="facts",partition="0"}'
     ' 3.0\n'
     'flexledger_dead_letters_total{service="eligibility",topic="facts",reason="schema"} 2.0\n'
+    'flexledger_eligibility_checkpoint_age_seconds 42.5\n'
 )
 
 

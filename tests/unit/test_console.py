@@ -124,6 +124,12 @@ def test_every_label_has_both_languages_and_money_has_two_decimals() -> None:
         "发放", "awaiting budget", "a-code")
 
 
+def test_overview_shows_each_service_and_the_last_checkpoints_age() -> None:
+    page = logged_in("flk_statistics").get("/").text
+    assert all(name in page for name in ("intake", "eligibility", "payments"))
+    assert "距今 42 s" in page
+
+
 def test_dead_letters_page_shows_them_by_topic_and_reason() -> None:
     page = logged_in("flk_operator").get("/dead-letters").text
     assert "facts" in page and "schema" in page
