@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry import trace
 
-from flexledger.console.http import ConsoleConfig, create_http
+from flexledger.console.http import ConsoleConfig, ReplayResult, create_http
 from flexledger.console.services_api import SERVICE_NAMES, ServiceName, ServicesApi
 from services.runtime.access.key_ring import KeyRingFollower
 from services.runtime.access.principals import Principal
@@ -38,16 +38,18 @@ class Console:
     async def authenticate(self, authorization: str) -> Principal | None:
         return await self.keys.authenticate(authorization) if self.keys is not None else None
 
-    async def replay(self, decision_id: str, book: str) -> tuple[bool | None, str]:
-        """`flexledger audit replay` of one decision: (reproduced, what it says)."""
+    async def replay(self, decision_id: str, book: str) -> ReplayResult:
+        """`flexledger audit replay` of one decision, and the fact it rests on."""
         from flexledger.audit.replay import locate, replay
 
-        def run() -> tuple[bool | None, str]:
+        def run() -> ReplayResult:
             located = locate(self.settings, decision_id, book)
             if located is None:
-                return None, "not found in the event store"
+                return ReplayResult(None, "not found in the event store")
             replayed = replay(located)
-            return replayed.reproduced, replayed.problem or f"rule set {replayed.rule_set}"
+            fact = located.event.get("fact")
+            return ReplayResult(replayed.reproduced, replayed.problem or f"rule set {replayed.rule_set}",
+                                fact if isinstance(fact, dict) else None)
 
         return await asyncio.to_thread(run)
 

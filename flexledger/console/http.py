@@ -33,7 +33,19 @@ MAX_FORM_BYTES = 4_096
 ROWS_SHOWN_MAX = 500
 
 Authenticate = Callable[[str], Awaitable[Principal | None]]
-Replay = Callable[[str, str], Awaitable[tuple[bool | None, str]]]  # (reproduced, what it says)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """`flexledger audit replay` of one decision: reproduced (None: not found), what it says, and the
+    fact the decision rests on as the event store holds it."""
+
+    reproduced: bool | None
+    note: str
+    fact: dict[str, Any] | None = None
+
+
+Replay = Callable[[str, str], Awaitable[ReplayResult]]
 
 
 @dataclass(frozen=True)
@@ -320,10 +332,12 @@ def _decision_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, replay
         return await _decision_view(request, session, book, decision, await replay(decision_id, book))
 
     async def _decision_view(request: Request, session: Session, book: str, decision: dict[str, Any],
-                             replayed: tuple[bool | None, str] | None) -> Response:
+                             replayed: ReplayResult | None) -> Response:
         clear = unmasked(request, session, "decision", str(decision.get("decision_id")))
+        fact = replayed.fact if replayed is not None and replayed.fact is not None else None
         trace_id = decision.get("trace_id")
         return render(request, "decision.html", session, {
             "book": book, "d": pages.masked(decision, clear), "clear": clear, "replayed": replayed,
+            "fact": pages.masked_fact(fact, clear) if fact is not None else None,
             "may_replay": pages.may_open(session.principal, "replay"),
             "trace_url": f"{config.trace_url_prefix}{trace_id}" if trace_id else None})

@@ -6,6 +6,7 @@ services then apply their own policy to the user's key (docs/design/console.md).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,15 @@ def masked(row: dict[str, Any], unmasked: bool) -> dict[str, Any]:
         out["explanation"] = {k: mask_identifiers(v) if isinstance(v, str) else v
                               for k, v in explanation.items()}
     return out
+
+
+def masked_fact(fact: dict[str, Any], unmasked: bool) -> dict[str, Any]:
+    """A fact's fields for display: every identity number in every text masked, unless `unmasked`."""
+    if unmasked:
+        return fact
+    return {k: mask_identifiers(v) if isinstance(v, str) else
+            mask_identifiers(json.dumps(v, ensure_ascii=False)) if isinstance(v, dict | list) else v
+            for k, v in fact.items()}
 
 
 def about(row: dict[str, Any], subject: str) -> bool:

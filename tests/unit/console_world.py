@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.routing import compile_path
 
-from flexledger.console.http import ConsoleConfig, create_http
+from flexledger.console.http import ConsoleConfig, ReplayResult, create_http
 from flexledger.console.services_api import ServicesApi
 from services.runtime.access.policy import ENDPOINTS, refusal
 from services.runtime.access.principals import Principal
@@ -107,8 +107,9 @@ async def authenticate(authorization: str) -> Principal | None:
     return KEYS.get(authorization.removeprefix("Bearer "))
 
 
-async def replay(decision_id: str, book: str) -> tuple[bool | None, str]:
-    return True, "rule set wuxi-2021-26@1"
+async def replay(decision_id: str, book: str) -> ReplayResult:
+    fact = {"type": "monthly_report", "worker": WORKER_A, "enterprise": ACME, "income_fen": 300_000}
+    return ReplayResult(True, "rule set wuxi-2021-26@1", fact)
 
 
 def console_app() -> Any:

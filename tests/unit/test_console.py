@@ -94,6 +94,7 @@ def test_decision_page_replays_with_csrf_and_links_its_trace() -> None:
     assert client.post("/decision/dec-1/replay", data={"csrf": "wrong"}).status_code == 403
     replayed = client.post("/decision/dec-1/replay", data={"csrf": csrf(client, "/decision/dec-1")})
     assert replayed.status_code == 200 and 'id="replayed"' in replayed.text and "是" in replayed.text
+    assert "monthly_report" in replayed.text and WORKER_A not in replayed.text  # the fact, masked
 
 
 def test_a_platform_may_not_replay() -> None:
