@@ -96,3 +96,33 @@ def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple
                 page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_page_times_are_printed(stack: tuple[Settings, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The time each page takes on this book, printed (the figures, not a pass/fail: the budget of
+    300 ms a page is checked by reading them, never by a test on a shared machine)."""
+    import statistics
+
+    from flexledger.devstack.console import console_url
+    from flexledger.submit import operator_key
+
+    settings, book = stack
+    with httpx.Client(base_url=console_url(settings), timeout=30) as client:
+        client.post("/login", data={"api_key": operator_key(settings), "next": "/"})
+        decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
+                              headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()
+        decision_id = next(d["decision_id"] for d in decisions["decisions"] if d["kind"] == "grant")
+        lines = []
+        paths = ("/", "/payments", "/dead-letters", f"/decision/{decision_id}", "/subject")
+        for path in paths:
+            times_ms = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                answer = client.get(path, params={"book": book, "from": decision_id})
+                times_ms.append((time.perf_counter() - t0) * 1000)
+                assert answer.status_code == 200, (path, answer.text[:300])
+            assert "id=\"refused\"" not in answer.text, path
+            assert path != "/subject" or "id=\"decisions\"" in answer.text
+            lines.append(f"console {path.split('?')[0][:20]:20} median {statistics.median(times_ms):6.1f} ms")
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
