@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import httpx
 from fastapi import FastAPI
@@ -53,6 +53,11 @@ class Console:
 
         return await asyncio.to_thread(run)
 
+    async def kept_dead_letters(self) -> list[dict[str, Any]]:
+        from flexledger.console.dead_letter_store import kept
+
+        return await asyncio.to_thread(kept, self.settings)
+
     async def start(self) -> None:
         self._app = await asyncio.to_thread(AccessApplication, self.settings, self.tracer_provider)
         self.keys = KeyRingFollower(self._app, self.settings)
@@ -90,5 +95,5 @@ def bootstrap(settings: Settings, tracer_provider: trace.TracerProvider | None =
     api = ServicesApi(httpx.AsyncClient(), service_urls(settings))
     console = Console(settings, tracer_provider, api)
     config = ConsoleConfig(default_book="main", trace_url_prefix=trace_url_prefix(settings))
-    console.http = create_http(api, console.authenticate, console.replay, config)
+    console.http = create_http(api, console.authenticate, console.replay, console.kept_dead_letters, config)
     return console

@@ -46,6 +46,7 @@ class ReplayResult:
 
 
 Replay = Callable[[str, str], Awaitable[ReplayResult]]
+KeptDeadLetters = Callable[[], Awaitable[list[dict[str, Any]]]]  # dead_letter_store.kept, off the loop
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,12 @@ class Refused(Exception):
         self.reason = reason
 
 
-def create_http(api: ServicesApi, authenticate: Authenticate, replay: Replay, config: ConsoleConfig,
-                sessions: Sessions | None = None) -> FastAPI:
+def create_http(api: ServicesApi, authenticate: Authenticate, replay: Replay, kept: KeptDeadLetters,
+                config: ConsoleConfig, sessions: Sessions | None = None) -> FastAPI:
     http = FastAPI(title="flexledger console", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     sessions = sessions if sessions is not None else Sessions()
     _access_routes(http, sessions, authenticate)
-    _reading_routes(http, sessions, api, config)
+    _reading_routes(http, sessions, api, kept, config)
     _decision_routes(http, sessions, api, replay, config)
 
     @http.exception_handler(Refused)
@@ -211,7 +212,8 @@ def _access_routes(http: FastAPI, sessions: Sessions, authenticate: Authenticate
 
 # ---- reading pages ----------------------------------------------------------------------------------
 
-def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config: ConsoleConfig) -> None:
+def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, kept: KeptDeadLetters,
+                    config: ConsoleConfig) -> None:
     @http.get("/")
     async def overview(request: Request) -> Response:
         session = page_session(request, sessions, "overview")
@@ -254,7 +256,7 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, config:
             SERVICE_NAMES, await asyncio.gather(*(api.metrics(name) for name in SERVICE_NAMES)), strict=True))
         refusals = checked(await api.get("payments", f"/v1/books/{book}/progress", session.api_key))
         return render(request, "dead_letters.html", session, {
-            "book": book, "dead_letters": pages.dead_letters(texts),
+            "book": book, "dead_letters": pages.dead_letters(texts), "kept": await kept(),
             "refusals": refusals.get("refusals", [])[-ROWS_SHOWN_MAX:]})
 
 

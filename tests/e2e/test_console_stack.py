@@ -93,6 +93,7 @@ def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple
             for path in ("payments", "dead-letters"):
                 page.goto(f"{url}/{path}?book={book}")
                 assert page.locator("#refused").count() == 0, page.inner_text("main")
+                assert page.locator("#book").count() == 1, page.content()[:500]  # rendered, not a 500
                 page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
         finally:
             browser.close()

@@ -112,8 +112,14 @@ async def replay(decision_id: str, book: str) -> ReplayResult:
     return ReplayResult(True, "rule set wuxi-2021-26@1", fact)
 
 
+async def kept() -> list[dict[str, Any]]:
+    return [{"service": "payments", "group": "payments", "source": "flexledger.eligibility.decisions.v1[0]@7",
+             "reason": "not a DecisionV1: amount_fen missing", "kept_at": "2026-12-03T21:00:00+00:00",
+             "body_bytes": 120, "body_sha256": "0123456789abcdef"}]
+
+
 def console_app() -> Any:
     urls = {"intake": "http://127.0.0.1:18081", "eligibility": "http://127.0.0.1:18082",
             "payments": "http://127.0.0.1:18083"}
     api = ServicesApi(httpx.AsyncClient(transport=transport()), urls)  # type: ignore[arg-type]
-    return create_http(api, authenticate, replay, ConsoleConfig(BOOK, TRACE_PREFIX))
+    return create_http(api, authenticate, replay, kept, ConsoleConfig(BOOK, TRACE_PREFIX))

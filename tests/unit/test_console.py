@@ -134,6 +134,7 @@ def test_overview_shows_each_service_and_the_last_checkpoints_age() -> None:
 def test_dead_letters_page_shows_them_by_topic_and_reason() -> None:
     page = logged_in("flk_operator").get("/dead-letters").text
     assert "facts" in page and "schema" in page
+    assert "flexledger.eligibility.decisions.v1[0]@7" in page and "amount_fen missing" in page
 
 
 def test_logout_ends_the_session() -> None:
