@@ -12,10 +12,12 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry import trace
 
-from flexledger.console.http import ConsoleConfig, ReplayResult, create_http
+from flexledger.console.http import Adapters, ConsoleConfig, ReplayResult, create_http
 from flexledger.console.services_api import SERVICE_NAMES, ServiceName, ServicesApi
+from services.runtime.access.audit import MAX_SUBJECTS_PER_READ, read_audit_key
 from services.runtime.access.key_ring import KeyRingFollower
 from services.runtime.access.principals import Principal
+from services.runtime.access.pseudonyms import identity_numbers, pseudonym
 from services.runtime.access.store import AccessApplication
 from services.runtime.settings import Settings
 
@@ -58,6 +60,18 @@ class Console:
 
         return await asyncio.to_thread(kept, self.settings)
 
+    async def record_unmasked(self, principal: Principal, page: str, book: str, shown: Any) -> None:
+        """An unmasked view as a `DataRead` in the access store, like the services' reads of personal
+        data: who, which page, whose data (keyed pseudonyms of the identity numbers shown)."""
+        assert self._app is not None, "start the console first"
+        key = read_audit_key(self.settings)
+        subjects = sorted(pseudonym(key, n) for n in identity_numbers(shown))[:MAX_SUBJECTS_PER_READ]
+        await asyncio.to_thread(
+            self._app.record_read, key_id=principal.key_id, role=principal.role,
+            enterprise=principal.enterprise, service="console",
+            endpoint=f"GET /{page} (identity numbers in clear)", book=book, view="all", rows=len(subjects),
+            subjects=subjects, trace_id=None)
+
     async def start(self) -> None:
         self._app = await asyncio.to_thread(AccessApplication, self.settings, self.tracer_provider)
         self.keys = KeyRingFollower(self._app, self.settings)
@@ -95,5 +109,7 @@ def bootstrap(settings: Settings, tracer_provider: trace.TracerProvider | None =
     api = ServicesApi(httpx.AsyncClient(), service_urls(settings))
     console = Console(settings, tracer_provider, api)
     config = ConsoleConfig(default_book="main", trace_url_prefix=trace_url_prefix(settings))
-    console.http = create_http(api, console.authenticate, console.replay, console.kept_dead_letters, config)
+    adapters = Adapters(api, console.authenticate, console.replay, console.kept_dead_letters,
+                        console.record_unmasked)
+    console.http = create_http(adapters, config)
     return console

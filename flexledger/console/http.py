@@ -47,6 +47,21 @@ class ReplayResult:
 
 Replay = Callable[[str, str], Awaitable[ReplayResult]]
 KeptDeadLetters = Callable[[], Awaitable[list[dict[str, Any]]]]  # dead_letter_store.kept, off the loop
+# Records that `principal` saw identity numbers in clear on `page` of `book` (what it was shown):
+# an audit event in the access store; raises when it cannot (the view is then refused).
+RecordUnmasked = Callable[[Principal, str, str, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What the pages read through: the services' APIs and, from the database, the key ring (login),
+    replay and the kept dead letters; and where an unmasked view is recorded."""
+
+    api: ServicesApi
+    authenticate: Authenticate
+    replay: Replay
+    kept: KeptDeadLetters
+    record_unmasked: RecordUnmasked
 
 
 @dataclass(frozen=True)
@@ -62,13 +77,12 @@ class Refused(Exception):
         self.reason = reason
 
 
-def create_http(api: ServicesApi, authenticate: Authenticate, replay: Replay, kept: KeptDeadLetters,
-                config: ConsoleConfig, sessions: Sessions | None = None) -> FastAPI:
+def create_http(adapters: Adapters, config: ConsoleConfig, sessions: Sessions | None = None) -> FastAPI:
     http = FastAPI(title="flexledger console", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     sessions = sessions if sessions is not None else Sessions()
-    _access_routes(http, sessions, authenticate)
-    _reading_routes(http, sessions, api, kept, config)
-    _decision_routes(http, sessions, api, replay, config)
+    _access_routes(http, sessions, adapters.authenticate)
+    _reading_routes(http, sessions, adapters, config)
+    _decision_routes(http, sessions, adapters, config)
 
     @http.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
@@ -127,14 +141,21 @@ def book_of(request: Request, config: ConsoleConfig) -> str:
     return book
 
 
-def unmasked(request: Request, session: Session, page: str, what: str) -> bool:
-    """Whether this view shows identity numbers in clear: an auditor who asked; logged as an audit event."""
+async def unmasked(request: Request, session: Session, record: RecordUnmasked, page: str, book: str,
+                   shown: Any) -> bool:
+    """Whether this view shows identity numbers in clear: an auditor who asked. Recorded first as an
+    audit event in the access store (and logged); when it cannot be recorded, the view is refused."""
     if request.query_params.get("unmask") != "1" or not pages.may_unmask(session.principal):
         return False
-    session.unmasked_views += 1
     principal = session.principal
     log.warning("console.unmasked_view", extra={"event": "console.unmasked_view", "key_id": principal.key_id,
-                                                "role": principal.role, "page": page, "what": what})
+                                                "role": principal.role, "page": page})
+    try:
+        await record(principal, page, book, shown)
+    except Exception:
+        log.exception("recording an unmasked view failed; not shown")
+        raise Refused(503, "the view could not be recorded in the access audit; retry") from None
+    session.unmasked_views += 1
     return True
 
 
@@ -212,8 +233,9 @@ def _access_routes(http: FastAPI, sessions: Sessions, authenticate: Authenticate
 
 # ---- reading pages ----------------------------------------------------------------------------------
 
-def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, kept: KeptDeadLetters,
-                    config: ConsoleConfig) -> None:
+def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, config: ConsoleConfig) -> None:
+    api = adapters.api
+
     @http.get("/")
     async def overview(request: Request) -> Response:
         session = page_session(request, sessions, "overview")
@@ -237,16 +259,18 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, kept: K
     async def payments(request: Request) -> Response:
         session = page_session(request, sessions, "payments")
         book = book_of(request, config)
-        key = session.api_key
-        totals = checked(await api.get("payments", f"/v1/books/{book}/totals", key))
-        balance = checked(await api.get("payments", f"/v1/books/{book}/trial-balance", key))
-        orders = checked(await api.get("payments", f"/v1/books/{book}/orders", key)).get("orders", [])
-        entries = checked(await api.get("payments", f"/v1/books/{book}/entries", key)).get("entries", [])
-        clear = unmasked(request, session, "payments", book)
-        waiting = [pages.masked(o, clear) for o in orders if o.get("state") == "awaiting_budget"]
+        answers = await asyncio.gather(*(
+            api.get("payments", f"/v1/books/{book}/{what}", session.api_key)
+            for what in ("totals", "trial-balance", "orders", "entries")))
+        totals, balance, orders_body, entries_body = (checked(answer) for answer in answers)
+        waiting = [o for o in orders_body.get("orders", []) if o.get("state") == "awaiting_budget"]
+        entries = entries_body.get("entries", [])[-ROWS_SHOWN_MAX:]
+        record = adapters.record_unmasked
+        clear = await unmasked(request, session, record, "payments", book, [waiting, entries])
         return render(request, "payments.html", session, {
-            "book": book, "programmes": totals.get("programmes", []), "trial": balance, "waiting": waiting,
-            "entries": [pages.masked(e, clear) for e in entries[-ROWS_SHOWN_MAX:]], "clear": clear})
+            "book": book, "programmes": totals.get("programmes", []), "trial": balance,
+            "waiting": [pages.masked(o, clear) for o in waiting],
+            "entries": [pages.masked(e, clear) for e in entries], "clear": clear})
 
     @http.get("/dead-letters")
     async def dead_letters(request: Request) -> Response:
@@ -256,7 +280,7 @@ def _reading_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, kept: K
             SERVICE_NAMES, await asyncio.gather(*(api.metrics(name) for name in SERVICE_NAMES)), strict=True))
         refusals = checked(await api.get("payments", f"/v1/books/{book}/progress", session.api_key))
         return render(request, "dead_letters.html", session, {
-            "book": book, "dead_letters": pages.dead_letters(texts), "kept": await kept(),
+            "book": book, "dead_letters": pages.dead_letters(texts), "kept": await adapters.kept(),
             "refusals": refusals.get("refusals", [])[-ROWS_SHOWN_MAX:]})
 
 
@@ -283,8 +307,9 @@ async def _orders(api: ServicesApi, session: Session, book: str) -> list[dict[st
     return found
 
 
-def _decision_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, replay: Replay,
-                     config: ConsoleConfig) -> None:
+def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, config: ConsoleConfig) -> None:
+    api = adapters.api
+
     async def find(session: Session, book: str, decision_id: str) -> dict[str, Any]:
         for decision in await _decisions(api, session, book):
             if decision.get("decision_id") == decision_id:
@@ -306,12 +331,13 @@ def _decision_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, replay
         if not decisions:
             raise Refused(404, "")
         as_of = request.query_params.get("as_of") or None
-        clear = unmasked(request, session, "subject", book)
-        orders = [pages.masked(o, clear) for o in pages.of_subject(await _orders(api, session, book), who)]
-        open_, closed = pages.money_lines(orders)
+        shown = pages.as_of(decisions, as_of)
+        orders = pages.of_subject(await _orders(api, session, book), who)
+        clear = await unmasked(request, session, adapters.record_unmasked, "subject", book, [shown, orders])
+        open_, closed = pages.money_lines([pages.masked(o, clear) for o in orders])
         return render(request, "subject.html", session, {
             "book": book, "who": who if clear else pages.masked({"subject": who}, False)["subject"],
-            "decisions": [pages.masked(d, clear) for d in pages.as_of(decisions, as_of)],
+            "decisions": [pages.masked(d, clear) for d in shown],
             "open_orders": open_, "closed_orders": closed, "as_of": as_of or "", "clear": clear,
             "from_decision": from_decision or decisions[0].get("decision_id")})
 
@@ -331,12 +357,13 @@ def _decision_routes(http: FastAPI, sessions: Sessions, api: ServicesApi, replay
             raise Refused(403, f"{session.principal.role}: replay")
         book = book_of(request, config)
         decision = await find(session, book, decision_id)
-        return await _decision_view(request, session, book, decision, await replay(decision_id, book))
+        replayed = await adapters.replay(decision_id, book)
+        return await _decision_view(request, session, book, decision, replayed)
 
     async def _decision_view(request: Request, session: Session, book: str, decision: dict[str, Any],
                              replayed: ReplayResult | None) -> Response:
-        clear = unmasked(request, session, "decision", str(decision.get("decision_id")))
         fact = replayed.fact if replayed is not None and replayed.fact is not None else None
+        clear = await unmasked(request, session, adapters.record_unmasked, "decision", book, [decision, fact])
         trace_id = decision.get("trace_id")
         return render(request, "decision.html", session, {
             "book": book, "d": pages.masked(decision, clear), "clear": clear, "replayed": replayed,

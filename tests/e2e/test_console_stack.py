@@ -127,3 +127,29 @@ def test_page_times_are_printed(stack: tuple[Settings, str], capsys: pytest.Capt
             lines.append(f"console {path.split('?')[0][:20]:20} median {statistics.median(times_ms):6.1f} ms")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_an_auditors_unmasked_view_is_a_read_in_the_access_store(stack: tuple[Settings, str]) -> None:
+    from flexledger.devstack.console import console_url
+    from flexledger.submit import operator_key
+    from services.runtime.access.store import AccessApplication
+    from tests.integration.intake_support import issue_key
+
+    settings, book = stack
+    key_id, token = issue_key(settings, "auditor", label="console test")
+    decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
+                          headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()["decisions"]
+    grant = next(d for d in decisions if d["kind"] == "grant")
+    with httpx.Client(base_url=console_url(settings), timeout=30) as client:
+        client.post("/login", data={"api_key": token, "next": "/"})
+        shown = {"book": book, "from": grant["decision_id"]}
+        masked = client.get("/subject", params=shown).text
+        clear = client.get("/subject", params={**shown, "unmask": "1"}).text
+    assert grant["subject"] not in masked and grant["subject"] in clear
+    app = AccessApplication(settings)
+    try:
+        reads = [event for _, event in app.reads() if event.key_id == key_id and event.service == "console"]
+    finally:
+        app.close()
+    assert [(r.endpoint, r.book) for r in reads] == [("GET /subject (identity numbers in clear)", book)]
+    assert reads[0].subjects  # whose numbers were shown, as keyed pseudonyms

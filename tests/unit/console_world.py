@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.routing import compile_path
 
-from flexledger.console.http import ConsoleConfig, ReplayResult, create_http
+from flexledger.console.http import Adapters, ConsoleConfig, ReplayResult, create_http
 from flexledger.console.services_api import ServicesApi
 from services.runtime.access.policy import ENDPOINTS, refusal
 from services.runtime.access.principals import Principal
@@ -118,8 +118,16 @@ async def kept() -> list[dict[str, Any]]:
              "body_bytes": 120, "body_sha256": "0123456789abcdef"}]
 
 
+UNMASKED: list[tuple[str, str, str]] = []  # (key id, page, book) of every recorded unmasked view
+
+
+async def record_unmasked(principal: Principal, page: str, book: str, shown: Any) -> None:
+    UNMASKED.append((principal.key_id, page, book))
+
+
 def console_app() -> Any:
     urls = {"intake": "http://127.0.0.1:18081", "eligibility": "http://127.0.0.1:18082",
             "payments": "http://127.0.0.1:18083"}
     api = ServicesApi(httpx.AsyncClient(transport=transport()), urls)  # type: ignore[arg-type]
-    return create_http(api, authenticate, replay, kept, ConsoleConfig(BOOK, TRACE_PREFIX))
+    adapters = Adapters(api, authenticate, replay, kept, record_unmasked)
+    return create_http(adapters, ConsoleConfig(BOOK, TRACE_PREFIX))

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flexledger.console.i18n import LABELS, value, yuan
-from tests.unit.console_world import KEYS, TRACE_PREFIX, WORKER_A, WORKER_B, console_app
+from tests.unit.console_world import KEYS, TRACE_PREFIX, UNMASKED, WORKER_A, WORKER_B, console_app
 
 PAGES = ("/", "/subject", "/payments", "/dead-letters", "/decision/dec-1")
 
@@ -70,9 +70,11 @@ def test_identity_numbers_are_masked_unless_an_auditor_asks(caplog: pytest.LogCa
     assert WORKER_A not in page and "3202**********1019" in page
     auditor = logged_in("flk_auditor")
     assert WORKER_A not in auditor.get("/subject", params={"from": "dec-1"}).text
+    UNMASKED.clear()
     with caplog.at_level("WARNING", logger="flexledger.console.http"):
         assert WORKER_A in auditor.get("/subject", params={"from": "dec-1", "unmask": "1"}).text
     assert any(r.getMessage() == "console.unmasked_view" for r in caplog.records)
+    assert UNMASKED == [("k-auditor", "subject", "main")]  # recorded as an audit event
 
 
 def test_subject_timeline_shows_decisions_with_both_explanations_and_money_lines() -> None:
