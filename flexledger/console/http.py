@@ -9,7 +9,9 @@ each such view is logged as an audit event (`console.unmasked_view`).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +26,21 @@ from contracts.messages import valid_book
 from flexledger.console import pages
 from flexledger.console.i18n import LANGS, Lang, chosen, label, value, when, yuan
 from flexledger.console.services_api import SERVICE_NAMES, Answer, ServicesApi
-from flexledger.console.sessions import COOKIE, LANG_COOKIE, SESSION_TTL_S, Session, Sessions, valid_csrf
+from flexledger.console.sessions import (
+    COOKIE,
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_TTL_S,
+    Session,
+    Sessions,
+    valid_csrf,
+)
 from services.runtime.access.principals import Principal
 
 log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_FORM_BYTES = 4_096
+LOGIN_FORM_TTL_S = 3600
 ROWS_SHOWN_MAX = 500
 
 Authenticate = Callable[[str], Awaitable[Principal | None]]
@@ -186,24 +197,36 @@ def _access_routes(http: FastAPI, sessions: Sessions, authenticate: Authenticate
     async def to_login(request: Request, exc: _ToLogin) -> Response:
         return RedirectResponse(f"/login?next={quote(exc.back, safe='')}", status_code=303)
 
+    def login_form(request: Request, back: str, failed: bool) -> Response:
+        """The login form with a fresh login CSRF token, in a cookie and in the form (double submit):
+        another site cannot log a browser in with its own key."""
+        token = secrets.token_urlsafe(32)
+        context = {"next": back, "failed": failed, "login_csrf": token}
+        response = render(request, "login.html", None, context, status=401 if failed else 200)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=LOGIN_FORM_TTL_S, httponly=True,
+                            samesite="strict", path="/")
+        return response
+
     @http.get("/login")
     async def login_page(request: Request) -> Response:
-        return render(request, "login.html", None, {"next": safe_back(request.query_params.get("next")),
-                                                    "failed": False})
+        return login_form(request, safe_back(request.query_params.get("next")), failed=False)
 
     @http.post("/login")
     async def login(request: Request) -> Response:
         form = await form_of(request)
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+        if not expected or not hmac.compare_digest(expected, form.get("login_csrf", "")):
+            raise Refused(403, "CSRF token missing or wrong: open the login page again")
         key = form.get("api_key", "").strip()
         principal = await authenticate(f"Bearer {key}") if key else None
         if principal is None:
-            return render(request, "login.html", None, {"next": safe_back(form.get("next")), "failed": True},
-                          status=401)
+            return login_form(request, safe_back(form.get("next")), failed=True)
         session = sessions.start(key, principal, chosen(request.cookies.get(LANG_COOKIE)))
         log.info("console login", extra={"key_id": principal.key_id, "role": principal.role})
         response = RedirectResponse(safe_back(form.get("next")), status_code=303)
         response.set_cookie(COOKIE, session.id, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https", path="/")
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
         return response
 
     @http.post("/logout")

@@ -18,6 +18,7 @@ from services.runtime.access.principals import Principal
 
 COOKIE = "flexledger_console"
 LANG_COOKIE = "flexledger_lang"  # the language before login; not a secret
+LOGIN_CSRF_COOKIE = "flexledger_login_csrf"  # the login form's own CSRF token (no session yet)
 MAX_SESSIONS = 1_000
 SESSION_TTL_S = 8 * 3600
 

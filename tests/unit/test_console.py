@@ -14,9 +14,16 @@ from tests.unit.console_world import KEYS, TRACE_PREFIX, UNMASKED, WORKER_A, WOR
 PAGES = ("/", "/subject", "/payments", "/dead-letters", "/decision/dec-1")
 
 
+def login_token(client: TestClient) -> str:
+    found = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text)
+    assert found is not None
+    return found.group(1)
+
+
 def logged_in(key: str) -> TestClient:
     client = TestClient(console_app(), base_url="http://console.local")
-    answer = client.post("/login", data={"api_key": key, "next": "/"}, follow_redirects=False)
+    answer = client.post("/login", data={"api_key": key, "next": "/", "login_csrf": login_token(client)},
+                         follow_redirects=False)
     assert answer.status_code == 303, answer.text
     return client
 
@@ -36,11 +43,20 @@ def test_an_unauthenticated_request_is_redirected_to_login(path: str) -> None:
 
 def test_a_wrong_key_is_refused_and_a_good_one_gets_an_httponly_strict_cookie() -> None:
     client = TestClient(console_app())
-    assert client.post("/login", data={"api_key": "flk_nobody"}).status_code == 401
-    answer = client.post("/login", data={"api_key": "flk_auditor", "next": "/"}, follow_redirects=False)
+    wrong = {"api_key": "flk_nobody", "login_csrf": login_token(client)}
+    assert client.post("/login", data=wrong).status_code == 401
+    good = {"api_key": "flk_auditor", "next": "/", "login_csrf": login_token(client)}
+    answer = client.post("/login", data=good, follow_redirects=False)
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert "flk_auditor" not in cookie  # the key stays on the server
+
+
+def test_login_needs_the_login_forms_csrf_token() -> None:
+    client = TestClient(console_app())
+    assert client.post("/login", data={"api_key": "flk_auditor"}).status_code == 403
+    login_token(client)  # the cookie is set, but the form does not carry the token
+    assert client.post("/login", data={"api_key": "flk_auditor", "login_csrf": "forged"}).status_code == 403
 
 
 @pytest.mark.parametrize(("key", "allowed"), [
