@@ -27,7 +27,10 @@ def main(book: str = "main", rounds: int = 20, key: str = "") -> None:
     settings = Settings.from_env()
     base = console_url(settings)
     with httpx.Client(base_url=base, timeout=30) as client:
-        client.post("/login", data={"api_key": key or operator_key(settings), "next": "/"})
+        form = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text)
+        assert form is not None, "no login form"
+        client.post("/login", data={"api_key": key or operator_key(settings), "next": "/",
+                                    "login_csrf": form.group(1)})
         page = client.get(f"/subject?book={book}").text
         assert "/logout" in page, "login failed"
         decisions = client.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",

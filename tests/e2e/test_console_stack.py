@@ -5,6 +5,7 @@ yes') and links to its trace; an unknown key is refused. Driven by Debian's chro
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,6 +55,15 @@ def stack(infra: Settings) -> Iterator[tuple[Settings, str]]:
         yield infra, book
     finally:
         console.stop_console(infra)
+
+
+def log_in(client: httpx.Client, key: str) -> None:
+    """Through the login form, as a browser does (its CSRF token, then the key)."""
+    form = client.get("/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+    assert token is not None
+    answer = client.post("/login", data={"api_key": key, "next": "/", "login_csrf": token.group(1)})
+    assert "/logout" in answer.text, answer.text[:300]
 
 
 def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple[Settings, str]) -> None:
@@ -108,8 +118,8 @@ def test_page_times_are_printed(stack: tuple[Settings, str], capsys: pytest.Capt
     from flexledger.submit import operator_key
 
     settings, book = stack
-    with httpx.Client(base_url=console_url(settings), timeout=30) as client:
-        client.post("/login", data={"api_key": operator_key(settings), "next": "/"})
+    with httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=True) as client:
+        log_in(client, operator_key(settings))
         decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
                               headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()
         decision_id = next(d["decision_id"] for d in decisions["decisions"] if d["kind"] == "grant")
@@ -140,8 +150,8 @@ def test_an_auditors_unmasked_view_is_a_read_in_the_access_store(stack: tuple[Se
     decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
                           headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()["decisions"]
     grant = next(d for d in decisions if d["kind"] == "grant")
-    with httpx.Client(base_url=console_url(settings), timeout=30) as client:
-        client.post("/login", data={"api_key": token, "next": "/"})
+    with httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=True) as client:
+        log_in(client, token)
         shown = {"book": book, "from": grant["decision_id"]}
         masked = client.get("/subject", params=shown).text
         clear = client.get("/subject", params={**shown, "unmask": "1"}).text
