@@ -2,8 +2,8 @@
 
 Every page: a session (else 303 to /login), the page's roles (`pages.PAGE_ROLES`, else 403), then the
 services asked with the user's key (their 401/403 shown as refused). Forms that change something
-carry the session's CSRF token. Identity numbers are masked unless an auditor asks to see them;
-each such view is logged as an audit event (`console.unmasked_view`).
+carry the session's CSRF token (the login form its own). Identity numbers are masked unless an
+auditor asks to see them; each such view is first recorded in the access store (`Adapters.record_unmasked`).
 """
 
 from __future__ import annotations
