@@ -282,8 +282,11 @@ def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, confi
     async def payments(request: Request) -> Response:
         session = page_session(request, sessions, "payments")
         book = book_of(request, config)
+        year = request.query_params.get("fiscal_year", "")
+        fiscal_year = int(year) if year.isdigit() and len(year) == 4 else None
         answers = await asyncio.gather(*(
-            api.get("payments", f"/v1/books/{book}/{what}", session.api_key)
+            api.get("payments", f"/v1/books/{book}/{what}", session.api_key,
+                    {"fiscal_year": fiscal_year} if what == "totals" and fiscal_year else None)
             for what in ("totals", "trial-balance", "orders", "entries")))
         totals, balance, orders_body, entries_body = (checked(answer) for answer in answers)
         waiting = [o for o in orders_body.get("orders", []) if o.get("state") == "awaiting_budget"]
@@ -291,7 +294,8 @@ def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, confi
         record = adapters.record_unmasked
         clear = await unmasked(request, session, record, "payments", book, [waiting, entries])
         return render(request, "payments.html", session, {
-            "book": book, "programmes": totals.get("programmes", []), "trial": balance,
+            "book": book, "fiscal_year": fiscal_year, "programmes": totals.get("programmes", []),
+            "trial": balance,
             "waiting": [pages.masked(o, clear) for o in waiting],
             "entries": [pages.masked(e, clear) for e in entries], "clear": clear})
 
