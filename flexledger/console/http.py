@@ -9,44 +9,29 @@ auditor asks to see them; each such view is first recorded in the access store (
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 
 from contracts.messages import valid_book
 from flexledger.console import pages
-from flexledger.console.i18n import LANGS, Lang, chosen, label, value, when, yuan
+from flexledger.console.login import Authenticate, login_routes
+from flexledger.console.rendering import Refused, form_of, page_session, render
 from flexledger.console.services_api import SERVICE_NAMES, Answer, ServicesApi
-from flexledger.console.sessions import (
-    COOKIE,
-    LANG_COOKIE,
-    LOGIN_CSRF_COOKIE,
-    SESSION_TTL_S,
-    Session,
-    Sessions,
-    valid_csrf,
-)
+from flexledger.console.sessions import COOKIE, Session, Sessions, valid_csrf
 from services.runtime.access.principals import Principal
 
 log = logging.getLogger(__name__)
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-MAX_FORM_BYTES = 4_096
-LOGIN_FORM_TTL_S = 3600
 ROWS_SHOWN_MAX = 500
-
-Authenticate = Callable[[str], Awaitable[Principal | None]]
 
 
 @dataclass(frozen=True)
+
+
 class ReplayResult:
     """`flexledger audit replay` of one decision: reproduced (None: not found), what it says, and the
     fact the decision rests on as the event store holds it."""
@@ -64,6 +49,8 @@ RecordUnmasked = Callable[[Principal, str, str, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+
+
 class Adapters:
     """What the pages read through: the services' APIs and, from the database, the key ring (login),
     replay and the kept dead letters; and where an unmasked view is recorded."""
@@ -76,22 +63,17 @@ class Adapters:
 
 
 @dataclass(frozen=True)
+
+
 class ConsoleConfig:
     default_book: str
     trace_url_prefix: str  # + trace id: the trace viewer's page of one trace
 
 
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 def create_http(adapters: Adapters, config: ConsoleConfig, sessions: Sessions | None = None) -> FastAPI:
     http = FastAPI(title="flexledger console", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     sessions = sessions if sessions is not None else Sessions()
-    _access_routes(http, sessions, adapters.authenticate)
+    login_routes(http, sessions, adapters.authenticate)
     _reading_routes(http, sessions, adapters, config)
     _decision_routes(http, sessions, adapters, config)
 
@@ -105,44 +87,6 @@ def create_http(adapters: Adapters, config: ConsoleConfig, sessions: Sessions | 
         return {"status": "serving"}
 
     return http
-
-
-# ---- rendering and the checks every page makes ----------------------------------------------------
-
-def lang_of(request: Request, session: Session | None) -> Lang:
-    return session.lang if session is not None else chosen(request.cookies.get(LANG_COOKIE))
-
-
-def render(request: Request, template: str, session: Session | None, context: dict[str, Any],
-           status: int = 200) -> HTMLResponse:
-    lang = lang_of(request, session)
-    base = {"request": request, "session": session, "lang": lang, "langs": LANGS,
-            "t": lambda key: label(key, lang), "v": lambda code: value(code, lang),
-            "yuan": lambda fen: yuan(fen, lang),
-            "when": lambda moment: when(moment, lang), "here": _here(request)}
-    response = TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _here(request: Request) -> str:
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
-
-
-def page_session(request: Request, sessions: Sessions, page: pages.Page) -> Session:
-    """The request's session if it may open `page`; else the redirect to login (raised) or 403."""
-    session = sessions.get(request.cookies.get(COOKIE))
-    if session is None:
-        raise _ToLogin(_here(request))
-    if not pages.may_open(session.principal, page):
-        raise Refused(403, f"{session.principal.role}: {page}")
-    return session
-
-
-class _ToLogin(Exception):
-    def __init__(self, back: str) -> None:
-        super().__init__(back)
-        self.back = back
 
 
 def book_of(request: Request, config: ConsoleConfig) -> str:
@@ -177,81 +121,6 @@ def checked(answer: Answer) -> dict[str, Any]:
     if answer.status in (401, 403):
         raise Refused(403, str(answer.body.get("reason", "refused by the service")))
     raise Refused(503, f"service answered {answer.status or 'nothing'}")
-
-
-async def form_of(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise Refused(413, "form too large")
-    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-
-
-def safe_back(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
-
-
-# ---- login, logout, language ----------------------------------------------------------------------
-
-def _access_routes(http: FastAPI, sessions: Sessions, authenticate: Authenticate) -> None:
-    @http.exception_handler(_ToLogin)
-    async def to_login(request: Request, exc: _ToLogin) -> Response:
-        return RedirectResponse(f"/login?next={quote(exc.back, safe='')}", status_code=303)
-
-    def login_form(request: Request, back: str, failed: bool) -> Response:
-        """The login form with a fresh login CSRF token, in a cookie and in the form (double submit):
-        another site cannot log a browser in with its own key."""
-        token = secrets.token_urlsafe(32)
-        context = {"next": back, "failed": failed, "login_csrf": token}
-        response = render(request, "login.html", None, context, status=401 if failed else 200)
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=LOGIN_FORM_TTL_S, httponly=True,
-                            samesite="strict", path="/")
-        return response
-
-    @http.get("/login")
-    async def login_page(request: Request) -> Response:
-        return login_form(request, safe_back(request.query_params.get("next")), failed=False)
-
-    @http.post("/login")
-    async def login(request: Request) -> Response:
-        form = await form_of(request)
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE)
-        if not expected or not hmac.compare_digest(expected, form.get("login_csrf", "")):
-            raise Refused(403, "CSRF token missing or wrong: open the login page again")
-        key = form.get("api_key", "").strip()
-        principal = await authenticate(f"Bearer {key}") if key else None
-        if principal is None:
-            return login_form(request, safe_back(form.get("next")), failed=True)
-        session = sessions.start(key, principal, chosen(request.cookies.get(LANG_COOKIE)))
-        log.info("console login", extra={"key_id": principal.key_id, "role": principal.role})
-        response = RedirectResponse(safe_back(form.get("next")), status_code=303)
-        response.set_cookie(COOKIE, session.id, max_age=SESSION_TTL_S, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/")
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
-        return response
-
-    @http.post("/logout")
-    async def logout(request: Request) -> Response:
-        form = await form_of(request)
-        session = sessions.get(request.cookies.get(COOKIE))
-        if session is not None and not valid_csrf(session, form.get("csrf")):
-            raise Refused(403, "CSRF token missing or wrong")
-        sessions.end(request.cookies.get(COOKIE))
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
-        return response
-
-    @http.post("/lang")
-    async def switch_language(request: Request) -> Response:
-        form = await form_of(request)
-        session = sessions.get(request.cookies.get(COOKIE))
-        if session is not None and not valid_csrf(session, form.get("csrf")):
-            raise Refused(403, "CSRF token missing or wrong")
-        lang = chosen(form.get("to"))
-        if session is not None:
-            session.lang = lang
-        response = RedirectResponse(safe_back(form.get("back")), status_code=303)
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path="/")
-        return response
 
 
 # ---- reading pages ----------------------------------------------------------------------------------
