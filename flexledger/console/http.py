@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from contracts.messages import valid_book
 from flexledger.console import pages
@@ -216,13 +217,14 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
     async def subject(request: Request) -> Response:
         session = page_session(request, sessions, "subject")
         book = book_of(request, config)
-        who = request.query_params.get("id", "").strip()
         from_decision = request.query_params.get("from")
-        if from_decision:  # a link from a decision: no identity number in the URL
-            decision = await find(session, book, from_decision)
-            who = str(decision.get("subject") or decision.get("beneficiary") or "")
-        if not who:
+        if not from_decision:
             return render(request, "subject.html", session, {"book": book, "who": None})
+        # Reached by one of the subject's decisions: no identity number in any URL.
+        decision = await find(session, book, from_decision)
+        who = str(decision.get("subject") or decision.get("beneficiary") or "")
+        if not who:
+            raise Refused(404, "")
         decisions = pages.of_subject(await _decisions(api, session, book), who)
         if not decisions:
             raise Refused(404, "")
@@ -235,7 +237,25 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
             "book": book, "who": who if clear else pages.masked({"subject": who}, False)["subject"],
             "decisions": [pages.masked(d, clear) for d in shown],
             "open_orders": open_, "closed_orders": closed, "as_of": as_of or "", "clear": clear,
-            "from_decision": from_decision or decisions[0].get("decision_id")})
+            "from_decision": from_decision})
+
+    @http.post("/subject")
+    async def find_subject(request: Request) -> Response:
+        """The subject form: the identity number is posted, never put in a URL; answered with the way
+        to the subject's page by one of its decisions."""
+        session = page_session(request, sessions, "subject")
+        form = await form_of(request)
+        if not valid_csrf(session, form.get("csrf")):
+            raise Refused(403, "CSRF token missing or wrong")
+        book = form.get("book") or config.default_book
+        if not valid_book(book):
+            raise Refused(400, "not a book name")
+        who = form.get("id", "").strip()
+        decisions = pages.of_subject(await _decisions(api, session, book), who) if who else []
+        if not decisions:
+            raise Refused(404, "")
+        decision_id = str(decisions[0].get("decision_id"))
+        return RedirectResponse(f"/subject?book={quote(book)}&from={quote(decision_id)}", status_code=303)
 
     @http.get("/decision/{decision_id}")
     async def decision_page(request: Request, decision_id: str) -> Response:

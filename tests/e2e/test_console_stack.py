@@ -163,3 +163,23 @@ def test_an_auditors_unmasked_view_is_a_read_in_the_access_store(stack: tuple[Se
         app.close()
     assert [(r.endpoint, r.book) for r in reads] == [("GET /subject (identity numbers in clear)", book)]
     assert reads[0].subjects  # whose numbers were shown, as keyed pseudonyms
+
+
+def test_a_platform_sees_its_own_worker_and_not_another_platforms(stack: tuple[Settings, str]) -> None:
+    """The real eligibility decides what a platform's key sees; the console shows just that."""
+    from flexledger.devstack.console import console_url
+    from tests.integration.intake_support import issue_key
+
+    settings, book = stack
+    worker = "320213197804121019"  # vector 01's worker, reported by 91320213MA1XY0001L
+    _, own = issue_key(settings, "platform", enterprise="91320213MA1XY0001L", label="console test")
+    _, other = issue_key(settings, "platform", enterprise="91320213MA1XY0002P", label="console test")
+    for token, status in ((own, 200), (other, 404)):
+        with httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=True) as client:
+            log_in(client, token)
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/subject").text)
+            assert token is not None
+            answer = client.post("/subject", data={"book": book, "id": worker, "csrf": token.group(1)})
+            assert answer.status_code == status, answer.text[:300]
+            assert worker not in answer.text and worker not in str(answer.url)  # masked, never in a URL
+            assert client.get("/payments", params={"book": book}).status_code == 403

@@ -16,7 +16,7 @@ from services.runtime.access.principals import Principal
 
 BOOK = "main"
 ACME = "91320213MA1XY0001L"  # platform A's enterprise
-OTHER = "91320213MA1XY0002J"  # platform B's enterprise
+OTHER = "91320213MA1XY0002P"  # platform B's enterprise
 WORKER_A = "320211199001011019"  # works through A
 WORKER_B = "320211199202022028"  # works through B
 KEYS: dict[str, Principal] = {

@@ -75,9 +75,14 @@ def test_every_page_checks_the_role(key: str, allowed: set[str]) -> None:
 
 def test_a_platform_cannot_open_another_platforms_worker() -> None:
     client = logged_in("flk_platform_a")
-    assert client.get("/subject", params={"id": WORKER_A}).status_code == 200
-    assert client.get("/subject", params={"id": WORKER_B}).status_code == 404
+    token = csrf(client, "/subject")
+    own = client.post("/subject", data={"csrf": token, "id": WORKER_A}, follow_redirects=False)
+    assert own.status_code == 303 and WORKER_A not in own.headers["location"]
+    assert client.get(own.headers["location"]).status_code == 200
+    assert client.post("/subject", data={"csrf": token, "id": WORKER_B}).status_code == 404
+    assert client.post("/subject", data={"id": WORKER_A}).status_code == 403  # no CSRF token
     assert client.get("/decision/dec-3").status_code == 404
+    assert client.get("/subject", params={"from": "dec-3"}).status_code == 404
 
 
 def test_identity_numbers_are_masked_unless_an_auditor_asks(caplog: pytest.LogCaptureFixture) -> None:
