@@ -1,4 +1,4 @@
-"""The whole stack: infra (Kafka + PostgreSQL) and the three services, up, down and status."""
+"""The whole stack: infra (Kafka + PostgreSQL), the three services and the console, up, down and status."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def stop_infra(settings: Settings | None = None) -> None:
 def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int = 1) -> dict[str, float]:
     """Zipkin (booting while the rest starts), infra (Kafka with `brokers` nodes), then intake,
     eligibility and payments, each waited for until healthy, each under a supervisor that starts it
-    again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin."""
+    again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin. Last,
+    the web console (flexledger.devstack.console), which reads the services over HTTP."""
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
     zipkin.start_zipkin(settings)
@@ -119,7 +120,7 @@ def up(settings: Settings | None = None, *, timeout: float = 120.0, brokers: int
 
 
 def down(settings: Settings | None = None) -> None:
-    """Stop the services, then the broker, PostgreSQL and Zipkin."""
+    """Stop the console and the services, then the broker, PostgreSQL and Zipkin."""
     settings = settings or Settings.from_env()
     errors: list[str] = []
     try:
