@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a Debian machine for flexledger. Installs, only when missing:
 #   - PostgreSQL server binaries (/usr/lib/postgresql/*/bin), a Java 17+ runtime, Maven, and Debian's
-#     chromium, which tests/e2e/test_trace_viewer.py drives (never a downloaded browser) (apt-get);
+#     chromium, which tests/e2e/test_trace_viewer.py and test_console_browser.py drive (never a
+#     downloaded browser), and a CJK font for the console's Chinese pages (apt-get);
 #   - .venv (Python >= 3.11) with the project installed editable, '.[dev]' (again when pyproject changes);
 #   - the Kafka broker's jars in .cache/kafka/lib (Maven, deploy/kafka/pom.xml), and Zipkin server's
 #     executable jar in .cache/zipkin (Maven, io.zipkin:zipkin-server:3.5.1:jar:exec).
@@ -47,6 +48,7 @@ if ! command -v java >/dev/null; then
 fi
 command -v mvn >/dev/null || packages+=(maven)
 [[ -x /usr/bin/chromium ]] || packages+=(chromium)
+[[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || packages+=(fonts-wqy-microhei)  # the console's 中文
 [[ -x .venv/bin/python ]] || find_python >/dev/null || packages+=(python3 python3-venv)
 if ((${#packages[@]})); then
   apt_install "${packages[@]}"

@@ -71,6 +71,7 @@ def _test_settings(slot: int) -> Settings:
         eligibility_port=28082 + offset,
         payments_port=28083 + offset,
         zipkin_port=29411 + offset,  # started only by the tests that view traces
+        console_port=28084 + offset,  # started only by the console's stack test
         state_dir=str(PROJECT_ROOT / "var" / ("test" if slot == 0 else f"test-{slot}")),
     )
 

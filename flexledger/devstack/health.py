@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flexledger.devstack import kafka, postgres, postgres_ha, processes, services, zipkin
+from flexledger.devstack import console, kafka, postgres, postgres_ha, processes, services, zipkin
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.paths import log_file
 from services.runtime.settings import Settings
@@ -21,6 +21,8 @@ def address(part: str, settings: Settings) -> str:
         return postgres_ha.with_standby(settings).pg_address
     if part == zipkin.PART:
         return zipkin.ui_url(settings)
+    if part == console.PART:
+        return console.console_url(settings)
     return services.service_url(part, settings)
 
 
@@ -37,6 +39,8 @@ def part_pid(part: str, settings: Settings) -> int | None:
         return postgres.postgres_pid(settings)
     if part == zipkin.PART:
         return zipkin.zipkin_pid(settings)
+    if part == console.PART:
+        return console.console_pid(settings)
     return services.service_pid(part, settings)
 
 
@@ -49,6 +53,8 @@ def is_healthy(part: str, settings: Settings, timeout: float = 2.0) -> bool:
         return postgres.pg_healthy(postgres_ha.with_standby(settings), timeout)
     if part == zipkin.PART:
         return zipkin.zipkin_healthy(settings, timeout)
+    if part == console.PART:
+        return console.console_healthy(settings, timeout)
     return services.service_healthy(part, settings, timeout)
 
 

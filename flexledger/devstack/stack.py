@@ -1,4 +1,4 @@
-"""The whole stack: infra (Kafka + PostgreSQL) and the three services, up, down and status."""
+"""The whole stack: infra (Kafka + PostgreSQL), the three services and the console, up, down and status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
-from flexledger.devstack import kafka, kafka_admin, postgres, postgres_ha, services, standby, zipkin
+from flexledger.devstack import console, kafka, kafka_admin, postgres, postgres_ha, services, standby, zipkin
 from flexledger.devstack.credentials import as_principal
 from flexledger.devstack.errors import DevstackError
 from flexledger.devstack.health import INFRA, VIEWER, address, is_healthy, part_pid, wait_healthy
@@ -15,7 +15,7 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PARTS: tuple[str, ...] = (*INFRA, VIEWER, *services.SERVICES)
+PARTS: tuple[str, ...] = (*INFRA, VIEWER, *services.SERVICES, console.PART)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def up(
     eligibility and payments, each waited for until healthy, each under a supervisor that starts it
     again if it exits (flexledger.devstack.supervisor); the services export their spans to Zipkin.
     `with_standby`: intake and payments as active and standby pairs, eligibility as three instances
-    (flexledger.devstack.standby)."""
+    (flexledger.devstack.standby). Last, the web console (flexledger.devstack.console), which reads
+    the services over HTTP."""
     settings = settings or Settings.from_env()
     t0 = time.monotonic()
     zipkin.start_zipkin(settings)
@@ -125,13 +126,23 @@ def up(
         log.info("%s healthy at %s in %.1fs", name, services.service_url(name, settings), timings[name])
     if with_standby:
         standby.up_more_eligibility(settings, timeout=timeout)
+    t0 = time.monotonic()
+    console.start_console(settings)  # the web console, reading the services over HTTP
+    wait_healthy(console.PART, settings, timeout)
+    timings[console.PART] = time.monotonic() - t0
+    log.info("console at %s", console.console_url(settings))
     return timings
 
 
 def down(settings: Settings | None = None) -> None:
-    """Stop the services, then the broker, PostgreSQL and Zipkin."""
+    """Stop the console and the services, then the broker, PostgreSQL and Zipkin."""
     settings = settings or Settings.from_env()
     errors: list[str] = []
+    try:
+        if console.stop_console(settings):
+            log.info("console stopped")
+    except DevstackError as exc:
+        errors.append(f"console: {exc}")
     try:
         if standby.down(settings):
             log.info("standby pairs and further instances stopped")
@@ -173,7 +184,7 @@ def status(settings: Settings | None = None) -> list[PartStatus]:
                                        "up" if healthy else "down"))
             continue
         where, pid = address(part, settings), part_pid(part, settings)
-        if part in INFRA or part == VIEWER:
+        if part in INFRA or part in (VIEWER, console.PART):
             healthy = is_healthy(part, settings)
             rows.append(PartStatus(part, where, pid, healthy, "up" if healthy else "down"))
             continue

@@ -54,6 +54,12 @@ class Settings:
     intake_port: int = 18081
     eligibility_port: int = 18082
     payments_port: int = 18083
+    console_port: int = 18084  # the web console (flexledger/console/, issue 19)
+    # Where the console finds the services ("intake=http://intake:18081,eligibility=...,payments=..."),
+    # empty: 127.0.0.1 and their ports; and the trace viewer's page of a trace (the trace id appended),
+    # empty: the local stack's Zipkin (flexledger/devstack/zipkin.py).
+    console_service_urls: str = ""
+    console_trace_url: str = ""
     state_dir: str = field(default_factory=default_state_dir)
     # Downloads the local stack reuses (Kafka's and Zipkin's jars, flexledger/devstack/jars.py): point
     # several checkouts or installs at one to fetch them once.

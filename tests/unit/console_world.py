@@ -1,0 +1,133 @@
+"""A small demo world for the console's tests: the three services faked behind `httpx.MockTransport`,
+answering with the real access policy (services/runtime/access/policy.py) for each role's key, so the
+console is tested against the same 401/403 decisions the services make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from starlette.routing import compile_path
+
+from flexledger.console.http import Adapters, ConsoleConfig, ReplayResult, create_http
+from flexledger.console.services_api import ServicesApi
+from services.runtime.access.policy import ENDPOINTS, refusal
+from services.runtime.access.principals import Principal
+
+BOOK = "main"
+ACME = "91320213MA1XY0001L"  # platform A's enterprise
+OTHER = "91320213MA1XY0002P"  # platform B's enterprise
+WORKER_A = "320211199001011019"  # works through A
+WORKER_B = "320211199202022028"  # works through B
+KEYS: dict[str, Principal] = {
+    "flk_auditor": Principal("auditor", "k-auditor"),
+    "flk_operator": Principal("operator", "k-operator"),
+    "flk_finance": Principal("finance", "k-finance"),
+    "flk_platform_a": Principal("platform", "k-platform-a", ACME),
+    "flk_statistics": Principal("statistics", "k-statistics"),
+}
+TRACE_PREFIX = "http://trace.viewer/zipkin/traces/"
+
+
+def _decision(n: int, worker: str, enterprise: str, kind: str = "grant") -> dict[str, Any]:
+    return {"after": f"fact-{n}", "kind": kind, "program": "social_insurance", "beneficiary": worker,
+            "subject": worker, "ref": None, "month": f"2026-0{n}", "amount_fen": 123_456 * n,
+            "rule_set": "wuxi-2021-26@1", "decision_id": f"dec-{n}", "trace_id": f"{n:032x}",
+            "explanation": {"summary": "grant", "reason_zh": f"社保补贴 第{n}月 {worker}",
+                            "reason_en": f"social insurance subsidy month {n} for {worker}"},
+            "enterprise": enterprise}
+
+
+DECISIONS = [_decision(1, WORKER_A, ACME), _decision(2, WORKER_A, ACME), _decision(3, WORKER_B, OTHER)]
+ORDERS = [
+    {"order_id": "o-1", "decision_id": "dec-1", "program": "social_insurance", "fiscal_year": 2026,
+     "beneficiary": WORKER_A, "subject": WORKER_A, "month": "2026-01", "amount_fen": 123_456,
+     "paid_fen": 123_456,
+     "unpaid_fen": 0, "in_transit_fen": 0, "state": "paid"},
+    {"order_id": "o-2", "decision_id": "dec-2", "program": "social_insurance", "fiscal_year": 2026,
+     "beneficiary": WORKER_A, "subject": WORKER_A, "month": "2026-02", "amount_fen": 246_912, "paid_fen": 0,
+     "unpaid_fen": 246_912, "in_transit_fen": 0, "state": "awaiting_budget"},
+]
+TOTALS = {"book": BOOK, "programmes": [
+    {"program": "social_insurance", "fiscal_year": 2026, "appropriated_fen": 10_000_000,
+     "committed_fen": 370_368, "paid_fen": 123_456, "available_fen": 9_629_632,
+     "awaiting_budget_fen": 246_912, "awaiting_budget_orders": 1}],
+    "trial_balance_fen": 0}
+METRICS = (
+    'flexledger_kafka_consumer_lag_messages{service="eligibility",group="g",topic="facts",partition="0"}'
+    ' 3.0\n'
+    'flexledger_dead_letters_total{service="eligibility",topic="facts",reason="schema"} 2.0\n'
+    'flexledger_eligibility_checkpoint_age_seconds 42.5\n'
+)
+
+
+def _answer(service: str, path: str, principal: Principal | None) -> httpx.Response:
+    if path == "/health":
+        return httpx.Response(200, json={"status": "serving", "reasons": []})
+    if path == "/metrics":
+        return httpx.Response(200, text=METRICS if service == "eligibility" else "")
+    for e in ENDPOINTS:
+        match = compile_path(e.path)[0].match(path)
+        if e.service == service and e.method == "GET" and match:
+            if principal is None:
+                return httpx.Response(401, json={"outcome": "refused", "reason": "no key"})
+            reason = refusal(e, principal, match.groupdict())
+            if reason is not None:
+                return httpx.Response(403, json={"outcome": "refused", "reason": reason})
+            own = principal.enterprise if e.views[principal.role] == "own" else None
+            return httpx.Response(200, json=_body(path.rsplit("/", 1)[-1], own))
+    return httpx.Response(404, json={})
+
+
+def _body(what: str, own: str | None) -> dict[str, Any]:
+    if what == "decisions":
+        return {"book": BOOK, "decisions": [d for d in DECISIONS if own in (None, d["enterprise"])]}
+    if what == "orders":
+        return {"book": BOOK, "orders": [o for o in ORDERS if own in (None, o["beneficiary"])]}
+    if what == "totals":
+        return TOTALS
+    if what == "trial-balance":
+        return {"trial_balance_fen": 0, "balanced": True}
+    if what == "entries":
+        return {"entries": [{"batch_id": "b-1", "program": "social_insurance", "beneficiary": WORKER_A,
+                             "amount_fen": 123_456, "outcome": "settled"}]}
+    return {"book": BOOK, "last_seq": 3, "refusals": []}
+
+
+def transport() -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        service = {"18081": "intake", "18082": "eligibility", "18083": "payments"}[str(request.url.port)]
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return _answer(service, request.url.path, KEYS.get(token))
+
+    return httpx.MockTransport(handle)
+
+
+async def authenticate(authorization: str) -> Principal | None:
+    return KEYS.get(authorization.removeprefix("Bearer "))
+
+
+async def replay(decision_id: str, book: str) -> ReplayResult:
+    fact = {"type": "monthly_report", "worker": WORKER_A, "enterprise": ACME, "income_fen": 300_000}
+    return ReplayResult(True, "rule set wuxi-2021-26@1", fact)
+
+
+async def kept() -> list[dict[str, Any]]:
+    return [{"service": "payments", "group": "payments", "source": "flexledger.eligibility.decisions.v1[0]@7",
+             "reason": "not a DecisionV1: amount_fen missing", "kept_at": "2026-12-03T21:00:00+00:00",
+             "body_bytes": 120, "body_sha256": "0123456789abcdef"}]
+
+
+UNMASKED: list[tuple[str, str, str]] = []  # (key id, page, book) of every recorded unmasked view
+
+
+async def record_unmasked(principal: Principal, page: str, book: str, shown: Any) -> None:
+    UNMASKED.append((principal.key_id, page, book))
+
+
+def console_app() -> Any:
+    urls = {"intake": "http://127.0.0.1:18081", "eligibility": "http://127.0.0.1:18082",
+            "payments": "http://127.0.0.1:18083"}
+    api = ServicesApi(httpx.AsyncClient(transport=transport()), urls)  # type: ignore[arg-type]
+    adapters = Adapters(api, authenticate, replay, kept, record_unmasked)
+    return create_http(adapters, ConsoleConfig(BOOK, TRACE_PREFIX))
