@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder
 from opentelemetry import trace
-from psycopg.sql import SQL, Identifier
 
 from contracts.facts import parse_fact
 from contracts.messages import FactMessageV1
@@ -192,7 +190,7 @@ class EligibilityApplication(ServiceApplication):
         """The states of these chains (id -> (book, subject)), each from its snapshot (if any) and the
         chain's events after it; cached."""
         snapshots = self.subject_snapshots.load(subjects)
-        tails = self._events_after({chain_id: snapshots.get(chain_id, (0, None))[0] for chain_id in subjects})
+        tails = self.events_after({chain_id: snapshots.get(chain_id, (0, None))[0] for chain_id in subjects})
         loaded = {}
         for chain_id, (book, subject) in subjects.items():
             version, start = snapshots.get(chain_id, (0, None))
@@ -201,28 +199,6 @@ class EligibilityApplication(ServiceApplication):
             self._states.put(chain_id, state)
             loaded[chain_id] = state
         return loaded
-
-    def _events_after(
-        self, versions: Mapping[uuid.UUID, int]
-    ) -> dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]]:
-        """The stored events of each chain after its given version, in order, in one query."""
-        recorder = self.recorder
-        assert isinstance(recorder, PostgresAggregateRecorder)
-        statement = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, after) JOIN {schema}.{table} e "
-            "ON e.originator_id = w.id AND e.originator_version > w.after "
-            "ORDER BY e.originator_id, e.originator_version"
-        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-        found: dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]] = {}
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(versions), list(versions.values())))
-            for row in curs.fetchall():
-                stored = StoredEvent(originator_id=row["originator_id"],
-                                     originator_version=row["originator_version"],
-                                     topic=row["topic"], state=bytes(row["state"]))
-                found.setdefault(row["originator_id"], []).append(self.mapper.to_domain_event(stored))
-        return found
 
     def _committed(self, states: Mapping[uuid.UUID, SubjectState]) -> None:
         """After the states' events are committed: count their new size in the cache, and snapshot

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -266,15 +266,24 @@ class ServiceApplication(Application[uuid.UUID]):
     ) -> dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]]:
         """The stored events of many aggregates, in version order, in one query (`self.events.get`
         costs a query per aggregate). Aggregates with no events are absent."""
+        return self.events_after(dict.fromkeys(ids, 0))
+
+    def events_after(
+        self, versions: Mapping[uuid.UUID, int]
+    ) -> dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]]:
+        """The stored events of each aggregate after its given version, in version order, in one
+        query. Aggregates with no such events are absent."""
         recorder = self.recorder
         assert isinstance(recorder, PostgresAggregateRecorder)
         statement = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, after) JOIN {schema}.{table} e "
+            "ON e.originator_id = w.id AND e.originator_version > w.after "
+            "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
         found: dict[uuid.UUID, list[DomainEventProtocol[uuid.UUID]]] = {}
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, [list(ids)])
+            curs.execute(statement, (list(versions), list(versions.values())))
             for row in curs.fetchall():
                 stored = StoredEvent(originator_id=row["originator_id"],
                                      originator_version=row["originator_version"],
