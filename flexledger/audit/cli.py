@@ -22,6 +22,7 @@ import typer
 
 from flexledger.audit.proof_commands import register as register_proof_commands
 from flexledger.exits import Exit
+from flexledger.output import print_json
 from services.runtime.settings import Settings
 
 app = typer.Typer(
@@ -54,9 +55,6 @@ def _lang(lang: str) -> str:
         raise _fail(f"--lang {lang!r}: one of {', '.join(LANGS)}")
     return lang
 
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 def _public_key(settings: Settings, given: str | None) -> str:
@@ -91,7 +89,7 @@ def replay_command(
                     NOT_FOUND)
     result = replay(located)
     if as_json:
-        _print_json(replay_json(located, result))
+        print_json(replay_json(located, result))
     else:
         for line in render(located, result, lang):
             print(line)
@@ -119,7 +117,7 @@ def lookup_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
-        _print_json({"given": found.given, "steps": found.steps, "decision_id": found.decision_id})
+        print_json({"given": found.given, "steps": found.steps, "decision_id": found.decision_id})
         return
     for step in found.steps:
         details = ", ".join(f"{k} {v}" for k, v in step.items() if k not in ("kind", "id") and v is not None)
@@ -163,7 +161,7 @@ def verify_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
-        _print_json({"verified": report.ok, "books": book, "counts": dict(report.counts),
+        print_json({"verified": report.ok, "books": book, "counts": dict(report.counts),
                      "notes": report.notes, "problems": [str(p) for p in report.sorted_problems()]})
     else:
         _print_verify(report, book, show)
@@ -258,7 +256,7 @@ def history_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
-        _print_json(history_json(found))
+        print_json(history_json(found))
         return
     for line in render(found, lang):
         print(line)
@@ -304,7 +302,7 @@ def what_if_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
-        _print_json(whatif_json(result))
+        print_json(whatif_json(result))
         return
     for line in render(result):
         print(line)
@@ -328,7 +326,7 @@ def verify_checkpoint_command(
         raise _fail(f"{file} holds no checkpoint")
     bad = sum(bool(problems) for _, problems in results)
     if as_json:
-        _print_json([{"checkpoint": describe(c), "valid": not problems, "problems": problems}
+        print_json([{"checkpoint": describe(c), "valid": not problems, "problems": problems}
                      for c, problems in results])
     else:
         for checkpoint, problems in results:
@@ -353,11 +351,11 @@ def checkpoints_command(
     if out:
         out.write_text(text, encoding="utf-8")
         if as_json:
-            _print_json({"written": len(found), "file": str(out)})
+            print_json({"written": len(found), "file": str(out)})
         else:
             print(f"{len(found)} checkpoints written to {out}")
     elif as_json:
-        _print_json(found)
+        print_json(found)
     else:
         sys.stdout.write(text)
 
@@ -369,7 +367,7 @@ def public_key_command(as_json: JsonOption = False) -> None:
 
     key = _public_key(_settings(), None)
     if as_json:
-        _print_json({"public_key": key, "key_id": key_id(key)})
+        print_json({"public_key": key, "key_id": key_id(key)})
         return
     print(key)
     print(f"key id {key_id(key)}", file=sys.stderr)

@@ -16,6 +16,7 @@ import psycopg
 import typer
 
 from flexledger.exits import Exit
+from flexledger.output import print_json
 from services.runtime.settings import Settings
 
 CheckpointsOption = Annotated[
@@ -43,9 +44,6 @@ def _heads(settings: Settings, checkpoints: Path | None, public_key: str | None)
     published = load(checkpoints) if checkpoints else []
     return valid_tree_heads(recorded_tree_heads(settings) + published, key)
 
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
 
 
 def prove_command(
@@ -83,7 +81,7 @@ def prove_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     if as_json:
-        _print_json({"decision_id": decision_id, **proof})
+        print_json({"decision_id": decision_id, **proof})
     else:
         e = proof["entry"]
         print(f"decision {decision_id}: stored at notification {e['notification_id']} (stream "
@@ -120,7 +118,7 @@ def consistency_command(
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
     if as_json:
-        _print_json(proof)
+        print_json(proof)
     else:
         print(f"tree head of {old} events (root {proof['old_root']}, signed at {old_head['signed_at']})")
         print(f"  → tree head of {new} events (root {proof['new_root']}, signed at {new_head['signed_at']})")
@@ -177,7 +175,7 @@ def evidence_command(
         "failures": failures,
     }
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(f"evidence bundle written to {out}: {summary['decisions']} decisions, "
               f"{summary['events']} events, tree head of {summary['tree_size']} events, "
