@@ -28,6 +28,7 @@ from contracts.topics import (
     CHECKPOINTS,
     DECISIONS,
     FACTS,
+    ORDER_EVENTS,
     ORDERS,
     SANDBOX_DECISIONS,
     SANDBOX_DISBURSEMENTS,
@@ -37,6 +38,7 @@ from contracts.topics import (
     SETTLEMENTS,
     STATISTICS,
     agency_feed,
+    sandbox_twin,
 )
 from flexledger.devstack import credentials, kafka_admin
 from flexledger.devstack.credentials import client_args
@@ -133,9 +135,15 @@ async def test_a_principal_cannot_write_a_topic_the_table_does_not_give_it(
         await _produce(client_args(broker, principal), topic)
 
 
-async def test_a_principal_that_writes_nothing_cannot_even_start_a_producer(broker: Settings) -> None:
+@pytest.mark.parametrize(("principal", "topic"), [
+    ("statistics", STATISTICS.name),
+    ("subscriber", ORDER_EVENTS.name),  # `flexledger subscribe` cannot forge an order's life
+])
+async def test_a_principal_that_writes_nothing_cannot_even_start_a_producer(
+    broker: Settings, principal: str, topic: str
+) -> None:
     with pytest.raises(ClusterAuthorizationFailedError):  # InitProducerId: no WRITE on any topic
-        await _produce(client_args(broker, "statistics"), STATISTICS.name)
+        await _produce(client_args(broker, principal), topic)
 
 
 @pytest.mark.parametrize(("principal", "topic"), [
@@ -147,6 +155,9 @@ async def test_a_principal_that_writes_nothing_cannot_even_start_a_producer(brok
     ("statistics", SANDBOX_STATISTICS.name),
     ("tax", SANDBOX_DECISIONS.name),
     ("sandbox_finance", ORDERS.name),  # nor the sandbox bank a production book
+    ("statistics", ORDER_EVENTS.name),  # an order's life is the paying side's business
+    ("subscriber", FACTS.name),  # the reference subscriber reads published results, never facts
+    ("subscriber", sandbox_twin(ORDER_EVENTS).name),
 ])
 async def test_a_principal_cannot_read_a_topic_the_table_does_not_give_it(
     broker: Settings, principal: str, topic: str
