@@ -3,7 +3,9 @@ bootstrap, opened at start (the access store, the key ring), followed in the bac
 
 - `RequireAccess` (ASGI middleware) answers 401 (no valid key, with `WWW-Authenticate: Bearer`) and
   403 (a role the policy refuses) for every endpoint of the policy table, before the request
-  reaches FastAPI: before its body is read or parsed, and before any store is touched. `/health`, `/metrics` and the OpenAPI document are not in the table.
+  reaches FastAPI: before its body is read or parsed, and before any store is touched. `/health`,
+  `/metrics` and the OpenAPI document are not in the table. Which rows are a platform's own (and, for
+  payments' balances, which beneficiaries) the service decides.
 - `gate.caller` is the FastAPI dependency the handlers take their `Caller` from; it also declares
   the `HTTPBearer` security scheme in the OpenAPI document of every guarded route.
 - `gate.answer` records a read of personal data (`audit.ReadAudit`) and pseudonymises it for the
