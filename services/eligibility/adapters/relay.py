@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from contracts.cloudevents import CloudEvent
 from contracts.decisions import DecisionV1
-from services.eligibility.adapters.employers import Employers, named
+from services.eligibility.adapters.employers import Employers, named, needs_employers
 from services.eligibility.aggregates import DecisionChain
 from services.runtime.outbox import Batch, Connection
 from services.runtime.publishing import BookTopics, Outgoing, PartitionKeys
@@ -62,7 +62,9 @@ class DecisionRelay:
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         processed = [(number, s) for number, s in batch if isinstance(s, DecisionChain.FactProcessed)]
-        employers = await asyncio.to_thread(self.employers.before, [s for _, s in processed])
+        employers: dict[int, list[str]] = {}
+        if any(needs_employers(s) for _, s in processed):  # else no thread hop, no query
+            employers = await asyncio.to_thread(self.employers.before, [s for _, s in processed])
         outgoing = [m for i, (number, stored) in enumerate(processed)
                     for m in to_messages(number, stored, self.keys, employers.get(i))]
         await self.decisions.publish(self.tracer, outgoing, mac_key=self.mac_key)
