@@ -17,7 +17,7 @@ from typing import Any
 from services.eligibility.aggregates import DecisionChain
 from services.eligibility.application import EligibilityApplication
 
-MAX_WORKERS_KEPT = 50_000  # beyond this the oldest answers are dropped (read again when needed)
+MAX_WORKERS_KEPT = 10_000  # beyond this the oldest answers are dropped (a few MB; read again when needed)
 
 
 def named(fact: Any, name: str) -> str | None:
