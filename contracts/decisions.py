@@ -92,6 +92,17 @@ class DecisionV1(BaseModel):
         description="when eligibility recorded the decision; payments charges a line without a month to "
                     "the fiscal year of this date (China Standard Time). Absent from older messages.",
     )
+    enterprise: str | None = Field(
+        None, description="the enterprise named by the fact that caused the decision, if it names one. "
+                          "Absent from older messages.",
+    )
+    employers: list[str] | None = Field(
+        None,
+        description="for a decision on a fact about a worker that names no enterprise (a contribution, a "
+                    "category): the enterprises that named the worker in an accepted fact before it (a "
+                    "report, a correction, a training record), sorted. Absent otherwise and from older "
+                    "messages.",
+    )
 
     def line_key(self) -> tuple[str | None, str | None, str | None, str | None, str | None]:
         return (self.program, self.beneficiary, self.subject, self.ref, self.month)

@@ -3,7 +3,8 @@
 -- the database, the service schemas and their event tables. Parameters, set by the caller beforehand:
 --   SET flexledger.app_role = 'flexledger_app';       -- the role the three services connect as
 --   SET flexledger.app_password = '...';
---   SET flexledger.schemas = 'intake,eligibility,payments';
+--   SET flexledger.schemas = 'intake,eligibility,payments,access';
+--   SET flexledger.key_ring_id = '<uuid>';              -- the access store's API key ring stream
 --
 -- What each role may do:
 --   owner (pg_user)      creates schemas and event tables (eventsourcing's <schema>_events and
@@ -77,5 +78,27 @@ BEGIN
         END LOOP;
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', s, app);
     END LOOP;
+
+    -- The access store: the app INSERTs read-audit events, but a change of the API key ring (its one
+    -- stream, flexledger.key_ring_id) only the owner may append (`flexledger keys`), so a compromised
+    -- service cannot issue itself a key (docs/design/http-auth.md). The app role cannot drop, disable or
+    -- replace the trigger or its function: both belong to the owner.
+    IF to_regclass('access.access_events') IS NOT NULL THEN
+        CREATE OR REPLACE FUNCTION access.access_key_ring_owner_only() RETURNS trigger
+        LANGUAGE plpgsql AS $trigger$
+        BEGIN
+            IF NEW.originator_id = TG_ARGV[0]::uuid AND NOT pg_has_role(
+                    current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+                RAISE EXCEPTION 'only the owner role may change the API key ring (flexledger keys)'
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NEW;
+        END
+        $trigger$;
+        DROP TRIGGER IF EXISTS access_key_ring_owner_only ON access.access_events;
+        EXECUTE format('CREATE TRIGGER access_key_ring_owner_only BEFORE INSERT ON access.access_events '
+                       'FOR EACH ROW EXECUTE FUNCTION access.access_key_ring_owner_only(%L)',
+                       current_setting('flexledger.key_ring_id'));
+    END IF;
 END
 $roles$;

@@ -3,7 +3,8 @@ them (deploy/postgres/roles.sql; docs/design/audit.md).
 
 `provision(settings)`, connected as the owner `pg_user` (idempotent, a second or so):
 1. roles.sql: the runtime role `pg_app_user` (LOGIN, no CREATEROLE), the `flexledger_auditor` group,
-   the service schemas, and the grants on the tables that exist;
+   the service schemas, the grants on the tables that exist, and the trigger that lets only the
+   owner append to the access store's API key ring;
 2. each service's event tables, created by the owner through eventsourcing (the service's own
    application class, so whatever tables it needs) when they are missing;
 3. roles.sql again, for the tables step 2 created.
@@ -22,7 +23,7 @@ import psycopg
 
 from flexledger.audit.store import SERVICE_SCHEMAS
 from flexledger.resources import deploy_path
-from services.runtime.access.store import AccessApplication
+from services.runtime.access.store import KEY_RING_ID, AccessApplication
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.settings import Settings
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # The services' own schemas, and the access store they share (API keys, the read audit).
 EVENT_SCHEMAS = (*SERVICE_SCHEMAS, AccessApplication.name)
 ROLES_SQL = deploy_path("postgres", "roles.sql")
+# roles.sql's trigger: only the owner role may append to the access store's API key ring stream.
+KEY_RING_TRIGGER = "access_key_ring_owner_only"
 
 
 def _roles_sql(settings: Settings) -> None:
@@ -38,6 +41,7 @@ def _roles_sql(settings: Settings) -> None:
             ("app_role", settings.pg_app_user),
             ("app_password", settings.pg_app_password),
             ("schemas", ",".join(EVENT_SCHEMAS)),
+            ("key_ring_id", str(KEY_RING_ID)),
         ):
             conn.execute("SELECT set_config(%s, %s, false)", (f"flexledger.{name}", value))
         conn.execute(ROLES_SQL.read_text(encoding="utf-8"))

@@ -17,6 +17,7 @@ from opentelemetry.trace import TracerProvider
 from contracts.topics import CHECKPOINTS, DECISIONS, ELIGIBILITY_DEAD_LETTERS, STATISTICS
 from services.eligibility.adapters import projection
 from services.eligibility.adapters.checkpoints import Checkpointer, CheckpointRelay
+from services.eligibility.adapters.employers import Employers
 from services.eligibility.adapters.metrics import CHECKPOINT_AGE
 from services.eligibility.adapters.relay import DecisionRelay
 from services.eligibility.adapters.statistics import StatisticsRelay
@@ -65,7 +66,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
 
         keys = PartitionKeys(partition_key_secret(settings))
         follower(f"kafka:{DECISIONS.name}",
-                 DecisionRelay(decisions_topics, tracer, keys, decisions_mac_key(settings)))
+                 DecisionRelay(decisions_topics, tracer, keys, decisions_mac_key(settings),
+                               Employers(store.app)))
         follower("projection:eligibility_decisions", projection.DecisionsProjection())
         follower(f"kafka:{STATISTICS.name}",
                  StatisticsRelay(audit_topics.statistics, tracer, statistics_key(settings)))

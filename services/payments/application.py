@@ -154,7 +154,8 @@ def decision_cause(decision: DecisionV1, recorded_at: datetime) -> dict[str, Any
         "rule_set": decision.rule_set, "after": decision.after, "program": decision.program,
         "beneficiary": decision.beneficiary, "subject": decision.subject, "ref": decision.ref,
         "month": decision.month, "amount_fen": decision.amount_fen, "recorded_at": recorded_at.isoformat(),
-        "ledger_sequence": decision.ledger_sequence,
+        "ledger_sequence": decision.ledger_sequence, "enterprise": decision.enterprise,
+        "employers": decision.employers,
     }
 
 

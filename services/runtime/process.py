@@ -56,7 +56,8 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
 async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
     """Serve HTTP while the service starts (it may wait for its broker and database: /health says
     `starting` and why, every other path answers 503), then until a signal; then stop it."""
-    gate = StartingGate(service.http)
+    role: Callable[[], str | None] = getattr(service, "role", lambda: None)  # a ServiceRuntime's
+    gate = StartingGate(service.http, standby=lambda: role() == "standby")
     # httptools: uvicorn's C parser (its pure-Python h11 cost more CPU per request than our handlers).
     server = _Server(uvicorn.Config(
         gate, host=host, port=port, log_config=None, access_log=False, lifespan="off", http="httptools",
@@ -89,19 +90,24 @@ class _Server(uvicorn.Server):
             self._captured_signals.clear()
 
 
+STARTING = b'{"detail": "starting: waiting for the broker or the database"}'
+STANDBY = b'{"detail": "standby: waiting for the writer lock, which the active instance holds"}'
+
+
 class StartingGate:
     """The service's ASGI app, but 503 (Retry-After) for everything except /health until it started:
-    its handlers need what the start steps open."""
+    its handlers need what the start steps open. A standby says so: it starts once it holds the lock."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, standby: Callable[[], bool] = lambda: False) -> None:
         self.app = app
+        self.standby = standby
         self.open = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.open or scope["type"] != "http" or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
-        body = b'{"detail": "starting: waiting for the broker or the database"}'
+        body = STANDBY if self.standby() else STARTING
         await send({"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", b"application/json"), (b"retry-after", b"1"),
             (b"content-length", str(len(body)).encode())]})

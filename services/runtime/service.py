@@ -158,6 +158,8 @@ class ServiceRuntime:
             status = "standby" if role == "standby" else "starting"
             if self.waiting_for:
                 reasons.append(f"waiting for {self.waiting_for}")
+            elif status == "standby":
+                reasons.append("waiting for the writer lock, which the active instance holds")
         elif reasons:
             status = "down"
         else:

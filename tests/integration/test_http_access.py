@@ -57,7 +57,9 @@ def _url(settings: Settings, service: str, path: str) -> str:
 
 
 def _other_platforms_facts() -> list[dict[str, Any]]:
-    """E2 registers, reports its worker W2 (accepted), and reports an unregistered worker (rejected)."""
+    """E2 registers, reports its worker W2 (accepted), and reports an unregistered worker (rejected);
+    W2, a graduate, pays a contribution: a social insurance grant paid to E2's worker, on a fact that
+    names no enterprise."""
     return [
         {"id": "e2-1", "type": "enterprise_registered", "at": "2021-06-01T09:00:00+08:00", "enterprise": E2,
          "name": "蠡湖出行"},
@@ -67,6 +69,10 @@ def _other_platforms_facts() -> list[dict[str, Any]]:
          "income_fen": 180000, "hours": 90, "district": "320211"},
         {"id": "e2-4", "type": "monthly_report", "at": AT, "enterprise": E2, "worker": "320211199001011237",
          "month": "2021-06", "income_fen": 180000, "hours": 90, "district": "320211"},
+        {"id": "e2-5", "type": "category_declared", "at": "2021-06-01T09:30:00+08:00", "worker": W2,
+         "category": "graduate_unemployed", "since": "2021-06-01", "graduated": "2019-07-15"},
+        {"id": "e2-6", "type": "contribution_paid", "at": "2021-07-08T10:00:00+08:00", "worker": W2,
+         "month": "2021-06", "amount_fen": 100000},
     ]
 
 
@@ -86,12 +92,12 @@ async def world(services: Settings) -> AsyncIterator[World]:
             progress = await client.get(_url(services, "eligibility", f"/v1/books/{book}/progress"))
             return bool(progress.json()["last_seq"] >= last)
 
-        async def ordered() -> bool:
+        async def ordered() -> bool:  # E1's employment service grant, W2's social insurance grant
             orders = await client.get(_url(services, "payments", f"/v1/books/{book}/orders"))
-            return bool(orders.json()["orders"])
+            return len(orders.json()["orders"]) == 2
 
         await eventually("eligibility to decide the book", decided)
-        await eventually("payments to create the grant's order", ordered)
+        await eventually("payments to create the grants' orders", ordered)
     tokens = {role: issue_key(services, role, E1 if role == "platform" else None)[1] for role in ROLES}
     yield World(services, book, tokens, issue_key(services, "platform", E2)[1])
 
@@ -249,7 +255,8 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
     assert {E1, W1} <= _mentions(everything.text)
     assert any(d["kind"] == "grant" and d["beneficiary"] == E1 for d in mine.json()["decisions"])
     assert not any(d["after"].startswith("e2-") for d in mine.json()["decisions"])
-    assert [d["after"] for d in theirs.json()["decisions"]] == ["e2-4"]  # its own rejected report
+    # its own rejected report, and its worker's grant on a fact naming no enterprise
+    assert [d["after"] for d in theirs.json()["decisions"]] == ["e2-4", "e2-6"]
     assert E1 not in theirs.text and W1 not in theirs.text
     seen = len(mine.json()["decisions"]) + len(theirs.json()["decisions"])
     assert seen <= len(everything.json()["decisions"])
@@ -257,7 +264,10 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
     orders = await _get(world, "payments", f"/v1/books/{world.book}/orders", world.tokens["platform"])
     assert [o["beneficiary"] for o in orders.json()["orders"]] == [E1]
     other_orders = await _get(world, "payments", f"/v1/books/{world.book}/orders", world.other_platform)
-    assert other_orders.json()["orders"] == []
+    assert [(o["beneficiary"], o["program"]) for o in other_orders.json()["orders"]] == [
+        (W2, "social_insurance")]  # paid to its worker
+    assert E1 not in other_orders.text and W1 not in other_orders.text
+    assert W2 not in orders.text
 
     own = await _get(world, "payments", f"/v1/books/{world.book}/balances/{E1}", world.tokens["platform"])
     assert own.status_code == 200 and own.json()["beneficiary"] == E1
@@ -265,6 +275,14 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
         other = await _get(world, "payments", f"/v1/books/{world.book}/balances/{beneficiary}",
                            world.other_platform)
         assert other.status_code == 403, other.text
+    worker = await _get(world, "payments", f"/v1/books/{world.book}/balances/{W2}", world.other_platform)
+    assert worker.status_code == 200, worker.text
+    assert [o["program"] for o in worker.json()["orders"]] == ["social_insurance"]
+    guessed = await _get(world, "payments", f"/v1/books/{world.book}/balances/{W2}", world.tokens["platform"])
+    assert guessed.status_code == 403, guessed.text  # another platform's worker, even by its path
+    nobody = await _get(world, "payments", f"/v1/books/{world.book}/balances/320211199001011237",
+                        world.tokens["platform"])
+    assert nobody.status_code == 403  # no payments at all: the same answer, nothing told
     entries = await _get(world, "payments", f"/v1/books/{world.book}/entries", world.tokens["platform"])
     assert entries.status_code == 403
 

@@ -71,10 +71,12 @@ def _answer(service: str, path: str, principal: Principal | None) -> httpx.Respo
         if e.service == service and e.method == "GET" and match:
             if principal is None:
                 return httpx.Response(401, json={"outcome": "refused", "reason": "no key"})
-            reason = refusal(e, principal, match.groupdict())
+            reason = refusal(e, principal)
+            own = principal.enterprise if reason is None and e.views[principal.role] == "own" else None
+            if own is not None and match.groupdict().get("beneficiary", own) != own:
+                reason = "not its own nor its worker's"  # payments' check (no workers in this world)
             if reason is not None:
                 return httpx.Response(403, json={"outcome": "refused", "reason": reason})
-            own = principal.enterprise if e.views[principal.role] == "own" else None
             return httpx.Response(200, json=_body(path.rsplit("/", 1)[-1], own))
     return httpx.Response(404, json={})
 

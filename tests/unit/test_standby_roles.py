@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import httpx
 from faststream.kafka import KafkaBroker
 
 from flexledger.devstack import front
+from services.runtime.process import StartingGate
 from services.runtime.service import SERVING, ServiceRuntime
 
 
@@ -22,9 +24,26 @@ def test_a_standby_is_healthy_as_standby_and_the_active_one_reports_its_role() -
     report = runtime.health()
     assert (report["status"], report["role"]) == ("standby", "standby")
     assert report["status"] in SERVING  # /health answers 200: the standby is up
+    assert report["reasons"] == ["waiting for the writer lock, which the active instance holds"]
     role, runtime.ready = "active", True
     report = runtime.health()
     assert (report["status"], report["role"]) == ("ok", "active")
+
+
+async def test_a_standby_answers_other_paths_503_saying_it_waits_for_the_writer_lock() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise AssertionError("not started: the gate answers")
+
+    role = "standby"
+    gate = StartingGate(app, standby=lambda: role == "standby")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url="http://s") as client:
+        standby = await client.get("/v1/books/main/orders")
+        role = "starting"
+        starting = await client.get("/v1/books/main/orders")
+    assert (standby.status_code, starting.status_code) == (503, 503)
+    assert standby.headers["retry-after"] == "1"
+    assert standby.json()["detail"].startswith("standby: waiting for the writer lock")
+    assert starting.json()["detail"].startswith("starting:")
 
 
 def test_a_service_not_run_as_a_pair_has_no_role() -> None:

@@ -268,7 +268,7 @@ async def _precheck(
         return _unauthenticated()
     guarded = endpoint("intake", "POST", path)
     assert guarded is not None, path
-    if (reason := refusal(guarded, principal, {})) is not None:
+    if (reason := refusal(guarded, principal)) is not None:
         return _refused(403, reason, "Authorization")
     try:
         kind = media_type(request.headers.get("content-type") or default_type, accepted)

@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.payments_book_orders (
     position bigint NOT NULL,
     PRIMARY KEY (book, order_id)
 );
+-- The platforms whose own an order is (docs/design/http-auth.md): the enterprise the deciding fact
+-- named, else the worker's employers when it was decided (null: neither, or an older order).
+ALTER TABLE {SCHEMA}.payments_book_orders ADD COLUMN IF NOT EXISTS platforms text[];
 CREATE INDEX IF NOT EXISTS payments_book_orders_by_position ON {SCHEMA}.payments_book_orders (book, position);
 CREATE INDEX IF NOT EXISTS payments_book_orders_by_beneficiary
     ON {SCHEMA}.payments_book_orders (book, beneficiary);
@@ -149,7 +152,7 @@ _ORDER_COLUMNS = (
     "book", "order_id", "decision_id", "program", "fiscal_year", "beneficiary", "subject", "ref", "month",
     "granted_fen", "amount_fen", "cancelled_fen", "offset_fen", "paid_fen", "in_transit_fen", "unpaid_fen",
     "state", "awaiting_reason", "attempts", "last_return_reason", "rule_set", "trace_id", "created_at",
-    "position",
+    "position", "platforms",
 )
 _ORDER_MUTABLE = (
     "amount_fen", "cancelled_fen", "offset_fen", "paid_fen", "in_transit_fen", "unpaid_fen", "state",
@@ -199,13 +202,27 @@ async def create_tables(pool: asyncpg.Pool) -> None:
     await pool.execute(DDL)
 
 
+_OrderMeta = tuple[str | None, str | None, int, list[str] | None]
+_NO_META: _OrderMeta = (None, None, 0, None)
+
+
+def _platforms(cause: dict[str, Any]) -> list[str] | None:
+    """Whose own an order is besides its beneficiary and subject: the enterprise the deciding fact
+    named, else the employers of its worker then (DecisionV1.employers); None: nobody's."""
+    if (enterprise := cause.get("enterprise")) is not None:
+        return [enterprise]
+    employers = cause.get("employers")
+    return list(employers) if employers else None
+
+
 @dataclass
 class _Touched:
     """What the notifications handed since the last committed transaction changed, per book."""
 
     books: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)  # version, position, at
     orders: set[tuple[str, str]] = field(default_factory=set)
-    order_meta: dict[tuple[str, str], tuple[str | None, str | None, int]] = field(default_factory=dict)
+    # (book, order id) -> (rule set, trace id, position, platforms) of the decision that created it
+    order_meta: dict[tuple[str, str], _OrderMeta] = field(default_factory=dict)
     claims: set[tuple[str, str]] = field(default_factory=set)
     beneficiaries: set[tuple[str, str]] = field(default_factory=set)
     programmes: set[tuple[str, str, int]] = field(default_factory=set)  # (book, program, fiscal year)
@@ -301,6 +318,7 @@ class PaymentsProjection:
                 if isinstance(event, e.OrderCreated):
                     touched.order_meta[(name, event.order_id)] = (
                         stored.cause.get("rule_set"), stored.trace_id, notification_id,
+                        _platforms(stored.cause),
                     )
         refusals = [(stored.cause.get("decision_id") or stored.cause.get("settlement_id"), stored.refusal)]
         if not stored.refusal:
@@ -381,12 +399,12 @@ class PaymentsProjection:
             rows.books.append((name, version, book.event_count, book.batch_count, position, at))
         for name, order_id in t.orders:
             o = self.books[name].orders[order_id]
-            rule_set, trace_id, position = t.order_meta.get((name, order_id), (None, None, 0))
+            rule_set, trace_id, position, platforms = t.order_meta.get((name, order_id), _NO_META)
             rows.orders.append((
                 name, o.order_id, o.decision_id, o.program, o.fiscal_year, o.beneficiary, o.line.subject,
                 o.line.ref, o.line.month, o.granted_fen, o.amount_fen, o.cancelled_fen, o.offset_fen,
                 o.paid_fen, o.in_transit_fen, o.unpaid_fen, o.state.value, o.awaiting_reason, o.attempts,
-                o.last_return_reason, rule_set, trace_id, o.created_at, position,
+                o.last_return_reason, rule_set, trace_id, o.created_at, position, platforms,
             ))
         self._count(t)
         for name, program, year in t.programmes:
@@ -444,7 +462,18 @@ async def totals(pool: asyncpg.Pool, book: str, fiscal_year: int | None) -> list
     return out
 
 
-async def balance(pool: asyncpg.Pool, book: str, beneficiary: str) -> dict[str, Any] | None:
+async def employs(pool: asyncpg.Pool, book: str, enterprise: str, worker: str) -> bool:
+    """Whether an order paid to `worker` is `enterprise`'s own (`_OWN_ORDER`): its worker, for payments."""
+    return bool(await pool.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.payments_book_orders "
+        "WHERE book = $1 AND beneficiary = $2 AND $3 = ANY(platforms))", book, worker, enterprise,
+    ))
+
+
+async def balance(
+    pool: asyncpg.Pool, book: str, beneficiary: str, *, enterprise: str | None = None,
+) -> dict[str, Any] | None:
+    """Where `beneficiary` stands; with `enterprise` (a platform), only its own orders are listed."""
     row = await pool.fetchrow(
         f"SELECT {', '.join(_BALANCE_COLUMNS[2:])} FROM {SCHEMA}.payments_beneficiary_balances "
         "WHERE book = $1 AND beneficiary = $2", book, beneficiary,
@@ -454,10 +483,11 @@ async def balance(pool: asyncpg.Pool, book: str, beneficiary: str) -> dict[str, 
     out = dict(row)
     out["net_due_fen"] = (out["awaiting_budget_fen"] + out["payable_fen"] + out["in_transit_fen"]
                           - out["receivable_fen"])
+    own = f" AND {_OWN_ORDER}" if enterprise is not None else ""
     orders = await pool.fetch(
         f"SELECT order_id, program, fiscal_year, amount_fen, state, awaiting_reason, attempts, "
-        f"last_return_reason FROM {SCHEMA}.payments_book_orders WHERE book = $1 AND beneficiary = $2 "
-        "ORDER BY position, order_id", book, beneficiary,
+        f"last_return_reason FROM {SCHEMA}.payments_book_orders WHERE book = $1 AND beneficiary = $2{own} "
+        "ORDER BY position, order_id", book, beneficiary, *([enterprise] if enterprise is not None else []),
     )
     return {"book": book, "beneficiary": beneficiary, **out, "orders": [dict(o) for o in orders]}
 
@@ -483,14 +513,19 @@ async def trial_balance(pool: asyncpg.Pool, book: str) -> dict[str, Any]:
             "trial_balance_fen": debit - credit, "balanced": debit == credit, "accounts": accounts}
 
 
+# A platform's orders: those paid to its enterprise or about it, and those decided on a fact naming it
+# or, for a fact naming no enterprise, about a worker it had named in an accepted fact (its worker).
+_OWN_ORDER = "(beneficiary = $3 OR subject = $3 OR $3 = ANY(platforms))"
+
+
 async def orders(
     pool: asyncpg.Pool, book: str, limit: int, *, enterprise: str | None = None,
 ) -> list[dict[str, Any]]:
     """The book's payment orders in the order they were created (the skeleton's shape, plus state);
-    with `enterprise`, only the orders paid to that enterprise or about it (a platform's own)."""
-    own = " AND (beneficiary = $3 OR subject = $3)" if enterprise is not None else ""
+    with `enterprise`, only a platform's own (`_OWN_ORDER`)."""
+    own = f" AND {_OWN_ORDER}" if enterprise is not None else ""
     rows = await pool.fetch(
-        f"SELECT {', '.join(c for c in _ORDER_COLUMNS if c != 'position')} "
+        f"SELECT {', '.join(c for c in _ORDER_COLUMNS if c not in ('position', 'platforms'))} "
         f"FROM {SCHEMA}.payments_book_orders WHERE book = $1{own} ORDER BY position, order_id LIMIT $2",
         book, limit, *([enterprise] if enterprise is not None else []),
     )

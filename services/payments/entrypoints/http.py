@@ -15,7 +15,8 @@ for the book and the refused messages). `GET .../reconciliation` checks the live
 Every route but `/health` and `/metrics` needs an API key (services/runtime/access,
 docs/design/http-auth.md): appropriations and repayments are Finance's (and the operator's); a platform
 reads its own balance and orders only; the statistics bureau reads orders and entries pseudonymised;
-every read of personal data (balances, orders, entries) is recorded in the access store.
+every read of personal data (balances, orders, entries) is recorded in the access store. A platform's
+worker (for its balance) is a worker with an order that is the platform's own (`projection.employs`).
 
 Bounds (docs/design/http-bounds.md): bodies at most 16 KiB (413) arriving within 30 s (408), no control
 character in a path (400), strict JSON types and every value in its range (422 naming the field, from
@@ -56,7 +57,15 @@ from services.payments.entrypoints.http_models import (
     command_responses,
     status_of,
 )
-from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, UNRECORDED, AccessGate, Caller, guard
+from services.runtime.access.gate import (
+    CALLER,
+    GUARDED_RESPONSES,
+    UNRECORDED,
+    AccessGate,
+    Caller,
+    guard,
+    refused,
+)
 from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
 from services.runtime.service import SERVING
 from services.runtime.telemetry import (
@@ -192,8 +201,12 @@ def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
     ) -> JSONResponse:
         """Where one beneficiary stands: awaiting budget, payable, in transit, paid, receivable,
         recovered, `net_due_fen` (positive: the city owes it), the last bank return, its orders.
-        A platform may ask only for its own enterprise."""
-        found = await projection.balance(stores.pool, book, beneficiary)
+        A platform may ask only for its own enterprise and its workers (with its own orders listed)."""
+        platform = who.enterprise
+        if platform is not None and beneficiary != platform and not await projection.employs(
+                stores.pool, book, platform, beneficiary):
+            return refused(403, f"a platform key may read only its own balance and its workers' ({platform})")
+        found = await projection.balance(stores.pool, book, beneficiary, enterprise=platform)
         if found is None:
             return JSONResponse({"detail": "no payments for this beneficiary in this book"}, status_code=404)
         return await gate.answer(who, book, found, len(found["orders"]))
@@ -209,7 +222,7 @@ def _reads(stores: PaymentsStores, gate: AccessGate) -> APIRouter:
         who: Caller = CALLER,
     ) -> JSONResponse:
         """Payment orders of a book, in the order payments created them, with their state. A platform
-        sees only the orders paid to its enterprise or about it."""
+        sees only its own: paid to its enterprise or about it, or decided on its facts or for its workers."""
         found = await projection.orders(stores.pool, book, limit, enterprise=who.enterprise)
         return await gate.answer(who, book, {"book": book, "orders": found}, len(found))
 

@@ -2,9 +2,10 @@
 bootstrap, opened at start (the access store, the key ring), followed in the background.
 
 - `RequireAccess` (ASGI middleware) answers 401 (no valid key, with `WWW-Authenticate: Bearer`) and
-  403 (a role the policy refuses, or a platform asking for another's path) for every endpoint of
-  the policy table, before the request reaches FastAPI: before its body is read or parsed, and
-  before any store is touched. `/health`, `/metrics` and the OpenAPI document are not in the table.
+  403 (a role the policy refuses) for every endpoint of the policy table, before the request
+  reaches FastAPI: before its body is read or parsed, and before any store is touched. `/health`,
+  `/metrics` and the OpenAPI document are not in the table. Which rows are a platform's own (and, for
+  payments' balances, which beneficiaries) the service decides.
 - `gate.caller` is the FastAPI dependency the handlers take their `Caller` from; it also declares
   the `HTTPBearer` security scheme in the OpenAPI document of every guarded route.
 - `gate.answer` records a read of personal data (`audit.ReadAudit`) and pseudonymises it for the
@@ -123,14 +124,12 @@ class AccessGate:
         """The principal of an `Authorization` header (None: 401). Before `open`, nobody."""
         return await self.keys.authenticate(authorization) if self.keys is not None else None
 
-    async def check(
-        self, scope: Scope, found: Endpoint, path_params: dict[str, str],
-    ) -> Caller | JSONResponse:
+    async def check(self, scope: Scope, found: Endpoint) -> Caller | JSONResponse:
         """The caller of `found`, or the 401/403 answer; decided from the headers and path alone."""
         principal = await self.authenticate(_header(scope, b"authorization"))
         if principal is None:
             return refused(401, UNAUTHENTICATED_REASON)
-        reason = refusal(found, principal, path_params)
+        reason = refusal(found, principal)
         if reason is not None:
             return refused(403, reason)
         view = found.views[principal.role]
@@ -189,20 +188,19 @@ class RequireAccess:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            matched = self._endpoint(scope)
-            if matched is not None:
-                found, path_params = matched
-                checked = await self.gate.check(scope, found, path_params)
+            found = self._endpoint(scope)
+            if found is not None:
+                checked = await self.gate.check(scope, found)
                 if isinstance(checked, JSONResponse):
                     await checked(scope, receive, send)
                     return
                 scope[CALLER_SCOPE_KEY] = checked
         await self.app(scope, receive, send)
 
-    def _endpoint(self, scope: Scope) -> tuple[Endpoint, dict[str, str]] | None:
+    def _endpoint(self, scope: Scope) -> Endpoint | None:
         for found, pattern in self.endpoints:
-            if found.method == scope["method"] and (match := pattern.match(scope["path"])):
-                return found, match.groupdict()
+            if found.method == scope["method"] and pattern.match(scope["path"]):
+                return found
         return None
 
 

@@ -5,7 +5,7 @@ services' routes).
 A role missing from an endpoint's `views` gets 403. The views:
 - `all`: the whole book, identity numbers in clear;
 - `own`: a platform's own rows only (its enterprise, and the workers it reported; per endpoint in
-  docs/design/http-auth.md), or, with `owner_param`, only a path naming its own enterprise;
+  docs/design/http-auth.md; the service decides which rows, and which beneficiary in a path, are its own);
 - `pseudonymised`: the whole book with every identity number replaced by its keyed pseudonym.
 `personal` endpoints answer with data about people: every read of one is recorded in the access
 store (`audit.ReadAudit`) before the answer leaves the service.
@@ -18,7 +18,7 @@ Submissions to intake are further decided fact by fact by intake's own table
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from services.runtime.access.principals import AGENCIES, ROLES, Principal, Role
@@ -34,7 +34,6 @@ class Endpoint:
     path: str  # the route's template, e.g. "/v1/books/{book}/decisions"
     views: Mapping[Role, View]
     personal: bool = False
-    owner_param: str | None = field(default=None)  # `own`: this path parameter must be the enterprise
 
     @property
     def name(self) -> str:
@@ -62,7 +61,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("payments", "POST", "/v1/books/{book}/repayments", _MONEY),
     Endpoint("payments", "GET", "/v1/books/{book}/totals", _FIGURES),
     Endpoint("payments", "GET", "/v1/books/{book}/balances/{beneficiary}",
-             {"platform": "own", **_BOOKS}, personal=True, owner_param="beneficiary"),
+             {"platform": "own", **_BOOKS}, personal=True),
     Endpoint("payments", "GET", "/v1/books/{book}/trial-balance", _FIGURES),
     Endpoint("payments", "GET", "/v1/books/{book}/orders",
              {"platform": "own", **_BOOKS, "statistics": "pseudonymised"}, personal=True),
@@ -81,14 +80,10 @@ def endpoint(service: Service, method: str, path: str) -> Endpoint | None:
     return _BY_ROUTE.get((service, method, path))
 
 
-def refusal(endpoint: Endpoint, principal: Principal, path_params: Mapping[str, str]) -> str | None:
+def refusal(endpoint: Endpoint, principal: Principal) -> str | None:
     """Why `principal` may not call `endpoint` (a 403 reason), or None when it may."""
     view = endpoint.views.get(principal.role)
     if view is None:
         allowed = ", ".join(sorted(endpoint.views))
         return f"a {principal.role} key may not call {endpoint.name}; it is for {allowed}"
-    owner_param = endpoint.owner_param
-    if view == "own" and owner_param is not None and path_params.get(owner_param) != principal.enterprise:
-        return (f"a platform key may read only its own {endpoint.owner_param} "
-                    f"({principal.enterprise})")
     return None
