@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
 
@@ -45,6 +46,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
+from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import CONFLICT_RETRIES_MAX, ConcurrentWriters, ServiceApplication
 from services.runtime.settings import Settings
 
@@ -231,8 +233,10 @@ class PaymentsApplication(ServiceApplication):
 
     def _execute(
         self, book: str, step: Callable[[BookWithStream], Step], tracking: Tracking | None,
-        trace_id: str | None, carrier: dict[str, str],
+        trace_id: str | None, carrier: dict[str, str], also: Callable[[Step], Aggregate] | None = None,
     ) -> Step:
+        """`also`: an aggregate to record in the same transaction, given the step's result (a re-driven
+        dead letter's `Redriven` event)."""
         with self._lock:
             for _ in range(CONFLICT_RETRIES_MAX):
                 state = self._state(book)
@@ -246,13 +250,14 @@ class PaymentsApplication(ServiceApplication):
                     self._forget(book)
                     raise
                 try:
+                    extra = [also(result)] if also is not None else []
                     if result.changes:
                         for change in result.changes:
                             state.append(change, trace_id, carrier)
-                        self.record(state.stream, tracking=tracking)
+                        self.record(state.stream, *extra, tracking=tracking)
                         state.stored = True
-                    elif tracking is not None:
-                        self.record(tracking=tracking)
+                    elif tracking is not None or extra:
+                        self.record(*extra, tracking=tracking)
                 except IntegrityError:
                     if result.changes:
                         self._forget(book)  # the book holds what was not saved
@@ -314,6 +319,26 @@ class PaymentsApplication(ServiceApplication):
         return self._execute(
             decision.book, lambda state: self._decide(state, decision, at), position, trace_id, carrier or {}
         ).outcome
+
+    def redrive_decision(
+        self, decision: DecisionV1, recorded_at: datetime, trace_id: str | None, carrier: dict[str, str],
+        witness: Witness,
+    ) -> RecordOutcome:
+        """A dead-lettered decision an operator has re-driven: what `record_decision` does, with the dead
+        letter's `Redriven` event (`witness`) in the same transaction instead of a Kafka position (the
+        consumer went past it long ago). A decision applied already changes nothing (its id)."""
+
+        def redriven(result: Step) -> Aggregate:
+            reason = result.detail.get("reason") if result.detail else None
+            return witness("accepted", result.outcome.value + (f": {reason}" if reason else ""))
+
+        if decision.kind not in MONEY_KINDS or not valid_book(decision.book):
+            outcome = RecordOutcome.NO_MONEY if decision.kind not in MONEY_KINDS else RecordOutcome.REFUSED
+            self.record(redriven(Step(outcome)))
+            return outcome
+        at = _aware(recorded_at)
+        return self._execute(decision.book, lambda state: self._decide(state, decision, at), None, trace_id,
+                             carrier, also=redriven).outcome
 
     def record_decisions(self, items: Sequence[DecisionItem]) -> list[RecordOutcome]:
         """Consecutive decisions from the decisions topic, recorded in ONE transaction: what

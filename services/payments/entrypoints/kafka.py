@@ -45,12 +45,14 @@ from services.runtime.consuming import (
     consuming,
     strict_batch_decoder,
     strict_decoder,
+    tagged_record_checker,
 )
-from services.runtime.dead_letters import dead_letter_publisher
+from services.runtime.dead_letters import Witness, dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.publishing import BookTopics
+from services.runtime.redrive import Taker
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier, trace_id_hex
 
@@ -234,6 +236,19 @@ class KafkaConsumers:
             span.set_attribute("flexledger.result", outcome.value)
         if outcome in CHANGES:
             self.changed()
+
+
+def decision_taker(stores: PaymentsStores, decisions_mac_key: bytes) -> Taker:
+    """How the decisions subscriber's dead letters are re-driven (services.runtime.redrive): its
+    decoder's checks (tagged by eligibility, a DecisionV1), then `PaymentsApplication.redrive_decision`,
+    in the re-drive request's trace. Settlements' dead letters are not re-driven (yet): the bank resends."""
+
+    def take(decision: Any, record: Any, witness: Witness) -> None:
+        assert isinstance(decision, DecisionV1)
+        at = recorded_at(decision, record)
+        stores.app.redrive_decision(decision, at, trace_id_hex(), current_carrier(), witness)
+
+    return Taker(tagged_record_checker(DecisionV1, decisions_mac_key), take)
 
 
 def recorded_at(body: DecisionV1, record: Any) -> datetime:
