@@ -124,14 +124,14 @@ async def kept() -> list[dict[str, Any]]:
              "source": "flexledger.eligibility.decisions.v1[0]@7",
              "reason": "not a DecisionV1: amount_fen missing", "kept_at": "2026-12-03T21:00:00+00:00",
              "body_bytes": 120, "body_sha256": "0123456789abcdef", "taken_in": False,
-             "redrives": [{"result": "refused", "by": "operator k-operator", "at": "2026-12-03T22:00:00+00:00",
-                           "detail": "not a DecisionV1: amount_fen missing"}]},
+             "redrives": [{"result": "refused", "by": "operator k-operator",
+                           "at": "2026-12-03T22:00:00+00:00", "detail": "not a DecisionV1: amount_fen missing"}]},
             {"id": "0b4f3a1e-5d2c-5e6f-9a8b-7c6d5e4f3a2b", "service": "eligibility", "group": "eligibility",
              "source": "flexledger.intake.facts.v1[1]@9", "reason": "flexledger_mac does not match",
              "kept_at": "2026-12-03T20:00:00+00:00", "body_bytes": 90, "body_sha256": "fedcba9876543210",
              "taken_in": True,
-             "redrives": [{"result": "accepted", "by": "operator k-operator", "at": "2026-12-03T23:00:00+00:00",
-                           "detail": "processed: 1 decisions"}]}]
+             "redrives": [{"result": "accepted", "by": "operator k-operator",
+                           "at": "2026-12-03T23:00:00+00:00", "detail": "processed: 1 decisions"}]}]
 
 
 UNMASKED: list[tuple[str, str, str]] = []  # (key id, page, book) of every recorded unmasked view

@@ -180,7 +180,7 @@ def test_an_operator_re_drives_a_dead_letter_with_the_csrf_token_and_sees_its_hi
     assert REDRIVEN == []
     answer = client.post(action, data={"csrf": csrf(client, "/dead-letters")}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/dead-letters?book=main")
-    assert REDRIVEN == [("payments", f"/v1/dead-letters/{LETTER}/redrive", "k-operator")]
+    assert [("payments", f"/v1/dead-letters/{LETTER}/redrive", "k-operator")] == REDRIVEN
 
 
 def test_an_auditor_sees_no_re_drive_button_and_may_not_post_one() -> None:
