@@ -144,8 +144,10 @@ REDRIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Redrive, "description": "taken in: `detail` says what the consumer did with it"},
     404: {"model": RedriveRefused, "description": "no dead letter with this id in this service"},
     409: {"model": Redrive, "description": "re-driven successfully before (that re-drive): nothing done"},
-    422: {"model": Redrive, "description": "still refused: `detail` is the new reason (recorded); it stays "
-                                           "a dead letter and may be re-driven again after another fix"},
+    422: {"model": Redrive | RedriveRefused,
+          "description": "still refused (a Redrive): `detail` is the new reason, recorded; it stays a dead "
+                         "letter and may be re-driven again after another fix. Or (a refusal, nothing "
+                         "recorded) its consumer group's dead letters cannot be re-driven"},
     503: {"model": RedriveRefused, "description": "the store could not record it; nothing was done: retry"},
 }
 
