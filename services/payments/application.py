@@ -91,6 +91,16 @@ class Step:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def _redriven(witness: Witness) -> Callable[[Step], Aggregate]:
+    """The re-driven dead letter to record with a step's changes: taken in, with what the book did."""
+
+    def redriven(result: Step) -> Aggregate:
+        reason = result.detail.get("reason") if result.detail else None
+        return witness("accepted", result.outcome.value + (f": {reason}" if reason else ""))
+
+    return redriven
+
+
 class _Refused(Exception):
     """A consumed message the book refuses after events were folded into it: the book is reloaded,
     then the refusal is recorded with the reason (once), never retried."""
@@ -328,10 +338,7 @@ class PaymentsApplication(ServiceApplication):
         letter's `Redriven` event (`witness`) in the same transaction instead of a Kafka position (the
         consumer went past it long ago). A decision applied already changes nothing (its id)."""
 
-        def redriven(result: Step) -> Aggregate:
-            reason = result.detail.get("reason") if result.detail else None
-            return witness("accepted", result.outcome.value + (f": {reason}" if reason else ""))
-
+        redriven = _redriven(witness)
         if decision.kind not in MONEY_KINDS or not valid_book(decision.book):
             outcome = RecordOutcome.NO_MONEY if decision.kind not in MONEY_KINDS else RecordOutcome.REFUSED
             self.record(redriven(Step(outcome)))
@@ -488,13 +495,19 @@ class PaymentsApplication(ServiceApplication):
         return self._execute(book, step, None, trace_id, carrier or {})
 
     def record_settlement(
-        self, settlement: SettlementV1, position: Tracking, trace_id: str | None = None,
-        carrier: dict[str, str] | None = None,
+        self, settlement: SettlementV1, position: Tracking | None, trace_id: str | None = None,
+        carrier: dict[str, str] | None = None, *, witness: Witness | None = None,
     ) -> RecordOutcome:
-        """The bank's results for entries of a batch: paid, or returned (the order is re-queued)."""
+        """The bank's results for entries of a batch: paid, or returned (the order is re-queued).
+        `witness` instead of `position`: a dead-lettered settlement an operator re-drove (its
+        `Redriven` event recorded in the same transaction)."""
         if not self.book_exists(settlement.book):
             log.warning("settlement %s names book %s, which has no payments; skipped",
                         settlement.settlement_id, settlement.book)
+            if witness is not None:
+                self.record(witness("refused", f"book {settlement.book} has no payments"))
+                return RecordOutcome.REFUSED
+            assert position is not None
             return self._position_only(position, RecordOutcome.REFUSED)
         at = _aware(settlement.settled_at)
 
@@ -515,7 +528,8 @@ class PaymentsApplication(ServiceApplication):
             outcome = RecordOutcome.REFUSED if whole else RecordOutcome.RECORDED
             return Step(outcome, [Change(cause, events, whole)])
 
-        return self._execute(settlement.book, step, position, trace_id, carrier or {}).outcome
+        also = _redriven(witness) if witness is not None else None
+        return self._execute(settlement.book, step, position, trace_id, carrier or {}, also=also).outcome
 
     def due_books(self, now: datetime) -> tuple[list[str], datetime | None]:
         """The books where the batching policy cuts a batch at `now` (what `cut_batches` would do), and

@@ -103,14 +103,17 @@ def tagged_record_checker(model: type[BaseModel], mac_key: bytes) -> Callable[[A
         if tags is None:
             tags = authenticators[record.topic] = MessageAuthenticator(mac_key, record.topic)
         reason = tags.problem(record.headers or (), value)
-        if reason is not None:
-            return reason
-        try:
-            return model.model_validate_json(value)
-        except ValidationError as exc:
-            return f"not a {model.__name__}: {_validation_reason(model, value, exc)}"
+        return reason if reason is not None else model_of(model, value)
 
     return check
+
+
+def model_of(model: type[BaseModel], value: bytes) -> BaseModel | str:
+    """`value` validated as a `model`, or the redacted reason it is not one."""
+    try:
+        return model.model_validate_json(value)
+    except ValidationError as exc:
+        return f"not a {model.__name__}: {_validation_reason(model, value, exc)}"
 
 
 def _validation_reason(model: type[BaseModel], body: bytes, exc: ValidationError) -> str:

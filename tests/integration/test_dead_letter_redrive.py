@@ -19,8 +19,17 @@ from intake_support import eventually, issue_key
 from test_forged_messages import _dead_letters, _forged_fact, _inject
 
 from contracts.decisions import DecisionV1
-from contracts.topics import DECISIONS, ELIGIBILITY_DEAD_LETTERS, FACTS, PAYMENTS_DEAD_LETTERS, topic_for
+from contracts.messages import SettlementV1
+from contracts.topics import (
+    DECISIONS,
+    ELIGIBILITY_DEAD_LETTERS,
+    FACTS,
+    PAYMENTS_DEAD_LETTERS,
+    SETTLEMENTS,
+    topic_for,
+)
 from flexledger.submit import operator_key
+from services.payments.entrypoints.kafka import SETTLEMENTS_GROUP
 from services.runtime.dead_letters import dead_letter_id
 from services.runtime.keys import partition_key_secret
 from services.runtime.message_auth import tag_header
@@ -131,3 +140,21 @@ async def test_a_forged_fact_re_driven_is_still_refused(stack: Settings) -> None
     response = await _redrive(stack, port, letter, operator_key(stack))
     assert response.status_code == 422, response.text
     assert response.json()["result"] == "refused" and "does not match" in response.json()["detail"]
+
+
+async def test_a_settlement_on_the_wrong_topic_re_driven_is_still_refused(stack: Settings) -> None:
+    """Payments' second consumer group: the same checks again (a sandbox book's settlement on the
+    production topic), the new attempt recorded, nothing applied."""
+    book = f"redrive-{uuid.uuid4().hex[:12]}"  # a sandbox book: its settlements belong on the sandbox topic
+    assert book not in stack.production_book_set
+    settlement = SettlementV1.model_validate({
+        "book": book, "batch_id": "b-1", "settlement_id": f"s-{uuid.uuid4().hex}",
+        "settled_at": datetime.now(UTC), "results": [{"entry_id": "e-1", "outcome": "paid", "confirmation": "c-1"}]})
+    [position] = await _inject(stack, SETTLEMENTS.name, book, [(settlement.model_dump_json().encode(), [])])
+    letters = await _dead_letters(stack, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS.name, {position})
+    assert "belongs on" in letters[position]["reason"]
+    letter = dead_letter_id(SETTLEMENTS_GROUP, SETTLEMENTS.name, *position)
+    response = await _redrive(stack, stack.payments_port, letter, operator_key(stack))
+    assert response.status_code == 422, response.text
+    assert response.json()["result"] == "refused" and "belongs on" in response.json()["detail"]
+    assert response.json()["consumer_group"] == SETTLEMENTS_GROUP
