@@ -149,7 +149,8 @@ async def test_a_settlement_on_the_wrong_topic_re_driven_is_still_refused(stack:
     assert book not in stack.production_book_set
     settlement = SettlementV1.model_validate({
         "book": book, "batch_id": "b-1", "settlement_id": f"s-{uuid.uuid4().hex}",
-        "settled_at": datetime.now(UTC), "results": [{"entry_id": "e-1", "outcome": "paid", "confirmation": "c-1"}]})
+        "settled_at": datetime.now(UTC),
+        "results": [{"entry_id": "e-1", "outcome": "paid", "confirmation": "c-1"}]})
     [position] = await _inject(stack, SETTLEMENTS.name, book, [(settlement.model_dump_json().encode(), [])])
     letters = await _dead_letters(stack, PAYMENTS_DEAD_LETTERS.name, SETTLEMENTS.name, {position})
     assert "belongs on" in letters[position]["reason"]
