@@ -95,8 +95,8 @@ def _redriven(witness: Witness) -> Callable[[Step], Aggregate]:
     """The re-driven dead letter to record with a step's changes: taken in, with what the book did."""
 
     def redriven(result: Step) -> Aggregate:
-        reason = result.detail.get("reason") if result.detail else None
-        return witness("accepted", result.outcome.value + (f": {reason}" if reason else ""))
+        reason = result.detail.get("reason") if result.detail else None  # may name a beneficiary: masked
+        return witness("accepted", result.outcome.value + (f": {mask_identifiers(reason)}" if reason else ""))
 
     return redriven
 
