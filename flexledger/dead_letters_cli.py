@@ -1,7 +1,7 @@
 """`flexledger dead-letters ...`: the kept dead letters and their re-drive (issue 19).
 
     flexledger dead-letters list [--json]
-    flexledger dead-letters redrive DEAD_LETTER_ID
+    flexledger dead-letters redrive DEAD_LETTER_ID [--json]
 
 `list` reads the services' event tables as the console's dead-letters page does (never the message
 itself: its size and hash). `redrive` calls the owning service's `POST /v1/dead-letters/{id}/redrive`
@@ -65,7 +65,10 @@ def _key(settings: Settings) -> str:
 
 
 @app.command()
-def redrive(dead_letter_id: Annotated[str, typer.Argument(help="the dead letter's id")]) -> None:
+def redrive(
+    dead_letter_id: Annotated[str, typer.Argument(help="the dead letter's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the service's answer as JSON")] = False,
+) -> None:
     """Take a dead letter in again after a fix, through its consumer's own checks; recorded with your
     key and the result. Once taken in, never again."""
     try:
@@ -83,17 +86,22 @@ def redrive(dead_letter_id: Annotated[str, typer.Argument(help="the dead letter'
             fail(f"{service} cannot be reached at {url}: {exc} (is the stack up?)", Exit.UNREACHABLE)
         if response.status_code == 404:
             continue
-        _report(service, response)
+        _report(service, response, as_json)
         return
     fail(f"no dead letter {letter} in {' or '.join(REDRIVABLE)}", Exit.NOT_FOUND)
 
 
-def _report(service: str, response: httpx.Response) -> None:
+def _report(service: str, response: httpx.Response, as_json: bool) -> None:
     try:
         body: dict[str, Any] = response.json()
     except ValueError:
         body = {"reason": response.text[:200]}
     status = response.status_code
+    if as_json:
+        output.print_json({"service": service, "status": status, **body})
+        if status != 200:
+            raise typer.Exit(Exit.REFUSED)
+        return
     if status == 200:
         typer.echo(f"{service}: taken in ({body.get('detail')}), by {body.get('by')} at {body.get('at')}")
         return
