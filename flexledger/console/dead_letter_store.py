@@ -8,10 +8,11 @@ import base64
 import hashlib
 from typing import Any
 
+import psycopg
 from eventsourcing.utils import get_topic
 
 from contracts.identifiers import mask_identifiers
-from flexledger.audit.store import SERVICE_SCHEMAS, Decoder, EventTable, Undecodable
+from flexledger.audit.store import SERVICE_SCHEMAS, Decoder, EventTable, Row, Undecodable
 from services.runtime.dead_letters import DeadLetter
 from services.runtime.settings import Settings
 
@@ -25,21 +26,18 @@ def kept(settings: Settings) -> list[dict[str, Any]]:
     its size and SHA-256 (it may hold identity numbers)."""
     decoder = Decoder(settings)
     found: list[dict[str, Any]] = []
-    for schema in SERVICE_SCHEMAS:
-        table = EventTable(settings, schema)
+    tables = {schema: EventTable(settings, schema) for schema in SERVICE_SCHEMAS}
+    for schema, table in tables.items():
         if not table.exists():
             continue
-        redrives = _redrives(table, decoder)
         for row in table.rows(topic=KEPT_TOPIC):
             try:
                 state = decoder.decode(row)
             except Undecodable:
                 continue
             body = base64.b64decode(state.get("body_b64") or "")
-            history = redrives.get(row.originator_id, [])
             found.append({
                 "id": row.originator_id, "service": schema, "group": state.get("consumer_group"),
-                "redrives": history, "taken_in": any(r["result"] == "accepted" for r in history),
                 "source": f"{state.get('source_topic')}[{state.get('source_partition')}]"
                           f"@{state.get('source_offset')}",
                 "reason": mask_identifiers(str(state.get("reason", ""))),
@@ -47,13 +45,30 @@ def kept(settings: Settings) -> list[dict[str, Any]]:
                 "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()[:16],
             })
     found.sort(key=lambda letter: letter["kept_at"], reverse=True)
-    return found[:SHOWN_MAX]
+    shown = found[:SHOWN_MAX]
+    for schema, table in tables.items():
+        ids = [letter["id"] for letter in shown if letter["service"] == schema]
+        redrives = _redrives(settings, table, decoder, ids) if ids else {}
+        for letter in shown:
+            if letter["service"] == schema:
+                letter["redrives"] = history = redrives.get(letter["id"], [])
+                letter["taken_in"] = any(r["result"] == "accepted" for r in history)
+    return shown
 
 
-def _redrives(table: EventTable, decoder: Decoder) -> dict[str, list[dict[str, str]]]:
-    """The re-drives of the table's dead letters, by dead letter id, in order."""
+def _redrives(
+    settings: Settings, table: EventTable, decoder: Decoder, ids: list[str],
+) -> dict[str, list[dict[str, str]]]:
+    """The re-drives of these dead letters (ids in `table`), by dead letter id, in order: their own
+    streams' later events, in one query by the primary key (no scan of the table)."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            f"FROM {table.table} WHERE originator_id = ANY(%s::uuid[]) AND originator_version > 1 "
+            "AND topic = %s ORDER BY originator_id, originator_version", (ids, REDRIVEN_TOPIC),
+        ).fetchall()
     found: dict[str, list[dict[str, str]]] = {}
-    for row in table.rows(topic=REDRIVEN_TOPIC):
+    for row in (Row(int(n), str(i), int(v), str(t), bytes(st)) for n, i, v, t, st in rows):
         try:
             state = decoder.decode(row)
         except Undecodable:

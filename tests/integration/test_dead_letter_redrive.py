@@ -6,6 +6,7 @@ refused call changes nothing. The services run as processes (`services`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import uuid
@@ -123,6 +124,12 @@ async def test_a_dead_lettered_decision_is_paid_once_after_the_fix(stack: Settin
     assert again.status_code == 409, again.text
     assert again.json()["result"] == "accepted" and again.json()["at"] == response.json()["at"]
     assert len(await _orders(stack, book)) == 1
+
+    # The console's dead-letters page and `flexledger dead-letters list` show the history.
+    from flexledger.console.dead_letter_store import kept
+
+    [shown] = [k for k in await asyncio.to_thread(kept, stack) if k["id"] == str(letter)]
+    assert [r["result"] for r in shown["redrives"]] == ["refused", "accepted"] and shown["taken_in"]
 
 
 async def test_a_forged_fact_re_driven_is_still_refused(stack: Settings) -> None:
