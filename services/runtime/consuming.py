@@ -78,10 +78,11 @@ def strict_batch_decoder(
         assert isinstance(records, tuple), "a batch subscriber's message holds a tuple of records"
         out: list[BaseModel | None] = []
         for record in records:
-            reason = check(record)
-            if isinstance(reason, BaseModel):
-                out.append(reason)
+            checked = check(record)
+            if isinstance(checked, BaseModel):
+                out.append(checked)
                 continue
+            reason = checked
             where = f" {record.topic}[{record.partition}]@{record.offset}"
             if dead_letters is not None:
                 await dead_letters.keep(record, reason)
