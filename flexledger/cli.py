@@ -35,6 +35,7 @@ def _root(
 def _register() -> None:
     from flexledger import (
         admin_cli,
+        dead_letters_cli,
         demo,
         kafka_cli,
         keys_cli,
@@ -54,6 +55,7 @@ def _register() -> None:
     app.add_typer(kafka_cli.app, name="kafka")
     app.add_typer(payments_cli.app, name="payments")
     app.add_typer(admin_cli.app, name="admin")
+    app.add_typer(dead_letters_cli.app, name="dead-letters")
     app.command("submit")(submit.submit)
     app.command("demo")(demo.demo)
     app.command("trace")(trace.trace_command)

@@ -1,6 +1,6 @@
-"""The dead letters the consumers kept (services/runtime/dead_letters.py `DeadLetter.Kept`), read from the
-services' event tables the way `flexledger audit` reads them: for the dead-letters page (operators and
-auditors). Synchronous: run it off the event loop."""
+"""The dead letters the consumers kept (services/runtime/dead_letters.py `DeadLetter.Kept`) and their
+re-drives (`DeadLetter.Redriven`), read from the services' event tables the way `flexledger audit`
+reads them: for the dead-letters page (operators and auditors). Synchronous: run it off the event loop."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import base64
 import hashlib
 from typing import Any
 
+import psycopg
 from eventsourcing.utils import get_topic
 
 from contracts.identifiers import mask_identifiers
-from flexledger.audit.store import SERVICE_SCHEMAS, Decoder, EventTable, Undecodable
+from flexledger.audit.store import SERVICE_SCHEMAS, Decoder, EventTable, Row, Undecodable
 from services.runtime.dead_letters import DeadLetter
 from services.runtime.settings import Settings
 
 KEPT_TOPIC = get_topic(DeadLetter.Kept)
+REDRIVEN_TOPIC = get_topic(DeadLetter.Redriven)
 SHOWN_MAX = 200  # the newest ones; the counts on the page cover all of them
 
 
@@ -24,8 +26,8 @@ def kept(settings: Settings) -> list[dict[str, Any]]:
     its size and SHA-256 (it may hold identity numbers)."""
     decoder = Decoder(settings)
     found: list[dict[str, Any]] = []
-    for schema in SERVICE_SCHEMAS:
-        table = EventTable(settings, schema)
+    tables = {schema: EventTable(settings, schema) for schema in SERVICE_SCHEMAS}
+    for schema, table in tables.items():
         if not table.exists():
             continue
         for row in table.rows(topic=KEPT_TOPIC):
@@ -35,7 +37,7 @@ def kept(settings: Settings) -> list[dict[str, Any]]:
                 continue
             body = base64.b64decode(state.get("body_b64") or "")
             found.append({
-                "service": schema, "group": state.get("consumer_group"),
+                "id": row.originator_id, "service": schema, "group": state.get("consumer_group"),
                 "source": f"{state.get('source_topic')}[{state.get('source_partition')}]"
                           f"@{state.get('source_offset')}",
                 "reason": mask_identifiers(str(state.get("reason", ""))),
@@ -43,4 +45,36 @@ def kept(settings: Settings) -> list[dict[str, Any]]:
                 "body_bytes": len(body), "body_sha256": hashlib.sha256(body).hexdigest()[:16],
             })
     found.sort(key=lambda letter: letter["kept_at"], reverse=True)
-    return found[:SHOWN_MAX]
+    shown = found[:SHOWN_MAX]
+    for schema, table in tables.items():
+        ids = [letter["id"] for letter in shown if letter["service"] == schema]
+        redrives = _redrives(settings, table, decoder, ids) if ids else {}
+        for letter in shown:
+            if letter["service"] == schema:
+                letter["redrives"] = history = redrives.get(letter["id"], [])
+                letter["taken_in"] = any(r["result"] == "accepted" for r in history)
+    return shown
+
+
+def _redrives(
+    settings: Settings, table: EventTable, decoder: Decoder, ids: list[str],
+) -> dict[str, list[dict[str, str]]]:
+    """The re-drives of these dead letters (ids in `table`), by dead letter id, in order: their own
+    streams' later events, in one query by the primary key (no scan of the table)."""
+    with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            f"FROM {table.table} WHERE originator_id = ANY(%s::uuid[]) AND originator_version > 1 "
+            "AND topic = %s ORDER BY originator_id, originator_version", (ids, REDRIVEN_TOPIC),
+        ).fetchall()
+    found: dict[str, list[dict[str, str]]] = {}
+    for row in (Row(int(n), str(i), int(v), str(t), bytes(st)) for n, i, v, t, st in rows):
+        try:
+            state = decoder.decode(row)
+        except Undecodable:
+            continue
+        found.setdefault(row.originator_id, []).append({
+            "result": str(state.get("result", "")), "by": str(state.get("by", "")),
+            "at": str(state.get("timestamp", "")), "detail": mask_identifiers(str(state.get("detail", ""))),
+        })
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +23,13 @@ from contracts.messages import valid_book
 from flexledger.console import pages
 from flexledger.console.login import Authenticate, login_routes
 from flexledger.console.rendering import Refused, form_of, page_session, render
-from flexledger.console.services_api import SERVICE_NAMES, Answer, ServicesApi
+from flexledger.console.services_api import SERVICE_NAMES, Answer, ServiceName, ServicesApi
 from flexledger.console.sessions import COOKIE, Session, Sessions, valid_csrf
 from services.runtime.access.principals import Principal
 
 log = logging.getLogger(__name__)
 ROWS_SHOWN_MAX = 500
+REDRIVABLE: tuple[ServiceName, ...] = ("eligibility", "payments")  # the services with the re-drive command
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,37 @@ def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, confi
         refusals = checked(await api.get("payments", f"/v1/books/{book}/progress", session.api_key))
         return render(request, "dead_letters.html", session, {
             "book": book, "dead_letters": pages.dead_letters(texts), "kept": await adapters.kept(),
-            "refusals": refusals.get("refusals", [])[-ROWS_SHOWN_MAX:]})
+            "refusals": refusals.get("refusals", [])[-ROWS_SHOWN_MAX:],
+            "may_redrive": pages.may_open(session.principal, "redrive"), "redrivable": REDRIVABLE})
+
+    @http.post("/dead-letters/{service}/{letter_id}/redrive")
+    async def redrive(request: Request, service: str, letter_id: str) -> Response:
+        """An operator's re-drive button: the service's own command with the operator's key (which
+        records who and the result on the dead letter); back to the page, which shows the result."""
+        session = page_session(request, sessions, "dead_letters")
+        form = await form_of(request)
+        if not valid_csrf(session, form.get("csrf")):
+            raise Refused(403, "CSRF token missing or wrong")
+        if not pages.may_open(session.principal, "redrive"):
+            raise Refused(403, f"{session.principal.role}: re-drive")
+        if service not in REDRIVABLE or not _is_uuid(letter_id):
+            raise Refused(404, "no such dead letter")
+        answer = await api.post(service, f"/v1/dead-letters/{letter_id}/redrive", session.api_key)
+        if answer.status in (401, 403):
+            raise Refused(403, str(answer.body.get("reason", "refused by the service")))
+        if answer.status not in (200, 409, 422):  # 404, or the service down: nothing was recorded
+            raise Refused(503 if answer.status in (0, 503) else answer.status,
+                          str(answer.body.get("reason", f"service answered {answer.status or 'nothing'}")))
+        book = book_of(request, config)
+        return RedirectResponse(f"/dead-letters?book={quote(book)}#letter-{letter_id}", status_code=303)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _progress_figure(answer: Answer) -> str:

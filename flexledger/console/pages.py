@@ -23,6 +23,7 @@ PAGE_ROLES: dict[Page, frozenset[Role]] = {
     "payments": frozenset({"finance", "auditor", "operator", "statistics"}),
     "dead_letters": frozenset({"operator", "auditor"}),
     "replay": frozenset({"operator", "auditor"}),  # reads the facts in clear from the event store
+    "redrive": frozenset({"operator"}),  # a dead letter taken in again (the services allow operators only)
 }
 UNMASKING_ROLES: frozenset[Role] = frozenset({"auditor"})  # may ask to see identity numbers in clear
 IDENTITY_FIELDS = ("beneficiary", "subject", "worker", "enterprise")

@@ -44,6 +44,19 @@ class ServicesApi:
             body = {}
         return Answer(response.status_code, body if isinstance(body, dict) else {})
 
+    async def post(self, service: ServiceName, path: str, api_key: str) -> Answer:
+        """A command without a body (a dead letter's re-drive), with the user's key."""
+        try:
+            response = await self.client.post(f"{self.urls[service]}{path}", timeout=TIMEOUT_S,
+                                              headers={"Authorization": f"Bearer {api_key}"})
+        except httpx.HTTPError:
+            return Answer(0, {})
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return Answer(response.status_code, body if isinstance(body, dict) else {})
+
     async def metrics(self, service: ServiceName) -> str:
         """The service's Prometheus text ('' when it does not answer)."""
         try:

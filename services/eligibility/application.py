@@ -38,6 +38,7 @@ from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import IN_FORCE, RuleSets
 from services.eligibility.subject_cache import SubjectCache
 from services.eligibility.subject_snapshots import SnapshotStore
+from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import (
     CONFLICT_RETRIES_MAX,
     ConcurrentWriters,
@@ -156,6 +157,32 @@ class EligibilityApplication(ServiceApplication):
                 self._states.pop(chain_id)
                 raise
             return FactOutcome.PROCESSED, decisions
+        raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
+
+    def redrive_fact(
+        self, message: FactMessageV1, trace_id: str | None, carrier: dict[str, str], witness: Witness,
+    ) -> None:
+        """A dead-lettered fact an operator has re-driven: decided and recorded like a consumed one, with
+        the dead letter's `Redriven` event (`witness`) instead of a Kafka position (the consumer went
+        past it long ago). Its subject's chain is read from the store, not the cache, which the consumer
+        owns: a cached state it left stale conflicts on its next commit and is reloaded. Refused when the
+        chain is past its seq (decided already, or a later fact of the subject was: taking it in now
+        would reorder the subject's ledger)."""
+        chain_id = self.chain_id(message.book, message.subject)
+        for _ in range(CONFLICT_RETRIES_MAX):
+            events = self.events_of([chain_id]).get(chain_id, [])
+            state = rebuild_subject(chain_id, message.book, message.subject, events, IN_FORCE)
+            if message.seq <= state.chain.last_seq:
+                self.record(witness("refused", f"its subject's chain is at seq {state.chain.last_seq}, not "
+                                               f"below {message.seq}: decided already, or a later fact of "
+                                               "the subject was; taking it in now would reorder its ledger"))
+                return
+            decisions = decide_and_append(state, message, trace_id, carrier)
+            try:
+                self.record(state.chain, witness("accepted", f"processed: {len(decisions)} decisions"))
+            except IntegrityError:  # the consumer appended to the chain meanwhile: read it again
+                continue
+            return
         raise ConcurrentWriters(f"gave up after {CONFLICT_RETRIES_MAX} version conflicts")
 
     def _skip(self, position: Tracking) -> FactOutcome:

@@ -24,7 +24,13 @@ from services.eligibility.adapters.statistics import StatisticsRelay
 from services.eligibility.adapters.store import eligibility_store
 from services.eligibility.entrypoints.audit import add_audit_publishers
 from services.eligibility.entrypoints.http import create_http
-from services.eligibility.entrypoints.kafka import FactsHandler, build_broker, consume_facts
+from services.eligibility.entrypoints.kafka import (
+    GROUP,
+    FactsHandler,
+    build_broker,
+    consume_facts,
+    fact_taker,
+)
 from services.runtime.access.gate import AccessGate
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
@@ -33,6 +39,7 @@ from services.runtime.keys import decisions_mac_key, facts_mac_key, partition_ke
 from services.runtime.metrics import serve_metrics
 from services.runtime.outbox import Handler, LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
+from services.runtime.redrive import DeadLetterRedrive
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -53,7 +60,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     consume_facts(broker, settings, facts, facts_mac_key(settings), dead_letters)  # only facts intake tagged
     audit_topics = add_audit_publishers(broker, settings.production_book_set)  # statistics, checkpoints
     gate = AccessGate(NAME, settings, tracer_provider)  # who may read what (docs/design/http-auth.md)
-    runtime.http = create_http(store, runtime.health, tracer, gate)
+    redrive = DeadLetterRedrive(lambda: store.app, {GROUP: fact_taker(store, facts_mac_key(settings))},
+                                runtime.wake_followers)  # operators: a dead letter taken in after a fix
+    runtime.http = create_http(store, runtime.health, tracer, gate, redrive)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
 
     async def follow_the_log() -> None:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 from opentelemetry import trace
 
@@ -45,6 +46,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
+from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import CONFLICT_RETRIES_MAX, ConcurrentWriters, ServiceApplication
 from services.runtime.settings import Settings
 
@@ -87,6 +89,16 @@ class Step:
     outcome: RecordOutcome
     changes: list[Change] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _redriven(witness: Witness) -> Callable[[Step], Aggregate]:
+    """The re-driven dead letter to record with a step's changes: taken in, with what the book did."""
+
+    def redriven(result: Step) -> Aggregate:
+        reason = result.detail.get("reason") if result.detail else None  # may name a beneficiary: masked
+        return witness("accepted", result.outcome.value + (f": {mask_identifiers(reason)}" if reason else ""))
+
+    return redriven
 
 
 class _Refused(Exception):
@@ -232,8 +244,10 @@ class PaymentsApplication(ServiceApplication):
 
     def _execute(
         self, book: str, step: Callable[[BookWithStream], Step], tracking: Tracking | None,
-        trace_id: str | None, carrier: dict[str, str],
+        trace_id: str | None, carrier: dict[str, str], also: Callable[[Step], Aggregate] | None = None,
     ) -> Step:
+        """`also`: an aggregate to record in the same transaction, given the step's result (a re-driven
+        dead letter's `Redriven` event)."""
         with self._lock:
             for _ in range(CONFLICT_RETRIES_MAX):
                 state = self._state(book)
@@ -247,13 +261,14 @@ class PaymentsApplication(ServiceApplication):
                     self._forget(book)
                     raise
                 try:
+                    extra = [also(result)] if also is not None else []
                     if result.changes:
                         for change in result.changes:
                             state.append(change, trace_id, carrier)
-                        self.record(state.stream, tracking=tracking)
+                        self.record(state.stream, *extra, tracking=tracking)
                         state.stored = True
-                    elif tracking is not None:
-                        self.record(tracking=tracking)
+                    elif tracking is not None or extra:
+                        self.record(*extra, tracking=tracking)
                 except IntegrityError:
                     if result.changes:
                         self._forget(book)  # the book holds what was not saved
@@ -315,6 +330,23 @@ class PaymentsApplication(ServiceApplication):
         return self._execute(
             decision.book, lambda state: self._decide(state, decision, at), position, trace_id, carrier or {}
         ).outcome
+
+    def redrive_decision(
+        self, decision: DecisionV1, recorded_at: datetime, trace_id: str | None, carrier: dict[str, str],
+        witness: Witness,
+    ) -> RecordOutcome:
+        """A dead-lettered decision an operator has re-driven: what `record_decision` does, with the dead
+        letter's `Redriven` event (`witness`) in the same transaction instead of a Kafka position (the
+        consumer went past it long ago). A decision applied already changes nothing (its id)."""
+
+        redriven = _redriven(witness)
+        if decision.kind not in MONEY_KINDS or not valid_book(decision.book):
+            outcome = RecordOutcome.NO_MONEY if decision.kind not in MONEY_KINDS else RecordOutcome.REFUSED
+            self.record(redriven(Step(outcome)))
+            return outcome
+        at = _aware(recorded_at)
+        return self._execute(decision.book, lambda state: self._decide(state, decision, at), None, trace_id,
+                             carrier, also=redriven).outcome
 
     def record_decisions(self, items: Sequence[DecisionItem]) -> list[RecordOutcome]:
         """Consecutive decisions from the decisions topic, recorded in ONE transaction: what
@@ -464,13 +496,19 @@ class PaymentsApplication(ServiceApplication):
         return self._execute(book, step, None, trace_id, carrier or {})
 
     def record_settlement(
-        self, settlement: SettlementV1, position: Tracking, trace_id: str | None = None,
-        carrier: dict[str, str] | None = None,
+        self, settlement: SettlementV1, position: Tracking | None, trace_id: str | None = None,
+        carrier: dict[str, str] | None = None, *, witness: Witness | None = None,
     ) -> RecordOutcome:
-        """The bank's results for entries of a batch: paid, or returned (the order is re-queued)."""
+        """The bank's results for entries of a batch: paid, or returned (the order is re-queued).
+        `witness` instead of `position`: a dead-lettered settlement an operator re-drove (its
+        `Redriven` event recorded in the same transaction)."""
         if not self.book_exists(settlement.book):
             log.warning("settlement %s names book %s, which has no payments; skipped",
                         settlement.settlement_id, settlement.book)
+            if witness is not None:
+                self.record(witness("refused", f"book {settlement.book} has no payments"))
+                return RecordOutcome.REFUSED
+            assert position is not None
             return self._position_only(position, RecordOutcome.REFUSED)
         at = _aware(settlement.settled_at)
 
@@ -491,7 +529,8 @@ class PaymentsApplication(ServiceApplication):
             outcome = RecordOutcome.REFUSED if whole else RecordOutcome.RECORDED
             return Step(outcome, [Change(cause, events, whole)])
 
-        return self._execute(settlement.book, step, position, trace_id, carrier or {}).outcome
+        also = _redriven(witness) if witness is not None else None
+        return self._execute(settlement.book, step, position, trace_id, carrier or {}, also=also).outcome
 
     def due_books(self, now: datetime) -> tuple[list[str], datetime | None]:
         """The books where the batching policy cuts a batch at `now` (what `cut_batches` would do), and

@@ -23,7 +23,14 @@ from services.payments.adapters.relay import DisbursementRelay, OrderRelay
 from services.payments.adapters.stores import payments_stores, rebuild_books
 from services.payments.config import PaymentsConfig
 from services.payments.entrypoints.http import create_http
-from services.payments.entrypoints.kafka import KafkaConsumers, build_broker
+from services.payments.entrypoints.kafka import (
+    GROUP,
+    SETTLEMENTS_GROUP,
+    KafkaConsumers,
+    build_broker,
+    decision_taker,
+    settlement_taker,
+)
 from services.runtime.access.gate import AccessGate
 from services.runtime.consuming import DeadLetters
 from services.runtime.dead_letters import DeadLetterRelay
@@ -32,6 +39,7 @@ from services.runtime.keys import decisions_mac_key, partition_key_secret
 from services.runtime.metrics import serve_metrics
 from services.runtime.outbox import LogFollower, NotificationReader
 from services.runtime.publishing import PartitionKeys
+from services.runtime.redrive import DeadLetterRedrive
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -95,6 +103,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     runtime.on_stop(gate.close)
     runtime.reports("projection", lambda: {"position": view.folded})
     runtime.reports("keys", gate.count)
-    runtime.http = create_http(stores, tracer, changed, runtime.health, gate)
+    takers = {GROUP: decision_taker(stores, decisions_mac_key(settings)),  # operators: re-drive after a fix
+              SETTLEMENTS_GROUP: settlement_taker(stores, settings.production_book_set)}
+    redrive = DeadLetterRedrive(lambda: stores.app, takers, changed)
+    runtime.http = create_http(stores, tracer, changed, runtime.health, gate, redrive)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

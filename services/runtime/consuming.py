@@ -71,24 +71,18 @@ def strict_batch_decoder(
     Nones. A record is believed only with a valid tag under `mac_key` (`services.runtime.message_auth`):
     an untagged or forged one is refused before anything in it is read, so a forged `seq` can never
     make the consumer skip a genuine message as already processed."""
-    authenticators: dict[str, MessageAuthenticator] = {}
+    check = tagged_record_checker(model, mac_key)
 
     async def decode(msg: KafkaMessage) -> Any:
         records = msg.raw_message
         assert isinstance(records, tuple), "a batch subscriber's message holds a tuple of records"
         out: list[BaseModel | None] = []
         for record in records:
-            value = record.value or b""
-            tags = authenticators.get(record.topic)
-            if tags is None:
-                tags = authenticators[record.topic] = MessageAuthenticator(mac_key, record.topic)
-            reason = tags.problem(record.headers or (), value)
-            if reason is None:
-                try:
-                    out.append(model.model_validate_json(value))
-                    continue
-                except ValidationError as exc:
-                    reason = f"not a {model.__name__}: {_validation_reason(model, value, exc)}"
+            checked = check(record)
+            if isinstance(checked, BaseModel):
+                out.append(checked)
+                continue
+            reason = checked
             where = f" {record.topic}[{record.partition}]@{record.offset}"
             if dead_letters is not None:
                 await dead_letters.keep(record, reason)
@@ -97,6 +91,30 @@ def strict_batch_decoder(
         return out
 
     return decode
+
+
+def tagged_record_checker(model: type[BaseModel], mac_key: bytes) -> Callable[[Any], BaseModel | str]:
+    """What `strict_batch_decoder` asks of each record (an aiokafka ConsumerRecord, or a dead letter's
+    `KeptRecord` when it is re-driven): the validated `model`, or the redacted reason it is refused."""
+    authenticators: dict[str, MessageAuthenticator] = {}
+
+    def check(record: Any) -> BaseModel | str:
+        value = record.value or b""
+        tags = authenticators.get(record.topic)
+        if tags is None:
+            tags = authenticators[record.topic] = MessageAuthenticator(mac_key, record.topic)
+        reason = tags.problem(record.headers or (), value)
+        return reason if reason is not None else model_of(model, value)
+
+    return check
+
+
+def model_of(model: type[BaseModel], value: bytes) -> BaseModel | str:
+    """`value` validated as a `model`, or the redacted reason it is not one."""
+    try:
+        return model.model_validate_json(value)
+    except ValidationError as exc:
+        return f"not a {model.__name__}: {_validation_reason(model, value, exc)}"
 
 
 def _validation_reason(model: type[BaseModel], body: bytes, exc: ValidationError) -> str:

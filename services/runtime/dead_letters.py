@@ -15,6 +15,10 @@ its outbox like every other message, as `contracts.messages.DeadLetterV1`.
 
 Intake keeps its own `DeadLetter` aggregate (it records an agency message's dead letter in the same
 transaction as the message's position) and publishes it with `dead_letter_outgoing` and `body_fields`.
+- Re-driving (`services.runtime.redrive`): an operator has a kept record taken in again after a fix; each
+  attempt is a `Redriven` event on the aggregate (who, the result), recorded in the same transaction as
+  the record's effects, so a dead letter re-driven successfully is never taken in twice.
+
 The event class names below are stored topics: renaming one breaks replay.
 """
 
@@ -23,8 +27,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate
 from faststream.kafka import KafkaBroker
@@ -47,6 +53,30 @@ def dead_letter_id(group: str, topic: str, partition: int, offset: int) -> uuid.
     return uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{group}\x1f{topic}\x1f{partition}\x1f{offset}")
 
 
+RedriveResult = Literal["accepted", "refused"]
+
+
+class AlreadyRedriven(Exception):
+    """The dead letter was re-driven successfully before: it is never taken in twice."""
+
+    def __init__(self, letter: DeadLetter) -> None:
+        super().__init__(f"dead letter {letter.id} was re-driven successfully before")
+        self.letter = letter
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRecord:
+    """A dead letter's record as its consumer read it (what an aiokafka ConsumerRecord offers the
+    decoders and handlers), rebuilt from the store for a re-drive."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int  # ms since the epoch: when the record was kept (the Kafka timestamp is not kept)
+
+
 class DeadLetter(Aggregate):
     """A record that a consumer of eligibility or payments could not decode, kept with the reason."""
 
@@ -59,9 +89,32 @@ class DeadLetter(Aggregate):
         body_b64: str  # the record's value, byte for byte
         traceparent: str | None  # the producer's, when the record named a valid one
         tracestate: str | None
+        # Every header, values in base64 (the message tag among them, for a re-drive to check again);
+        # None in the dead letters kept before re-drives existed (the default is a class attribute).
+        headers: list[list[str]] | None = None
 
-    def __init__(self, source_topic: str, source_partition: int, source_offset: int, **_: Any) -> None:
+    class Redriven(Aggregate.Event):
+        """An operator had the record taken in again: `accepted` (with what the consumer did with it) or
+        still `refused` (with the new reason)."""
+
+        by: str  # the operator's key: role and key id
+        result: str  # RedriveResult
+        detail: str  # redacted: never quotes the record
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, DeadLetter)
+            aggregate.redrives.append(self)
+
+    def __init__(
+        self, consumer_group: str, source_topic: str, source_partition: int, source_offset: int,
+        reason: str, body_b64: str, headers: list[list[str]] | None = None, **_: Any,
+    ) -> None:
+        self.consumer_group = consumer_group
         self.source = (source_topic, source_partition, source_offset)
+        self.reason = reason
+        self.body_b64 = body_b64
+        self.headers = headers or []
+        self.redrives: list[DeadLetter.Redriven] = []
 
     @classmethod
     def keep(cls, group: str, record: Any, reason: str) -> DeadLetter:
@@ -74,7 +127,32 @@ class DeadLetter(Aggregate):
             source_offset=record.offset, reason=reason,
             body_b64=base64.b64encode(record.value or b"").decode("ascii"),
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
+            headers=[[name, base64.b64encode(value or b"").decode("ascii")]
+                     for name, value in record.headers or ()],
         )
+
+    @property
+    def accepted(self) -> bool:
+        """Whether a re-drive took the record in: it is never taken in again."""
+        return any(r.result == "accepted" for r in self.redrives)
+
+    def redriven(self, by: str, result: RedriveResult, detail: str) -> None:
+        if self.accepted:
+            raise AlreadyRedriven(self)
+        self.trigger_event(self.Redriven, by=by, result=result, detail=detail)
+
+    def kept_record(self) -> KeptRecord:
+        """The record again, byte for byte (headers only for dead letters kept since they are)."""
+        topic, partition, offset = self.source
+        headers = tuple((name, base64.b64decode(value)) for name, value in self.headers)
+        kept_ms = int(self.created_on.timestamp() * 1000)
+        return KeptRecord(topic, partition, offset, base64.b64decode(self.body_b64), headers, kept_ms)
+
+
+# A re-drive's witness: the dead letter, loaded afresh, with the pending `Redriven` event of this attempt
+# (result, detail); raises `AlreadyRedriven` when another attempt took it in meanwhile. The use case that
+# takes the record in records it in the same transaction as the effects (services.runtime.redrive).
+Witness = Callable[[RedriveResult, str], DeadLetter]
 
 
 def record_dead_letter(app: ServiceApplication, group: str, record: Any, reason: str) -> bool:

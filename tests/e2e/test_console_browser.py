@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.unit.console_world import TRACE_PREFIX, WORKER_A, WORKER_B, console_app
+from tests.unit.console_world import LETTER, REDRIVEN, TRACE_PREFIX, WORKER_A, WORKER_B, console_app
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (scripts/setup.sh)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console"
@@ -112,3 +112,15 @@ def test_a_platform_sees_its_own_workers_only(browser: Browser, console_url: str
     assert page.locator("#refused").count() == 1
     page.goto(f"{console_url}/payments")
     assert page.locator("#refused").count() == 1
+
+
+def test_an_operator_re_drives_a_dead_letter_with_its_button(browser: Browser, console_url: str) -> None:
+    REDRIVEN.clear()
+    page = _login(browser, console_url, "flk_operator", "/dead-letters")
+    assert "仍被拒绝" in page.inner_text("#kept")  # the earlier attempt, still refused
+    page.click(f"#letter-{LETTER} button.redrive")
+    assert "/dead-letters" in page.url and [
+        ("payments", f"/v1/dead-letters/{LETTER}/redrive", "k-operator")] == REDRIVEN
+    _shot(page, "dead-letters-operator")
+    auditor = _login(browser, console_url, "flk_auditor", "/dead-letters")
+    assert auditor.locator("button.redrive").count() == 0

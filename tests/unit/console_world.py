@@ -61,14 +61,18 @@ METRICS = (
 )
 
 
-def _answer(service: str, path: str, principal: Principal | None) -> httpx.Response:
+LETTER = "6f1c1f52-9a64-5b1e-8f0a-2a4c3c1e9b07"  # a payments dead letter not taken in yet
+REDRIVEN: list[tuple[str, str, str]] = []  # (service, path, key id) of every re-drive a service was asked
+
+
+def _answer(service: str, path: str, principal: Principal | None, method: str = "GET") -> httpx.Response:
     if path == "/health":
         return httpx.Response(200, json={"status": "serving", "reasons": []})
     if path == "/metrics":
         return httpx.Response(200, text=METRICS if service == "eligibility" else "")
     for e in ENDPOINTS:
         match = compile_path(e.path)[0].match(path)
-        if e.service == service and e.method == "GET" and match:
+        if e.service == service and e.method == method and match:
             if principal is None:
                 return httpx.Response(401, json={"outcome": "refused", "reason": "no key"})
             reason = refusal(e, principal)
@@ -77,6 +81,9 @@ def _answer(service: str, path: str, principal: Principal | None) -> httpx.Respo
                 reason = "not its own nor its worker's"  # payments' check (no workers in this world)
             if reason is not None:
                 return httpx.Response(403, json={"outcome": "refused", "reason": reason})
+            if method == "POST":  # a dead letter's re-drive
+                REDRIVEN.append((service, path, principal.key_id))
+                return httpx.Response(200, json={"result": "accepted", "detail": "recorded"})
             return httpx.Response(200, json=_body(path.rsplit("/", 1)[-1], own))
     return httpx.Response(404, json={})
 
@@ -100,7 +107,7 @@ def transport() -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         service = {"18081": "intake", "18082": "eligibility", "18083": "payments"}[str(request.url.port)]
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        return _answer(service, request.url.path, KEYS.get(token))
+        return _answer(service, request.url.path, KEYS.get(token), request.method)
 
     return httpx.MockTransport(handle)
 
@@ -115,9 +122,19 @@ async def replay(decision_id: str, book: str) -> ReplayResult:
 
 
 async def kept() -> list[dict[str, Any]]:
-    return [{"service": "payments", "group": "payments", "source": "flexledger.eligibility.decisions.v1[0]@7",
+    return [{"id": LETTER, "service": "payments", "group": "payments",
+             "source": "flexledger.eligibility.decisions.v1[0]@7",
              "reason": "not a DecisionV1: amount_fen missing", "kept_at": "2026-12-03T21:00:00+00:00",
-             "body_bytes": 120, "body_sha256": "0123456789abcdef"}]
+             "body_bytes": 120, "body_sha256": "0123456789abcdef", "taken_in": False,
+             "redrives": [{"result": "refused", "by": "operator k-operator",
+                           "at": "2026-12-03T22:00:00+00:00",
+                           "detail": "not a DecisionV1: amount_fen missing"}]},
+            {"id": "0b4f3a1e-5d2c-5e6f-9a8b-7c6d5e4f3a2b", "service": "eligibility", "group": "eligibility",
+             "source": "flexledger.intake.facts.v1[1]@9", "reason": "flexledger_mac does not match",
+             "kept_at": "2026-12-03T20:00:00+00:00", "body_bytes": 90, "body_sha256": "fedcba9876543210",
+             "taken_in": True,
+             "redrives": [{"result": "accepted", "by": "operator k-operator",
+                           "at": "2026-12-03T23:00:00+00:00", "detail": "processed: 1 decisions"}]}]
 
 
 UNMASKED: list[tuple[str, str, str]] = []  # (key id, page, book) of every recorded unmasked view

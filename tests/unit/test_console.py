@@ -9,7 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flexledger.console.i18n import LABELS, value, yuan
-from tests.unit.console_world import KEYS, TRACE_PREFIX, UNMASKED, WORKER_A, WORKER_B, console_app
+from tests.unit.console_world import (
+    KEYS,
+    LETTER,
+    REDRIVEN,
+    TRACE_PREFIX,
+    UNMASKED,
+    WORKER_A,
+    WORKER_B,
+    console_app,
+)
 
 PAGES = ("/", "/subject", "/payments", "/dead-letters", "/decision/dec-1")
 
@@ -158,6 +167,33 @@ def test_dead_letters_page_shows_them_by_topic_and_reason() -> None:
     page = logged_in("flk_operator").get("/dead-letters").text
     assert "facts" in page and "schema" in page
     assert "flexledger.eligibility.decisions.v1[0]@7" in page and "amount_fen missing" in page
+
+
+def test_an_operator_re_drives_a_dead_letter_with_the_csrf_token_and_sees_its_history() -> None:
+    client = logged_in("flk_operator")
+    page = client.get("/dead-letters").text
+    action = f"/dead-letters/payments/{LETTER}/redrive"
+    assert page.count('class="redrive"') == 1 and action in page  # not for the one taken in already
+    assert "仍被拒绝" in page and "已接收" in page and "operator k-operator" in page
+    REDRIVEN.clear()
+    assert client.post(action, data={"csrf": "wrong"}).status_code == 403
+    assert REDRIVEN == []
+    answer = client.post(action, data={"csrf": csrf(client, "/dead-letters")}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/dead-letters?book=main")
+    assert [("payments", f"/v1/dead-letters/{LETTER}/redrive", "k-operator")] == REDRIVEN
+
+
+def test_an_auditor_sees_no_re_drive_button_and_may_not_post_one() -> None:
+    client = logged_in("flk_auditor")
+    page = client.get("/dead-letters").text
+    assert "/redrive" not in page and "仍被拒绝" in page  # the history, not the button
+    REDRIVEN.clear()
+    token = csrf(client, "/dead-letters")
+    assert client.post(f"/dead-letters/payments/{LETTER}/redrive", data={"csrf": token}).status_code == 403
+    assert client.post(f"/dead-letters/intake/{LETTER}/redrive", data={"csrf": token}).status_code == 403
+    assert REDRIVEN == []
+    finance = logged_in("flk_finance")  # not even the page
+    assert finance.post(f"/dead-letters/payments/{LETTER}/redrive", data={"csrf": "x"}).status_code == 403
 
 
 def test_logout_ends_the_session() -> None:

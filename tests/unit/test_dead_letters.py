@@ -142,3 +142,46 @@ def test_intakes_cut_bodies_keep_their_original_length() -> None:
     message = intake_dead_letter(event)
     assert message is not None and isinstance(message.body, DeadLetterV1)
     assert message.body.body_bytes == 70_000 and message.body.body_sha256 == hashlib.sha256(kept).hexdigest()
+
+
+# ---- re-drive (services.runtime.redrive) ------------------------------------------------------------
+
+
+def test_a_kept_record_comes_back_byte_for_byte_and_is_checked_again() -> None:
+    from services.runtime.consuming import tagged_record_checker
+    from services.runtime.message_auth import tag_header
+
+    key = b"k" * 32
+    value = b'{"not": "a fact"}'
+    letter = DeadLetter.keep("eligibility", _record(value, [tag_header(key, FACTS.name, value),
+                                                            ("empty", None)]), "not a FactMessageV1")
+    record = letter.kept_record()
+    assert (record.topic, record.partition, record.offset, record.value) == (FACTS.name, 3, 41, value)
+    assert record.headers[1] == ("empty", b"")
+    check = tagged_record_checker(DeadLetterV1, key)  # any strict model: the tag is checked first
+    assert "not a DeadLetterV1" in str(check(record))
+    assert "does not match" in str(tagged_record_checker(DeadLetterV1, b"o" * 32)(record))
+
+
+def test_a_dead_letter_is_taken_in_once_and_every_attempt_is_recorded() -> None:
+    from services.runtime.dead_letters import AlreadyRedriven
+
+    letter = DeadLetter.keep("payments", _record(b"{}", []), "no flexledger_mac header")
+    letter.redriven("operator k1", "refused", "no flexledger_mac header")
+    assert not letter.accepted
+    letter.redriven("operator k1", "accepted", "recorded")
+    assert letter.accepted and [r.result for r in letter.redrives] == ["refused", "accepted"]
+    with pytest.raises(AlreadyRedriven):
+        letter.redriven("operator k2", "accepted", "recorded")
+    events = letter.collect_events()
+    assert [type(e).__name__ for e in events] == ["Kept", "Redriven", "Redriven"]
+    assert to_dead_letter("payments", events[1]) is None  # a re-drive is not published as a dead letter
+
+
+def test_a_dead_letter_kept_before_headers_were_kept_has_none() -> None:
+    letter = DeadLetter.keep("payments", _record(b"{}", []), "reason")
+    kept = letter.collect_events()[0]
+    del kept.__dict__["headers"]  # as an event stored before the field existed decodes
+    assert kept.headers is None
+    rebuilt = kept.mutate(None)
+    assert isinstance(rebuilt, DeadLetter) and rebuilt.kept_record().headers == ()

@@ -23,6 +23,7 @@ from services.eligibility.adapters import projection
 from services.eligibility.adapters.store import Store
 from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, UNRECORDED, AccessGate, Caller, guard
 from services.runtime.http_bounds import BODY_REFUSALS, RequestBounds, install_refusal_handlers
+from services.runtime.redrive import DeadLetterRedrive, add_redrive_route
 from services.runtime.service import SERVING
 from services.runtime.telemetry import TracingMiddleware
 
@@ -32,7 +33,9 @@ MAX_SEQ = 2**63 - 1  # intake's seq is a PostgreSQL bigint
 
 def create_http(
     store: Store, service_health: Callable[[], dict[str, Any]], tracer: trace.Tracer, gate: AccessGate,
+    redrive: DeadLetterRedrive | None = None,
 ) -> FastAPI:
+    """`redrive` None only to describe the API."""
     http = FastAPI(title="flexledger eligibility", version="1", responses=BODY_REFUSALS)
 
     @http.get("/health", responses={503: {"description": "starting or down"}})
@@ -60,6 +63,7 @@ def create_http(
         """`last_seq`: every fact of the book up to this intake seq is decided and readable."""
         return {"book": book, "last_seq": await projection.progress(store.pool, book)}
 
+    add_redrive_route(http, redrive)  # operators: a dead-lettered fact taken in again after a fix
     install_refusal_handlers(http)
     http.add_middleware(RequestBounds)
     guard(http, gate)  # outside the bounds: a caller without a key is refused before its body is read

@@ -21,13 +21,15 @@ from services.eligibility.adapters import metrics
 from services.eligibility.adapters.store import Store
 from services.eligibility.application import BatchItem, FactOutcome
 from services.runtime.batch_spans import ConsumedBatch
-from services.runtime.consuming import DeadLetters, strict_batch_decoder
+from services.runtime.consuming import DeadLetters, strict_batch_decoder, tagged_record_checker
 from services.runtime.dead_letters import dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.publishing import BookTopics
+from services.runtime.redrive import Taker, Witness
 from services.runtime.settings import Settings
+from services.runtime.telemetry import current_carrier, trace_id_hex
 
 GROUP = "eligibility"
 
@@ -116,3 +118,15 @@ class FactsHandler:
         metrics.count_batch([record for record, _ in batch], results)
         if any(outcome is FactOutcome.PROCESSED for outcome, _ in results):
             self.wake_followers()
+
+
+def fact_taker(store: Store, mac_key: bytes) -> Taker:
+    """How the subscriber's dead-lettered facts are re-driven (services.runtime.redrive): its decoder's
+    checks (tagged by intake, a FactMessageV1), then `EligibilityApplication.redrive_fact`, in the
+    re-drive request's trace."""
+
+    def take(message: Any, record: Any, witness: Witness) -> None:
+        assert isinstance(message, FactMessageV1)
+        store.app.redrive_fact(message, trace_id_hex(), current_carrier(), witness)
+
+    return Taker(tagged_record_checker(FactMessageV1, mac_key), take)

@@ -67,6 +67,7 @@ from services.runtime.access.gate import (
     refused,
 )
 from services.runtime.http_bounds import BODY_REFUSALS, Refusal, RequestBounds, install_refusal_handlers
+from services.runtime.redrive import DeadLetterRedrive, add_redrive_route
 from services.runtime.service import SERVING
 from services.runtime.telemetry import (
     ASGIApp,
@@ -110,10 +111,11 @@ BOOK_PATH = Path(pattern=BOOK_PATTERN, description="'main' or a sandbox book")
 
 def create_http(
     stores: PaymentsStores, tracer: trace.Tracer, changed: Callable[[], None],
-    health_report: Callable[[], dict[str, Any]], gate: AccessGate,
+    health_report: Callable[[], dict[str, Any]], gate: AccessGate, redrive: DeadLetterRedrive | None = None,
 ) -> FastAPI:
     """The API over `stores`; `changed` after a command recorded something (wakes the relays and the
-    batching loop); `health_report` is the service's state; `gate` who may call what."""
+    batching loop); `health_report` is the service's state; `gate` who may call what; `redrive` the
+    operators' dead-letter re-drive (None only to describe the API)."""
     http = FastAPI(title="flexledger payments", version="1", responses=BODY_REFUSALS)
 
     @http.get("/health", responses={503: {"description": "starting or down"}})
@@ -123,6 +125,7 @@ def create_http(
 
     http.include_router(_commands(stores, changed), responses=GUARDED_RESPONSES)
     http.include_router(_reads(stores, gate), responses=GUARDED_RESPONSES)
+    add_redrive_route(http, redrive)
     install_refusal_handlers(http)
     http.add_middleware(RequestBounds)
     http.add_middleware(MaskBeneficiaryPath)

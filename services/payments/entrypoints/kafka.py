@@ -22,6 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 from opentelemetry import trace
+from pydantic import BaseModel
 
 from contracts.decisions import MONEY_KINDS, DecisionV1
 from contracts.messages import DisbursementInstructionV1, OrderEventV1, PaymentOrderV1, SettlementV1
@@ -43,14 +44,17 @@ from services.runtime.consuming import (
     DeadLetters,
     PoisonMessage,
     consuming,
+    model_of,
     strict_batch_decoder,
     strict_decoder,
+    tagged_record_checker,
 )
-from services.runtime.dead_letters import dead_letter_publisher
+from services.runtime.dead_letters import Witness, dead_letter_publisher
 from services.runtime.eventstore import kafka_tracking
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.publishing import BookTopics
+from services.runtime.redrive import Taker
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier, trace_id_hex
 
@@ -155,15 +159,19 @@ def settlement_decoder(
         body = await decode(msg)
         record = msg.raw_message
         assert not isinstance(record, tuple), "batch consumption is not used"
-        expected = topic_for(SETTLEMENTS, body["book"], production_books).name
-        if record.topic != expected:
-            reason = f"a settlement of book {body['book']} belongs on {expected}, not on {record.topic}"
+        reason = settlement_topic_problem(body["book"], record.topic, production_books)
+        if reason is not None:
             if dead_letters is not None:
                 await dead_letters.keep(record, reason)
             raise PoisonMessage(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
         return body
 
     return decode_on_its_topic
+
+
+def settlement_topic_problem(book: str, topic: str, production_books: frozenset[str]) -> str | None:
+    expected = topic_for(SETTLEMENTS, book, production_books).name
+    return None if topic == expected else f"a settlement of book {book} belongs on {expected}, not on {topic}"
 
 
 # Something was recorded: publish it (wake the relays), and it may make a batch due (wake the loop).
@@ -234,6 +242,37 @@ class KafkaConsumers:
             span.set_attribute("flexledger.result", outcome.value)
         if outcome in CHANGES:
             self.changed()
+
+
+def decision_taker(stores: PaymentsStores, decisions_mac_key: bytes) -> Taker:
+    """How the decisions subscriber's dead letters are re-driven (services.runtime.redrive): its
+    decoder's checks (tagged by eligibility, a DecisionV1), then `PaymentsApplication.redrive_decision`,
+    in the re-drive request's trace."""
+
+    def take(decision: Any, record: Any, witness: Witness) -> None:
+        assert isinstance(decision, DecisionV1)
+        at = recorded_at(decision, record)
+        stores.app.redrive_decision(decision, at, trace_id_hex(), current_carrier(), witness)
+
+    return Taker(tagged_record_checker(DecisionV1, decisions_mac_key), take)
+
+
+def settlement_taker(stores: PaymentsStores, production_books: frozenset[str]) -> Taker:
+    """How the settlements subscriber's dead letters are re-driven: its decoder's checks (a SettlementV1,
+    on its book's topic), then `PaymentsApplication.record_settlement` with the re-drive's witness
+    instead of a Kafka position; each entry's result is still applied once."""
+
+    def check(record: Any) -> BaseModel | str:
+        body = model_of(SettlementV1, record.value)
+        if isinstance(body, SettlementV1):
+            return settlement_topic_problem(body.book, record.topic, production_books) or body
+        return body
+
+    def take(settlement: Any, record: Any, witness: Witness) -> None:
+        assert isinstance(settlement, SettlementV1)
+        stores.app.record_settlement(settlement, None, trace_id_hex(), current_carrier(), witness=witness)
+
+    return Taker(check, take)
 
 
 def recorded_at(body: DecisionV1, record: Any) -> datetime:

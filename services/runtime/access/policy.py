@@ -48,6 +48,8 @@ _SUBMITTERS: dict[Role, View] = {"platform": "own", **dict.fromkeys(AGENCIES, "a
 _MONEY: dict[Role, View] = {"finance": "all", "operator": "all"}
 _BOOKS: dict[Role, View] = {"finance": "all", "auditor": "all", "operator": "all"}
 _FIGURES: dict[Role, View] = {**_BOOKS, "statistics": "all"}  # no personal data: totals, accounts
+_OPERATOR: dict[Role, View] = {"operator": "all"}
+REDRIVE = "/v1/dead-letters/{dead_letter_id}/redrive"  # services/runtime/redrive.py
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("intake", "POST", "/v1/facts", _SUBMITTERS),
@@ -57,6 +59,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              {"platform": "own", "auditor": "all", "operator": "all", "statistics": "pseudonymised"},
              personal=True),
     Endpoint("eligibility", "GET", "/v1/books/{book}/progress", _every()),
+    Endpoint("eligibility", "POST", REDRIVE, _OPERATOR),
     Endpoint("payments", "POST", "/v1/books/{book}/appropriations", _MONEY),
     Endpoint("payments", "POST", "/v1/books/{book}/repayments", _MONEY),
     Endpoint("payments", "GET", "/v1/books/{book}/totals", _FIGURES),
@@ -69,6 +72,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              {**_BOOKS, "statistics": "pseudonymised"}, personal=True),
     Endpoint("payments", "GET", "/v1/books/{book}/progress", _FIGURES),
     Endpoint("payments", "GET", "/v1/books/{book}/reconciliation", _BOOKS),  # identity numbers masked
+    Endpoint("payments", "POST", REDRIVE, _OPERATOR),
 )
 
 _BY_ROUTE = {(e.service, e.method, e.path): e for e in ENDPOINTS}
