@@ -164,13 +164,15 @@ def data_dir(node: Node) -> Path:
 
 def cluster_id(settings: Settings) -> str:
     """The cluster id of this state dir's Kafka (one per layout): 16 random bytes, URL-safe base64
-    without padding."""
+    without padding, never starting with "-"."""
     home = nodes(settings)[0].home if brokers(settings) == 1 else kafka_dir(settings) / "cluster"
     home.mkdir(parents=True, exist_ok=True)
     path = home / "cluster.id"
     if path.is_file():
         return path.read_text().strip()
-    value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    value = "-"
+    while value.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading "-" reads as an option
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     path.write_text(value + "\n")
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,12 @@ def test_the_cluster_has_its_own_id_beside_the_single_node(tmp_path: Path) -> No
 def test_a_cluster_size_out_of_range_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DevstackError):
         kafka.use_brokers(_settings(tmp_path), 0)
+
+
+def test_a_cluster_id_never_starts_with_a_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage tool reads `-t -…` as an option; one id in 64 would start so if drawn freely."""
+    dashed = uuid.UUID(bytes=b"\xf8" + bytes(15))  # URL-safe base64 "-A…"
+    drawn = iter([dashed, uuid.UUID(int=1)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    value = kafka.cluster_id(_settings(tmp_path))
+    assert not value.startswith("-") and len(value) == 22
