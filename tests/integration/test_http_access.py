@@ -269,6 +269,23 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
     assert entries.status_code == 403
 
 
+async def test_the_subject_filter_keeps_the_platform_policy_and_known_as_of_looks_back(world: World) -> None:
+    decisions = f"/v1/books/{world.book}/decisions"
+    auditor, platform = world.tokens["auditor"], world.tokens["platform"]
+    everything = (await _get(world, "eligibility", decisions, auditor)).json()["decisions"]
+    about_w2 = (await _get(world, "eligibility", f"{decisions}?subject={W2}", auditor)).json()["decisions"]
+    assert about_w2 and about_w2 == [d for d in everything if W2 in (d.get("subject"), d.get("beneficiary"))]
+    assert (await _get(world, "eligibility", f"{decisions}?subject={W2}", platform)).json()["decisions"] == []
+    paid_to_e1 = (await _get(world, "eligibility", f"{decisions}?subject={E1}", platform)).json()["decisions"]
+    assert paid_to_e1 and all(E1 in (d["subject"], d["beneficiary"]) for d in paid_to_e1)
+    for bad in ("w2", "1" * 19, "%00"):
+        assert (await _get(world, "eligibility", f"{decisions}?subject={bad}", auditor)).status_code == 422
+    before = await _get(world, "eligibility", f"{decisions}?known_as_of=2000-01-01T00:00:00Z", auditor)
+    assert before.json()["decisions"] == []
+    later = await _get(world, "eligibility", f"{decisions}?known_as_of=2999-01-01T00:00:00", auditor)
+    assert later.json()["decisions"] == everything
+
+
 async def test_openapi_declares_the_key_on_every_endpoint_but_health(world: World) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         for service in ("intake", "eligibility", "payments"):
