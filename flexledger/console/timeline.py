@@ -19,7 +19,7 @@ from contracts.facts import FactShapeError, parse_fact
 from contracts.identifiers import mask_identifiers
 from flexledger.audit.history import parse_time
 from services.eligibility.domain.fact_text import fact_text
-from services.eligibility.domain.ruleset import rule_set
+from services.eligibility.domain.ruleset import CURRENT, rule_set
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ def _says(raw: Any) -> tuple[str, str, str]:
 
 
 def law_in_force(rule_set_ids: Iterable[str], day: str) -> list[dict[str, Any]]:
-    """Each named rule set's parameters as in force on `day`: value, unit, since when, legal source.
-    A rule set this build does not know is listed with no parameters."""
+    """Each named rule set's parameters (none named: the current rule set's) as in force on `day`:
+    value, unit, since when, legal source. A rule set this build does not know is listed without."""
     rows: list[dict[str, Any]] = []
-    for rule_set_id in sorted(set(rule_set_ids)):
+    for rule_set_id in sorted(set(rule_set_ids) or {CURRENT.id}):
         try:
             params = rule_set(rule_set_id).params
         except LookupError:

@@ -270,3 +270,11 @@ def test_service_urls_default_to_the_local_ports_and_follow_the_setting() -> Non
     with pytest.raises(ValueError):
         service_urls(Settings(console_service_urls="bank=http://x"))
     assert trace_url_prefix(Settings()) == "http://127.0.0.1:19411/zipkin/traces/"
+
+
+def test_the_law_in_force_is_the_current_rule_sets_when_no_decision_names_one() -> None:
+    from flexledger.console.timeline import law_in_force
+
+    wage = {row["name"]: row for row in law_in_force([], "2022-01-01")}["min_wage_monthly_fen"]
+    assert (wage["value"], wage["since"]) == (228_000, "2021-08-01")
+    assert law_in_force(["no-such/9"], "2022-01-01") == [{"rule_set": "no-such/9", "name": None}]
