@@ -273,11 +273,12 @@ async def test_the_subject_filter_keeps_the_platform_policy_and_known_as_of_look
     decisions = f"/v1/books/{world.book}/decisions"
     auditor, platform = world.tokens["auditor"], world.tokens["platform"]
     everything = (await _get(world, "eligibility", decisions, auditor)).json()["decisions"]
-    about_w2 = (await _get(world, "eligibility", f"{decisions}?subject={W2}", auditor)).json()["decisions"]
-    assert about_w2 and about_w2 == [d for d in everything if W2 in (d.get("subject"), d.get("beneficiary"))]
-    assert (await _get(world, "eligibility", f"{decisions}?subject={W2}", platform)).json()["decisions"] == []
-    paid_to_e1 = (await _get(world, "eligibility", f"{decisions}?subject={E1}", platform)).json()["decisions"]
-    assert paid_to_e1 and all(E1 in (d["subject"], d["beneficiary"]) for d in paid_to_e1)
+    about_w1 = (await _get(world, "eligibility", f"{decisions}?subject={W1}", auditor)).json()["decisions"]
+    assert about_w1 and about_w1 == [d for d in everything if W1 in (d.get("subject"), d.get("beneficiary"))]
+    own = (await _get(world, "eligibility", f"{decisions}?subject={W1}", platform)).json()["decisions"]
+    assert own and all(d in about_w1 for d in own)
+    theirs = await _get(world, "eligibility", f"{decisions}?subject={W1}", world.other_platform)
+    assert theirs.json()["decisions"] == []  # the platform policy still applies
     for bad in ("w2", "1" * 19, "%00"):
         assert (await _get(world, "eligibility", f"{decisions}?subject={bad}", auditor)).status_code == 422
     before = await _get(world, "eligibility", f"{decisions}?known_as_of=2000-01-01T00:00:00Z", auditor)
