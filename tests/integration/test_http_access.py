@@ -269,7 +269,9 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
     assert entries.status_code == 403
 
 
-async def test_the_subject_filter_keeps_the_platform_policy_and_known_as_of_looks_back(world: World) -> None:
+async def test_subject_and_decision_filters_keep_the_platform_policy_and_known_as_of_looks_back(
+    world: World,
+) -> None:
     decisions = f"/v1/books/{world.book}/decisions"
     auditor, platform = world.tokens["auditor"], world.tokens["platform"]
     everything = (await _get(world, "eligibility", decisions, auditor)).json()["decisions"]
@@ -281,6 +283,12 @@ async def test_the_subject_filter_keeps_the_platform_policy_and_known_as_of_look
     assert theirs.json()["decisions"] == []  # the platform policy still applies
     for bad in ("w2", "1" * 19, "%00"):
         assert (await _get(world, "eligibility", f"{decisions}?subject={bad}", auditor)).status_code == 422
+    first = about_w1[0]["decision_id"]
+    one = await _get(world, "eligibility", f"{decisions}?decision_id={first}", auditor)
+    assert one.json()["decisions"] == about_w1[:1]
+    not_theirs = await _get(world, "eligibility", f"{decisions}?decision_id={first}", world.other_platform)
+    assert not_theirs.json()["decisions"] == []
+    assert (await _get(world, "eligibility", f"{decisions}?decision_id=a%20b", auditor)).status_code == 422
     before = await _get(world, "eligibility", f"{decisions}?known_as_of=2000-01-01T00:00:00Z", auditor)
     assert before.json()["decisions"] == []
     later = await _get(world, "eligibility", f"{decisions}?known_as_of=2999-01-01T00:00:00", auditor)

@@ -88,11 +88,11 @@ def _recorded_at(decision: dict[str, Any]) -> datetime:
 
 
 def _body(what: str, own: str | None, query: dict[str, str]) -> dict[str, Any]:
-    if what == "decisions":  # filtered as eligibility does: policy, `subject`, `known_as_of`
-        subject, known = query.get("subject"), query.get("known_as_of")
+    if what == "decisions":  # filtered as eligibility does: policy, `subject`, `decision_id`, `known_as_of`
+        subject, known, wanted = query.get("subject"), query.get("known_as_of"), query.get("decision_id")
         return {"book": BOOK, "decisions": [
             d for d in DECISIONS if own in (None, d["enterprise"])
-            and subject in (None, d["subject"], d["beneficiary"])
+            and subject in (None, d["subject"], d["beneficiary"]) and wanted in (None, d["decision_id"])
             and (known is None or _recorded_at(d) <= datetime.fromisoformat(known))]}
     if what == "orders":
         return {"book": BOOK, "orders": [o for o in ORDERS if own in (None, o["beneficiary"])]}

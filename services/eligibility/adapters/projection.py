@@ -172,10 +172,11 @@ AND (d.enterprise = $4 OR d.beneficiary = $4 OR d.subject = $4
 
 async def decisions(
     pool: asyncpg.Pool, book: str, after_seq: int = 0, limit: int = 10_000, *, enterprise: str | None = None,
-    subject: str | None = None, known_as_of: datetime | None = None,
+    subject: str | None = None, decision_id: str | None = None, known_as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """A page of the book's decisions; with `enterprise`, only that platform's (`_OWN`); with `subject`,
-    only those about it or paid to it; with `known_as_of`, only those recorded at or before then."""
+    only those about it or paid to it; with `decision_id`, only that one; with `known_as_of`, only
+    those recorded at or before then."""
     where = "WHERE d.book = $1 AND d.seq > $2"
     arguments: list[Any] = [book, after_seq, limit]
     if enterprise is not None:
@@ -184,6 +185,9 @@ async def decisions(
     if subject is not None:
         arguments.append(subject)
         where += f" AND (d.subject = ${len(arguments)} OR d.beneficiary = ${len(arguments)})"
+    if decision_id is not None:
+        arguments.append(decision_id)
+        where += f" AND d.decision_id = ${len(arguments)}"
     if known_as_of is not None:
         arguments.append(known_as_of)
         where += f" AND d.recorded_at <= ${len(arguments)}"

@@ -30,6 +30,7 @@ from services.runtime.telemetry import TracingMiddleware
 MAX_DECISIONS_PER_PAGE = 10_000
 MAX_SEQ = 2**63 - 1  # intake's seq is a PostgreSQL bigint
 SUBJECT_PATTERN = r"^[0-9A-Z]{18}$"  # an identity number or a credit code: 18 digits or capitals
+DECISION_ID_PATTERN = r"^[0-9A-Za-z-]{1,64}$"  # a UUID (services.eligibility.domain.decision.decision_id)
 
 
 def create_http(
@@ -50,6 +51,7 @@ def create_http(
         subject: str | None = Query(None, pattern=SUBJECT_PATTERN, description=(
             "only the decisions about this worker or enterprise or paid to it (identity number or "
             "unified social credit code)")),
+        decision_id: str | None = Query(None, pattern=DECISION_ID_PATTERN, description="only this decision"),
         known_as_of: Annotated[datetime | None, Query(description=(
             "only the decisions recorded at or before this time (ISO 8601): what was known then"))] = None,
         who: Caller = CALLER,
@@ -57,7 +59,8 @@ def create_http(
         """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them. A platform
         sees only the decisions about its enterprise and the workers it reported."""
         found = await projection.decisions(store.pool, book, after_seq, limit, enterprise=who.enterprise,
-                                           subject=subject, known_as_of=_aware(known_as_of))
+                                           subject=subject, decision_id=decision_id,
+                                           known_as_of=_aware(known_as_of))
         body = {"book": book, "decisions": found, "truncated": len(found) >= limit}
         return await gate.answer(who, book, body, len(found))
 
