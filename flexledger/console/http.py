@@ -33,6 +33,7 @@ from services.runtime.access.principals import Principal
 log = logging.getLogger(__name__)
 ROWS_SHOWN_MAX = 500
 DECISION_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # as eligibility's `decision_id` filter accepts them
+IDENTIFIER = re.compile(r"[0-9A-Z]{18}")  # an identity number or a credit code, as eligibility's `subject`
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ async def _decisions(api: ServicesApi, session: Session, book: str, subject: str
     if known_as_of is not None:
         params["known_as_of"] = known_as_of.isoformat()
     if subject is not None and pages.sees_identities(session.principal):
+        if not IDENTIFIER.fullmatch(subject):
+            return []
         params["subject"] = subject
     found: list[dict[str, Any]] = checked(await api.get(
         "eligibility", f"/v1/books/{book}/decisions", session.api_key, params or None)).get("decisions", [])

@@ -84,6 +84,7 @@ def test_a_platform_cannot_open_another_platforms_worker() -> None:
     assert own.status_code == 303 and WORKER_A not in own.headers["location"]
     assert client.get(own.headers["location"]).status_code == 200
     assert client.post("/subject", data={"csrf": token, "id": WORKER_B}).status_code == 404
+    assert client.post("/subject", data={"csrf": token, "id": "not a number"}).status_code == 404
     assert client.post("/subject", data={"id": WORKER_A}).status_code == 403  # no CSRF token
     assert client.get("/decision/dec-3").status_code == 404
     assert client.get("/subject", params={"from": "dec-3"}).status_code == 404
