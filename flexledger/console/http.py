@@ -334,9 +334,8 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
         if principal.role == "platform" and timeline.names_another_enterprise(bundle, principal.enterprise):
             raise Refused(403, "the bundle holds another enterprise's facts about this worker")
         await unmasked(request, session, adapters.record_unmasked, "evidence", book, bundle)
-        name = re.sub(r"[^0-9A-Za-z_-]", "_", decision_id)
         return Response(bundle_text(bundle), media_type="application/json", headers={
-            "Content-Disposition": f'attachment; filename="evidence-{name}.json"',
+            "Content-Disposition": f'attachment; filename="evidence-{decision_id}.json"',  # DECISION_ID's
             "Cache-Control": "no-store"})
 
     async def _decision_view(request: Request, session: Session, book: str, decision: dict[str, Any],

@@ -27,7 +27,8 @@ class Proof:
 
 
 class EvidenceRefused(Exception):
-    """No bundle: `status` and why (not in the ledger 404, not yet covered 409, in clear not allowed 403)."""
+    """No bundle: `status` and why (in clear not allowed 403, not in the ledger 404, not yet covered 409,
+    the ledger unreadable 503)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -70,6 +71,8 @@ class LedgerReader:
         return await asyncio.to_thread(run)
 
     async def evidence(self, decision_id: str, book: str, identities: bool) -> dict[str, Any]:
+        import psycopg
+
         from flexledger.audit.evidence import NotAllowed, build, decisions_of
         from flexledger.audit.proofs import NoTreeHead
         from services.runtime.keys import signing_key
@@ -85,6 +88,8 @@ class LedgerReader:
                 raise EvidenceRefused(409, "not yet covered by a signed checkpoint") from None
             except LookupError:
                 raise EvidenceRefused(404, "not in the ledger yet") from None
+            except psycopg.Error:
+                raise EvidenceRefused(503, "the ledger cannot be read; retry") from None
 
         return await asyncio.to_thread(run)
 
