@@ -39,7 +39,9 @@ def main(book: str = "main", rounds: int = 20, key: str = "") -> None:
         paths = [f"/?book={book}", f"/payments?book={book}", f"/dead-letters?book={book}"]
         granted = next((d["decision_id"] for d in decisions if d.get("kind") == "grant"), None)
         if granted:
-            paths += [f"/decision/{granted}?book={book}", f"/subject?book={book}&from={granted}"]
+            paths += [f"/decision/{granted}?book={book}", f"/subject?book={book}&from={granted}",
+                      f"/subject?book={book}&from={granted}&known_as_of=2023-06-30&law_as_of=2022-01-01",
+                      f"/decision/{granted}/evidence?book={book}"]  # the evidence download, not a page
         typer.echo(f"{'page':60} {'median ms':>10} {'max ms':>10}  < {BUDGET_MS:.0f} ms")
         for path in paths:
             client.get(path)  # warm-up

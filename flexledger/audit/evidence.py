@@ -83,6 +83,11 @@ def build(
     return assemble(located, head, leaves, seed=seed, identities=identities)
 
 
+def bundle_text(bundle: dict[str, Any]) -> str:
+    """The bundle as its file holds it (`audit evidence --out`, the console's download)."""
+    return json.dumps(bundle, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
 def assemble(
     located: list[Located], head: dict[str, Any], leaves: Leaves, *, seed: str, identities: bool
 ) -> dict[str, Any]:

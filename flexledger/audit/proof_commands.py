@@ -7,7 +7,6 @@ run (no such decision, no tree head covering it yet, unreadable ledger).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,7 +57,7 @@ def prove_command(
 ) -> None:
     """The inclusion proof of a decision's stored event in a signed tree head; exit 1 unless it verifies."""
     from flexledger.audit.lookup import Ambiguous, resolve_decision
-    from flexledger.audit.proofs import NoTreeHead, choose, inclusion, read_leaves
+    from flexledger.audit.proofs import NoTreeHead, prove
     from flexledger.audit.replay import locate
 
     settings = Settings.from_env()
@@ -68,12 +67,8 @@ def prove_command(
         if located is None:
             raise _fail(f"decision {decision_id} is not in the ledger", Exit.NOT_FOUND)
         decision_id = full_id or decision_id
-        notification_id = located.row.notification_id
-        heads = [h for h in _heads(settings, checkpoints, public_key)
-                 if int(h["up_to_notification_id"]) >= notification_id]
-        head = choose(heads, tree_size)
-        leaves = read_leaves(settings, int(head["up_to_notification_id"]), int(head["event_count"]))
-        proof = inclusion(leaves, notification_id, head)
+        heads = _heads(settings, checkpoints, public_key)
+        proof = prove(settings, located.row.notification_id, heads, tree_size)
     except Ambiguous as exc:
         raise _fail(str(exc)) from exc
     except NoTreeHead as exc:
@@ -83,7 +78,7 @@ def prove_command(
     if as_json:
         print_json({"decision_id": decision_id, **proof})
     else:
-        e = proof["entry"]
+        e, head = proof["entry"], proof["tree_head"]
         print(f"decision {decision_id}: stored at notification {e['notification_id']} (stream "
               f"{e['originator_id']} version {e['originator_version']}), leaf {proof['leaf_index']}")
         print(f"  leaf hash {proof['leaf_hash']}")
@@ -146,7 +141,7 @@ def evidence_command(
     """Write one evidence bundle: decisions, explanations, facts, replay, chain links, the covering
     signed tree head with inclusion proofs and the public key. Check it with
     `python flexledger/audit/standalone_verify.py FILE`."""
-    from flexledger.audit.evidence import NotAllowed, build, decisions_of
+    from flexledger.audit.evidence import NotAllowed, build, bundle_text, decisions_of
     from flexledger.audit.standalone_verify import check_bundle
     from services.runtime.keys import signing_key
 
@@ -163,7 +158,7 @@ def evidence_command(
         raise _fail(str(exc), Exit.NOT_FOUND) from exc
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", Exit.UNREACHABLE) from exc
-    out.write_text(json.dumps(bundle, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    out.write_text(bundle_text(bundle), encoding="utf-8")
     failures = check_bundle(bundle)
     summary = {
         "out": str(out),

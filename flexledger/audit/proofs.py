@@ -138,6 +138,16 @@ def inclusion(leaves: Leaves, notification_id: int, head: dict[str, Any]) -> dic
     }
 
 
+def prove(
+    settings: Settings, notification_id: int, heads: list[dict[str, Any]], tree_size: int | None = None
+) -> dict[str, Any]:
+    """`inclusion` of stored event `notification_id` in the tree head of `tree_size` among the valid
+    `heads` (default: the latest); NoTreeHead when none of them covers it."""
+    head = choose([h for h in heads if int(h["up_to_notification_id"]) >= notification_id], tree_size)
+    leaves = read_leaves(settings, int(head["up_to_notification_id"]), int(head["event_count"]))
+    return inclusion(leaves, notification_id, head)
+
+
 def consistency(leaves: Leaves, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The consistency proof from tree head `old` to `new`, and whether it verifies (`verified`)."""
     old_size, new_size = int(old["event_count"]), int(new["event_count"])

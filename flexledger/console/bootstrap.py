@@ -1,5 +1,6 @@
 """The console's composition root: the key ring (to log users in), the services' HTTP APIs, the audit
-replay; wired into the pages and returned as a process `services.runtime.process.main` can run."""
+replay, proofs and evidence; wired into the pages and returned as a process
+`services.runtime.process.main` can run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 
 from flexledger.console.http import Adapters, ConsoleConfig, ReplayResult, create_http
+from flexledger.console.ledger import LedgerReader
 from flexledger.console.services_api import SERVICE_NAMES, ServiceName, ServicesApi
 from services.runtime.access.audit import MAX_SUBJECTS_PER_READ, read_audit_key
 from services.runtime.access.key_ring import KeyRingFollower
@@ -110,6 +112,6 @@ def bootstrap(settings: Settings, tracer_provider: trace.TracerProvider | None =
     console = Console(settings, tracer_provider, api)
     config = ConsoleConfig(default_book="main", trace_url_prefix=trace_url_prefix(settings))
     adapters = Adapters(api, console.authenticate, console.replay, console.kept_dead_letters,
-                        console.record_unmasked)
+                        console.record_unmasked, LedgerReader(settings))
     console.http = create_http(adapters, config)
     return console

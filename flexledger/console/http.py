@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from contracts.messages import valid_book
-from flexledger.console import pages
+from flexledger.audit.evidence import bundle_text
+from flexledger.console import pages, timeline
+from flexledger.console.ledger import EvidenceRefused, LedgerReads, Proof
 from flexledger.console.login import Authenticate, login_routes
 from flexledger.console.rendering import Refused, form_of, page_session, render
 from flexledger.console.services_api import SERVICE_NAMES, Answer, ServiceName, ServicesApi
@@ -30,11 +34,11 @@ from services.runtime.access.principals import Principal
 log = logging.getLogger(__name__)
 ROWS_SHOWN_MAX = 500
 REDRIVABLE: tuple[ServiceName, ...] = ("eligibility", "payments")  # the services with the re-drive command
+DECISION_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # as eligibility's `decision_id` filter accepts them
+IDENTIFIER = re.compile(r"[0-9A-Z]{18}")  # an identity number or a credit code, as eligibility's `subject`
 
 
 @dataclass(frozen=True)
-
-
 class ReplayResult:
     """`flexledger audit replay` of one decision: reproduced (None: not found), what it says, and the
     fact the decision rests on as the event store holds it."""
@@ -63,6 +67,7 @@ class Adapters:
     replay: Replay
     kept: KeptDeadLetters
     record_unmasked: RecordUnmasked
+    ledger: LedgerReads  # proofs, evidence bundles and a subject's facts, read from the ledger itself
 
 
 @dataclass(frozen=True)
@@ -224,10 +229,20 @@ def _progress_figure(answer: Answer) -> str:
 
 # ---- subject and decision ---------------------------------------------------------------------------
 
-async def _decisions(api: ServicesApi, session: Session, book: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = checked(
-        await api.get("eligibility", f"/v1/books/{book}/decisions", session.api_key)).get("decisions", [])
-    return found
+async def _decisions(api: ServicesApi, session: Session, book: str, subject: str | None = None,
+                     known_as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """The decisions the user's key may read; about `subject` (asked of eligibility unless the key
+    sees pseudonyms only: then filtered here) and recorded by `known_as_of` when given."""
+    params: dict[str, Any] = {}
+    if known_as_of is not None:
+        params["known_as_of"] = known_as_of.isoformat()
+    if subject is not None and pages.sees_identities(session.principal):
+        if not IDENTIFIER.fullmatch(subject):
+            return []
+        params["subject"] = subject
+    found: list[dict[str, Any]] = checked(await api.get(
+        "eligibility", f"/v1/books/{book}/decisions", session.api_key, params or None)).get("decisions", [])
+    return pages.of_subject(found, subject) if subject is not None else found
 
 
 async def _orders(api: ServicesApi, session: Session, book: str) -> list[dict[str, Any]]:
@@ -240,10 +255,15 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
     api = adapters.api
 
     async def find(session: Session, book: str, decision_id: str) -> dict[str, Any]:
-        for decision in await _decisions(api, session, book):
+        """The decision, if the user's key may read it (eligibility asked for that one only)."""
+        if not DECISION_ID.fullmatch(decision_id):
+            raise Refused(404, "")
+        answer = checked(await api.get("eligibility", f"/v1/books/{book}/decisions", session.api_key,
+                                       {"decision_id": decision_id}))
+        for decision in answer.get("decisions", []):
             if decision.get("decision_id") == decision_id:
-                return decision
-        raise Refused(404, decision_id)
+                return dict(decision)
+        raise Refused(404, "")
 
     @http.get("/subject")
     async def subject(request: Request) -> Response:
@@ -257,19 +277,39 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
         who = str(decision.get("subject") or decision.get("beneficiary") or "")
         if not who:
             raise Refused(404, "")
-        decisions = pages.of_subject(await _decisions(api, session, book), who)
-        if not decisions:
-            raise Refused(404, "")
-        as_of = request.query_params.get("as_of") or None
-        shown = pages.as_of(decisions, as_of)
-        orders = pages.of_subject(await _orders(api, session, book), who)
-        clear = await unmasked(request, session, adapters.record_unmasked, "subject", book, [shown, orders])
+        query = request.query_params
+        try:
+            when = timeline.as_of(query.get("known_as_of"), query.get("law_as_of"))
+        except ValueError:
+            raise Refused(400, "not a time") from None
+        decisions, orders, facts = await asyncio.gather(
+            _decisions(api, session, book, who, when.known), _orders(api, session, book),
+            _facts(session, book, who, when.known))
+        shown = pages.as_of(decisions, when.law[:7] if when.law else None)
+        orders = pages.of_subject(orders, who)
+        if when.known is not None or when.law is not None:  # the orders of the decisions shown (states now)
+            orders = [o for o in orders if o.get("decision_id") in {d.get("decision_id") for d in shown}]
+        clear = await unmasked(request, session, adapters.record_unmasked, "subject", book,
+                               [shown, orders, facts])
         open_, closed = pages.money_lines([pages.masked(o, clear) for o in orders])
         return render(request, "subject.html", session, {
             "book": book, "who": who if clear else pages.masked({"subject": who}, False)["subject"],
             "decisions": [pages.masked(d, clear) for d in shown],
-            "open_orders": open_, "closed_orders": closed, "as_of": as_of or "", "clear": clear,
+            "facts": timeline.fact_rows(facts, clear) if facts is not None else None,
+            "law": timeline.law_in_force((str(d.get("rule_set")) for d in decisions), when.law_day),
+            "law_day": when.law_day, "open_orders": open_, "closed_orders": closed, "clear": clear,
+            "known_as_of": query.get("known_as_of") or "", "law_as_of": when.law or "",
             "from_decision": from_decision})
+
+    async def _facts(session: Session, book: str, who: str,
+                     known: datetime | None) -> list[dict[str, Any]] | None:
+        """The subject's facts as the ledger knew them, those the user may read; None for a role that
+        sees pseudonyms only (the ledger's streams are keyed by the identity number)."""
+        principal = session.principal
+        if not pages.sees_identities(principal):
+            return None
+        states = await adapters.ledger.facts(who, book, known)
+        return timeline.own_facts(states, principal.enterprise) if principal.role == "platform" else states
 
     @http.post("/subject")
     async def find_subject(request: Request) -> Response:
@@ -283,7 +323,7 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
         if not valid_book(book):
             raise Refused(400, "not a book name")
         who = form.get("id", "").strip()
-        decisions = pages.of_subject(await _decisions(api, session, book), who) if who else []
+        decisions = await _decisions(api, session, book, who) if who else []
         if not decisions:
             raise Refused(404, "")
         decision_id = str(decisions[0].get("decision_id"))
@@ -308,6 +348,26 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
         replayed = await adapters.replay(decision_id, book)
         return await _decision_view(request, session, book, decision, replayed)
 
+    @http.get("/decision/{decision_id}/evidence")
+    async def evidence(request: Request, decision_id: str) -> Response:
+        """The decision's evidence bundle as `flexledger audit evidence` writes it, as a download:
+        identity numbers masked unless an auditor asks (recorded first, as every view in clear)."""
+        session = page_session(request, sessions, "decision")
+        book = book_of(request, config)
+        await find(session, book, decision_id)  # the user's key decides which decisions exist
+        principal = session.principal
+        in_clear = request.query_params.get("unmask") == "1" and pages.may_unmask(principal)
+        try:
+            bundle = await adapters.ledger.evidence(decision_id, book, in_clear)
+        except EvidenceRefused as exc:
+            raise Refused(exc.status, exc.reason) from None
+        if principal.role == "platform" and timeline.names_another_enterprise(bundle, principal.enterprise):
+            raise Refused(403, "the bundle holds another enterprise's facts about this worker")
+        await unmasked(request, session, adapters.record_unmasked, "evidence", book, bundle)
+        return Response(bundle_text(bundle), media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="evidence-{decision_id}.json"',  # DECISION_ID's
+            "Cache-Control": "no-store"})
+
     async def _decision_view(request: Request, session: Session, book: str, decision: dict[str, Any],
                              replayed: ReplayResult | None) -> Response:
         fact = replayed.fact if replayed is not None and replayed.fact is not None else None
@@ -317,4 +377,13 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
             "book": book, "d": pages.masked(decision, clear), "clear": clear, "replayed": replayed,
             "fact": pages.masked_fact(fact, clear) if fact is not None else None,
             "may_replay": pages.may_open(session.principal, "replay"),
+            "proof": await _proof(str(decision.get("decision_id")), book),
             "trace_url": f"{config.trace_url_prefix}{trace_id}" if trace_id else None})
+
+    async def _proof(decision_id: str, book: str) -> Proof | None:
+        """The decision's inclusion proof; None when the ledger cannot be read (the page still shows)."""
+        try:
+            return await adapters.ledger.proof(decision_id, book)
+        except Exception:
+            log.exception("reading the inclusion proof failed")
+            return None

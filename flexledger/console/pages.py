@@ -37,6 +37,12 @@ def may_unmask(principal: Principal) -> bool:
     return principal.role in UNMASKING_ROLES
 
 
+def sees_identities(principal: Principal) -> bool:
+    """Whether the services answer this role with identity numbers (masked on the page), not with
+    keyed pseudonyms (statistics)."""
+    return principal.role != "statistics"
+
+
 def masked(row: dict[str, Any], unmasked: bool) -> dict[str, Any]:
     """`row` with identity numbers masked in its identity fields and free text, unless `unmasked`."""
     if unmasked:

@@ -1,12 +1,16 @@
 """The web console in a real browser: Debian's chromium (never a downloaded browser), driven by
 Playwright, against the console served by uvicorn over the demo world of faked services
 (tests/unit/console_world.py, answering with the real access policy). Each role logs in and opens each
-page; what is refused is refused; the language switches; a decision links to its trace. Every page's
-screenshot is saved under `SCREENSHOTS` (the test artifacts)."""
+page; what is refused is refused; the language switches; the as-of picker changes what the subject page
+shows; a decision shows its inclusion proof, links to its trace, and its evidence bundle downloads and
+verifies with the standalone verifier. Every page's screenshot is saved under `SCREENSHOTS` (the test
+artifacts)."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +20,13 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.unit import evidence_world
 from tests.unit.console_world import LETTER, REDRIVEN, TRACE_PREFIX, WORKER_A, WORKER_B, console_app
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (scripts/setup.sh)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console"
 TIMEOUT_MS = 60_000
+STANDALONE_VERIFY = Path(__file__).resolve().parents[2] / "flexledger" / "audit" / "standalone_verify.py"
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +82,31 @@ def test_auditor_opens_every_page_replays_and_follows_a_decision_to_its_trace(
     text = page.inner_text("main")
     assert "社保补贴 第1月" in text and WORKER_A not in text and "1,234.56 元" in text
     _shot(page, "subject")
+    assert "fact-9" in page.inner_text("#facts") and "/decision/dec-2" in page.content()
+    page.fill("#known_as_of", "2026-02-15T12:00")  # the as-of picker: what the ledger knew then
+    page.fill("#law_as_of", "2022-03-15")  # and the law in force then
+    page.click("#as-of-submit")
+    facts = page.inner_text("#facts")
+    assert "fact-1" in facts and "fact-2" not in facts and "/decision/dec-2" not in page.content()
+    assert "2,280.00 元" in page.inner_text("#law") and "2026-02-15T12:00" in page.inner_text("#as-of-shown")
+    _shot(page, "subject-as-of")
+    page.goto(f"{console_url}/subject?from=dec-1")
     page.click("#unmask")
     assert WORKER_A in page.inner_text("main")
     page.click("#decisions a >> nth=0")
     assert page.get_attribute("#trace-link", "href") == f"{TRACE_PREFIX}{1:032x}"
+    assert page.inner_text("#included").strip() == "是" and page.locator("#audit-path li").count() >= 1
     page.click("#replay")
     assert "已复现: 是" in page.inner_text("#replayed").replace("：", ":")
     _shot(page, "decision")
+    with page.expect_download() as download:
+        page.click("#evidence")
+    bundle = SCREENSHOTS / "evidence-dec-1.json"
+    download.value.save_as(bundle)
+    verified = subprocess.run([sys.executable, "-I", str(STANDALONE_VERIFY), str(bundle)],
+                              capture_output=True, text=True, check=False)
+    assert verified.returncode == 0 and "valid" in verified.stdout, verified.stdout + verified.stderr
+    assert evidence_world.SUBJECT not in bundle.read_text(encoding="utf-8")  # masked
     for path, name in (("/payments", "payments"), ("/dead-letters", "dead-letters")):
         page.goto(f"{console_url}{path}")
         _shot(page, name)
@@ -105,6 +129,7 @@ def test_a_platform_sees_its_own_workers_only(browser: Browser, console_url: str
     page.fill("#id", WORKER_A)
     page.click("form[action='/subject'] button >> nth=0")
     assert "社保补贴" in page.inner_text("#decisions")
+    assert "fact-1" in page.inner_text("#facts") and "fact-9" not in page.inner_text("#facts")  # B's report
     _shot(page, "subject-platform")
     page.goto(f"{console_url}/subject")
     page.fill("#id", WORKER_B)

@@ -1,14 +1,19 @@
 """The console as `flexledger dev up` runs it: its own process (`python -m flexledger.console`) in front
 of the three services as processes, on vector 01's facts. The operator's key logs in (the key ring as
 the services read it); the pages show the real services' answers; a decision replays ('reproduced:
-yes') and links to its trace; an unknown key is refused. Driven by Debian's chromium."""
+yes'), links to its trace, shows its inclusion proof and downloads an evidence bundle the standalone
+verifier accepts; the subject page shows the facts and looks back; an unknown key is refused. Driven by
+Debian's chromium."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -24,16 +29,19 @@ pytestmark = pytest.mark.e2e
 VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "01-employment-service-difficulty.yaml"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "console-stack"
+STANDALONE_VERIFY = Path(__file__).resolve().parents[2] / "flexledger" / "audit" / "standalone_verify.py"
 TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
 def stack(infra: Settings) -> Iterator[tuple[Settings, str]]:
-    """The three services and the console as processes, and a fresh book with vector 01's decisions."""
+    """The three services (a checkpoint every second) and the console as processes, and a fresh book
+    with vector 01's decisions."""
     from flexledger import devstack
     from flexledger.devstack import console
     from flexledger.submit import operator_key
 
+    infra = replace(infra, checkpoint_interval_s=1)
     for name in devstack.SERVICES:
         devstack.start_service(name, infra, timeout=TIMEOUT_S)
     console.start_console(infra)
@@ -107,6 +115,41 @@ def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple
                 page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_a_decision_is_proven_and_its_evidence_bundle_downloads_and_verifies(
+    stack: tuple[Settings, str], tmp_path: Path,
+) -> None:
+    from flexledger.devstack.console import console_url
+    from flexledger.submit import operator_key
+
+    settings, book = stack
+    decisions = httpx.get(f"http://127.0.0.1:{settings.eligibility_port}/v1/books/{book}/decisions",
+                          headers={"Authorization": f"Bearer {operator_key(settings)}"}).json()["decisions"]
+    grant = next(d for d in decisions if d["kind"] == "grant")
+    with httpx.Client(base_url=console_url(settings), timeout=30, follow_redirects=True) as client:
+        log_in(client, operator_key(settings))
+        where, path = {"book": book}, f"/decision/{grant['decision_id']}"
+        deadline = time.monotonic() + TIMEOUT_S
+        while 'id="included"' not in (page := client.get(path, params=where).text):
+            assert time.monotonic() < deadline, "no signed checkpoint covers the decision"
+            time.sleep(1)
+        assert re.search(r'id="included"><strong>是', page) and 'id="audit-path"' in page
+        answer = client.get(f"{path}/evidence", params=where)
+        assert answer.status_code == 200 and "attachment" in answer.headers["content-disposition"]
+        assert grant["subject"] not in answer.text  # masked for the operator
+        bundle = tmp_path / "evidence.json"
+        bundle.write_bytes(answer.content)
+        verified = subprocess.run([sys.executable, "-I", str(STANDALONE_VERIFY), str(bundle)],
+                                  capture_output=True, text=True, check=False)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+        fact_cell = f'<td>{grant["after"]} <span class="note">'  # the fact's row in the timeline
+        subject = client.get("/subject", params={**where, "from": grant["decision_id"]}).text
+        assert fact_cell in subject and grant["subject"] not in subject
+        before = client.get("/subject", params={**where, "from": grant["decision_id"],
+                                                "known_as_of": "2000-01-01T00:00"}).text
+        assert 'href="/decision/' not in before and fact_cell not in before  # nothing known then
 
 
 def test_page_times_are_printed(stack: tuple[Settings, str], capsys: pytest.CaptureFixture[str]) -> None:

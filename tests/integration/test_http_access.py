@@ -287,6 +287,32 @@ async def test_a_platform_sees_its_own_decisions_orders_and_balance_only(world: 
     assert entries.status_code == 403
 
 
+async def test_subject_and_decision_filters_keep_the_platform_policy_and_known_as_of_looks_back(
+    world: World,
+) -> None:
+    decisions = f"/v1/books/{world.book}/decisions"
+    auditor, platform = world.tokens["auditor"], world.tokens["platform"]
+    everything = (await _get(world, "eligibility", decisions, auditor)).json()["decisions"]
+    about_w1 = (await _get(world, "eligibility", f"{decisions}?subject={W1}", auditor)).json()["decisions"]
+    assert about_w1 and about_w1 == [d for d in everything if W1 in (d.get("subject"), d.get("beneficiary"))]
+    own = (await _get(world, "eligibility", f"{decisions}?subject={W1}", platform)).json()["decisions"]
+    assert own and all(d in about_w1 for d in own)
+    theirs = await _get(world, "eligibility", f"{decisions}?subject={W1}", world.other_platform)
+    assert theirs.json()["decisions"] == []  # the platform policy still applies
+    for bad in ("w2", "1" * 19, "%00"):
+        assert (await _get(world, "eligibility", f"{decisions}?subject={bad}", auditor)).status_code == 422
+    first = about_w1[0]["decision_id"]
+    one = await _get(world, "eligibility", f"{decisions}?decision_id={first}", auditor)
+    assert one.json()["decisions"] == about_w1[:1]
+    not_theirs = await _get(world, "eligibility", f"{decisions}?decision_id={first}", world.other_platform)
+    assert not_theirs.json()["decisions"] == []
+    assert (await _get(world, "eligibility", f"{decisions}?decision_id=a%20b", auditor)).status_code == 422
+    before = await _get(world, "eligibility", f"{decisions}?known_as_of=2000-01-01T00:00:00Z", auditor)
+    assert before.json()["decisions"] == []
+    later = await _get(world, "eligibility", f"{decisions}?known_as_of=2999-01-01T00:00:00", auditor)
+    assert later.json()["decisions"] == everything
+
+
 async def test_openapi_declares_the_key_on_every_endpoint_but_health(world: World) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         for service in ("intake", "eligibility", "payments"):

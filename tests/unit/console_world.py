@@ -4,20 +4,23 @@ console is tested against the same 401/403 decisions the services make."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
 from starlette.routing import compile_path
 
 from flexledger.console.http import Adapters, ConsoleConfig, ReplayResult, create_http
+from flexledger.console.ledger import EvidenceRefused, Proof
 from flexledger.console.services_api import ServicesApi
 from services.runtime.access.policy import ENDPOINTS, refusal
 from services.runtime.access.principals import Principal
+from tests.unit import evidence_world
 
 BOOK = "main"
 ACME = "91320213MA1XY0001L"  # platform A's enterprise
 OTHER = "91320213MA1XY0002P"  # platform B's enterprise
-WORKER_A = "320211199001011019"  # works through A
+WORKER_A = "320211199001011015"  # works through A
 WORKER_B = "320211199202022028"  # works through B
 KEYS: dict[str, Principal] = {
     "flk_auditor": Principal("auditor", "k-auditor"),
@@ -32,7 +35,7 @@ TRACE_PREFIX = "http://trace.viewer/zipkin/traces/"
 def _decision(n: int, worker: str, enterprise: str, kind: str = "grant") -> dict[str, Any]:
     return {"after": f"fact-{n}", "kind": kind, "program": "social_insurance", "beneficiary": worker,
             "subject": worker, "ref": None, "month": f"2026-0{n}", "amount_fen": 123_456 * n,
-            "rule_set": "wuxi-2021-26@1", "decision_id": f"dec-{n}", "trace_id": f"{n:032x}",
+            "rule_set": "wuxi-2021-26/1", "decision_id": f"dec-{n}", "trace_id": f"{n:032x}",
             "explanation": {"summary": "grant", "reason_zh": f"社保补贴 第{n}月 {worker}",
                             "reason_en": f"social insurance subsidy month {n} for {worker}"},
             "enterprise": enterprise}
@@ -65,7 +68,9 @@ LETTER = "6f1c1f52-9a64-5b1e-8f0a-2a4c3c1e9b07"  # a payments dead letter not ta
 REDRIVEN: list[tuple[str, str, str]] = []  # (service, path, key id) of every re-drive a service was asked
 
 
-def _answer(service: str, path: str, principal: Principal | None, method: str = "GET") -> httpx.Response:
+def _answer(
+    service: str, path: str, principal: Principal | None, query: dict[str, str], method: str = "GET"
+) -> httpx.Response:
     if path == "/health":
         return httpx.Response(200, json={"status": "serving", "reasons": []})
     if path == "/metrics":
@@ -84,13 +89,22 @@ def _answer(service: str, path: str, principal: Principal | None, method: str = 
             if method == "POST":  # a dead letter's re-drive
                 REDRIVEN.append((service, path, principal.key_id))
                 return httpx.Response(200, json={"result": "accepted", "detail": "recorded"})
-            return httpx.Response(200, json=_body(path.rsplit("/", 1)[-1], own))
+            return httpx.Response(200, json=_body(path.rsplit("/", 1)[-1], own, query))
     return httpx.Response(404, json={})
 
 
-def _body(what: str, own: str | None) -> dict[str, Any]:
-    if what == "decisions":
-        return {"book": BOOK, "decisions": [d for d in DECISIONS if own in (None, d["enterprise"])]}
+def _recorded_at(decision: dict[str, Any]) -> datetime:
+    """Decision n was recorded on the first of month n + 1 (with its fact: FACTS below)."""
+    return datetime.fromisoformat(f"2026-0{int(decision['decision_id'][4:]) + 1}-01T10:00:00+00:00")
+
+
+def _body(what: str, own: str | None, query: dict[str, str]) -> dict[str, Any]:
+    if what == "decisions":  # filtered as eligibility does: policy, `subject`, `decision_id`, `known_as_of`
+        subject, known, wanted = query.get("subject"), query.get("known_as_of"), query.get("decision_id")
+        return {"book": BOOK, "decisions": [
+            d for d in DECISIONS if own in (None, d["enterprise"])
+            and subject in (None, d["subject"], d["beneficiary"]) and wanted in (None, d["decision_id"])
+            and (known is None or _recorded_at(d) <= datetime.fromisoformat(known))]}
     if what == "orders":
         return {"book": BOOK, "orders": [o for o in ORDERS if own in (None, o["beneficiary"])]}
     if what == "totals":
@@ -107,7 +121,7 @@ def transport() -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         service = {"18081": "intake", "18082": "eligibility", "18083": "payments"}[str(request.url.port)]
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        return _answer(service, request.url.path, KEYS.get(token), request.method)
+        return _answer(service, request.url.path, KEYS.get(token), dict(request.url.params), request.method)
 
     return httpx.MockTransport(handle)
 
@@ -118,7 +132,7 @@ async def authenticate(authorization: str) -> Principal | None:
 
 async def replay(decision_id: str, book: str) -> ReplayResult:
     fact = {"type": "monthly_report", "worker": WORKER_A, "enterprise": ACME, "income_fen": 300_000}
-    return ReplayResult(True, "rule set wuxi-2021-26@1", fact)
+    return ReplayResult(True, "rule set wuxi-2021-26/1", fact)
 
 
 async def kept() -> list[dict[str, Any]]:
@@ -144,9 +158,47 @@ async def record_unmasked(principal: Principal, page: str, book: str, shown: Any
     UNMASKED.append((principal.key_id, page, book))
 
 
+# The subject's own stream as the ledger recorded it: A's report, a contribution (no enterprise) and
+# B's report about the same worker (hidden from platform A, as eligibility hides B's decisions).
+FACTS = [
+    {"seq": 1, "fact_id": "fact-1", "outcome": "accepted", "recorded_at": "2026-02-01T10:00:00+00:00",
+     "fact": {"id": "fact-1", "type": "monthly_report", "at": "2026-02-01T09:00:00+08:00", "worker": WORKER_A,
+              "enterprise": ACME, "month": "2026-01", "income_fen": 300_000, "hours": 160,
+              "district": "320211"}},
+    {"seq": 2, "fact_id": "fact-2", "outcome": "accepted", "recorded_at": "2026-03-01T10:00:00+00:00",
+     "fact": {"id": "fact-2", "type": "contribution_paid", "at": "2026-03-01T09:00:00+08:00",
+              "worker": WORKER_A, "month": "2026-02", "amount_fen": 90_000}},
+    {"seq": 3, "fact_id": "fact-9", "outcome": "accepted", "recorded_at": "2026-03-02T10:00:00+00:00",
+     "fact": {"id": "fact-9", "type": "monthly_report", "at": "2026-03-02T09:00:00+08:00", "worker": WORKER_A,
+              "enterprise": OTHER, "month": "2026-02", "income_fen": 410_000, "hours": 170,
+              "district": "320211"}},
+]
+# Which of vector 05's decisions (tests/unit/evidence_world.py) stands in for each decision: dec-1's
+# stream names only ACME, dec-2's also another enterprise; dec-3 is not covered by a checkpoint yet.
+IN_LEDGER = {"dec-1": "f4", "dec-2": "f5"}
+
+
+class Ledger:
+    """The ledger reads (flexledger/console/ledger.py) over evidence_world's signed ledger."""
+
+    async def proof(self, decision_id: str, book: str) -> Proof:
+        after = IN_LEDGER.get(decision_id)
+        return Proof(True, evidence_world.proof(after) if after else None)
+
+    async def evidence(self, decision_id: str, book: str, identities: bool) -> dict[str, Any]:
+        after = IN_LEDGER.get(decision_id)
+        if after is None:
+            raise EvidenceRefused(409, "not yet covered by a signed checkpoint")
+        return evidence_world.bundle(after, identities)
+
+    async def facts(self, subject: str, book: str, known_as_of: datetime | None) -> list[dict[str, Any]]:
+        return [f for f in FACTS if f["fact"]["worker"] == subject and (
+            known_as_of is None or datetime.fromisoformat(str(f["recorded_at"])) <= known_as_of)]
+
+
 def console_app() -> Any:
     urls = {"intake": "http://127.0.0.1:18081", "eligibility": "http://127.0.0.1:18082",
             "payments": "http://127.0.0.1:18083"}
     api = ServicesApi(httpx.AsyncClient(transport=transport()), urls)  # type: ignore[arg-type]
-    adapters = Adapters(api, authenticate, replay, kept, record_unmasked)
+    adapters = Adapters(api, authenticate, replay, kept, record_unmasked, Ledger())
     return create_http(adapters, ConsoleConfig(BOOK, TRACE_PREFIX))

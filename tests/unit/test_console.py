@@ -3,12 +3,16 @@ cookie, what each role sees and is refused, masking, CSRF, language, money forma
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from fastapi.testclient import TestClient
 
+from flexledger.audit import standalone_verify as standalone
+from flexledger.audit.evidence import bundle_text
 from flexledger.console.i18n import LABELS, value, yuan
+from tests.unit import evidence_world
 from tests.unit.console_world import (
     KEYS,
     LETTER,
@@ -89,6 +93,7 @@ def test_a_platform_cannot_open_another_platforms_worker() -> None:
     assert own.status_code == 303 and WORKER_A not in own.headers["location"]
     assert client.get(own.headers["location"]).status_code == 200
     assert client.post("/subject", data={"csrf": token, "id": WORKER_B}).status_code == 404
+    assert client.post("/subject", data={"csrf": token, "id": "not a number"}).status_code == 404
     assert client.post("/subject", data={"id": WORKER_A}).status_code == 403  # no CSRF token
     assert client.get("/decision/dec-3").status_code == 404
     assert client.get("/subject", params={"from": "dec-3"}).status_code == 404
@@ -97,7 +102,7 @@ def test_a_platform_cannot_open_another_platforms_worker() -> None:
 def test_identity_numbers_are_masked_unless_an_auditor_asks(caplog: pytest.LogCaptureFixture) -> None:
     operator = logged_in("flk_operator")
     page = operator.get("/subject", params={"from": "dec-1", "unmask": "1"}).text
-    assert WORKER_A not in page and "3202**********1019" in page
+    assert WORKER_A not in page and "3202**********1015" in page
     auditor = logged_in("flk_auditor")
     assert WORKER_A not in auditor.get("/subject", params={"from": "dec-1"}).text
     UNMASKED.clear()
@@ -114,9 +119,93 @@ def test_subject_timeline_shows_decisions_with_both_explanations_and_money_lines
     assert page.count('href="/decision/dec-') == 2  # dec-3 is another worker's
 
 
-def test_as_of_keeps_the_decisions_up_to_that_month() -> None:
-    page = logged_in("flk_auditor").get("/subject", params={"from": "dec-1", "as_of": "2026-01"}).text
+def test_law_as_of_keeps_the_decisions_up_to_that_month_and_shows_the_law_in_force_then() -> None:
+    client = logged_in("flk_auditor")
+    page = client.get("/subject", params={"from": "dec-1", "law_as_of": "2026-01"}).text
     assert "/decision/dec-1" in page and "/decision/dec-2" not in page
+    assert "2026-01-01" in page and "min_wage_monthly_fen" in page and "2,490.00 元" in page  # since 2024
+    earlier = client.get("/subject", params={"from": "dec-1", "law_as_of": "2022-03-15"}).text
+    assert "2,280.00 元" in earlier and "2021-08-01" in earlier and "2,490.00 元" not in earlier
+    assert client.get("/subject", params={"from": "dec-1", "law_as_of": "March"}).status_code == 400
+
+
+def test_known_as_of_shows_what_the_ledger_had_recorded_then() -> None:
+    client = logged_in("flk_auditor")
+    now = client.get("/subject", params={"from": "dec-1"}).text
+    assert all(f"fact-{n}" in now for n in (1, 2, 9)) and page_links(now) == {"dec-1", "dec-2"}
+    then = client.get("/subject", params={"from": "dec-1", "known_as_of": "2026-02-15T12:00"}).text
+    assert "fact-1" in then and "fact-2" not in then and "fact-9" not in then
+    assert page_links(then) == {"dec-1"}  # dec-2 was recorded on 1 March
+    assert "o-2" not in then  # the orders of the decisions shown
+    assert client.get("/subject", params={"from": "dec-1", "known_as_of": "soon"}).status_code == 400
+
+
+def page_links(page: str) -> set[str]:
+    return set(re.findall(r'href="/decision/(dec-[0-9]+)\?', page))
+
+
+def test_subject_facts_show_their_contents_masked_and_a_platform_only_its_own() -> None:
+    page = logged_in("flk_operator").get("/subject", params={"from": "dec-1"}).text
+    assert 'id="facts"' in page and "300000" in page and "contribution_paid" in page
+    assert WORKER_A not in page and "3202**********1015" in page
+    assert "2026-01经91320213MA1XY0001L取得收入300000分" in page  # what it says, in the user's language
+    platform = logged_in("flk_platform_a").get("/subject", params={"from": "dec-1"}).text
+    assert "fact-1" in platform and "fact-2" in platform  # its report, and a fact naming no enterprise
+    assert "fact-9" not in platform and "410000" not in platform  # another platform's report
+    statistics = logged_in("flk_statistics").get("/subject", params={"from": "dec-1"}).text
+    assert 'id="facts"' not in statistics and LABELS["facts_pseudonymised"][0] in statistics
+    auditor = logged_in("flk_auditor")
+    UNMASKED.clear()
+    assert WORKER_A in auditor.get("/subject", params={"from": "dec-1", "unmask": "1"}).text
+    assert UNMASKED == [("k-auditor", "subject", "main")]
+
+
+def test_decision_page_shows_the_covering_tree_head_and_the_inclusion_proof() -> None:
+    client = logged_in("flk_platform_a")
+    page = client.get("/decision/dec-1").text
+    proof = evidence_world.proof("f4")
+    assert f'<dd id="leaf-index">{proof["leaf_index"]}</dd>' in page and proof["root_hash"] in page
+    assert all(step in page for step in proof["inclusion_proof"]) and proof["inclusion_proof"]
+    assert re.search(r'id="included"><strong>是', page) and 'id="signature-ok">是' in page
+    assert str(proof["tree_size"]) in page
+    uncovered = logged_in("flk_auditor").get("/decision/dec-3").text
+    assert 'id="proof-none"' in uncovered and LABELS["not_covered"][0] in uncovered
+
+
+def test_evidence_download_is_the_audit_bundle_masked_and_verifies() -> None:
+    answer = logged_in("flk_operator").get("/decision/dec-1/evidence", params={"unmask": "1"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+    assert answer.headers["content-disposition"] == 'attachment; filename="evidence-dec-1.json"'
+    bundle = json.loads(answer.text)
+    assert standalone.check_bundle(bundle) == [] and bundle["identity_numbers"] == "masked"
+    assert evidence_world.SUBJECT not in answer.text  # an operator may not unmask
+    assert answer.text == bundle_text(bundle)  # the file `audit evidence --out` writes
+
+
+def test_an_auditors_evidence_in_clear_is_recorded_first() -> None:
+    client = logged_in("flk_auditor")
+    UNMASKED.clear()
+    masked = client.get("/decision/dec-1/evidence")
+    assert evidence_world.SUBJECT not in masked.text and UNMASKED == []
+    clear = client.get("/decision/dec-1/evidence", params={"unmask": "1"})
+    assert evidence_world.SUBJECT in clear.text and standalone.check_bundle(clear.json()) == []
+    assert UNMASKED == [("k-auditor", "evidence", "main")]
+    assert client.get("/decision/dec-3/evidence").status_code == 409  # no checkpoint covers it yet
+
+
+def test_evidence_refusals_platform_statistics_and_others() -> None:
+    platform = logged_in("flk_platform_a")
+    own = platform.get("/decision/dec-1/evidence", params={"unmask": "1"})
+    assert own.status_code == 200 and evidence_world.SUBJECT not in own.text
+    assert platform.get("/decision/dec-3/evidence").status_code == 404  # another platform's worker
+    # dec-2's stream holds the other enterprise's training report: not a platform's to read
+    assert platform.get("/decision/dec-2/evidence").status_code == 403
+    statistics = logged_in("flk_statistics").get("/decision/dec-2/evidence", params={"unmask": "1"})
+    assert statistics.status_code == 200 and statistics.json()["identity_numbers"] == "masked"
+    assert evidence_world.SUBJECT not in statistics.text
+    assert logged_in("flk_finance").get("/decision/dec-1/evidence").status_code == 403
+    anonymous = TestClient(console_app()).get("/decision/dec-1/evidence", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
 
 
 def test_decision_page_replays_with_csrf_and_links_its_trace() -> None:
@@ -218,3 +307,11 @@ def test_service_urls_default_to_the_local_ports_and_follow_the_setting() -> Non
     with pytest.raises(ValueError):
         service_urls(Settings(console_service_urls="bank=http://x"))
     assert trace_url_prefix(Settings()) == "http://127.0.0.1:19411/zipkin/traces/"
+
+
+def test_the_law_in_force_is_the_current_rule_sets_when_no_decision_names_one() -> None:
+    from flexledger.console.timeline import law_in_force
+
+    wage = {row["name"]: row for row in law_in_force([], "2022-01-01")}["min_wage_monthly_fen"]
+    assert (wage["value"], wage["since"]) == (228_000, "2021-08-01")
+    assert law_in_force(["no-such/9"], "2022-01-01") == [{"rule_set": "no-such/9", "name": None}]

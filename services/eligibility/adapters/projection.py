@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_decisions (
 );
 CREATE INDEX IF NOT EXISTS eligibility_decisions_by_book
     ON {SCHEMA}.eligibility_decisions (book, seq, ordinal);
+-- One subject's decisions (the console's subject page: `?subject=`), by subject or beneficiary.
+CREATE INDEX IF NOT EXISTS eligibility_decisions_by_subject ON {SCHEMA}.eligibility_decisions (book, subject);
+CREATE INDEX IF NOT EXISTS eligibility_decisions_by_beneficiary
+    ON {SCHEMA}.eligibility_decisions (book, beneficiary);
 -- The enterprise the fact of a decision names (null: none), and which workers each enterprise
 -- reported (an accepted fact naming both): what a platform may read (docs/design/http-auth.md).
 ALTER TABLE {SCHEMA}.eligibility_decisions ADD COLUMN IF NOT EXISTS enterprise text;
@@ -167,13 +172,25 @@ AND (d.enterprise = $4 OR d.beneficiary = $4 OR d.subject = $4
 
 async def decisions(
     pool: asyncpg.Pool, book: str, after_seq: int = 0, limit: int = 10_000, *, enterprise: str | None = None,
+    subject: str | None = None, decision_id: str | None = None, known_as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """A page of the book's decisions; with `enterprise`, only that platform's (`_OWN`)."""
+    """A page of the book's decisions; with `enterprise`, only that platform's (`_OWN`); with `subject`,
+    only those about it or paid to it; with `decision_id`, only that one; with `known_as_of`, only
+    those recorded at or before then."""
     where = "WHERE d.book = $1 AND d.seq > $2"
     arguments: list[Any] = [book, after_seq, limit]
     if enterprise is not None:
         where += _OWN
         arguments.append(enterprise)
+    if subject is not None:
+        arguments.append(subject)
+        where += f" AND (d.subject = ${len(arguments)} OR d.beneficiary = ${len(arguments)})"
+    if decision_id is not None:
+        arguments.append(decision_id)
+        where += f" AND d.decision_id = ${len(arguments)}"
+    if known_as_of is not None:
+        arguments.append(known_as_of)
+        where += f" AND d.recorded_at <= ${len(arguments)}"
     rows = await pool.fetch(
         f"SELECT {_COLUMNS} FROM {SCHEMA}.eligibility_decisions d {where} ORDER BY d.seq, d.ordinal LIMIT $3",
         *arguments,

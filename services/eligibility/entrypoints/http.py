@@ -12,7 +12,8 @@ a refusal names the field (422) and never renders the offending input."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
@@ -29,6 +30,8 @@ from services.runtime.telemetry import TracingMiddleware
 
 MAX_DECISIONS_PER_PAGE = 10_000
 MAX_SEQ = 2**63 - 1  # intake's seq is a PostgreSQL bigint
+SUBJECT_PATTERN = r"^[0-9A-Z]{18}$"  # an identity number or a credit code: 18 digits or capitals
+DECISION_ID_PATTERN = r"^[0-9A-Za-z-]{1,64}$"  # a UUID (services.eligibility.domain.decision.decision_id)
 
 
 def create_http(
@@ -48,11 +51,19 @@ def create_http(
         book: str = Path(pattern=BOOK_PATTERN),
         after_seq: int = Query(0, ge=0, le=MAX_SEQ, description="only decisions of facts with a higher seq"),
         limit: int = Query(MAX_DECISIONS_PER_PAGE, ge=1, le=MAX_DECISIONS_PER_PAGE),
+        subject: str | None = Query(None, pattern=SUBJECT_PATTERN, description=(
+            "only the decisions about this worker or enterprise or paid to it (identity number or "
+            "unified social credit code)")),
+        decision_id: str | None = Query(None, pattern=DECISION_ID_PATTERN, description="only this decision"),
+        known_as_of: Annotated[datetime | None, Query(description=(
+            "only the decisions recorded at or before this time (ISO 8601): what was known then"))] = None,
         who: Caller = CALLER,
     ) -> JSONResponse:
         """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them. A platform
         sees only the decisions about its enterprise and the workers it reported."""
-        found = await projection.decisions(store.pool, book, after_seq, limit, enterprise=who.enterprise)
+        found = await projection.decisions(store.pool, book, after_seq, limit, enterprise=who.enterprise,
+                                           subject=subject, decision_id=decision_id,
+                                           known_as_of=_aware(known_as_of))
         body = {"book": book, "decisions": found, "truncated": len(found) >= limit}
         return await gate.answer(who, book, body, len(found))
 
@@ -69,3 +80,8 @@ def create_http(
     guard(http, gate)  # outside the bounds: a caller without a key is refused before its body is read
     http.add_middleware(TracingMiddleware, tracer=tracer)
     return http
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as `audit history --as-of` reads it)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
