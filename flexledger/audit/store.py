@@ -141,8 +141,8 @@ class EventTable:
         """Every row after notification id `after` (and up to `up_to`), in notification order, fetched a
         page at a time. `topic`: only rows of that topic. `part` = (k, n): only the rows of the streams
         in part k of n (the k-th of n equal ranges of stream ids: keyed ids are uniform), so that n
-        processes can share a table's streams. `hashed`: each row's state is the SHA-256 of the stored state, as
-        PostgreSQL computes it. Runs its own event loop: call it from synchronous code."""
+        processes can share a table's streams. `hashed`: each row's state is the SHA-256 of the stored
+        state, as PostgreSQL computes it. Runs its own event loop: call it from synchronous code."""
         conditions = ["notification_id > $1"]
         args: list[Any] = [after, READ_BATCH]
         if topic is not None:
