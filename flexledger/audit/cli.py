@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -143,21 +143,28 @@ def verify_command(
         ),
     ] = None,
     show: Annotated[int, typer.Option(help="problems to list")] = 20,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress",
+                     help="a progress bar on stderr (default: on a terminal, and not with --json)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-derive every decision, check every hash chain and checkpoint, payments against decisions and
     the database roles; print counts; exit 1 naming the first event that fails. A progress bar runs on
-    the terminal (stderr) meanwhile."""
+    stderr meanwhile (on a terminal, or with --progress)."""
     from flexledger.audit.checkpoints import load
     from flexledger.audit.verify import verify
 
     settings = _settings()
     published = load(checkpoints) if checkpoints else []
+    if progress is None:
+        progress = sys.stderr.isatty() and not as_json
     try:
         key = _public_key(settings, public_key)
-        with _progress("audit verify", _stored_events(settings)):
+        with _progress_bar("audit verify", settings, progress) as bar:
             report = verify(settings, books=frozenset(book) if book else None, public_key=key,
-                            published=published)
+                            published=published, progress=bar)
     except psycopg.Error as exc:
         raise _fail(f"cannot read the ledger: {exc}", UNREACHABLE) from exc
     if as_json:
@@ -169,36 +176,30 @@ def verify_command(
         raise typer.Exit(FAILED)
 
 
-def _stored_events(settings: Settings) -> int | None:
-    """How many events the ledger's three logs hold (what the pass reads), or None when unknown."""
+def _ledger_events(settings: Settings) -> int | None:
+    """About how many events eligibility's log holds (what the stream pass reads), None when unknown."""
     try:
         with psycopg.connect(settings.pg_dsn(), connect_timeout=10) as conn:
-            total = 0
-            for schema in ("intake", "eligibility", "payments"):
-                sql = f'SELECT coalesce(max(notification_id), 0) FROM "{schema}"."{schema}_events"'
-                total += int(conn.execute(sql).fetchone()[0])  # type: ignore[index]
-            return total
+            found = conn.execute("SELECT max(notification_id) FROM eligibility.eligibility_events").fetchone()
+            return int(found[0]) if found and found[0] is not None else None
     except psycopg.Error:
         return None
 
 
 @contextmanager
-def _progress(what: str, events: int | None) -> Iterator[None]:
-    """A progress bar on stderr while `what` runs (only on a terminal): the pass does not report its
-    position, so the bar pulses, with the elapsed time and how many stored events it is reading."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield
+def _progress_bar(what: str, settings: Settings, shown: bool) -> Iterator[Callable[[int], None] | None]:
+    """The callback that draws the pass's progress on stderr (None: not shown); the line is cleared at
+    the end."""
+    if not shown:
+        yield None
         return
-    size = f" {events:,} stored events" if events else ""
-    with Progress(SpinnerColumn(), TextColumn(f"{what}:{size}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task(what, total=None)
-        yield
-        progress.update(task, total=1, completed=1)
+    from flexledger.audit.progress import ProgressBar
+
+    bar = ProgressBar(what, _ledger_events(settings), sys.stderr)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
 
 
 def _print_verify(report: Any, book: list[str] | None, show: int) -> None:

@@ -140,9 +140,9 @@ class EventTable:
     ) -> Iterator[Row]:
         """Every row after notification id `after` (and up to `up_to`), in notification order, fetched a
         page at a time. `topic`: only rows of that topic. `part` = (k, n): only the rows of the streams
-        in part k of n (by a byte of the stream id: keyed ids are uniform), so that n processes can
-        share a table's streams. `hashed`: each row's state is the SHA-256 of the stored state, as
-        PostgreSQL computes it. Runs its own event loop: call it from synchronous code."""
+        in part k of n (the k-th of n equal ranges of stream ids: keyed ids are uniform), so that n
+        processes can share a table's streams. `hashed`: each row's state is the SHA-256 of the stored
+        state, as PostgreSQL computes it. Runs its own event loop: call it from synchronous code."""
         conditions = ["notification_id > $1"]
         args: list[Any] = [after, READ_BATCH]
         if topic is not None:
@@ -152,10 +152,9 @@ class EventTable:
             args.append(up_to)
             conditions.append(f"notification_id <= ${len(args)}")
         if part is not None:
-            args += part
-            conditions.append(f"get_byte(uuid_send(originator_id), 15) % ${len(args)} = ${len(args) - 1}")
+            conditions += _part_conditions(part, args)
         query = (
-            f"SELECT {_COLUMNS}{', sha256(state)' if hashed else ', state'} FROM {self.table} "
+            f"SELECT {_COLUMNS}{', sha256(state)' if hashed else ', state'} FROM {self.table} e "
             f"WHERE {' AND '.join(conditions)} "
             "ORDER BY notification_id LIMIT $2"
         )
@@ -169,14 +168,16 @@ class EventTable:
         """Every row, stream after stream (in stream-id order), each stream's rows in version order (the
         primary key's order): a reader holds one stream's state at a time, however many streams the
         log has. `part` as in `rows`. Runs its own event loop: call it from synchronous code."""
-        conditions = ["(originator_id, originator_version) > ($1::text::uuid, $2)"]
-        args: list[Any] = [str(uuid.UUID(int=0)), 0, READ_BATCH]
+        conditions = ["(e.originator_id, e.originator_version) > ($1::text::uuid, $2)"]
+        args: list[Any] = [str(_part_range(*part)[0] if part else uuid.UUID(int=0)), 0, READ_BATCH]
         if part is not None:
-            args += part
-            conditions.append("get_byte(uuid_send(originator_id), 15) % $5 = $4")
+            conditions += _part_conditions(part, args)
+        # Each page an index range scan of the primary key: ordered by the table's columns (a bare
+        # `originator_id` would be the selected text, which no index holds: every page then sorted the
+        # rest of the table), its part a range of ids (the planner estimates a range, not a hash).
         query = (
-            f"SELECT {_COLUMNS}, state FROM {self.table} WHERE {' AND '.join(conditions)} "
-            "ORDER BY originator_id, originator_version LIMIT $3"
+            f"SELECT {_COLUMNS}, state FROM {self.table} e WHERE {' AND '.join(conditions)} "
+            "ORDER BY e.originator_id, e.originator_version LIMIT $3"
         )
 
         def next_page(last: Row) -> None:
@@ -210,6 +211,26 @@ class EventTable:
                 (str(originator_id),),
             ).fetchall()
         return [Row(int(n), str(oid), int(v), str(t), bytes(s)) for n, oid, v, t, s in found]
+
+
+def _part_range(k: int, n: int) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The stream ids of part k of n: from the first id (inclusive) to the next part's (None: the end)."""
+    if not 0 <= k < n:
+        raise ValueError(f"no part {k} of {n}")
+    ids = 1 << 128
+    return uuid.UUID(int=k * ids // n), (uuid.UUID(int=(k + 1) * ids // n) if k + 1 < n else None)
+
+
+def _part_conditions(part: tuple[int, int], args: list[Any]) -> list[str]:
+    """The conditions (on the table's `e.originator_id`) that select part k of n, their ids added to
+    `args`."""
+    low, high = _part_range(*part)
+    args.append(str(low))
+    conditions = [f"e.originator_id >= ${len(args)}::text::uuid"]
+    if high is not None:
+        args.append(str(high))
+        conditions.append(f"e.originator_id < ${len(args)}::text::uuid")
+    return conditions
 
 
 # asyncpg's errors are raised as psycopg's, which every audit command already reports ("cannot read

@@ -262,10 +262,13 @@ def _vector_books(state: Audited) -> list[str]:
 
 
 def test_audit_verify_exits_0_on_the_untouched_ledger(audited: Audited) -> None:
-    done = _cli_process(audited, "verify", *_vector_books(audited))
+    done = _cli_process(audited, "verify", "--progress", *_vector_books(audited))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified: yes" in done.stdout
     counts = done.stdout.splitlines()[0]
+    # the progress bar, on stderr only, was driven by the pass up to every event it read
+    events = int(counts.split(" stored events")[0].rsplit(" ", 1)[1])
+    assert f"{events:,}/" in done.stderr or f"{events:,} events" in done.stderr, done.stderr
     assert " 0 checkpoints" not in counts and " 0 decisions" not in counts, counts
     # every processed fact was held to intake's record of its (book, seq)
     facts = int(counts.split(" facts in ")[0].rsplit(" ", 1)[1])

@@ -24,7 +24,7 @@ def _verify_returning(monkeypatch: pytest.MonkeyPatch, report: Report) -> None:
     import flexledger.audit.verify as verify_module
 
     monkeypatch.setattr(verify_module, "verify", lambda *args, **kwargs: report)
-    monkeypatch.setattr(audit_cli, "_stored_events", lambda settings: None)
+    monkeypatch.setattr(audit_cli, "_ledger_events", lambda settings: None)
     monkeypatch.setattr(audit_cli, "_public_key", lambda settings, given: "key")
 
 
@@ -40,6 +40,29 @@ def test_verify_prints_json_and_exits_1_on_a_problem(monkeypatch: pytest.MonkeyP
     bad = CliRunner().invoke(audit_cli.app, ["verify", "--json"])
     assert bad.exit_code == 1 and W not in bad.stdout
     assert json.loads(bad.stdout)["problems"] == ["stream of 3202**********1019: hash link broken"]
+
+
+def test_verify_draws_its_progress_on_stderr_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flexledger.audit.verify as verify_module
+
+    report = Report()
+    report.counts["events"] = 9000
+
+    def verify(*args: object, progress: object = None, **kwargs: object) -> Report:
+        if callable(progress):  # the checks call it with the events read so far
+            progress(9000)
+        return report
+
+    _verify_returning(monkeypatch, report)
+    monkeypatch.setattr(verify_module, "verify", verify)
+    monkeypatch.setattr(audit_cli, "_ledger_events", lambda settings: 9000)
+    shown = CliRunner().invoke(audit_cli.app, ["verify", "--json", "--progress"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["counts"] == {"events": 9000}  # the bar is never in the JSON
+    assert "audit verify [" in shown.stderr and "9,000/9,000 events" in shown.stderr
+    assert shown.stderr.endswith("\r")  # cleared at the end
+    quiet = CliRunner().invoke(audit_cli.app, ["verify", "--json"])  # not a terminal: no bar
+    assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
 def test_verify_checkpoint_and_public_key_print_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ problem.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,17 +44,26 @@ class _Stream:
     broken: bool = False  # an earlier event could not be read: the chain cannot be followed
 
 
-def check_streams(settings: Settings, books: Books, part: tuple[int, int] | None) -> tuple[Report, Money]:
+_REPORT_EVERY = 4096  # events between two calls of `progress`
+
+
+def check_streams(
+    settings: Settings, books: Books, part: tuple[int, int] | None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Report, Money]:
     """Steps 1-3 over the streams of one part (`part` = (k, n): every row of the streams in part k of
     n; None: every stream), stream after stream, so that one stream's rules state is held at a time:
     the pass's memory stays flat however many streams the log has (read in notification order, every
-    stream's state was held to the end). Runs in a worker process: takes and returns plain data."""
+    stream's state was held to the end). Runs in a worker process: takes and returns plain data;
+    `progress` is called with the events read so far every few thousand events, and at the end."""
     report, money = Report(), Money()
     decoder, stream_id = Decoder(settings), StreamIds(settings)
     current, stream = "", _Stream()
     counts = report.counts
     for row in EventTable(settings, "eligibility").rows_by_stream(part=part):
         counts["events"] += 1
+        if progress is not None and not counts["events"] % _REPORT_EVERY:
+            progress(counts["events"])
         if row.originator_id != current:  # the previous stream is done: its state is dropped
             current, stream = row.originator_id, _Stream()
         if row.version != stream.version + 1:
@@ -69,6 +79,8 @@ def check_streams(settings: Settings, books: Books, part: tuple[int, int] | None
         elif row.topic == PROCESSED and (books is None or state.get("book") in books):
             _processed(row, state, stream, money, report)
         # other rows: checkpoints (step 4, checkpoints.py), and events of other kinds
+    if progress is not None:
+        progress(counts["events"])
     return report, money
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,8 @@ from flexledger.audit.verify.roles import check_roles
 from services.runtime.settings import Settings
 
 PARTS = 2  # processes that share the streams (the machine this is measured on has 2 cores)
+_POLL_S = 0.25  # how often the parent passes the workers' progress on
+_read: Any = None  # in a worker: the shared counts of events each part has read (see `_reading`)
 
 
 def verify(
@@ -35,15 +38,23 @@ def verify(
     books: Books = None,
     public_key: str,
     published: list[dict[str, Any]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Every check; `published`: checkpoints as received from the topic, held to the ledger as well as
-    those the ledger recorded (deleting recorded checkpoints then hides nothing)."""
+    those the ledger recorded (deleting recorded checkpoints then hides nothing). `progress` is called,
+    from a thread of this process a few times a second, with how many of eligibility's events the
+    stream pass has read so far."""
     report = Report()
     decoder = Decoder(settings)
     fork = multiprocessing.get_context("fork")
+    read = fork.RawArray("q", PARTS)  # inherited by the forked workers, never pickled
     watermarks = read_watermarks(settings)
-    with _few_collections(), ProcessPoolExecutor(PARTS, mp_context=fork) as pool:
-        parts = [pool.submit(check_streams, settings, books, (k, PARTS)) for k in range(PARTS)]
+    with (
+        _few_collections(),
+        ProcessPoolExecutor(PARTS, mp_context=fork, initializer=_reading, initargs=(read,)) as pool,
+        _passing_on(read, progress),
+    ):
+        parts = [pool.submit(_check_part, settings, books, k) for k in range(PARTS)]
         check_checkpoints(EventTable(settings, "eligibility"), decoder, public_key, published or [], report)
         intake = read_intake(settings, decoder, books, report, watermarks)
         payments = read_payments(settings, decoder, books, report)
@@ -55,6 +66,44 @@ def verify(
     if payments is not None:
         check_payments(payments, money, report)
     return report
+
+
+def _reading(read: Any) -> None:
+    """A worker's start: where it counts the events its part has read."""
+    global _read
+    _read = read
+
+
+def _check_part(settings: Settings, books: Books, k: int) -> tuple[Report, Money]:
+    """Steps 1-3 over part k of the streams, in a worker, its progress counted in the shared array."""
+
+    def count(events: int) -> None:
+        _read[k] = events
+
+    return check_streams(settings, books, (k, PARTS), progress=count)
+
+
+@contextmanager
+def _passing_on(read: Any, progress: Callable[[int], None] | None) -> Iterator[None]:
+    """While the block runs, a thread passes the workers' summed counts on to `progress`; once more
+    at the end."""
+    if progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(_POLL_S):
+            progress(sum(read))
+
+    thread = threading.Thread(target=poll, name="verify-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        progress(sum(read))
 
 
 def _merge(report: Report, parts: list[tuple[Report, Money]]) -> Money:
