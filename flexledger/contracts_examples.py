@@ -83,7 +83,8 @@ async def capture() -> list[str]:
     for topic, message in MESSAGES.items():
         if message.ce_type is None or message.schema == "DeadLetterV1":
             continue  # agency feeds and dead letters: nothing a demo publishes
-        wanted = {"": PREFERRED.get(topic, _any), **{f".{name}": w for name, w in VARIANTS.get(topic, {}).items()}}
+        variants = {f".{name}": which for name, which in VARIANTS.get(topic, {}).items()}
+        wanted = {"": PREFERRED.get(topic, _any), **variants}
         for suffix, which in wanted.items():
             found = await _first(client, topic, which)
             if found is None:

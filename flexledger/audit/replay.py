@@ -30,7 +30,7 @@ from flexledger.audit.store import (
     masked,
     stream_id,
 )
-from services.eligibility.domain.decision import Decision, decision_id
+from services.eligibility.domain.decision import decision_id
 from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import RuleSet, rule_set
 from services.runtime.settings import Settings
@@ -279,8 +279,8 @@ def render(located: Located, result: Replayed, lang: str = "en") -> list[str]:
         again = result.decision_derived
         earlier = earlier_formats(located.event["decisions"], result.derived)
         if WORDING in earlier:
-            lines.append("  the explanation was worded by an earlier version; today it reads: "
-                         + (reason(again["explanation"], lang) if again and again.get("explanation") else "-"))
+            today = reason(again["explanation"], lang) if again and again.get("explanation") else "-"
+            lines.append(f"  the explanation was worded by an earlier version; today it reads: {today}")
         if WITHOUT_REVERSES in earlier and again and again.get("reverses") is not None:
             lines.append("  recorded before decisions named what they reverse; today it reverses: "
                          + (", ".join(again["reverses"]) or "-"))
