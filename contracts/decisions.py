@@ -85,6 +85,12 @@ class DecisionV1(BaseModel):
     amount_fen: int = Field(0, ge=0)
     reason: str | None = None
     explanation: Explanation | None = None
+    reverses: list[str] | None = Field(
+        None,
+        description="what a clawback or a revocation takes back: the decision_ids (sorted) of the grants of "
+                    "its money line, or of the decision that granted the flag (extension, statistic, "
+                    "recognition). Absent on other kinds, and on those recorded before the field existed.",
+    )
     trace_id: str | None = None
     ledger_sequence: int | None = Field(None, description="position in the eligibility ledger's hash chain")
     recorded_at: AwareDatetime | None = Field(

@@ -157,12 +157,15 @@ def channel_semantics(message: Message, address: str) -> str:
 
 
 def _example(message: Message) -> list[dict[str, Any]]:
-    path = EXAMPLES_DIR / f"{message.name}.json"
-    if not path.is_file():
-        return []
-    recorded = json.loads(path.read_text(encoding="utf-8"))
-    return [{"name": recorded["name"], "summary": recorded["summary"], "headers": recorded["headers"],
-             "payload": recorded["payload"]}]
+    """`<name>.json`, then its variants `<name>.<variant>.json` (e.g. a clawback besides a grant)."""
+    paths = [EXAMPLES_DIR / f"{message.name}.json", *sorted(EXAMPLES_DIR.glob(f"{message.name}.*.json"))]
+    out = []
+    for path in paths:
+        if path.is_file():
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+            out.append({"name": recorded["name"], "summary": recorded["summary"],
+                        "headers": recorded["headers"], "payload": recorded["payload"]})
+    return out
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:

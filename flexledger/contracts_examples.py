@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,14 +22,25 @@ from contracts.topics import ALL_TOPICS
 from flexledger.asyncapi_details import EXAMPLES_DIR, MESSAGES
 from services.runtime.message_auth import MAC_HEADER
 
+Wanted = Callable[[dict[str, Any]], bool]
 # Which record of a topic shows the most (the first that matches; else the topic's first record).
-PREFERRED = {
+PREFERRED: dict[str, Wanted] = {
     "flexledger.eligibility.decisions.v1": lambda data: data.get("kind") == "grant",
     "flexledger.payments.order-events.v1": lambda data: data.get("change") == "batched",
 }
+# Further examples of a topic, each in `<message name>.<variant>.json`: variant -> which record.
+VARIANTS: dict[str, dict[str, Wanted]] = {
+    "flexledger.eligibility.decisions.v1": {"clawback": lambda data: data.get("kind") == "clawback"},
+}
 
 
-async def _first(client: dict[str, Any], topic: str, limit: int = 5000) -> tuple[Any, dict[str, Any]] | None:
+def _any(data: dict[str, Any]) -> bool:
+    return True
+
+
+async def _first(
+    client: dict[str, Any], topic: str, wanted: Wanted, limit: int = 5000
+) -> tuple[Any, dict[str, Any]] | None:
     consumer = AIOKafkaConsumer(**client, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -45,18 +57,18 @@ async def _first(client: dict[str, Any], topic: str, limit: int = 5000) -> tuple
                     seen += 1
                     data = json.loads(mask_identifiers((record.value or b"").decode()))
                     fallback = fallback or (record, data)
-                    if PREFERRED.get(topic, lambda _: True)(data):
+                    if wanted(data):
                         return record, data
         return fallback
     finally:
         await consumer.stop()
 
 
-def example(topic: str, record: Any, data: dict[str, Any]) -> dict[str, Any]:
+def example(topic: str, record: Any, data: dict[str, Any], suffix: str = "") -> dict[str, Any]:
     headers = {name: mask_identifiers(value.decode()) for name, value in record.headers
                if value is not None and name != MAC_HEADER}  # the tag is of the unmasked value
     key = mask_identifiers(record.key.decode()) if record.key else None
-    return {"name": f"{MESSAGES[topic].name}-demo",
+    return {"name": f"{MESSAGES[topic].name}{suffix.replace('.', '-')}-demo",
             "summary": f"A record of {topic} from `flexledger demo` (identity numbers masked); key {key}",
             "headers": headers, "payload": data}
 
@@ -71,13 +83,16 @@ async def capture() -> list[str]:
     for topic, message in MESSAGES.items():
         if message.ce_type is None or message.schema == "DeadLetterV1":
             continue  # agency feeds and dead letters: nothing a demo publishes
-        found = await _first(client, topic)
-        if found is None:
-            continue
-        path = EXAMPLES_DIR / f"{message.name}.json"
-        text = json.dumps(example(topic, *found), indent=2, sort_keys=True, ensure_ascii=False)
-        path.write_text(text + "\n", encoding="utf-8")
-        written.append(str(path))
+        variants = {f".{name}": which for name, which in VARIANTS.get(topic, {}).items()}
+        wanted = {"": PREFERRED.get(topic, _any), **variants}
+        for suffix, which in wanted.items():
+            found = await _first(client, topic, which)
+            if found is None:
+                continue
+            path = EXAMPLES_DIR / f"{message.name}{suffix}.json"
+            text = json.dumps(example(topic, *found, suffix), indent=2, sort_keys=True, ensure_ascii=False)
+            path.write_text(text + "\n", encoding="utf-8")
+            written.append(str(path))
     return written
 
 

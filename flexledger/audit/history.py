@@ -132,6 +132,11 @@ def describe_decision(d: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def reverses_line(d: dict[str, Any]) -> str:
+    """The decisions a clawback or revocation takes back (`reverses`), by id."""
+    return "reverses decision " + ", ".join(d.get("reverses") or [])
+
+
 def render(found: History, lang: str = "en") -> list[str]:
     """The history as text: each fact with its content (masked) and its decisions with their reasons,
     in `lang` (en or zh), then the standing per money line."""
@@ -152,6 +157,8 @@ def render(found: History, lang: str = "en") -> list[str]:
             lines.append(
                 f"      {describe_decision(d)}  [{d.get('rule_set')}, decision {d.get('decision_id')}]"
             )
+            if d.get("reverses"):
+                lines.append(f"        {reverses_line(d)}")
             explanation = d.get("explanation") or {}
             if explanation:
                 lines.append(f"        {reason(explanation, lang)}")

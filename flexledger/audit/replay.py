@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.facts import FactShapeError, parse_fact
-from flexledger.audit.history import describe_decision
+from flexledger.audit.history import describe_decision, reverses_line
 from flexledger.audit.show import fact_line, masked_json, reason
 from flexledger.audit.store import (
     PROCESSED,
@@ -30,7 +30,7 @@ from flexledger.audit.store import (
     masked,
     stream_id,
 )
-from services.eligibility.domain.decision import Decision, decision_id
+from services.eligibility.domain.decision import decision_id
 from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import RuleSet, rule_set
 from services.runtime.settings import Settings
@@ -59,16 +59,7 @@ class SubjectReplay:
                 # recorded before rejection ids included intake's seq (docs/design/audit.md)
                 decision = dataclasses.replace(decision, decision_id=legacy)
             decisions = [decision]
-        return [_as_stored(d) for d in decisions]
-
-
-_DECISION_FIELDS = tuple(f.name for f in dataclasses.fields(Decision))
-
-
-def _as_stored(decision: Decision) -> dict[str, Any]:
-    """`dataclasses.asdict` without its deep copy of the explanation (a fresh dict per decision, never
-    changed after): the same dict, at a fraction of the cost."""
-    return {name: getattr(decision, name) for name in _DECISION_FIELDS}
+        return [d.stored() for d in decisions]
 
 
 def legacy_rejection_id(book: str, after: str | None, digest: str) -> str:
@@ -85,19 +76,40 @@ def same_decisions(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) 
 
 
 def same_in_substance(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) -> bool:
-    """Equal once the explanations are set aside: the same decisions (ids, kinds, programmes, periods,
-    amounts, rule set) with the explanation worded differently. A ledger recorded before the wording
-    of explanations was improved (issue 16: the clawback's reason names the fact that ended the
-    entitlement, the triggering fact joined `fact_ids`) re-derives in substance, not byte for byte; the
-    stored bytes are still held to their hash chain, so the recorded wording cannot have been altered."""
+    """Equal once what an earlier version recorded differently is set aside (`earlier_formats`): the
+    same decisions (ids, kinds, programmes, periods, amounts, rule set). A ledger recorded before the
+    wording of explanations was improved (issue 16: the clawback's reason names the fact that ended the
+    entitlement, the triggering fact joined `fact_ids`), or before clawbacks and revocations named the
+    decisions they reverse (issue 17), re-derives in substance, not byte for byte; the stored bytes are
+    still held to their hash chain, so what was recorded cannot have been altered."""
     if same_decisions(stored, derived):
         return True
-    return canonical([_without_explanation(d) for d in stored]) == canonical(
-        [_without_explanation(d) for d in derived])
+    if len(stored) != len(derived):
+        return False
+    return canonical([_substance(s, s) for s in stored]) == canonical(
+        [_substance(d, s) for s, d in zip(stored, derived, strict=True)])
 
 
-def _without_explanation(decision: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in decision.items() if name != "explanation"}
+WORDING = "explained by an earlier wording"
+WITHOUT_REVERSES = "recorded before decisions named what they reverse"
+
+
+def earlier_formats(stored: list[dict[str, Any]], derived: list[dict[str, Any]]) -> list[str]:
+    """What `same_in_substance` set aside between these decisions (each at most once): an explanation
+    worded otherwise (`WORDING`), a `reverses` absent from the stored decision (`WITHOUT_REVERSES`)."""
+    pairs = list(zip(stored, derived, strict=False))
+    found = []
+    if any(canonical(s.get("explanation")) != canonical(d.get("explanation")) for s, d in pairs):
+        found.append(WORDING)
+    if any("reverses" not in s and d.get("reverses") is not None for s, d in pairs):
+        found.append(WITHOUT_REVERSES)
+    return found
+
+
+def _substance(decision: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`decision` without its explanation, and without `reverses` when the `stored` one has none."""
+    return {name: value for name, value in decision.items()
+            if name != "explanation" and (name != "reverses" or "reverses" in stored)}
 
 
 @dataclass
@@ -241,6 +253,8 @@ def render(located: Located, result: Replayed, lang: str = "en") -> list[str]:
         f"version {located.row.version}; replayed {len(located.events) - 1} earlier facts of the stream "
         f"under {result.rule_set}",
     ]
+    if d.get("reverses"):
+        lines.append(f"  {reverses_line(d)}")
     explanation = d.get("explanation")
     if explanation:
         lines.append(f"  explanation: {reason(explanation, lang)}")
@@ -263,8 +277,13 @@ def render(located: Located, result: Replayed, lang: str = "en") -> list[str]:
         )
     if result.reproduced and not result.worded_as_recorded:
         again = result.decision_derived
-        lines.append("  the explanation was worded by an earlier version; today it reads: "
-                     + (reason(again["explanation"], lang) if again and again.get("explanation") else "-"))
+        earlier = earlier_formats(located.event["decisions"], result.derived)
+        if WORDING in earlier:
+            today = reason(again["explanation"], lang) if again and again.get("explanation") else "-"
+            lines.append(f"  the explanation was worded by an earlier version; today it reads: {today}")
+        if WITHOUT_REVERSES in earlier and again and again.get("reverses") is not None:
+            lines.append("  recorded before decisions named what they reverse; today it reverses: "
+                         + (", ".join(again["reverses"]) or "-"))
     lines.append(f"reproduced: {'yes' if result.reproduced else 'no'}")
     return lines
 

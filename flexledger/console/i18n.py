@@ -84,6 +84,7 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (中文, English)
     "language": ("语言", "Language"),
     "facts": ("所依据的事实", "Facts it rests on"),
     "fact": ("事实", "Fact"),
+    "reverses": ("撤销的决定", "Reverses"),
     "kept_letters": ("保留的死信", "Kept dead letters"),
     "redrives": ("重新投递", "Re-drives"),
     "redrive": ("重新投递", "Re-drive"),

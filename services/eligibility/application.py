@@ -18,7 +18,6 @@ the rule set its first fact was decided under; a subject not seen yet gets the c
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -265,7 +264,7 @@ def decide_and_append(
     state.chain.record(
         seq=message.seq, fact_id=message.fact_id, outcome=message.outcome, fact=message.fact,
         reason=message.reason, digest=message.digest,
-        decisions=[dataclasses.asdict(d) for d in decisions], rule_set=entitlement.rule_set.id,
+        decisions=[d.stored() for d in decisions], rule_set=entitlement.rule_set.id,
         trace_id=trace_id, traceparent=trace_carrier.get("traceparent"),
         tracestate=trace_carrier.get("tracestate"),
     )

@@ -217,6 +217,11 @@ def test_replay_takes_any_unique_prefix_and_shows_the_facts_in_either_language(a
     printed = json.loads(as_json.stdout)
     assert printed["decision"]["decision_id"] == full and printed["reproduced"] is True
     assert clawback["after"] in [fact["id"] for fact in printed["rests_on"]] and worker not in as_json.stdout
+    # the clawback names the grant(s) it reverses (issue 17.2), in replay and in the subject's history
+    assert clawback["reverses"] and printed["decision"]["reverses"] == clawback["reverses"]
+    assert f"reverses decision {', '.join(clawback['reverses'])}" in shown.output
+    told = _cli(audited, "history", worker, "--book", book)
+    assert told.exit_code == 0 and f"reverses decision {', '.join(clawback['reverses'])}" in told.output
     # a prefix that names several decisions is refused, listing them; a bad language is a usage error
     ids = [d["decision_id"] for ds in audited.decisions.values() for d in ds]
     shared = next(i[:1] for i in ids if sum(j.startswith(i[:1]) for j in ids) > 1)

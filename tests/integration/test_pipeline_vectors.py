@@ -7,6 +7,7 @@ Compared as scenarios/FORMAT.md (and shared/hooks/compare_vectors.py) say: the m
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ def _norm(decision: dict[str, Any]) -> tuple[Any, ...]:
 def test_pipeline_decides_as_the_engine(services: Settings, vector: Path) -> None:
     facts = load_scenario(vector)["facts"]
     started = time.monotonic()
-    piped = run_pipeline(facts, services)
+    book = f"scenario-{uuid.uuid4().hex}"
+    piped = run_pipeline(facts, services, book=book)
     seconds = time.monotonic() - started
     engine = [d.to_dict() for d in Engine().run(facts)]
     missing = Counter(map(_norm, engine)) - Counter(map(_norm, piped))
@@ -48,4 +50,9 @@ def test_pipeline_decides_as_the_engine(services: Settings, vector: Path) -> Non
     # Beyond the comparison: every decision carries its rule set, id, trace id and (money, flags) explanation.
     assert all(d["rule_set"] and d["decision_id"] and d["trace_id"] for d in piped)
     assert all("explanation" in d for d in piped if d["kind"] != "rejected")
+    # What each clawback or revocation reverses (issue 17.2), as the engine derives it in the same book
+    # (decision ids include the book).
+    in_book = [d.to_dict() for d in Engine(book=book).run(facts)]
+    assert {d["decision_id"]: d.get("reverses") for d in piped} == \
+        {d["decision_id"]: d.get("reverses") for d in in_book}
     print(f"{vector.stem}: {len(facts)} facts, {len(piped)} decisions in {seconds:.2f}s")

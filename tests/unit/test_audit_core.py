@@ -340,7 +340,7 @@ def _streams(facts: list[Any], book: str) -> dict[str, list[dict[str, Any]]]:
         streams[fact_subject(raw)].append({
             "book": book, "seq": engine.intake.last_seq, "fact_id": submission.fact_id, "outcome":
             submission.outcome, "fact": raw, "reason": submission.reason, "digest": submission.digest,
-            "rule_set": CURRENT.id, "decisions": [dataclasses.asdict(d) for d in decisions],
+            "rule_set": CURRENT.id, "decisions": [d.stored() for d in decisions],
         })
     return streams
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from flexledger.audit import standalone_verify as standalone
 from flexledger.audit.evidence import bundle_text
 from flexledger.console.i18n import LABELS, value, yuan
-from tests.unit import evidence_world
+from tests.unit import console_world, evidence_world
 from tests.unit.console_world import (
     KEYS,
     LETTER,
@@ -216,6 +216,16 @@ def test_decision_page_replays_with_csrf_and_links_its_trace() -> None:
     replayed = client.post("/decision/dec-1/replay", data={"csrf": csrf(client, "/decision/dec-1")})
     assert replayed.status_code == 200 and 'id="replayed"' in replayed.text and "是" in replayed.text
     assert "monthly_report" in replayed.text and WORKER_A not in replayed.text  # the fact, masked
+
+
+def test_a_clawbacks_page_links_each_decision_it_reverses(monkeypatch: pytest.MonkeyPatch) -> None:
+    clawback = {**console_world.DECISIONS[1], "decision_id": "dec-9", "kind": "clawback",
+                "reverses": ["dec-1", "dec-2"]}
+    monkeypatch.setattr(console_world, "DECISIONS", [*console_world.DECISIONS, clawback])
+    page = logged_in("flk_auditor").get("/decision/dec-9").text
+    assert 'id="reverses"' in page
+    assert 'href="/decision/dec-1?book=' in page and 'href="/decision/dec-2?book=' in page
+    assert 'id="reverses"' not in logged_in("flk_auditor").get("/decision/dec-1").text  # a grant
 
 
 def test_a_platform_may_not_replay() -> None:

@@ -105,6 +105,23 @@ def test_decision_messages_ignore_fields_they_do_not_know() -> None:
     assert decision.amount_fen == 5
 
 
+def test_a_clawback_names_the_decisions_it_reverses_in_an_optional_field() -> None:
+    """Issue 17.2: `reverses` is in decision.v1 (optional: within v1), the AsyncAPI document carries a
+    clawback example that has it, and the example validates against the schema and the model."""
+    import jsonschema_rs
+
+    schema = json.loads((generate.SCHEMAS_DIR / "decision.v1.json").read_text())
+    assert "reverses" in schema["properties"] and "reverses" not in schema.get("required", [])
+    document = json.loads(generate.ASYNCAPI_FILE.read_text())
+    examples = document["components"]["messages"]["flexledger.eligibility.decisions.v1:Message"]["examples"]
+    clawback = next(e["payload"] for e in examples if e["payload"]["kind"] == "clawback")
+    assert clawback["reverses"] and clawback["reverses"] == sorted(clawback["reverses"])
+    assert [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(clawback)] == []
+    assert DecisionV1.model_validate(clawback).reverses == clawback["reverses"]
+    grant = next(e["payload"] for e in examples if e["payload"]["kind"] == "grant")
+    assert DecisionV1.model_validate(grant).reverses is None  # absent: older messages, other kinds
+
+
 def test_keyed_ids_are_stable_opaque_version_8_uuids() -> None:
     first = keyed_uuid(b"k1", "main", WORKER)
     assert first == keyed_uuid(b"k1", "main", WORKER)

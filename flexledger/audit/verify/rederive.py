@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.facts import FactShapeError
-from flexledger.audit.replay import SubjectReplay, same_decisions, same_in_substance
+from flexledger.audit.replay import SubjectReplay, earlier_formats, same_decisions, same_in_substance
 from flexledger.audit.verify.report import REDERIVATION, EventProblem
 
 
@@ -28,7 +28,8 @@ def rederive(
     if same_decisions(decisions, derived):
         return replay
     if same_in_substance(decisions, derived):
-        counts["explained by an earlier wording"] += 1  # not a problem: see `same_in_substance`
+        for earlier in earlier_formats(decisions, derived):  # not a problem: see `same_in_substance`
+            counts[earlier] += 1
         return replay
     stored_ids = [d.get("decision_id") for d in decisions]
     derived_ids = [d.get("decision_id") for d in derived]

@@ -48,6 +48,9 @@ CREATE INDEX IF NOT EXISTS eligibility_decisions_by_beneficiary
 -- The enterprise the fact of a decision names (null: none), and which workers each enterprise
 -- reported (an accepted fact naming both): what a platform may read (docs/design/http-auth.md).
 ALTER TABLE {SCHEMA}.eligibility_decisions ADD COLUMN IF NOT EXISTS enterprise text;
+-- What a clawback or revocation reverses (a JSON list of decision ids; null: nothing, or recorded
+-- before decisions named it).
+ALTER TABLE {SCHEMA}.eligibility_decisions ADD COLUMN IF NOT EXISTS reverses jsonb;
 CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_employment (
     book text NOT NULL,
     enterprise text NOT NULL,
@@ -67,8 +70,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.eligibility_pending_seqs (
 _INSERT = f"""
 INSERT INTO {SCHEMA}.eligibility_decisions (decision_id, book, seq, ordinal, after, kind, program,
     beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, trace_id, recorded_at,
-    enterprise)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18)
+    enterprise, reverses)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18, $19::jsonb)
 ON CONFLICT (decision_id) DO NOTHING
 """
 _INSERT_EMPLOYMENT = f"""
@@ -77,7 +80,7 @@ ON CONFLICT DO NOTHING
 """
 _COLUMNS = (
     "after, kind, program, beneficiary, subject, ref, month, amount_fen, reason, explanation, rule_set, "
-    "decision_id, trace_id, seq"
+    "decision_id, trace_id, seq, reverses"
 )
 
 
@@ -100,10 +103,12 @@ class DecisionsProjection:
             for ordinal, d in enumerate(stored.decisions):
                 explanation = d.get("explanation")
                 explanation = json.dumps(explanation, ensure_ascii=False) if explanation else None
+                reverses = d.get("reverses")
                 rows.append((
                     d["decision_id"], stored.book, stored.seq, ordinal, d["after"], d["kind"], d["program"],
                     d["beneficiary"], d["subject"], d["ref"], d["month"], d["amount_fen"], d["reason"],
                     explanation, d["rule_set"], stored.trace_id, stored.timestamp, enterprise,
+                    None if reverses is None else json.dumps(reverses),
                 ))
         if rows:
             await conn.executemany(_INSERT, rows)
@@ -147,7 +152,8 @@ async def _advance(conn: Connection, book: str, processed: list[int]) -> None:
 
 
 def _decision(row: asyncpg.Record) -> dict[str, Any]:
-    """A decision as scenarios/FORMAT.md prints it, plus its id, rule set, explanation and trace id."""
+    """A decision as scenarios/FORMAT.md prints it, plus its id, rule set, explanation, trace id and
+    what it reverses."""
     common = {"rule_set": row["rule_set"], "decision_id": row["decision_id"], "trace_id": row["trace_id"]}
     if row["kind"] == "rejected":
         return {"after": row["after"], "kind": "rejected", "reason": row["reason"], **common}
@@ -156,6 +162,8 @@ def _decision(row: asyncpg.Record) -> dict[str, Any]:
     out.update(common)
     if row["explanation"] is not None:
         out["explanation"] = json.loads(row["explanation"])
+    if row["reverses"] is not None:
+        out["reverses"] = json.loads(row["reverses"])
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from contracts.facts import AnyFact
@@ -32,6 +32,17 @@ class Decision:
     amount_fen: int = 0
     reason: str | None = None
     explanation: dict[str, Any] | None = None
+    # What a clawback or revocation takes back: the sorted ids of the decisions that granted it (the
+    # grants of the money line, the decision that granted the flag). None on every other decision.
+    reverses: tuple[str, ...] | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The decision as the ledger records it: every field, `reverses` only when it has one (so the
+        other decisions keep the shape they were recorded with before `reverses` existed)."""
+        out = {name: getattr(self, name) for name in _STORED_FIELDS}
+        if self.reverses is not None:
+            out["reverses"] = list(self.reverses)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -44,7 +55,13 @@ class Decision:
                    "rule_set": self.rule_set, "decision_id": self.decision_id}
         if self.explanation is not None:
             out["explanation"] = self.explanation
+        if self.reverses is not None:
+            out["reverses"] = list(self.reverses)
         return out
+
+
+# Not a copy of the explanation (as `dataclasses.asdict` makes): a fresh dict per decision, never changed.
+_STORED_FIELDS = tuple(field.name for field in fields(Decision) if field.name != "reverses")
 
 
 def _cny(fen: int) -> str:
@@ -117,15 +134,23 @@ def _flag_reasons(granted: bool, basis: Basis, trigger: FactText, what: tuple[st
     )
 
 
+def line_identity(key: Key) -> str:
+    """What names a line in the ids of its decisions."""
+    return "|".join(str(part) for part in key)
+
+
 def line_decisions(
-    book: str, rule_set: str, fact: AnyFact, key: Key, old: Line | None, new: Line | None
+    book: str, rule_set: str, fact: AnyFact, key: Key, old: Line | None, new: Line | None,
+    granted_after: tuple[str, ...] = (),
 ) -> list[Decision]:
     """The decisions that take line `key` from `old` to `new` (empty when nothing changed); `fact` is the
-    fact that caused the change."""
+    fact that caused the change, `granted_after` the facts after which the line's current grants (or its
+    flag) were decided: a clawback or revocation reverses those decisions."""
     kind_of_key, program, beneficiary, subject, ref, month = key
     after = fact.id
     common = {"program": program, "beneficiary": beneficiary, "subject": subject, "ref": ref, "month": month}
-    identity = "|".join(str(part) for part in key)
+    identity = line_identity(key)
+    reverses = tuple(sorted(decision_id(book, granted, identity) for granted in granted_after))
     what = _what(program, kind_of_key, month, ref)
     if kind_of_key == MONEY:
         before = old.amount_fen if old else 0
@@ -138,7 +163,8 @@ def line_decisions(
         delta = abs(after_amount - before)
         explanation = _explanation(rule_set, kind, delta, basis, reason_en, reason_zh, after)
         return [Decision(decision_id(book, after, identity), rule_set, after, kind, amount_fen=delta,
-                         explanation=explanation, **common)]
+                         explanation=explanation, reverses=reverses if kind == "clawback" else None,
+                         **common)]
     if (old is None) == (new is None):
         return []
     kind = kind_of_key if new is not None else f"{kind_of_key}_revoked"
@@ -146,7 +172,7 @@ def line_decisions(
     reason_en, reason_zh = _flag_reasons(new is not None, basis, fact_text(fact), what)
     explanation = _explanation(rule_set, kind, 0, basis, reason_en, reason_zh, after)
     return [Decision(decision_id(book, after, identity), rule_set, after, kind, amount_fen=0,
-                     explanation=explanation, **common)]
+                     explanation=explanation, reverses=None if new is not None else reverses, **common)]
 
 
 def rejection(

@@ -59,16 +59,30 @@ def _sort_key(key: Key) -> tuple[str, ...]:
     return tuple("" if part is None else part for part in key)
 
 
-def diff(book: str, rule_set: str, fact: f.AnyFact, old: Lines, new: Lines) -> list[Decision]:
+# Per line, the ids of the facts after which its grants (or its flag) were decided: what a clawback or
+# revocation of the line reverses (`Decision.reverses`). Fact ids rather than decision ids: the string
+# is already held by the worker's file, and the decision id follows from it and the line.
+GrantedAfter = dict[Key, tuple[str, ...]]
+
+
+def diff(
+    book: str, rule_set: str, fact: f.AnyFact, old: Lines, new: Lines, granted_after: GrantedAfter
+) -> list[Decision]:
     """The decisions `fact` causes from `old` to `new`, in key order; only lines that changed are looked
-    at."""
+    at. `granted_after` follows: a grant joins its line's, a line that ends leaves."""
     changed = [
         key for key, line in new.items() if (was := old.get(key)) is None or was.amount_fen != line.amount_fen
     ]
     changed.extend(key for key in old if key not in new)
     out: list[Decision] = []
     for key in sorted(changed, key=_sort_key):
-        out.extend(line_decisions(book, rule_set, fact, key, old.get(key), new.get(key)))
+        line = new.get(key)
+        made = line_decisions(book, rule_set, fact, key, old.get(key), line, granted_after.get(key, ()))
+        if line is None:
+            granted_after.pop(key, None)
+        elif made and made[0].kind != "clawback":  # a grant, or a flag granted
+            granted_after[key] = (*granted_after.get(key, ()), fact.id)
+        out.extend(made)
     return out
 
 
@@ -82,6 +96,7 @@ class EntitlementState:
         self.workers: dict[str, WorkerFile] = {}
         self.worker_lines: dict[str, dict[str, Lines]] = {}
         self.one_time_lines: Lines = {}
+        self.granted_after: GrantedAfter = {}  # of the workers' lines
         self.applied = 0
 
     def apply(self, fact: f.AnyFact) -> list[Decision]:
@@ -91,7 +106,8 @@ class EntitlementState:
         if worker is None:
             new = one_time(fact, self.rule_set)
             self.one_time_lines.update(new)
-            return diff(self.book, self.rule_set.id, fact, {}, new)
+            # a one-time line is never taken back (no fact withdraws it): nothing to follow
+            return diff(self.book, self.rule_set.id, fact, {}, new, {})
         file = self.workers.get(worker)
         if file is None:
             file = self.workers[worker] = WorkerFile(worker)
@@ -104,7 +120,7 @@ class EntitlementState:
             if new is old:
                 continue  # the programme kept its lines: nothing changed
             if old or new:  # most workers have no line in most programmes: nothing to compare
-                decisions.extend(diff(self.book, self.rule_set.id, fact, old or {}, new))
+                decisions.extend(diff(self.book, self.rule_set.id, fact, old or {}, new, self.granted_after))
             if new:
                 programmes[name] = new
             elif old is not None:
