@@ -208,12 +208,12 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     """The process's peak resident set (VmHWM: the kernel's high-water mark, so no peak between two
-    samples is missed), in MB; 0 when it is gone."""
+    samples is missed), or with field="VmRSS" its resident set now, in MB; 0 when it is gone."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -227,6 +227,7 @@ class CpuMeter:
         self.first: dict[str, dict[int, float]] = {}
         self.last: dict[str, dict[int, float]] = {}
         self.peak_rss_mb: dict[str, float] = {}
+        self.start_rss_mb: dict[str, float] = {}  # each service's RSS when the facts start: its baseline
         self.task: asyncio.Task[None] | None = None
 
     def _sample(self) -> None:
@@ -237,6 +238,7 @@ class CpuMeter:
                 self.last.setdefault(part, {})[pid] = used
             if part in (*SERVICES, "kafka") and pids:
                 self.peak_rss_mb[part] = max(self.peak_rss_mb.get(part, 0.0), peak_rss_mb(pids[0]))
+                self.start_rss_mb.setdefault(part, peak_rss_mb(pids[0], "VmRSS"))
 
     async def _loop(self) -> None:
         while True:
@@ -677,6 +679,7 @@ async def throughput(
         "orders_per_s": len(ordered) / (max(ordered) - t0) if ordered else 0.0,
         "last_order_s": (max(ordered) - t0) if ordered else None,
         "topics": status, "cpu_s": cpu, "peak_rss_mb": meter.peak_rss_mb,
+        "start_rss_mb": meter.start_rss_mb, "eligibility_cache_mb": settings.eligibility_cache_mb,
         **sampler.tenths(max(out.seq_of, default=0)),
     }
     return result
@@ -818,7 +821,19 @@ def _growth(t: dict[str, Any]) -> list[str]:
         "    peak RSS MB: " + ", ".join(
             f"{part} {mb:,.0f}" for part, mb in t.get("peak_rss_mb", {}).items())
         + "   target intake <= 300",
+        *_eligibility_budget(t),
     ]
+
+
+def _eligibility_budget(t: dict[str, Any]) -> list[str]:
+    """Eligibility's memory against its cache budget: its peak RSS may exceed its RSS when the facts
+    started (the runtime, before any subject is held) by the budget of its subject cache, no more."""
+    start, peak = t.get("start_rss_mb", {}).get("eligibility"), t.get("peak_rss_mb", {}).get("eligibility")
+    if start is None or peak is None or "eligibility_cache_mb" not in t:
+        return []
+    budget = t["eligibility_cache_mb"]
+    return [f"    eligibility: peak RSS {peak:,.0f} MB = {start:,.0f} at the start + {peak - start:,.0f}   "
+            f"target <= {start:,.0f} + its cache budget {budget:,} MB"]
 
 
 def _tracing(throughput: dict[str, Any]) -> str:

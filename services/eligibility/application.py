@@ -9,9 +9,9 @@ its position is already recorded (same offset), or its (book, seq) is (the same 
 
 Entitlement decomposes by subject (see the domain's entitlement state), so one state per subject gives
 the decisions one state per book would. States are cached (LRU, within a budget in bytes:
-`subject_cache`) and rebuilt when missing or stale, from the subject's latest snapshot and the chain's
-events after it (`subject_snapshots`; issue 15.1): a version conflict means another instance appended,
-so the state is reloaded. A subject keeps
+`subject_cache`, live or packed) and rebuilt when missing or stale, from the subject's latest snapshot
+and the chain's events after it (`subject_snapshots`; issue 15.1): a version conflict means another
+instance appended, so the state is reloaded. A subject keeps
 the rule set its first fact was decided under; a subject not seen yet gets the current one
 (`RuleSets.for_subject`, docs/design/rules.md).
 """
@@ -36,7 +36,7 @@ from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import IN_FORCE, RuleSets
 from services.eligibility.subject_cache import SubjectCache
-from services.eligibility.subject_snapshots import SnapshotStore
+from services.eligibility.subject_snapshots import SnapshotStore, pack, unpack
 from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import (
     CONFLICT_RETRIES_MAX,
@@ -48,9 +48,10 @@ from services.runtime.eventstore import (
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-# A subject's state is snapshotted after this many events since its last snapshot: a miss then reads
-# one snapshot and at most this many events less one.
-SNAPSHOT_EVERY_EVENTS = 4
+# A subject's state is snapshotted after this many events since its last snapshot, and when it leaves
+# the cache with events its snapshot lacks: a miss then reads one snapshot and no events, or at most
+# this many less one after a crash or from a chain another instance appended to.
+SNAPSHOT_EVERY_EVENTS = 16
 
 
 class FactOutcome(StrEnum):
@@ -82,7 +83,9 @@ class EligibilityApplication(ServiceApplication):
     def __init__(self, settings: Settings, tracer_provider: trace.TracerProvider | None = None) -> None:
         super().__init__(settings, tracer_provider)
         self._id_key = pseudonym_key(settings)
-        self._states = SubjectCache[SubjectState](settings.eligibility_cache_mb * 1024 * 1024)
+        self._states = SubjectCache[SubjectState](
+            settings.eligibility_cache_mb * 1024 * 1024, pack_state,
+            lambda packed: unpack_state(packed, IN_FORCE))
         assert self.mapper.cipher is not None, "event state is encrypted at rest (eventstore.CIPHER_TOPIC)"
         recorder = self.recorder
         assert isinstance(recorder, PostgresAggregateRecorder)
@@ -97,7 +100,15 @@ class EligibilityApplication(ServiceApplication):
     def process_batch(self, items: Sequence[BatchItem]) -> list[tuple[FactOutcome, list[Decision]]]:
         """Decide on consecutive facts from the facts topic and record them all in one transaction
         (every chain they touch, with the last item's Kafka position): one commit, one notification
-        wake-up of the relays and projections per batch instead of per fact.
+        wake-up of the relays and projections per batch instead of per fact. Then, with every state
+        held committed, bring the cache within its budget (`_trim`)."""
+        try:
+            return self._decide_batch(items)
+        finally:
+            self._trim()
+
+    def _decide_batch(self, items: Sequence[BatchItem]) -> list[tuple[FactOutcome, list[Decision]]]:
+        """`process_batch` without the trim.
 
         A fact already processed (its seq is not above its chain's last seq: a redelivery or a
         republication) is skipped. On any IntegrityError (a redelivered batch whose last position is
@@ -114,8 +125,8 @@ class EligibilityApplication(ServiceApplication):
                 if message.seq <= state.chain.last_seq:
                     results.append((FactOutcome.REPUBLISHED, []))
                     continue
+                touched[chain_id] = state  # first: a state a failure left half changed is forgotten
                 decisions = decide_and_append(state, message, trace_id, trace_carrier)
-                touched[chain_id] = state
                 results.append((FactOutcome.PROCESSED, decisions))
             if touched:
                 self.record(*(state.chain for state in touched.values()), tracking=items[-1][1])
@@ -142,8 +153,8 @@ class EligibilityApplication(ServiceApplication):
             state = self._state(chain_id, message.book, message.subject)
             if message.seq <= state.chain.last_seq:
                 return self._skip(position), []
-            decisions = decide_and_append(state, message, trace_id, trace_carrier)
             try:
+                decisions = decide_and_append(state, message, trace_id, trace_carrier)
                 self.record(state.chain, tracking=position)
                 self._committed({chain_id: state})
             except IntegrityError:
@@ -236,13 +247,27 @@ class EligibilityApplication(ServiceApplication):
         if not due:
             return
         try:
-            self.subject_snapshots.save([(chain_id, state.chain.version, (state.chain, state.entitlement))
-                                 for chain_id, state in due])
+            self.subject_snapshots.save([(chain_id, state.chain.version, pack_state(state))
+                                         for chain_id, state in due])
         except Exception:  # a snapshot only saves work: the chain is the record, and it is committed
             log.warning("could not save %d subject snapshots", len(due), exc_info=True)
             return
         for _, state in due:
             state.snapshot_version = state.chain.version
+
+    def _trim(self) -> None:
+        """Bring the cache within its budget, saving the snapshots of the states it lets go that are
+        ahead of theirs (so that reading them again needs no tail)."""
+        unsaved = self._states.trim()
+        if not unsaved:
+            return
+        try:
+            self.subject_snapshots.save(unsaved)
+        except Exception:  # a snapshot only saves work: the chain is the record
+            log.warning("could not save %d subject snapshots", len(unsaved), exc_info=True)
+
+    def subject_cache_report(self) -> dict[str, int]:
+        return self._states.report()
 
     def stream_events(self, book: str, subject: str) -> list[DecisionChain.FactProcessed]:
         """The processed facts of one subject, in order (for audits and tests)."""
@@ -269,6 +294,16 @@ def decide_and_append(
         tracestate=trace_carrier.get("tracestate"),
     )
     return decisions
+
+
+def pack_state(state: SubjectState) -> bytes:
+    """A state as its snapshot holds it (`subject_snapshots.pack`): the chain and the entitlement."""
+    return pack((state.chain, state.entitlement))
+
+
+def unpack_state(packed: bytes, rule_sets: RuleSets) -> SubjectState:
+    chain, entitlement = unpack(packed, rule_sets)
+    return SubjectState(chain, entitlement)
 
 
 def rebuild_subject(

@@ -87,6 +87,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
         overdue_s = settings.health_checkpoint_overdue_s or 3 * checkpointer.interval_s
         runtime.check(lambda: checkpointer.overdue(overdue_s))
         CHECKPOINT_AGE.set_function(checkpointer.age_s)
+        runtime.reports("subject_cache", store.app.subject_cache_report)  # states held, bytes counted
 
     runtime.on_start(store.open)
     runtime.on_start(gate.open)

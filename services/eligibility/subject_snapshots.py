@@ -60,6 +60,18 @@ class _Unpickler(pickle.Unpickler):
         return self.rule_sets.by_id(rule_set_id)
 
 
+def pack(state: Any) -> bytes:
+    """A state as a snapshot's bytes before sealing: pickled, the rule set by its id, and compressed.
+    Also the compact form the subject cache keeps in memory (`subject_cache`)."""
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=5).dump(state)
+    return zlib.compress(buffer.getvalue(), 1)
+
+
+def unpack(packed: bytes, rule_sets: RuleSets) -> Any:
+    return _Unpickler(zlib.decompress(packed), rule_sets).load()
+
+
 class SnapshotStore:
     """The latest snapshot of each subject, by chain id, in eligibility's schema."""
 
@@ -94,8 +106,7 @@ class SnapshotStore:
         found: dict[uuid.UUID, tuple[int, Any]] = {}
         for row in rows:
             try:
-                state = _Unpickler(zlib.decompress(self.cipher.decrypt(bytes(row["state"]))),
-                                   self.rule_sets).load()
+                state = unpack(self.cipher.decrypt(bytes(row["state"])), self.rule_sets)
             except Exception:  # unreadable: the chain's events say the same, read them all
                 log.warning("subject snapshot %s unreadable; rebuilding the subject from its chain",
                             row["chain_id"], exc_info=True)
@@ -103,14 +114,10 @@ class SnapshotStore:
             found[row["chain_id"]] = (row["version"], state)
         return found
 
-    def save(self, snapshots: Sequence[tuple[uuid.UUID, int, Any]]) -> None:
-        """Keep these (chain id, version, state), each unless a newer one is kept. Only states whose
-        events up to `version` are committed may be given."""
-        sealed = []
-        for _, _, state in snapshots:
-            buffer = io.BytesIO()
-            _Pickler(buffer, protocol=5).dump(state)
-            sealed.append(self.cipher.encrypt(zlib.compress(buffer.getvalue(), 1)))
+    def save(self, snapshots: Sequence[tuple[uuid.UUID, int, bytes]]) -> None:
+        """Keep these (chain id, version, packed state: `pack`), each unless a newer one is kept. Only
+        states whose events up to `version` are committed may be given."""
+        sealed = [self.cipher.encrypt(packed) for _, _, packed in snapshots]
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._upsert, (FORMAT, [chain_id for chain_id, _, _ in snapshots],
                                         [version for _, version, _ in snapshots], sealed))

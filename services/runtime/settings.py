@@ -121,7 +121,7 @@ class Settings:
     # Bounded memory (issue 15.1, docs/design/scale.md): the fact ids intake keeps in front of its event
     # store (over all books; older ones are read from the store), and the MB of subject states
     # eligibility keeps in memory (a miss reads the subject's snapshot and the events after it).
-    intake_fact_ids_cached: int = 100_000
+    intake_fact_ids_cached: int = 20_000
     eligibility_cache_mb: int = 256
     # Kafka static group membership (KIP-345): this process's stable name in its consumer groups. A
     # restarted process with the same name takes its partitions back at once, without a rebalance

@@ -3,13 +3,14 @@ eligibility's subject cache by bytes."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.eligibility.subject_cache import SubjectCache, estimated_bytes
+from services.eligibility.subject_cache import LIVE_SHARE, PACKED_ENTRY_BYTES, SubjectCache, estimated_bytes
 from services.intake.domain.registry import MonthKeys
 from services.intake.known_fact_ids import KnownFactIds, KnownId
 
@@ -55,18 +56,54 @@ def test_the_fact_id_cache_evicts_the_least_recently_used_only_when_trimmed() ->
 @dataclass
 class _State:
     events: int
+    snapshot_version: int = 0
 
 
-def test_the_subject_cache_keeps_its_estimated_bytes_within_the_budget() -> None:
-    cache = SubjectCache[_State](budget_bytes=estimated_bytes(10) * 3)
+def _pack(state: _State) -> bytes:
+    return f"{state.events}".encode() * 100  # a packed state has its own, real size
+
+
+def _unpack(packed: bytes) -> _State:
+    return _State(int(packed[: len(packed) // 100]))
+
+
+def _cache(budget_bytes: int) -> SubjectCache[_State]:
+    return SubjectCache[_State](budget_bytes, _pack, _unpack)
+
+
+def test_the_subject_cache_packs_the_least_recently_used_beyond_its_live_share() -> None:
+    budget = estimated_bytes(10) * 3 * LIVE_SHARE
+    cache = _cache(budget)
     ids = [uuid.uuid4() for _ in range(5)]
     for chain_id in ids:
         cache.put(chain_id, _State(10))
-        assert cache.bytes <= cache.budget_bytes
-    assert [chain_id in cache for chain_id in ids] == [False, False, True, True, True]
-    grown = cache.get(ids[2])
-    assert grown is not None
-    grown.events = 30  # it grew by a commit: counted again, and the others make room
-    cache.put(ids[2], grown)
-    assert [chain_id in cache for chain_id in ids] == [False, False, True, False, False]
-    assert cache.bytes == estimated_bytes(30)
+    assert cache.live_bytes == estimated_bytes(10) * 5  # nothing is evicted while a batch is decided
+    assert cache.trim() == []
+    assert cache.report()["live_states"] == 3 and cache.report()["packed_states"] == 2
+    assert cache.live_bytes <= cache.live_budget_bytes and cache.total_bytes <= budget
+    assert cache.packed_bytes == 2 * (sys.getsizeof(_pack(_State(10))) + PACKED_ENTRY_BYTES)
+    assert all(chain_id in cache for chain_id in ids)
+    unpacked = cache.get(ids[0])  # taken back live, as it was
+    assert unpacked == _State(10) and cache.report()["packed_states"] == 1
+    unpacked.events = 30  # it grew by a commit: counted again
+    cache.put(ids[0], unpacked)
+    assert cache.live_bytes == estimated_bytes(10) * 3 + estimated_bytes(30)
+    cache.pop(ids[1])
+    assert ids[1] not in cache and cache.report()["packed_states"] == 0
+
+
+def test_the_subject_cache_drops_packed_states_beyond_its_budget_and_returns_the_unsaved() -> None:
+    packed_size = sys.getsizeof(_pack(_State(10))) + PACKED_ENTRY_BYTES
+    budget = estimated_bytes(10) * LIVE_SHARE  # one live state, the rest of the budget packed
+    cache = _cache(budget)
+    fit = (budget - estimated_bytes(10)) // packed_size  # packed states that fit beside the live one
+    ids = [uuid.uuid4() for _ in range(fit + 3)]
+    dropped = []
+    for n, chain_id in enumerate(ids):
+        cache.put(chain_id, _State(10, snapshot_version=10 if n == 1 else 0))  # the second is saved
+        dropped.extend(cache.trim())
+        assert cache.total_bytes <= budget
+    # the first two fell out; only the first is ahead of its snapshot
+    assert dropped == [(ids[0], 10, _pack(_State(10)))]
+    assert ids[0] not in cache and ids[1] not in cache and ids[2] in cache
+    assert len(cache) == fit + 1

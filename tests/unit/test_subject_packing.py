@@ -1,0 +1,64 @@
+"""Eligibility's packed subject states (issue 15.1, docs/design/scale.md): a state taken back from its
+packed form decides exactly as the state that was packed. A cache whose live tier holds one state packs
+every other subject after each fact; the decisions stay the engine's."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from contracts.messages import FactMessageV1, fact_subject
+from flexledger.engine import Engine
+from services.eligibility.application import (
+    SubjectState,
+    decide_and_append,
+    pack_state,
+    rebuild_subject,
+    unpack_state,
+)
+from services.eligibility.domain.ruleset import IN_FORCE
+from services.eligibility.subject_cache import SubjectCache
+from services.intake.domain.submission import IntakeBook
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from generate import generate_facts
+
+
+def _messages(book: str, facts: list[dict[str, Any]]) -> tuple[list[FactMessageV1], list[dict[str, Any]]]:
+    """The facts intake records (duplicates are not), as it would publish them, numbered 1, 2, 3..."""
+    intake, out, recorded = IntakeBook(), [], []
+    for fact in facts:
+        submission = intake.submit(fact)
+        if submission.outcome == "duplicate":
+            continue
+        recorded.append(fact)
+        out.append(FactMessageV1(
+            book=book, seq=len(out) + 1, fact_id=fact["id"], subject=fact_subject(fact),
+            outcome=submission.outcome, fact=fact, reason=submission.reason, digest=submission.digest,
+            recorded_at="2021-06-01T01:00:00Z",
+        ))
+    return out, recorded
+
+
+def test_states_taken_back_from_their_packed_form_decide_as_the_engine() -> None:
+    book = "main"
+    messages, recorded = _messages(book, list(generate_facts(8, None, 12, 11)))
+    cache = SubjectCache[SubjectState](100_000, pack_state,  # live: 12.5 KB, about one state
+                                       lambda packed: unpack_state(packed, IN_FORCE))
+    decided = []
+    unpacked = 0
+    for message in messages:
+        chain_id = uuid.uuid5(uuid.NAMESPACE_OID, message.subject)
+        packed_before = cache.report()["packed_states"]
+        state = cache.get(chain_id)
+        unpacked += cache.report()["packed_states"] < packed_before
+        if state is None:
+            state = rebuild_subject(chain_id, book, message.subject, [], IN_FORCE)
+        decided.extend(d.to_dict() for d in decide_and_append(state, message, None, {}))
+        state.chain.collect_events()  # as if committed
+        cache.put(chain_id, state)
+        assert cache.trim() == []  # the budget holds every packed state
+    assert unpacked > len(messages) // 2  # most facts were decided by an unpacked state
+    assert decided == [d.to_dict() for d in Engine(book=book).run(recorded)]
