@@ -24,13 +24,13 @@ import pytest
 from intake_support import (
     contribution_paid,
     eventually,
-    headers,
     issue_key,
     log_position,
     recorded,
     url,
     worker_registered,
 )
+from intake_support import headers as book_headers
 from test_forged_messages import _dead_letters, _forged_fact, _inject
 from test_intake_feed import FEED, INSURANCE, _agency, _publish
 from test_intake_feed import _dead_letters as _intake_dead_letters
@@ -200,7 +200,7 @@ async def test_an_agency_fact_dead_lettered_for_its_clock_is_recorded_once_after
     operator = operator_key(stack)
     async with httpx.AsyncClient(timeout=30) as client:
         registered = await client.post(url(stack, "/v1/facts"), json=worker_registered("w1"),
-                                       headers=headers(operator, book))
+                                       headers=book_headers(operator, book))
     assert registered.status_code == 201, registered.text
     ahead = datetime.now(timezone(timedelta(hours=8))) + timedelta(hours=1)  # the sender's clock is fast
     early = contribution_paid("early") | {"at": ahead.isoformat(timespec="seconds")}
