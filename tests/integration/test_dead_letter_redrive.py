@@ -206,7 +206,8 @@ async def test_an_agency_fact_dead_lettered_for_its_clock_is_recorded_once_after
     early = contribution_paid("early") | {"at": ahead.isoformat(timespec="seconds")}
     rejected = contribution_paid("bad") | {"month": "2021-13"}  # recorded as rejected: its id is taken
     too_large = contribution_paid("big") | {"note": "x" * 70_000}  # kept truncated (64 KiB)
-    messages = [(json.dumps(fact).encode(), _agency(INSURANCE, book)) for fact in (early, rejected, too_large)]
+    facts_sent = (early, rejected, too_large)
+    messages = [(json.dumps(fact).encode(), _agency(INSURANCE, book)) for fact in facts_sent]
     positions = await _publish(stack, messages, book.encode())
     letters = await _intake_dead_letters(stack, set(positions))
     assert [letters[p][0].status for p in positions] == [400, 400, 413]
@@ -243,8 +244,10 @@ async def test_an_agency_fact_dead_lettered_for_its_clock_is_recorded_once_after
         response = await _redrive(stack, port, letter, operator)
         assert response.status_code == 200, response.text
         taken = response.json()
-        assert taken["result"] == "accepted" and taken["detail"] == f"recorded: seq 3 of book {book}, accepted"
-        assert facts() == [("w1", "accepted"), (f"{INSURANCE}/bad", "rejected"), (f"{INSURANCE}/early", "accepted")]
+        assert taken["result"] == "accepted"
+        assert taken["detail"] == f"recorded: seq 3 of book {book}, accepted"
+        assert facts() == [("w1", "accepted"), (f"{INSURANCE}/bad", "rejected"),
+                           (f"{INSURANCE}/early", "accepted")]
         again = await _redrive(stack, port, letter, operator)
         assert again.status_code == 409, again.text
         assert again.json()["at"] == taken["at"] and len(facts()) == 3

@@ -14,8 +14,8 @@ from flexledger.audit.evidence import bundle_text
 from flexledger.console.i18n import LABELS, value, yuan
 from tests.unit import console_world, evidence_world
 from tests.unit.console_world import (
-    KEYS,
     INTAKE_LETTER,
+    KEYS,
     LETTER,
     REDRIVEN,
     TRACE_PREFIX,

@@ -39,7 +39,8 @@ def _run(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, dict[str
 
 def test_taken_in_by_the_service_that_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     status, asked, printed = _run(monkeypatch, {"payments": (200, TAKEN_IN)})
-    assert (status, asked) == (Exit.OK, ["intake", "eligibility", "payments"]) and "taken in (recorded)" in printed
+    assert (status, asked) == (Exit.OK, ["intake", "eligibility", "payments"])
+    assert "taken in (recorded)" in printed
 
 
 def test_refused_again_taken_in_before_and_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
