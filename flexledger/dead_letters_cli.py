@@ -29,7 +29,7 @@ from services.runtime.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Dead letters: list the kept ones, re-drive one after a fix (operators).")
 TIMEOUT_S = 30.0
-REDRIVABLE = ("eligibility", "payments")  # the services with the re-drive command
+REDRIVABLE = ("intake", "eligibility", "payments")  # the services with the re-drive command
 
 
 @app.command("list")
@@ -77,7 +77,8 @@ def redrive(
         fail(f"not a dead letter id: {dead_letter_id!r}", Exit.USAGE)
     settings = Settings.from_env()
     headers = {"Authorization": f"Bearer {_key(settings)}"}
-    ports = {"eligibility": settings.eligibility_port, "payments": settings.payments_port}
+    ports = {"intake": settings.intake_port, "eligibility": settings.eligibility_port,
+             "payments": settings.payments_port}
     for service in REDRIVABLE:  # the id names its service's store only: the others answer 404
         url = f"http://127.0.0.1:{ports[service]}/v1/dead-letters/{letter}/redrive"
         try:

@@ -33,7 +33,7 @@ from services.runtime.access.principals import Principal
 
 log = logging.getLogger(__name__)
 ROWS_SHOWN_MAX = 500
-REDRIVABLE: tuple[ServiceName, ...] = ("eligibility", "payments")  # the services with the re-drive command
+REDRIVABLE: tuple[ServiceName, ...] = SERVICE_NAMES  # every service has the re-drive command
 DECISION_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # as eligibility's `decision_id` filter accepts them
 IDENTIFIER = re.compile(r"[0-9A-Z]{18}")  # an identity number or a credit code, as eligibility's `subject`
 

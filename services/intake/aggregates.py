@@ -8,6 +8,7 @@ Event class names are stored topics: renaming one breaks replay.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic, register_topic
 
 from services.runtime.access.store import ApiKeyRing
+from services.runtime.dead_letters import AlreadyRedriven, KeptRecord, RedriveResult, record_headers
 
 # Intake kept the API key ring in its own store until the access module got a store of its own: those
 # events are still in intake's log. They decode as the access store's key ring (nothing in intake
@@ -98,6 +100,8 @@ _TOPIC = get_topic(FactSubmission)
 
 # ---- dead letters -------------------------------------------------------------------------------
 
+AGENCY_FEED_GROUP = "intake"  # the agency feed's consumer group (entrypoints/kafka.py), on dead letters
+
 
 def dead_letter_id(topic: str, partition: int, offset: int) -> uuid.UUID:
     """One dead letter per consumed position: a redelivered message cannot be dead-lettered twice."""
@@ -107,7 +111,11 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> uuid.UUID:
 class DeadLetter(Aggregate):
     """An agency message intake did not take in as it came (unreadable, unauthorised, or a fact it
     recorded as rejected), kept with the reason and the original bytes; the outbox relay publishes it
-    to the dead-letter topic. Recorded in the same transaction as the message's Kafka position."""
+    to the dead-letter topic. Recorded in the same transaction as the message's Kafka position.
+    An operator may re-drive it (`services.runtime.redrive`): each attempt is a `Redriven` event,
+    recorded in the same transaction as the fact it became, if any."""
+
+    consumer_group = AGENCY_FEED_GROUP
 
     class Recorded(Aggregate.Created):
         source_topic: str
@@ -119,13 +127,37 @@ class DeadLetter(Aggregate):
         status: int
         reason: str
         seq: int | None  # the book's seq when the fact was recorded as rejected; None when not recorded
-        body_b64: str
-        body_bytes: int
+        body_b64: str  # the first `dead_letter_max_bytes` of the message
+        body_bytes: int  # the message's length
         traceparent: str | None
         tracestate: str | None
+        # Every header, values in base64 (services.runtime.dead_letters.kept_headers); None in the dead
+        # letters kept before re-drives existed (the default is a class attribute, read by old events).
+        headers: list[list[str]] | None = None
 
-    def __init__(self, source_topic: str, source_partition: int, source_offset: int, **_: Any) -> None:
+    class Redriven(Aggregate.Event):
+        """An operator had the message taken in again: `accepted` (what it became) or still `refused`
+        (the new reason)."""
+
+        by: str  # the operator's key: role and key id
+        result: str  # services.runtime.dead_letters.RedriveResult
+        detail: str  # redacted: never quotes the message
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, DeadLetter)
+            aggregate.redrives.append(self)
+
+    def __init__(
+        self, source_topic: str, source_partition: int, source_offset: int, body_b64: str, body_bytes: int,
+        seq: int | None, book: str | None, headers: list[list[str]] | None = None, **_: Any,
+    ) -> None:
         self.source = (source_topic, source_partition, source_offset)
+        self.body_b64 = body_b64
+        self.body_bytes = body_bytes
+        self.seq = seq
+        self.book = book
+        self.headers = headers
+        self.redrives: list[DeadLetter.Redriven] = []
 
     @classmethod
     def record(
@@ -136,3 +168,35 @@ class DeadLetter(Aggregate):
             source_topic=source_topic, source_partition=source_partition, source_offset=source_offset,
             **fields,
         )
+
+    @property
+    def accepted(self) -> bool:
+        """Whether a re-drive took the message in: it is never taken in again."""
+        return any(r.result == "accepted" for r in self.redrives)
+
+    def redriven(self, by: str, result: RedriveResult, detail: str) -> None:
+        if self.accepted:
+            raise AlreadyRedriven(self)
+        self.trigger_event(self.Redriven, by=by, result=result, detail=detail)
+
+    def unredrivable(self) -> str | None:
+        """Why the message cannot be taken in again whatever is fixed; None when it can be tried."""
+        if self.seq is not None:
+            return (f"its fact was recorded as rejected (seq {self.seq} of book {self.book}): a fact id's "
+                    "first submission stands, so taking it in again changes nothing; after the fix the "
+                    "agency sends the fact again under a new id")
+        kept = len(base64.b64decode(self.body_b64))
+        if kept < self.body_bytes:
+            return (f"kept truncated: intake kept {kept} of its {self.body_bytes} bytes (its one-fact "
+                    "limit); the agency sends it again")
+        if self.headers is None:
+            return ("kept before intake kept a message's headers (its book and content type among them): "
+                    "it cannot be read as it came; the agency sends it again")
+        return None
+
+    def kept_record(self) -> KeptRecord:
+        """The message again, byte for byte, with its headers."""
+        topic, partition, offset = self.source
+        kept_ms = int(self.created_on.timestamp() * 1000)
+        return KeptRecord(topic, partition, offset, base64.b64decode(self.body_b64),
+                          record_headers(self.headers or []), kept_ms)

@@ -44,12 +44,14 @@ from opentelemetry import trace
 from psycopg import sql
 
 from contracts.facts import parse_fact
+from contracts.identifiers import mask_identifiers
 from contracts.messages import fact_subject
 from services.intake.aggregates import DeadLetter, FactSubmission, submission_id
 from services.intake.domain.fact_ids import scope_of
 from services.intake.domain.feed import AgencyFact, NotTaken
 from services.intake.domain.submission import IntakeBook, Outcome, Submission, submission_fact_id
 from services.intake.known_fact_ids import BookFactIds, KnownFactIds, KnownId
+from services.runtime.dead_letters import RedriveResult, Witness, kept_headers
 from services.runtime.eventstore import ServiceApplication
 from services.runtime.settings import Settings
 
@@ -96,13 +98,14 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where an agency message came from, and its original value: for its dead letter."""
+    """Where an agency message came from, its original value and headers: for its dead letter."""
 
     topic: str
     partition: int
     offset: int
     body: bytes
     agency: str | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def tracking(self) -> Tracking:
@@ -221,11 +224,12 @@ class IntakeApplication(ServiceApplication):
 
     def submit_many(
         self, book: str, items: Sequence[Incoming], trace_carrier: dict[str, str], *,
-        tracking: Tracking | None = None, source: Source | None = None,
+        tracking: Tracking | None = None, source: Source | None = None, witness: Witness | None = None,
     ) -> list[Result]:
         """Check each fact in order against the book as the ones before left it; record them all, and
         `tracking` (a consumed Kafka position) with them, in one transaction. With `source` (a fact
-        from an agency feed), a rejection is also kept as a dead letter in the same transaction."""
+        from an agency feed), a rejection is also kept as a dead letter in the same transaction. With
+        `witness` (a re-driven dead letter's, one fact), its `Redriven` event says what the fact became."""
 
         def plan(events: list[DomainEventProtocol[uuid.UUID]]) -> list[Result]:
             state, batch, results = self.books[book], _Batch(), []
@@ -237,6 +241,8 @@ class IntakeApplication(ServiceApplication):
                     seq = None if result.refused else result.seq  # a refused fact is not recorded
                     events.extend(self._dead_letter(source, book, result.fact_id, status,
                                                     result.reason or "rejected", seq, trace_carrier))
+                if witness is not None:
+                    events.extend(witness(*_redriven(book, result)).collect_events())
             return results
 
         return self._plan_and_record([book], [(book, item) for item in items], plan, tracking)
@@ -419,6 +425,16 @@ class IntakeApplication(ServiceApplication):
                                     source=source)
         return "duplicate" if result.replayed else result.outcome
 
+    def redrive_agency_message(
+        self, message: AgencyFact, trace_carrier: dict[str, str], witness: Witness,
+    ) -> None:
+        """A dead-lettered agency message an operator has re-driven, read again (`message`): submitted
+        like a consumed one, with the dead letter's `Redriven` event (`witness`) in the same transaction
+        instead of a Kafka position (the consumer went past it long ago), and no new dead letter: the
+        event says what the fact became. The caller holds the books' writer lock."""
+        item = Incoming(message.raw, message.problem, scope_of(message.principal))
+        self.submit_many(message.book, [item], trace_carrier, witness=witness)
+
     def already_consumed(self, source: Source) -> bool:
         """Whether this Kafka position was recorded (a redelivery: nothing to do)."""
         return self.already_tracked(source.tracking)
@@ -448,8 +464,22 @@ class IntakeApplication(ServiceApplication):
             agency=source.agency, book=book, fact_id=fact_id, status=status, reason=reason, seq=seq,
             body_b64=base64.b64encode(kept).decode("ascii"), body_bytes=len(source.body),
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
+            headers=kept_headers(source.headers),
         )
         return list(letter.collect_events())
+
+
+def _redriven(book: str, result: Result) -> tuple[RedriveResult, str]:
+    """A re-driven agency fact's result as its dead letter records it: taken in (`accepted`) when it is
+    in the book now, recorded or recorded before; `refused` (it stays a dead letter) when not."""
+    if result.refused:
+        return "refused", mask_identifiers(result.reason or "refused")
+    where = f"seq {result.seq} of book {book}"
+    if result.replayed:
+        return "accepted", f"the same fact was recorded before ({where}): nothing recorded"
+    if result.outcome == "accepted":
+        return "accepted", f"recorded: {where}, accepted"
+    return "accepted", f"recorded: {where}, rejected: {mask_identifiers(result.reason or '')}"
 
 
 def _known_from(fact_id: str, events: Sequence[DomainEventProtocol[uuid.UUID]]) -> KnownId[Result]:

@@ -21,12 +21,19 @@ from services.intake.adapters.submitter_keys import SubmitterKeys
 from services.intake.adapters.writer_lock_watch import LOCK_KEY, WriterLockWatch
 from services.intake.config import limits_from
 from services.intake.entrypoints.http import Ports, create_http
-from services.intake.entrypoints.kafka import AgencyFeed, build_broker, subscribe_agency_feed
+from services.intake.entrypoints.kafka import (
+    GROUP,
+    AgencyFeed,
+    agency_taker,
+    build_broker,
+    subscribe_agency_feed,
+)
 from services.runtime.access.gate import AccessGate
 from services.runtime.health import HealthLimits
 from services.runtime.keys import facts_mac_key, partition_key_secret
 from services.runtime.metrics import serve_metrics
 from services.runtime.publishing import PartitionKeys
+from services.runtime.redrive import DeadLetterRedrive
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
@@ -55,6 +62,9 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     writer = GroupCommit(store, books_lock, on_recorded=runtime.wake_followers)
     feed = AgencyFeed(store, books_lock, limits, tracer, on_recorded=runtime.wake_followers)
     subscribe_agency_feed(broker, settings, feed)
+    # Operators: an agency message taken in after a fix, under the books' lock like the feed's.
+    redrive = DeadLetterRedrive(lambda: store.app, {GROUP: agency_taker(store, limits, writer_lock.writing)},
+                                runtime.wake_followers, lock=books_lock)
 
     runtime.on_start(store.open)
     runtime.on_start(writer_lock.acquire)  # then the books, read only by their one writer
@@ -74,6 +84,6 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     runtime.reports("keys", gate.count)
     ports = Ports(ready=runtime.serving, limits=limits, keys=keys, writer=writer,
                   last_seq=lambda book: store.app.last_seq(book))
-    runtime.http = create_http(ports, runtime.health, tracer, gate)
+    runtime.http = create_http(ports, runtime.health, tracer, gate, redrive)
     serve_metrics(runtime.http, NAME, count_requests=bool(settings.metrics_http))
     return runtime

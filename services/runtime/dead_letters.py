@@ -27,10 +27,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from eventsourcing.domain import Aggregate
 from faststream.kafka import KafkaBroker
@@ -59,7 +59,7 @@ RedriveResult = Literal["accepted", "refused"]
 class AlreadyRedriven(Exception):
     """The dead letter was re-driven successfully before: it is never taken in twice."""
 
-    def __init__(self, letter: DeadLetter) -> None:
+    def __init__(self, letter: Redrivable) -> None:
         super().__init__(f"dead letter {letter.id} was re-driven successfully before")
         self.letter = letter
 
@@ -127,8 +127,7 @@ class DeadLetter(Aggregate):
             source_offset=record.offset, reason=reason,
             body_b64=base64.b64encode(record.value or b"").decode("ascii"),
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
-            headers=[[name, base64.b64encode(value or b"").decode("ascii")]
-                     for name, value in record.headers or ()],
+            headers=kept_headers(record.headers or ()),
         )
 
     @property
@@ -144,15 +143,52 @@ class DeadLetter(Aggregate):
     def kept_record(self) -> KeptRecord:
         """The record again, byte for byte (headers only for dead letters kept since they are)."""
         topic, partition, offset = self.source
-        headers = tuple((name, base64.b64decode(value)) for name, value in self.headers)
         kept_ms = int(self.created_on.timestamp() * 1000)
-        return KeptRecord(topic, partition, offset, base64.b64decode(self.body_b64), headers, kept_ms)
+        return KeptRecord(topic, partition, offset, base64.b64decode(self.body_b64),
+                          record_headers(self.headers), kept_ms)
+
+    def unredrivable(self) -> str | None:
+        """Why the record cannot be taken in again whatever is fixed (None: it can be tried; one kept
+        without headers is refused by the tag check, with that reason)."""
+        return None
+
+
+def kept_headers(headers: Iterable[tuple[str, bytes | None]]) -> list[list[str]]:
+    """A record's headers as a dead letter keeps them: [name, value in base64], in order."""
+    return [[name, base64.b64encode(value or b"").decode("ascii")] for name, value in headers]
+
+
+def record_headers(kept: list[list[str]]) -> tuple[tuple[str, bytes], ...]:
+    """The headers `kept_headers` kept, as a consumer record has them."""
+    return tuple((name, base64.b64decode(value)) for name, value in kept)
+
+
+@runtime_checkable
+class Redrivable(Protocol):
+    """A dead letter an operator may re-drive (services.runtime.redrive): the runtime's `DeadLetter`, and
+    intake's own (services/intake/aggregates.py), each with its `Redriven` events in `redrives`."""
+
+    consumer_group: str
+    source: tuple[str, int, int]
+    redrives: list[Any]  # the `Redriven` events: by, result, detail, timestamp
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def accepted(self) -> bool: ...
+
+    def redriven(self, by: str, result: RedriveResult, detail: str) -> None: ...
+
+    def kept_record(self) -> KeptRecord: ...
+
+    def unredrivable(self) -> str | None: ...
 
 
 # A re-drive's witness: the dead letter, loaded afresh, with the pending `Redriven` event of this attempt
 # (result, detail); raises `AlreadyRedriven` when another attempt took it in meanwhile. The use case that
 # takes the record in records it in the same transaction as the effects (services.runtime.redrive).
-Witness = Callable[[RedriveResult, str], DeadLetter]
+Witness = Callable[[RedriveResult, str], Aggregate]
 
 
 def record_dead_letter(app: ServiceApplication, group: str, record: Any, reason: str) -> bool:

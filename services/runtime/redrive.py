@@ -19,29 +19,31 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from fastapi import FastAPI, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, Caller
 from services.runtime.access.policy import REDRIVE
-from services.runtime.dead_letters import AlreadyRedriven, DeadLetter, KeptRecord, RedriveResult, Witness
+from services.runtime.dead_letters import AlreadyRedriven, KeptRecord, Redrivable, RedriveResult, Witness
 from services.runtime.eventstore import ServiceApplication
 
 log = logging.getLogger(__name__)
+Checked = TypeVar("Checked")  # what a consumer's checks make of a record: a model, intake's AgencyFact
 
 
 @dataclass(frozen=True, slots=True)
-class Taker:
-    """How one consumer group takes in a record: `check` is its decoder's check (the model, or the
-    redacted reason it is refused); `take` its use case, which records the effects and the witness's
-    dead letter in one transaction (synchronous: run off the event loop)."""
+class Taker(Generic[Checked]):
+    """How one consumer group takes in a record: `check` is its decoder's check (what it makes of the
+    record, or the redacted reason it is refused: a str); `take` its use case, which records the effects
+    and the witness's dead letter in one transaction (synchronous: run off the event loop)."""
 
-    check: Callable[[KeptRecord], BaseModel | str]
-    take: Callable[[BaseModel, KeptRecord, Witness], None]
+    check: Callable[[KeptRecord], Checked | str]
+    take: Callable[[Checked, KeptRecord, Witness], None]
 
 
 class Redrive(BaseModel):
@@ -61,7 +63,13 @@ class RedriveRefused(BaseModel):
     reason: str
 
 
-def _answer(letter: DeadLetter, status: int) -> JSONResponse:
+class InvalidId(BaseModel):
+    """FastAPI's answer to a path whose id is not a UUID."""
+
+    detail: list[dict[str, Any]]
+
+
+def _answer(letter: Redrivable, status: int) -> JSONResponse:
     last = letter.redrives[-1]
     topic, partition, offset = letter.source
     body = Redrive.model_validate({
@@ -78,30 +86,33 @@ def _refused(status: int, reason: str) -> JSONResponse:
 
 class DeadLetterRedrive:
     """A service's re-drive command: its store's dead letters, taken in again by its consumer groups'
-    takers; `wake` (the log followers) after something was recorded."""
+    takers; `wake` (the log followers) after something was recorded. `lock`: the service's writers' own
+    lock when they have one (intake's books have one writer), else one re-drive at a time."""
 
-    def __init__(self, app: Callable[[], ServiceApplication], takers: Mapping[str, Taker],
-                 wake: Callable[[], None]) -> None:
+    def __init__(self, app: Callable[[], ServiceApplication], takers: Mapping[str, Taker[Any]],
+                 wake: Callable[[], None], lock: asyncio.Lock | None = None) -> None:
         self.app = app  # the store is open only once the service has started
         self.takers = takers
         self.wake = wake
-        self.lock = asyncio.Lock()  # one re-drive at a time in a process; the store decides between processes
+        # One re-drive at a time in a process; the store decides between processes.
+        self.lock = lock if lock is not None else asyncio.Lock()
 
-    def _load(self, letter_id: uuid.UUID) -> DeadLetter | None:
+    def _load(self, letter_id: uuid.UUID) -> Redrivable | None:
         try:
             letter: Any = self.app().repository.get(letter_id)
         except AggregateNotFoundError:
             return None
-        return letter if isinstance(letter, DeadLetter) else None
+        return letter if isinstance(letter, Redrivable) else None
 
-    def _attempt(self, letter: DeadLetter, taker: Taker, by: str) -> DeadLetter:
+    def _attempt(self, letter: Redrivable, taker: Taker[Any], by: str) -> Redrivable:
         """Check and take in the letter's record; the letter as recorded afterwards. Raises
         `AlreadyRedriven`."""
 
-        def witness(result: RedriveResult, detail: str) -> DeadLetter:
+        def witness(result: RedriveResult, detail: str) -> Aggregate:
             fresh = self._load(letter.id)
             assert fresh is not None, "a dead letter is never deleted"
             fresh.redriven(by, result, detail)
+            assert isinstance(fresh, Aggregate)
             return fresh
 
         record = letter.kept_record()
@@ -125,6 +136,8 @@ class DeadLetterRedrive:
             if taker is None:
                 return _refused(422, f"dead letters of consumer group {letter.consumer_group} cannot be "
                                      "re-driven")
+            if (reason := letter.unredrivable()) is not None:
+                return _refused(422, reason)
             try:
                 done = await asyncio.to_thread(self._attempt, letter, taker, by)
             except AlreadyRedriven as exc:  # another process took it in meanwhile
@@ -144,10 +157,12 @@ REDRIVE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Redrive, "description": "taken in: `detail` says what the consumer did with it"},
     404: {"model": RedriveRefused, "description": "no dead letter with this id in this service"},
     409: {"model": Redrive, "description": "re-driven successfully before (that re-drive): nothing done"},
-    422: {"model": Redrive | RedriveRefused,
+    422: {"model": Redrive | RedriveRefused | InvalidId,
           "description": "still refused (a Redrive): `detail` is the new reason, recorded; it stays a dead "
                          "letter and may be re-driven again after another fix. Or (a refusal, nothing "
-                         "recorded) its consumer group's dead letters cannot be re-driven"},
+                         "recorded) its consumer group's dead letters cannot be re-driven, or this one "
+                         "cannot be whatever is fixed (e.g. intake kept only the start of it). Or the id "
+                         "is not a UUID"},
     503: {"model": RedriveRefused, "description": "the store could not record it; nothing was done: retry"},
 }
 

@@ -2,22 +2,38 @@
 dead-lettered; re-driven before the fix it is still refused (recorded, with the reason); once payments
 knows the key it was tagged under (the fix: a restart with the key), a re-drive pays it — once: a second
 re-drive is refused (409) and the order stays one. Nobody but an operator may re-drive (401/403), and a
-refused call changes nothing. The services run as processes (`services`)."""
+refused call changes nothing. Intake's agency feed likewise: a fact dated ahead of intake's clock skew
+is dead-lettered; re-driven before the fix it is still refused; once intake allows the sender's skew (a
+restart with the setting), a re-drive records it — once. What no fix can take in (a fact recorded as
+rejected, a message kept truncated) is refused with the reason, nothing recorded. The services run as
+processes (`services`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
-from intake_support import eventually, issue_key
+from intake_support import (
+    contribution_paid,
+    eventually,
+    issue_key,
+    log_position,
+    recorded,
+    url,
+    worker_registered,
+)
+from intake_support import headers as book_headers
 from test_forged_messages import _dead_letters, _forged_fact, _inject
+from test_intake_feed import FEED, INSURANCE, _agency, _publish
+from test_intake_feed import _dead_letters as _intake_dead_letters
 
 from contracts.decisions import DecisionV1
 from contracts.messages import SettlementV1
@@ -30,6 +46,7 @@ from contracts.topics import (
     topic_for,
 )
 from flexledger.submit import operator_key
+from services.intake.aggregates import dead_letter_id as intake_dead_letter_id
 from services.payments.entrypoints.kafka import SETTLEMENTS_GROUP
 from services.runtime.dead_letters import dead_letter_id
 from services.runtime.keys import partition_key_secret
@@ -166,3 +183,80 @@ async def test_a_settlement_on_the_wrong_topic_re_driven_is_still_refused(stack:
     assert response.status_code == 422, response.text
     assert response.json()["result"] == "refused" and "belongs on" in response.json()["detail"]
     assert response.json()["consumer_group"] == SETTLEMENTS_GROUP
+
+
+def _restart_intake(settings: Settings) -> None:
+    from flexledger import devstack
+
+    devstack.stop_service("intake", settings)
+    devstack.start_service("intake", settings, timeout=90)
+
+
+async def test_an_agency_fact_dead_lettered_for_its_clock_is_recorded_once_after_the_fix(
+    stack: Settings,
+) -> None:
+    book = f"redrive-{uuid.uuid4().hex[:12]}"
+    since = log_position(stack)
+    operator = operator_key(stack)
+    async with httpx.AsyncClient(timeout=30) as client:
+        registered = await client.post(url(stack, "/v1/facts"), json=worker_registered("w1"),
+                                       headers=book_headers(operator, book))
+    assert registered.status_code == 201, registered.text
+    ahead = datetime.now(timezone(timedelta(hours=8))) + timedelta(hours=1)  # the sender's clock is fast
+    early = contribution_paid("early") | {"at": ahead.isoformat(timespec="seconds")}
+    rejected = contribution_paid("bad") | {"month": "2021-13"}  # recorded as rejected: its id is taken
+    too_large = contribution_paid("big") | {"note": "x" * 70_000}  # kept truncated (64 KiB)
+    facts_sent = (early, rejected, too_large)
+    messages = [(json.dumps(fact).encode(), _agency(INSURANCE, book)) for fact in facts_sent]
+    positions = await _publish(stack, messages, book.encode())
+    letters = await _intake_dead_letters(stack, set(positions))
+    assert [letters[p][0].status for p in positions] == [400, 400, 413]
+    assert "later than intake received" in letters[positions[0]][0].reason
+    letter, rejected_letter, truncated = (intake_dead_letter_id(FEED, *p) for p in positions)
+    port = stack.intake_port
+
+    # Nobody but an operator: 401 without a valid key, 403 for the other roles (the agency itself too).
+    for token, status in ((None, 401), ("garbage", 401), (issue_key(stack, "platform", ENTERPRISE)[1], 403),
+                          (issue_key(stack, "auditor")[1], 403), (issue_key(stack, INSURANCE)[1], 403)):
+        response = await _redrive(stack, port, letter, token)
+        assert response.status_code == status, response.text
+    assert (await _redrive(stack, port, uuid.uuid4(), operator)).status_code == 404
+
+    # What no fix can take in: refused with the reason, nothing recorded.
+    for refused_letter, reason in ((rejected_letter, "recorded as rejected"), (truncated, "kept truncated")):
+        response = await _redrive(stack, port, refused_letter, operator)
+        assert response.status_code == 422 and reason in response.json()["reason"], response.text
+
+    # Before the fix: still refused (recorded on the dead letter, with the reason); no fact.
+    response = await _redrive(stack, port, letter, operator)
+    assert response.status_code == 422, response.text
+    assert response.json()["result"] == "refused" and "later than" in response.json()["detail"]
+    assert response.json()["consumer_group"] == "intake"
+
+    def facts() -> list[tuple[str | None, str]]:
+        return [(e.fact_id, e.outcome) for e in recorded(stack, book, since)]
+
+    assert facts() == [("w1", "accepted"), (f"{INSURANCE}/bad", "rejected")]
+
+    # The fix: intake allows two hours of clock skew. The re-drive records the fact, once.
+    try:
+        _restart_intake(dataclasses.replace(stack, intake_max_clock_skew_s=7200))
+        response = await _redrive(stack, port, letter, operator)
+        assert response.status_code == 200, response.text
+        taken = response.json()
+        assert taken["result"] == "accepted"
+        assert taken["detail"] == f"recorded: seq 3 of book {book}, accepted"
+        assert facts() == [("w1", "accepted"), (f"{INSURANCE}/bad", "rejected"),
+                           (f"{INSURANCE}/early", "accepted")]
+        again = await _redrive(stack, port, letter, operator)
+        assert again.status_code == 409, again.text
+        assert again.json()["at"] == taken["at"] and len(facts()) == 3
+    finally:
+        _restart_intake(stack)
+
+    from flexledger.console.dead_letter_store import kept
+
+    shown = {k["id"]: k for k in await asyncio.to_thread(kept, stack)}
+    assert [r["result"] for r in shown[str(letter)]["redrives"]] == ["refused", "accepted"]
+    assert shown[str(letter)]["taken_in"] and shown[str(letter)]["group"] == "intake"
+    assert shown[str(truncated)]["redrives"] == [] and shown[str(truncated)]["body_bytes"] > 70_000

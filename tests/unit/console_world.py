@@ -65,6 +65,7 @@ METRICS = (
 
 
 LETTER = "6f1c1f52-9a64-5b1e-8f0a-2a4c3c1e9b07"  # a payments dead letter not taken in yet
+INTAKE_LETTER = "2d7e0c4b-8f1a-5c3d-9e2f-4a6b8c0d1e3f"  # an agency message intake dead-lettered
 REDRIVEN: list[tuple[str, str, str]] = []  # (service, path, key id) of every re-drive a service was asked
 
 
@@ -148,7 +149,11 @@ async def kept() -> list[dict[str, Any]]:
              "kept_at": "2026-12-03T20:00:00+00:00", "body_bytes": 90, "body_sha256": "fedcba9876543210",
              "taken_in": True,
              "redrives": [{"result": "accepted", "by": "operator k-operator",
-                           "at": "2026-12-03T23:00:00+00:00", "detail": "processed: 1 decisions"}]}]
+                           "at": "2026-12-03T23:00:00+00:00", "detail": "processed: 1 decisions"}]},
+            {"id": INTAKE_LETTER, "service": "intake", "group": "intake",
+             "source": "flexledger.intake.agency-facts.v1.hr_bureau[0]@3", "reason": "at is later than",
+             "kept_at": "2026-12-03T19:00:00+00:00", "body_bytes": 150, "body_sha256": "00112233aabbccdd",
+             "taken_in": False, "redrives": []}]
 
 
 UNMASKED: list[tuple[str, str, str]] = []  # (key id, page, book) of every recorded unmasked view

@@ -14,6 +14,7 @@ from flexledger.audit.evidence import bundle_text
 from flexledger.console.i18n import LABELS, value, yuan
 from tests.unit import console_world, evidence_world
 from tests.unit.console_world import (
+    INTAKE_LETTER,
     KEYS,
     LETTER,
     REDRIVEN,
@@ -272,7 +273,9 @@ def test_an_operator_re_drives_a_dead_letter_with_the_csrf_token_and_sees_its_hi
     client = logged_in("flk_operator")
     page = client.get("/dead-letters").text
     action = f"/dead-letters/payments/{LETTER}/redrive"
-    assert page.count('class="redrive"') == 1 and action in page  # not for the one taken in already
+    intake_action = f"/dead-letters/intake/{INTAKE_LETTER}/redrive"
+    assert page.count('class="redrive"') == 2 and action in page  # not for the one taken in already
+    assert intake_action in page  # intake's agency feed too
     assert "仍被拒绝" in page and "已接收" in page and "operator k-operator" in page
     REDRIVEN.clear()
     assert client.post(action, data={"csrf": "wrong"}).status_code == 403
@@ -280,6 +283,8 @@ def test_an_operator_re_drives_a_dead_letter_with_the_csrf_token_and_sees_its_hi
     answer = client.post(action, data={"csrf": csrf(client, "/dead-letters")}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/dead-letters?book=main")
     assert [("payments", f"/v1/dead-letters/{LETTER}/redrive", "k-operator")] == REDRIVEN
+    client.post(intake_action, data={"csrf": csrf(client, "/dead-letters")}, follow_redirects=False)
+    assert REDRIVEN[-1] == ("intake", f"/v1/dead-letters/{INTAKE_LETTER}/redrive", "k-operator")
 
 
 def test_an_auditor_sees_no_re_drive_button_and_may_not_post_one() -> None:

@@ -185,3 +185,63 @@ def test_a_dead_letter_kept_before_headers_were_kept_has_none() -> None:
     assert kept.headers is None
     rebuilt = kept.mutate(None)
     assert isinstance(rebuilt, DeadLetter) and rebuilt.kept_record().headers == ()
+
+
+# ---- intake's agency-feed dead letters, re-driven ---------------------------------------------------
+
+
+def _intake_letter(value: bytes, *, headers: list[list[str]] | None, kept: int | None = None,
+                   seq: int | None = None) -> IntakeDeadLetter:
+    return IntakeDeadLetter.record(
+        source_topic=AGENCY_FEEDS[0].name, source_partition=1, source_offset=5, agency="hr_bureau",
+        book="main", fact_id=None, status=400, reason="at is later", seq=seq,
+        body_b64=base64.b64encode(value[:kept]).decode(), body_bytes=len(value), traceparent=None,
+        tracestate=None, headers=headers,
+    )
+
+
+def test_intakes_dead_letter_keeps_its_headers_for_a_re_drive() -> None:
+    from services.runtime.dead_letters import AlreadyRedriven, Redrivable, kept_headers
+
+    value = b'{"id": "c1"}'
+    headers = kept_headers([("flexledger-book", b"main"), ("empty", None)])
+    letter = _intake_letter(value, headers=headers)
+    assert isinstance(letter, Redrivable) and letter.consumer_group == INTAKE_GROUP
+    assert letter.unredrivable() is None
+    record = letter.kept_record()
+    assert (record.topic, record.partition, record.offset) == (AGENCY_FEEDS[0].name, 1, 5)
+    assert record.value == value
+    assert record.headers == (("flexledger-book", b"main"), ("empty", b""))
+    letter.redriven("operator k1", "refused", "at is later")
+    letter.redriven("operator k1", "accepted", "recorded: seq 3 of book main, accepted")
+    with pytest.raises(AlreadyRedriven):
+        letter.redriven("operator k1", "accepted", "again")
+    events = letter.collect_events()
+    assert [type(e).__name__ for e in events] == ["Recorded", "Redriven", "Redriven"]
+    assert intake_dead_letter(events[1]) is None  # a re-drive is not published as a dead letter
+    rebuilt = events[0].mutate(None)
+    for event in events[1:]:
+        rebuilt = event.mutate(rebuilt)
+    assert isinstance(rebuilt, IntakeDeadLetter) and rebuilt.accepted
+
+
+def test_intakes_dead_letters_that_no_fix_can_take_in_say_why() -> None:
+    value = b'{"id": "c1", "note": "' + b"x" * 100 + b'"}'
+    assert "kept truncated" in str(_intake_letter(value, headers=[], kept=50).unredrivable())
+    assert "recorded as rejected (seq 7" in str(_intake_letter(value, headers=[], seq=7).unredrivable())
+    older = _intake_letter(value, headers=None)  # kept before the headers were
+    assert "headers" in str(older.unredrivable())
+    recorded = older.collect_events()[0]
+    del recorded.__dict__["headers"]  # as an event stored before the field existed decodes
+    assert recorded.headers is None and "headers" in str(recorded.mutate(None).unredrivable())
+
+
+def test_the_console_reads_intakes_dead_letters_by_their_stored_topics() -> None:
+    from eventsourcing.utils import get_topic
+
+    from flexledger.console.dead_letter_store import INTAKE_GROUP as CONSOLE_GROUP
+    from flexledger.console.dead_letter_store import INTAKE_KEPT_TOPIC, INTAKE_REDRIVEN_TOPIC
+
+    assert get_topic(IntakeDeadLetter.Recorded) == INTAKE_KEPT_TOPIC
+    assert get_topic(IntakeDeadLetter.Redriven) == INTAKE_REDRIVEN_TOPIC
+    assert CONSOLE_GROUP == INTAKE_GROUP

@@ -23,13 +23,14 @@ def _run(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, dict[str
 
     def post(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
         assert headers == {"Authorization": "Bearer flk_operator"}
-        service = "eligibility" if ":18082/" in url else "payments"
+        service = {18081: "intake", 18082: "eligibility"}.get(httpx.URL(url).port or 0, "payments")
         asked.append(service)
         status, body = answers.get(service, (404, {"outcome": "refused", "reason": "no dead letter"}))
         return httpx.Response(status, json=body)
 
     monkeypatch.setattr(httpx, "post", post)
     monkeypatch.setenv("FLEXLEDGER_API_KEY", "flk_operator")
+    monkeypatch.setenv("FLEXLEDGER_INTAKE_PORT", "18081")
     monkeypatch.setenv("FLEXLEDGER_ELIGIBILITY_PORT", "18082")
     monkeypatch.setenv("FLEXLEDGER_PAYMENTS_PORT", "18083")
     result = CliRunner().invoke(app, ["redrive", LETTER, *args])
@@ -38,11 +39,12 @@ def _run(monkeypatch: pytest.MonkeyPatch, answers: dict[str, tuple[int, dict[str
 
 def test_taken_in_by_the_service_that_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     status, asked, printed = _run(monkeypatch, {"payments": (200, TAKEN_IN)})
-    assert (status, asked) == (Exit.OK, ["eligibility", "payments"]) and "taken in (recorded)" in printed
+    assert (status, asked) == (Exit.OK, ["intake", "eligibility", "payments"])
+    assert "taken in (recorded)" in printed
 
 
 def test_refused_again_taken_in_before_and_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     refused = {**TAKEN_IN, "result": "refused", "detail": "flexledger_mac does not match"}
-    assert _run(monkeypatch, {"eligibility": (422, refused)})[:2] == (Exit.REFUSED, ["eligibility"])
+    assert _run(monkeypatch, {"eligibility": (422, refused)})[:2] == (Exit.REFUSED, ["intake", "eligibility"])
     assert _run(monkeypatch, {"payments": (409, TAKEN_IN)}, "--json")[0] == Exit.REFUSED
     assert _run(monkeypatch, {})[0] == Exit.NOT_FOUND

@@ -22,7 +22,7 @@ from contracts.cloudevents import CloudEvent
 from contracts.messages import DeadLetterV1, FactMessageV1
 from contracts.topics import FACTS
 from services.intake.adapters.store import IntakeStore
-from services.intake.aggregates import DeadLetter, FactSubmission
+from services.intake.aggregates import AGENCY_FEED_GROUP, DeadLetter, FactSubmission
 from services.runtime.dead_letters import body_fields, dead_letter_outgoing
 from services.runtime.outbox import Batch, Connection, LogFollower
 from services.runtime.publishing import BookTopics, Outgoing, PartitionKeys, publish_batch
@@ -30,7 +30,6 @@ from services.runtime.service import ServiceRuntime
 
 EVENT_TYPE = "flexledger.intake.fact.v1"
 SOURCE = "/flexledger/intake"
-AGENCY_FEED_GROUP = "intake"  # the agency feed's consumer group (entrypoints.kafka.GROUP), on dead letters
 _CLOUDEVENT_ID_NAMESPACE = uuid.UUID("a4f0b7a2-52c4-5d7e-8f43-1b8e0c9d6e21")
 # Events the relay publishes per step (one read of the log, one wait for the broker, one position
 # write): large enough that a bulk request goes out in a few steps, as a few large record batches.

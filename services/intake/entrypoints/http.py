@@ -64,6 +64,7 @@ from services.intake.domain.limits import (
 from services.runtime.access.gate import BEARER, CALLER, GUARDED_RESPONSES, AccessGate, Caller, guard
 from services.runtime.access.policy import endpoint, refusal
 from services.runtime.access.principals import Principal
+from services.runtime.redrive import DeadLetterRedrive, add_redrive_route
 from services.runtime.service import SERVING
 from services.runtime.settings import Settings
 from services.runtime.telemetry import (
@@ -286,10 +287,12 @@ async def _precheck(
 
 def create_http(
     ports: Ports, health: Callable[[], dict[str, Any]], tracer: trace.Tracer, gate: AccessGate,
+    redrive: DeadLetterRedrive | None = None,
 ) -> FastAPI:
     """Intake's HTTP app: `/health`, `POST /v1/facts` (`record_fact`), `POST /v1/facts/bulk`
-    (`record_bulk`) and a book's progress. The submissions check their key themselves (in intake's
-    order of checks); `gate` guards the rest."""
+    (`record_bulk`), a book's progress and the operators' re-drive of a dead letter (`redrive` None
+    only to describe it). The submissions check their key themselves (in intake's order of checks);
+    `gate` guards the rest."""
     http = FastAPI(
         title="flexledger intake", version="1",
         description="Facts from platforms and agencies into the subsidy ledger (scenarios/FORMAT.md types). "
@@ -302,6 +305,7 @@ def create_http(
     fact_route = _fact_route(http, bearer, record_fact)
     _bulk_route(http, bearer, partial(record_bulk_request, ports))
     _progress_route(http, ports.last_seq)
+    add_redrive_route(http, redrive)  # operators: a dead-lettered agency message taken in after a fix
     http.openapi = partial(_openapi, http)  # type: ignore[method-assign]
     http.add_middleware(_SingleFactRoute, record_fact=record_fact, route=fact_route)
     guard(http, gate, skip=frozenset({("POST", FACTS_PATH), ("POST", BULK_PATH)}))

@@ -21,23 +21,26 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.middlewares import AckPolicy
 from opentelemetry import trace
 
+from contracts.identifiers import mask_identifiers
 from contracts.messages import BOOK_KAFKA_HEADER, FactMessageV1
 from contracts.topics import AGENCY_FEED_PREFIX, AGENCY_FEEDS, DEAD_LETTERS, FACTS
 from services.intake.adapters import metrics
 from services.intake.adapters.store import IntakeStore
+from services.intake.aggregates import AGENCY_FEED_GROUP
 from services.intake.application import Source
-from services.intake.domain.feed import NotTaken, read_agency_message
+from services.intake.domain.feed import AgencyFact, NotTaken, read_agency_message
 from services.intake.domain.limits import Limits
 from services.runtime.consuming import consuming
-from services.runtime.dead_letters import dead_letter_publisher
+from services.runtime.dead_letters import KeptRecord, Witness, dead_letter_publisher
 from services.runtime.kafka import make_broker, static_member
 from services.runtime.process import until_done
 from services.runtime.publishing import BookTopics
+from services.runtime.redrive import Taker
 from services.runtime.settings import Settings
 from services.runtime.telemetry import current_carrier
 
 log = logging.getLogger(__name__)
-GROUP = "intake"
+GROUP = AGENCY_FEED_GROUP
 
 
 class AgencyFeed:
@@ -68,7 +71,7 @@ class AgencyFeed:
                 log.exception("reading an agency message failed")
                 message = NotTaken(500, "intake could not read this message (internal error); "
                                         "the operators have its log")
-            source = Source(record.topic, record.partition, record.offset, body, agency)
+            source = Source(record.topic, record.partition, record.offset, body, agency, tuple(headers))
             carrier = current_carrier()
             span.set_attribute("flexledger.agency", source.agency or "-")
 
@@ -83,6 +86,28 @@ class AgencyFeed:
         metrics.count_agency_message(record.topic, outcome)
         if outcome not in ("redelivered", "duplicate"):
             self.on_recorded()
+
+
+class NotWriting(Exception):
+    """This intake is not the books' writer now (a standby, or re-reading the books)."""
+
+
+def agency_taker(store: IntakeStore, limits: Limits, writing: Callable[[], bool]) -> Taker[AgencyFact]:
+    """How the agency feed's dead letters are re-driven (services.runtime.redrive): the consumer's own
+    reading (`read_agency_message`, at the re-drive's time), then `IntakeApplication.redrive_agency_message`
+    in the re-drive request's trace. The re-drive holds the books' writer lock (bootstrap.py)."""
+
+    def check(record: KeptRecord) -> AgencyFact | str:
+        agency = record.topic.removeprefix(AGENCY_FEED_PREFIX)
+        message = read_agency_message(agency, record.headers, record.value, limits, datetime.now(UTC))
+        return mask_identifiers(message.reason) if isinstance(message, NotTaken) else message
+
+    def take(message: AgencyFact, record: KeptRecord, witness: Witness) -> None:
+        if not writing():
+            raise NotWriting("intake is not the books' writer now: nothing re-driven")
+        store.app.redrive_agency_message(message, current_carrier(), witness)
+
+    return Taker(check, take)
 
 
 async def _raw_body(msg: KafkaMessage) -> bytes:

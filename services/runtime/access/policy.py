@@ -55,6 +55,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("intake", "POST", "/v1/facts", _SUBMITTERS),
     Endpoint("intake", "POST", "/v1/facts/bulk", _SUBMITTERS),
     Endpoint("intake", "GET", "/v1/books/{book}/progress", _every()),
+    Endpoint("intake", "POST", REDRIVE, _OPERATOR),
     Endpoint("eligibility", "GET", "/v1/books/{book}/decisions",
              {"platform": "own", "auditor": "all", "operator": "all", "statistics": "pseudonymised"},
              personal=True),

@@ -170,3 +170,25 @@ def test_every_stand_in_is_storable_json_that_the_guard_then_reads_back(value: A
     made = stand_in({"v": value})
     text = json.dumps(made, ensure_ascii=False, allow_nan=False)
     assert parse_json_body(text.encode("utf-8"), 1 << 20, 64) == made
+
+
+def test_a_re_driven_agency_message_is_read_again_by_the_feeds_own_checks() -> None:
+    """services.intake.entrypoints.kafka.agency_taker: the kept bytes and headers, read at the re-drive's
+    time under the limits intake has now; never written by an intake that is not the books' writer."""
+    from datetime import timedelta
+
+    from contracts.topics import agency_feed
+    from services.intake.entrypoints.kafka import NotWriting, agency_taker
+    from services.runtime.dead_letters import KeptRecord
+
+    fact = {**CONTRIBUTION, "at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    record = KeptRecord(agency_feed("social_insurance_agency").name, 0, 3, json.dumps(fact).encode(),
+                        (("flexledger-book", b"b1"), ("content-type", b"application/json")), 0)
+    assert "later than intake received" in str(agency_taker(None, LIMITS, lambda: True).check(record))
+    wider = Limits(max_clock_skew_s=7200)  # the fix: a clock skew the sender needs
+    checked = agency_taker(None, wider, lambda: True).check(record)
+    assert isinstance(checked, AgencyFact) and (checked.book, checked.principal.role) == (
+        "b1", "social_insurance_agency")
+    standby = agency_taker(None, wider, lambda: False)
+    with pytest.raises(NotWriting):
+        standby.take(checked, record, lambda result, detail: None)
