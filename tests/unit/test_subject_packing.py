@@ -45,8 +45,8 @@ def _messages(book: str, facts: list[dict[str, Any]]) -> tuple[list[FactMessageV
 def test_states_taken_back_from_their_packed_form_decide_as_the_engine() -> None:
     book = "main"
     messages, recorded = _messages(book, list(generate_facts(8, None, 12, 11)))
-    cache = SubjectCache[SubjectState](100_000, pack_state,  # live: 12.5 KB, about one state
-                                       lambda packed: unpack_state(packed, IN_FORCE))
+    cache = SubjectCache[SubjectState](100_000, pack_state, lambda packed: unpack_state(packed, IN_FORCE))
+    cache.live_budget_bytes = 12_500  # about one state live; the rest of the budget holds the packed
     decided = []
     unpacked = 0
     for message in messages:
