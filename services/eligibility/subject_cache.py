@@ -4,8 +4,9 @@ Two tiers, least recently used first in each:
 - live: states as objects, ready to decide. A state's size is estimated from its chain's length
   (`estimated_bytes`: measured with tracemalloc on the generated city, where a 16-event subject averaged
   5.9 KB as computed and 9.1 KB as read back from a snapshot, whose unpickled strings are not shared).
-  They get at most `1 / LIVE_SHARE` of the budget: a 100,000-fact run's 20,000 subjects stay live (an
-  eighth packed most of them, and eligibility's CPU per fact rose by a third: docs/design/scale.md).
+  They get at most `1 / LIVE_SHARE` of the budget: enough for the subjects of a few batches. (Half would
+  keep a 100,000-fact run's 20,000 subjects live, but costs more CPU and memory on a city year:
+  docs/design/scale.md.)
 - packed: states evicted from the live tier, pickled and compressed as a snapshot is (about 1.1 KB for
   a worker's year against 6-9 KB as objects), counted by their real size. Taken back into the live
   tier when asked for. So a city's 100,000 subjects fit in 256 MB, and a subject seen a month ago is
@@ -35,7 +36,7 @@ EVENT_BYTES = 600
 # One packed entry besides its bytes object: its key (a UUID and its int), the dict's slot and the
 # entry itself (measured 239 bytes with tracemalloc; rounded up).
 PACKED_ENTRY_BYTES = 256
-LIVE_SHARE = 2  # the live tier holds at most budget / LIVE_SHARE
+LIVE_SHARE = 8  # the live tier holds at most budget / LIVE_SHARE
 
 
 class Sized(Protocol):
