@@ -14,7 +14,6 @@ reached; 5 no such dead letter; 6 no API key.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from typing import Annotated, Any
 
@@ -52,17 +51,6 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="print JSO
     output.print_table(table)
 
 
-def _key(settings: Settings) -> str:
-    from flexledger.submit import SubmitError, operator_key
-
-    given = os.environ.get("FLEXLEDGER_API_KEY")
-    if given:
-        return given
-    try:
-        return operator_key(settings)
-    except SubmitError as exc:
-        fail(str(exc), Exit.NOT_SET_UP)
-
 
 @app.command()
 def redrive(
@@ -76,7 +64,8 @@ def redrive(
     except ValueError:
         fail(f"not a dead letter id: {dead_letter_id!r}", Exit.USAGE)
     settings = Settings.from_env()
-    headers = {"Authorization": f"Bearer {_key(settings)}"}
+    from flexledger.submit import caller_key  # late: the submit module's imports are heavy
+    headers = {"Authorization": f"Bearer {caller_key(settings)}"}
     ports = {"intake": settings.intake_port, "eligibility": settings.eligibility_port,
              "payments": settings.payments_port}
     for service in REDRIVABLE:  # the id names its service's store only: the others answer 404

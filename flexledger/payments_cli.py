@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from typing import Annotated, Any
 
 import httpx
@@ -43,24 +42,13 @@ def _base(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.payments_port}"
 
 
-def _key(settings: Settings) -> str:
-    """FLEXLEDGER_API_KEY (e.g. a finance key), else the bootstrap operator key."""
-    from flexledger.submit import SubmitError, operator_key
-
-    given = os.environ.get("FLEXLEDGER_API_KEY")
-    if given:
-        return given
-    try:
-        return operator_key(settings)
-    except SubmitError as exc:
-        fail(str(exc), Exit.NOT_SET_UP)
-
 
 def _call(method: str, path: str, *, body: dict[str, Any] | None = None,
           params: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     settings = Settings.from_env()
     url = _base(settings) + path
-    headers = {"Authorization": f"Bearer {_key(settings)}"}
+    from flexledger.submit import caller_key  # late: the submit module's imports are heavy
+    headers = {"Authorization": f"Bearer {caller_key(settings)}"}
     try:
         response = httpx.request(method, url, json=body, params=params, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:

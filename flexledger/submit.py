@@ -282,6 +282,22 @@ def default_url() -> str:
     return f"http://127.0.0.1:{Settings.from_env().intake_port}"
 
 
+def caller_key(settings: Settings) -> str:
+    """The key a command calls a service with: FLEXLEDGER_API_KEY (e.g. a finance key), else the
+    bootstrap operator key; exits 6 when there is neither."""
+    import os
+
+    from flexledger.exits import fail
+
+    given = os.environ.get("FLEXLEDGER_API_KEY")
+    if given:
+        return given
+    try:
+        return operator_key(settings)
+    except SubmitError as exc:
+        fail(str(exc), Exit.NOT_SET_UP)
+
+
 def operator_key(settings: Settings | None = None) -> str:
     """The bootstrap operator key intake accepts: FLEXLEDGER_OPERATOR_KEY, else the key intake generated
     into <state_dir>/operator.key. SubmitError (exit 2) when there is none."""

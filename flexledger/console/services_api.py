@@ -38,11 +38,7 @@ class ServicesApi:
                                              timeout=TIMEOUT_S)
         except httpx.HTTPError:
             return Answer(0, {})
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return Answer(response.status_code, body if isinstance(body, dict) else {})
+        return _answer(response)
 
     async def post(self, service: ServiceName, path: str, api_key: str) -> Answer:
         """A command without a body (a dead letter's re-drive), with the user's key."""
@@ -51,11 +47,7 @@ class ServicesApi:
                                               headers={"Authorization": f"Bearer {api_key}"})
         except httpx.HTTPError:
             return Answer(0, {})
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return Answer(response.status_code, body if isinstance(body, dict) else {})
+        return _answer(response)
 
     async def metrics(self, service: ServiceName) -> str:
         """The service's Prometheus text ('' when it does not answer)."""
@@ -67,3 +59,12 @@ class ServicesApi:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _answer(response: httpx.Response) -> Answer:
+    """The status and the JSON object a service answered ({} for anything else)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return Answer(response.status_code, body if isinstance(body, dict) else {})

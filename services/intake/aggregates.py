@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic, register_topic
 
 from services.runtime.access.store import ApiKeyRing
-from services.runtime.dead_letters import AlreadyRedriven, KeptRecord, RedriveResult, record_headers
+from services.runtime.dead_letters import KeptRecord, RedriveHistory, record_headers
 
 # Intake kept the API key ring in its own store until the access module got a store of its own: those
 # events are still in intake's log. They decode as the access store's key ring (nothing in intake
@@ -108,7 +108,7 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> uuid.UUID:
     return uuid.uuid5(SUBMISSION_NAMESPACE, f"dead-letter\x1f{topic}\x1f{partition}\x1f{offset}")
 
 
-class DeadLetter(Aggregate):
+class DeadLetter(RedriveHistory, Aggregate):
     """An agency message intake did not take in as it came (unreadable, unauthorised, or a fact it
     recorded as rejected), kept with the reason and the original bytes; the outbox relay publishes it
     to the dead-letter topic. Recorded in the same transaction as the message's Kafka position.
@@ -168,16 +168,6 @@ class DeadLetter(Aggregate):
             source_topic=source_topic, source_partition=source_partition, source_offset=source_offset,
             **fields,
         )
-
-    @property
-    def accepted(self) -> bool:
-        """Whether a re-drive took the message in: it is never taken in again."""
-        return any(r.result == "accepted" for r in self.redrives)
-
-    def redriven(self, by: str, result: RedriveResult, detail: str) -> None:
-        if self.accepted:
-            raise AlreadyRedriven(self)
-        self.trigger_event(self.Redriven, by=by, result=result, detail=detail)
 
     def unredrivable(self) -> str | None:
         """Why the message cannot be taken in again whatever is fixed; None when it can be tried."""

@@ -77,7 +77,28 @@ class KeptRecord:
     timestamp: int  # ms since the epoch: when the record was kept (the Kafka timestamp is not kept)
 
 
-class DeadLetter(Aggregate):
+class RedriveHistory:
+    """The re-drives of a dead letter (the runtime's `DeadLetter` and intake's own): each is one of the
+    aggregate's own `Redriven` events (its stored topic names the aggregate), kept in `redrives`; after
+    one took the message in, no other may."""
+
+    redrives: list[Any]
+    Redriven: type[Aggregate.Event]
+    trigger_event: Callable[..., None]
+
+    @property
+    def accepted(self) -> bool:
+        """Whether a re-drive took the message in: it is never taken in again."""
+        return any(r.result == "accepted" for r in self.redrives)
+
+    def redriven(self, by: str, result: RedriveResult, detail: str) -> None:
+        if self.accepted:
+            assert isinstance(self, Redrivable)  # both dead letters are
+            raise AlreadyRedriven(self)
+        self.trigger_event(self.Redriven, by=by, result=result, detail=detail)
+
+
+class DeadLetter(RedriveHistory, Aggregate):
     """A record that a consumer of eligibility or payments could not decode, kept with the reason."""
 
     class Kept(Aggregate.Created):
@@ -129,16 +150,6 @@ class DeadLetter(Aggregate):
             traceparent=carrier.get("traceparent"), tracestate=carrier.get("tracestate"),
             headers=kept_headers(record.headers or ()),
         )
-
-    @property
-    def accepted(self) -> bool:
-        """Whether a re-drive took the record in: it is never taken in again."""
-        return any(r.result == "accepted" for r in self.redrives)
-
-    def redriven(self, by: str, result: RedriveResult, detail: str) -> None:
-        if self.accepted:
-            raise AlreadyRedriven(self)
-        self.trigger_event(self.Redriven, by=by, result=result, detail=detail)
 
     def kept_record(self) -> KeptRecord:
         """The record again, byte for byte (headers only for dead letters kept since they are)."""
