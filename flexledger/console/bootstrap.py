@@ -52,8 +52,9 @@ class Console:
                 return ReplayResult(None, "not found in the event store")
             replayed = replay(located)
             fact = located.event.get("fact")
+            link = {name: str(located.event.get(name)) for name in ("prev_hash", "hash")}
             return ReplayResult(replayed.reproduced, replayed.problem or f"rule set {replayed.rule_set}",
-                                fact if isinstance(fact, dict) else None)
+                                fact if isinstance(fact, dict) else None, link)
 
         return await asyncio.to_thread(run)
 

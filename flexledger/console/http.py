@@ -40,12 +40,14 @@ IDENTIFIER = re.compile(r"[0-9A-Z]{18}")  # an identity number or a credit code,
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """`flexledger audit replay` of one decision: reproduced (None: not found), what it says, and the
-    fact the decision rests on as the event store holds it."""
+    """`flexledger audit replay` of one decision: reproduced (None: not found), what it says, the fact
+    the decision rests on as the event store holds it, and its event's hash-chain link (`prev_hash`,
+    `hash`: docs/design/audit-format.md)."""
 
     reproduced: bool | None
     note: str
     fact: dict[str, Any] | None = None
+    link: dict[str, str] | None = None
 
 
 Replay = Callable[[str, str], Awaitable[ReplayResult]]

@@ -69,6 +69,7 @@ LABELS: dict[str, tuple[str, str]] = {  # key: (中文, English)
     "replay": ("重放", "Replay"),
     "run_replay": ("运行重放", "Run replay"),
     "reproduced": ("已复现", "Reproduced"),
+    "chain_link": ("哈希链链接（前一哈希 → 本事件哈希）", "Hash-chain link (previous → this event's)"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
     "trace": ("追踪", "Trace"),

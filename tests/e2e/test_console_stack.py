@@ -104,6 +104,7 @@ def test_operator_logs_in_and_reads_every_page_of_the_real_services(stack: tuple
             assert str(page.get_attribute("#trace-link", "href")).endswith(grant["trace_id"])
             page.click("#replay")
             assert "是" in page.inner_text("#replayed"), page.inner_text("#replayed")
+            assert "→" in page.inner_text("#chain-link")  # the fact event's link in its stream's hash chain
             assert "**********" in page.inner_text("#fact")  # the fact it rests on, identity numbers masked
             page.screenshot(path=str(SCREENSHOTS / "decision.png"), full_page=True)
             page.click("#subject-link")

@@ -133,7 +133,7 @@ async def authenticate(authorization: str) -> Principal | None:
 
 async def replay(decision_id: str, book: str) -> ReplayResult:
     fact = {"type": "monthly_report", "worker": WORKER_A, "enterprise": ACME, "income_fen": 300_000}
-    return ReplayResult(True, "rule set wuxi-2021-26/1", fact)
+    return ReplayResult(True, "rule set wuxi-2021-26/1", fact, {"prev_hash": "ab" * 32, "hash": "cd" * 32})
 
 
 async def kept() -> list[dict[str, Any]]:

@@ -217,6 +217,7 @@ def test_decision_page_replays_with_csrf_and_links_its_trace() -> None:
     replayed = client.post("/decision/dec-1/replay", data={"csrf": csrf(client, "/decision/dec-1")})
     assert replayed.status_code == 200 and 'id="replayed"' in replayed.text and "是" in replayed.text
     assert "monthly_report" in replayed.text and WORKER_A not in replayed.text  # the fact, masked
+    assert 'id="chain-link"' in replayed.text and "ab" * 32 in replayed.text and "cd" * 32 in replayed.text
 
 
 def test_a_clawbacks_page_links_each_decision_it_reverses(monkeypatch: pytest.MonkeyPatch) -> None:
