@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 
@@ -32,6 +33,8 @@ MAX_DECISIONS_PER_PAGE = 10_000
 MAX_SEQ = 2**63 - 1  # intake's seq is a PostgreSQL bigint
 SUBJECT_PATTERN = r"^[0-9A-Z]{18}$"  # an identity number or a credit code: 18 digits or capitals
 DECISION_ID_PATTERN = r"^[0-9A-Za-z-]{1,64}$"  # a UUID (services.eligibility.domain.decision.decision_id)
+ISO_TIME_PATTERN = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"  # a date, or a date and a time
+                    r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?)?$")
 
 
 def create_http(
@@ -55,15 +58,16 @@ def create_http(
             "only the decisions about this worker or enterprise or paid to it (identity number or "
             "unified social credit code)")),
         decision_id: str | None = Query(None, pattern=DECISION_ID_PATTERN, description="only this decision"),
-        known_as_of: Annotated[datetime | None, Query(description=(
-            "only the decisions recorded at or before this time (ISO 8601): what was known then"))] = None,
+        known_as_of: Annotated[str | None, Query(pattern=ISO_TIME_PATTERN, description=(
+            "only the decisions recorded at or before this time (ISO 8601 date or date and time; "
+            "without a zone, UTC): what was known then"))] = None,
         who: Caller = CALLER,
     ) -> JSONResponse:
         """Decisions in ledger order (by intake seq), as scenarios/FORMAT.md prints them. A platform
         sees only the decisions about its enterprise and the workers it reported."""
         found = await projection.decisions(store.pool, book, after_seq, limit, enterprise=who.enterprise,
                                            subject=subject, decision_id=decision_id,
-                                           known_as_of=_aware(known_as_of))
+                                           known_as_of=_moment(known_as_of))
         body = {"book": book, "decisions": found, "truncated": len(found) >= limit}
         return await gate.answer(who, book, body, len(found))
 
@@ -82,6 +86,15 @@ def create_http(
     return http
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """A time without a zone is UTC (as `audit history --as-of` reads it)."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _moment(text: str | None) -> datetime | None:
+    """`known_as_of` as a time; one without a zone is UTC (as `audit history --as-of` reads it). The
+    pattern let through only ISO 8601 (not pydantic's Unix seconds: "0.5" is refused); a day the
+    calendar lacks (2024-02-30) is a 422 like any other bad parameter."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "known_as_of"),
+                                       "msg": f"not a time: {exc}", "input": None}]) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
