@@ -194,12 +194,7 @@ def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, confi
     async def redrive(request: Request, service: str, letter_id: str) -> Response:
         """An operator's re-drive button: the service's own command with the operator's key (which
         records who and the result on the dead letter); back to the page, which shows the result."""
-        session = page_session(request, sessions, "dead_letters")
-        form = await form_of(request)
-        if not valid_csrf(session, form.get("csrf")):
-            raise Refused(403, "CSRF token missing or wrong")
-        if not pages.may_open(session.principal, "redrive"):
-            raise Refused(403, f"{session.principal.role}: re-drive")
+        session, _ = await _posted(request, sessions, "dead_letters", "redrive")
         if service not in REDRIVABLE or not _is_uuid(letter_id):
             raise Refused(404, "no such dead letter")
         answer = await api.post(service, f"/v1/dead-letters/{letter_id}/redrive", session.api_key)
@@ -210,6 +205,20 @@ def _reading_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, confi
                           str(answer.body.get("reason", f"service answered {answer.status or 'nothing'}")))
         book = book_of(request, config)
         return RedirectResponse(f"/dead-letters?book={quote(book)}#letter-{letter_id}", status_code=303)
+
+
+async def _posted(
+    request: Request, sessions: Sessions, page: pages.Page, command: pages.Page | None = None,
+) -> tuple[Session, dict[str, str]]:
+    """A form posted from `page`: its session and fields, once the CSRF token and (for a command such
+    as replay or re-drive) the user's role are checked; else 403."""
+    session = page_session(request, sessions, page)
+    form = await form_of(request)
+    if not valid_csrf(session, form.get("csrf")):
+        raise Refused(403, "CSRF token missing or wrong")
+    if command is not None and not pages.may_open(session.principal, command):
+        raise Refused(403, f"{session.principal.role}: {command}")
+    return session, form
 
 
 def _is_uuid(text: str) -> bool:
@@ -317,10 +326,7 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
     async def find_subject(request: Request) -> Response:
         """The subject form: the identity number is posted, never put in a URL; answered with the way
         to the subject's page by one of its decisions."""
-        session = page_session(request, sessions, "subject")
-        form = await form_of(request)
-        if not valid_csrf(session, form.get("csrf")):
-            raise Refused(403, "CSRF token missing or wrong")
+        session, form = await _posted(request, sessions, "subject")
         book = form.get("book") or config.default_book
         if not valid_book(book):
             raise Refused(400, "not a book name")
@@ -339,12 +345,7 @@ def _decision_routes(http: FastAPI, sessions: Sessions, adapters: Adapters, conf
 
     @http.post("/decision/{decision_id}/replay")
     async def replay_decision(request: Request, decision_id: str) -> Response:
-        session = page_session(request, sessions, "decision")
-        form = await form_of(request)
-        if not valid_csrf(session, form.get("csrf")):
-            raise Refused(403, "CSRF token missing or wrong")
-        if not pages.may_open(session.principal, "replay"):
-            raise Refused(403, f"{session.principal.role}: replay")
+        session, _ = await _posted(request, sessions, "decision", "replay")
         book = book_of(request, config)
         decision = await find(session, book, decision_id)
         replayed = await adapters.replay(decision_id, book)
