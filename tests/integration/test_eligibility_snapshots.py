@@ -16,40 +16,25 @@ import psycopg
 import pytest
 from eventsourcing.persistence import Tracking
 
-from contracts.messages import FactMessageV1, fact_subject
 from flexledger.engine import Engine
 from services.eligibility.aggregates import chain_content
 from services.eligibility.application import EligibilityApplication, FactOutcome
 from services.eligibility.domain.chain import verify_chain
 from services.eligibility.subject_snapshots import TABLE
-from services.intake.domain.submission import IntakeBook
 from services.runtime.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from generate import generate_facts
 
+from tests.unit.fact_messages import recorded_messages
+
 pytestmark = pytest.mark.integration
 
-
-def _messages(book: str, facts: list[dict[str, Any]]) -> tuple[list[FactMessageV1], list[dict[str, Any]]]:
-    """The facts intake records (duplicates are not), as it would publish them, numbered 1, 2, 3..."""
-    intake, out, recorded = IntakeBook(), [], []
-    for fact in facts:
-        submission = intake.submit(fact)
-        if submission.outcome == "duplicate":
-            continue
-        recorded.append(fact)
-        out.append(FactMessageV1(
-            book=book, seq=len(out) + 1, fact_id=fact["id"], subject=fact_subject(fact),
-            outcome=submission.outcome, fact=fact, reason=submission.reason, digest=submission.digest,
-            recorded_at="2021-06-01T01:00:00Z",
-        ))
-    return out, recorded
 
 
 def test_subjects_read_from_snapshots_decide_as_the_engine(infra: Settings) -> None:
     book = f"snap-{uuid.uuid4().hex[:12]}"
-    messages, recorded = _messages(book, list(generate_facts(6, None, 12, 7)))
+    messages, recorded = recorded_messages(book, list(generate_facts(6, None, 12, 7)))
     source = f"kafka:test-snapshots-{uuid.uuid4().hex[:8]}:0"
     a, b = EligibilityApplication(infra), EligibilityApplication(infra)
     decided: list[dict[str, Any]] = []

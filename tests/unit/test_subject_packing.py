@@ -7,9 +7,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
-from contracts.messages import FactMessageV1, fact_subject
 from flexledger.engine import Engine
 from services.eligibility.application import (
     SubjectState,
@@ -20,31 +18,16 @@ from services.eligibility.application import (
 )
 from services.eligibility.domain.ruleset import IN_FORCE
 from services.eligibility.subject_cache import SubjectCache
-from services.intake.domain.submission import IntakeBook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from generate import generate_facts
 
-
-def _messages(book: str, facts: list[dict[str, Any]]) -> tuple[list[FactMessageV1], list[dict[str, Any]]]:
-    """The facts intake records (duplicates are not), as it would publish them, numbered 1, 2, 3..."""
-    intake, out, recorded = IntakeBook(), [], []
-    for fact in facts:
-        submission = intake.submit(fact)
-        if submission.outcome == "duplicate":
-            continue
-        recorded.append(fact)
-        out.append(FactMessageV1(
-            book=book, seq=len(out) + 1, fact_id=fact["id"], subject=fact_subject(fact),
-            outcome=submission.outcome, fact=fact, reason=submission.reason, digest=submission.digest,
-            recorded_at="2021-06-01T01:00:00Z",
-        ))
-    return out, recorded
+from tests.unit.fact_messages import recorded_messages
 
 
 def test_states_taken_back_from_their_packed_form_decide_as_the_engine() -> None:
     book = "main"
-    messages, recorded = _messages(book, list(generate_facts(8, None, 12, 11)))
+    messages, recorded = recorded_messages(book, list(generate_facts(8, None, 12, 11)))
     cache = SubjectCache[SubjectState](100_000, pack_state, lambda packed: unpack_state(packed, IN_FORCE))
     cache.live_budget_bytes = 12_500  # about one state live; the rest of the budget holds the packed
     decided = []
