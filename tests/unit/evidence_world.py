@@ -31,9 +31,10 @@ SUBJECT = "342401198011116063"  # vector 05: trained through two enterprises
 VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "05-training-cap.yaml"
 
 
-@cache
-def _ledger() -> tuple[list[tuple[Row, dict[str, Any]]], Leaves, dict[str, Any]]:
-    """(the stream's rows with their decoded states, every stored row hashed with the tree, the head)."""
+def stored_stream() -> tuple[list[tuple[Row, dict[str, Any]]], list[Row]]:
+    """One subject's stream as eligibility stores it (vector 05's facts decided by the pure core,
+    chained), among other stored rows: (the stream's rows with their decoded states, every row hashed in
+    order)."""
     facts = [f for f in load_scenario(VECTOR)["facts"] if fact_subject(f) == SUBJECT]
     replay, head = SubjectReplay(CURRENT.id, "b"), GENESIS
     stream_id, stream, stored = str(uuid.UUID(int=7)), [], []
@@ -48,7 +49,13 @@ def _ledger() -> tuple[list[tuple[Row, dict[str, Any]]], Leaves, dict[str, Any]]
         row = Row(3 * seq, stream_id, seq + 1, PROCESSED, b"ciphertext %d" % seq)
         stream.append((row, json.loads(json.dumps(event))))
         stored += [other, row]
-    hashed = [r._replace(state=hashlib.sha256(r.state).digest()) for r in stored]
+    return stream, [r._replace(state=hashlib.sha256(r.state).digest()) for r in stored]
+
+
+@cache
+def _ledger() -> tuple[list[tuple[Row, dict[str, Any]]], Leaves, dict[str, Any]]:
+    """(the stream's rows with their decoded states, every stored row hashed with the tree, the head)."""
+    stream, hashed = stored_stream()
     tree = merkle.Tree([row_leaf(row) for row in hashed])
     content = cp.checkpoint_content(ledger="eligibility", up_to_notification_id=hashed[-1].notification_id,
                                     event_count=len(hashed), digest=tree.root().hex(),

@@ -20,19 +20,16 @@ from typing import Any
 
 import pytest
 
-from contracts.messages import fact_subject
 from flexledger.audit import standalone_verify as standalone
 from flexledger.audit.evidence import assemble
 from flexledger.audit.proofs import Leaves, row_leaf
-from flexledger.audit.replay import Located, SubjectReplay
-from flexledger.audit.store import PROCESSED, Row
-from flexledger.scenario_file import load_scenario
-from services.eligibility.aggregates import CHAIN_FIELDS, chain_content
+from flexledger.audit.replay import Located
+from flexledger.audit.store import Row
+from services.eligibility.aggregates import CHAIN_FIELDS
 from services.eligibility.domain import checkpoint as cp
 from services.eligibility.domain import merkle
-from services.eligibility.domain.chain import GENESIS, link_hash
-from services.eligibility.domain.ruleset import CURRENT
-from services.intake.domain.submission import content_digest
+from services.eligibility.domain.chain import GENESIS
+from tests.unit import evidence_world
 
 SEED = base64.b64encode(bytes(range(32))).decode()
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
@@ -131,29 +128,11 @@ def test_the_checkpointers_tree_is_the_tree_over_the_entry_hashes() -> None:
 
 # --- evidence bundles -----------------------------------------------------------------------------------
 
-SUBJECT = "342401198011116063"  # vector 05: six facts, six decisions
+SUBJECT = evidence_world.SUBJECT  # vector 05: six facts, six decisions
 
 
 def _ledger() -> tuple[list[tuple[Row, dict[str, Any]]], list[Row]]:
-    """One subject's stream as eligibility stores it (facts decided by the pure core, chained), among
-    other stored rows: (the stream's rows with their decoded states, every row hashed in order)."""
-    facts = load_scenario(VECTORS / "05-training-cap.yaml")["facts"]
-    facts = [f for f in facts if fact_subject(f) == SUBJECT]
-    replay, head = SubjectReplay(CURRENT.id, "b"), GENESIS
-    stream_id, stream, stored = str(uuid.UUID(int=7)), [], []
-    for seq, fact in enumerate(facts, start=1):
-        event = {"book": "b", "subject": SUBJECT, "seq": seq, "fact_id": fact["id"], "outcome": "accepted",
-                 "fact": fact, "reason": None, "digest": content_digest(fact), "rule_set": CURRENT.id,
-                 "trace_id": None}
-        event["decisions"] = replay.decide(event)
-        event["prev_hash"], event["hash"] = head, link_hash(head, chain_content(event))
-        head = event["hash"]
-        notification_id = 3 * seq
-        other = Row(notification_id - 1, str(uuid.UUID(int=seq)), 1, "other", b"x" * seq)
-        row = Row(notification_id, stream_id, seq + 1, PROCESSED, b"ciphertext %d" % seq)
-        stream.append((row, json.loads(json.dumps(event))))
-        stored += [other, row]
-    return stream, [r._replace(state=hashlib.sha256(r.state).digest()) for r in stored]
+    return evidence_world.stored_stream()
 
 
 def _bundle(identities: bool = True) -> dict[str, Any]:
