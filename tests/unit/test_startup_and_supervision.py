@@ -147,3 +147,28 @@ def test_the_supervisor_restarts_a_killed_child_and_stops_it_with_itself(tmp_pat
 def test_exit_statuses_read_as_an_operator_would_say_them() -> None:
     assert supervisor.exit_status(-signal.SIGKILL) == "killed by SIGKILL"
     assert supervisor.exit_status(1) == "exit 1"
+
+
+
+def test_spawn_returns_only_once_the_new_program_has_its_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Popen returns while the kernel may still be setting up the new program (an empty
+    /proc/<pid>/cmdline: one java start in eight, read at once on this machine), and a starting broker
+    was then taken for one that had exited (`wait_healthy`: "kafka is not running", a CI failure).
+    Here the first two reads find it empty: spawn must wait for the third."""
+    reads: list[str] = []
+    real = processes._cmdline
+
+    def slow_exec(pid: int) -> str:
+        reads.append(real(pid) if len(reads) >= 2 else "")
+        return reads[-1]
+
+    monkeypatch.setattr(processes, "_cmdline", slow_exec)
+    pid = processes.spawn_detached([sys.executable, "-c", "import time; time.sleep(30)", "marker-arg"],
+                                   log_path=tmp_path / "log", pid_path=tmp_path / "pid")
+    try:
+        assert len(reads) >= 3 and "marker-arg" in reads[-1]
+        assert processes.pid_alive(pid, "marker-arg")
+    finally:
+        processes.kill_group(pid)
