@@ -142,7 +142,11 @@ class DeadLetterRedrive:
                 done = await asyncio.to_thread(self._attempt, letter, taker, by)
             except AlreadyRedriven as exc:  # another process took it in meanwhile
                 return _answer(exc.letter, 409)
-            except Exception:  # nothing was recorded (one transaction): the operator may try again
+            except Exception as exc:  # nothing was recorded (one transaction): the operator may try again
+                if "fenced:" in str(exc):  # a former active instance, about to stop: expected, no trace
+                    log.warning("dead letter %s not re-driven: this instance lost its writer lock", letter_id)
+                    return _refused(503, "this instance lost its writer lock to another; nothing was done: "
+                                         "send it to the active instance")
                 log.exception("re-driving dead letter %s failed", letter_id)
                 return _refused(503, "the re-drive could not be recorded; nothing was done: retry")
         last = done.redrives[-1]

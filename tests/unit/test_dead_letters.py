@@ -245,3 +245,28 @@ def test_the_console_reads_intakes_dead_letters_by_their_stored_topics() -> None
     assert get_topic(IntakeDeadLetter.Recorded) == INTAKE_KEPT_TOPIC
     assert get_topic(IntakeDeadLetter.Redriven) == INTAKE_REDRIVEN_TOPIC
     assert CONSOLE_GROUP == INTAKE_GROUP
+
+
+def test_a_fenced_instance_refuses_a_re_drive_and_records_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A former active instance (its writer lock taken over) answers 503 naming why, without a trace."""
+    import asyncio
+    import copy
+
+    from services.runtime.redrive import DeadLetterRedrive, Taker
+
+    letter = DeadLetter.keep("payments", _record(b"{}", []), "no flexledger_mac header")
+    letter.collect_events()
+
+    class FencedStore:
+        repository = SimpleNamespace(get=lambda _id: copy.deepcopy(letter))  # as stored: a fresh copy
+
+        def record(self, _aggregate: Any) -> None:
+            raise RuntimeError("fenced: this payments process no longer holds its writer lock")
+
+    woken: list[bool] = []
+    redrive = DeadLetterRedrive(lambda: FencedStore(), {"payments": Taker(  # type: ignore[arg-type, return-value]
+        check=lambda _record: "still refused", take=lambda *_: None)}, lambda: woken.append(True))
+    answer = asyncio.run(redrive(letter.id, "operator k1"))
+    assert answer.status_code == 503 and b"lost its writer lock" in answer.body
+    assert not letter.redrives and not woken
+    assert all(r.exc_info is None for r in caplog.records)
