@@ -18,10 +18,14 @@ the rule set its first fact was decided under; a subject not seen yet gets the c
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -36,7 +40,7 @@ from services.eligibility.domain.decision import Decision
 from services.eligibility.domain.entitlement_state import EntitlementState
 from services.eligibility.domain.ruleset import IN_FORCE, RuleSets
 from services.eligibility.subject_cache import SubjectCache
-from services.eligibility.subject_snapshots import SnapshotStore, pack, unpack
+from services.eligibility.subject_snapshots import SnapshotStore, StatePacker
 from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import (
     CONFLICT_RETRIES_MAX,
@@ -85,11 +89,11 @@ class EligibilityApplication(ServiceApplication):
         self._id_key = pseudonym_key(settings)
         self._states = SubjectCache[SubjectState](
             settings.eligibility_cache_mb * 1024 * 1024, pack_state,
-            lambda packed: unpack_state(packed, IN_FORCE))
+            unpack_state)
         assert self.mapper.cipher is not None, "event state is encrypted at rest (eventstore.CIPHER_TOPIC)"
         recorder = self.recorder
         assert isinstance(recorder, PostgresAggregateRecorder)
-        self.subject_snapshots = SnapshotStore(recorder.datastore, self.mapper.cipher, IN_FORCE)
+        self.subject_snapshots = SnapshotStore(recorder.datastore, self.mapper.cipher, state_packer())
         self.subject_snapshots.create_table()
 
     def chain_id(self, book: str, subject: str) -> uuid.UUID:
@@ -297,13 +301,52 @@ def decide_and_append(
 
 
 def pack_state(state: SubjectState) -> bytes:
-    """A state as its snapshot holds it (`subject_snapshots.pack`): the chain and the entitlement."""
-    return pack((state.chain, state.entitlement))
+    """A state as its snapshot holds it (`StatePacker.pack`): the chain and the entitlement."""
+    return state_packer().pack((state.chain, state.entitlement))
 
 
-def unpack_state(packed: bytes, rule_sets: RuleSets) -> SubjectState:
-    chain, entitlement = unpack(packed, rule_sets)
+def unpack_state(packed: bytes) -> SubjectState:
+    chain, entitlement = state_packer().unpack(packed)
     return SubjectState(chain, entitlement)
+
+
+@functools.cache
+def state_packer() -> StatePacker:
+    """The packer of subject states, its dictionary a sample worker's year (`_sample_state`): the same
+    in every process of this code, as a snapshot written by one must be read by the others."""
+    return StatePacker(_sample_state())
+
+
+def _sample_state() -> tuple[DecisionChain, EntitlementState]:
+    """A worker's year as the platforms and agencies report it (registration, a training, twelve monthly
+    reports and contributions), decided: what states share, for the packing dictionary."""
+    worker, platform = "320206196501010006", "9132020MA00000001E"
+    facts: list[dict[str, Any]] = [
+        {"type": "worker_registered", "at": "2021-06-01T08:00:00+08:00", "worker": worker, "name": "样本",
+         "residence": "320205", "residence_since": "2011-05-01"},
+        {"type": "training_completed", "at": "2021-06-02T08:00:00+08:00", "enterprise": platform,
+         "worker": worker, "course": "course-01", "hours": 30, "completed_on": "2021-06-01"}]
+    for month in range(6, 18):
+        year, month_of_year = 2021 + (month - 1) // 12, (month - 1) % 12 + 1
+        reported = f"{year + month_of_year // 12}-{month_of_year % 12 + 1:02d}-03T08:00:00+08:00"
+        facts += [
+            {"type": "monthly_report", "at": reported, "enterprise": platform, "worker": worker,
+             "month": f"{year}-{month_of_year:02d}", "income_fen": 480_000 + 100 * month, "hours": 320.5,
+             "district": "320205"},
+            {"type": "contribution_paid", "at": reported.replace("-03T", "-08T"), "worker": worker,
+             "month": f"{year}-{month_of_year:02d}", "amount_fen": 75_600}]
+    state = rebuild_subject(uuid.UUID(int=0), "main", worker, [], IN_FORCE)
+    for seq, fact in enumerate(facts, start=1):
+        fact["id"] = f"sample-{seq}"
+        digest = hashlib.sha256(json.dumps(fact, sort_keys=True).encode()).hexdigest()
+        message = FactMessageV1(book="main", seq=seq, fact_id=fact["id"], subject=worker,
+                                outcome="accepted", fact=fact, digest=digest, recorded_at=fact["at"],
+                                reason=None, traceparent=None)
+        decide_and_append(state, message, None, {})
+        state.chain.collect_events()  # as once committed: a packed state holds no pending events
+    # The same bytes in every process (the dictionary must be): the chain's clock times fixed.
+    state.chain._created_on = state.chain._modified_on = datetime(2022, 6, 1, tzinfo=UTC)
+    return state.chain, state.entitlement
 
 
 def rebuild_subject(

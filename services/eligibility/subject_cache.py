@@ -7,7 +7,7 @@ Two tiers, least recently used first in each:
   They get at most `1 / LIVE_SHARE` of the budget: enough for the subjects of a few batches. (Half would
   keep a 100,000-fact run's 20,000 subjects live, but costs more CPU and memory on a city year:
   docs/design/scale.md.)
-- packed: states evicted from the live tier, pickled and compressed as a snapshot is (about 1.1 KB for
+- packed: states evicted from the live tier, pickled and compressed as a snapshot is (about 0.5 KB for
   a worker's year against 6-9 KB as objects), counted by their real size. Taken back into the live
   tier when asked for. So a city's 100,000 subjects fit in 256 MB, and a subject seen a month ago is
   unpacked from memory instead of read from its snapshot and the chain's events after it.
@@ -16,7 +16,7 @@ A state that leaves both tiers is read again from its snapshot and its chain (`s
 
 Entries are evicted only by `trim`, which the caller runs between batches: a batch's states are never
 packed while it changes them, and a packed state is always one whose events are committed.
-No I/O here: the application packs with `subject_snapshots.pack` and saves what `trim` returns.
+No I/O here: the application packs with `subject_snapshots.StatePacker` and saves what `trim` returns.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from tests.unit.fact_messages import recorded_messages
 def test_states_taken_back_from_their_packed_form_decide_as_the_engine() -> None:
     book = "main"
     messages, recorded = recorded_messages(book, list(generate_facts(8, None, 12, 11)))
-    cache = SubjectCache[SubjectState](100_000, pack_state, lambda packed: unpack_state(packed, IN_FORCE))
+    cache = SubjectCache[SubjectState](100_000, pack_state, unpack_state)
     cache.live_budget_bytes = 12_500  # about one state live; the rest of the budget holds the packed
     decided = []
     unpacked = 0
@@ -45,3 +45,19 @@ def test_states_taken_back_from_their_packed_form_decide_as_the_engine() -> None
         assert cache.trim() == []  # the budget holds every packed state
     assert unpacked > len(messages) // 2  # most facts were decided by an unpacked state
     assert decided == [d.to_dict() for d in Engine(book=book).run(recorded)]
+
+
+def test_every_process_packs_with_the_same_dictionary() -> None:
+    """A snapshot written by one instance is read by the others and after a restart: the dictionary
+    (a sample state's pickle) and so the format must not depend on the process (clock, hash seed)."""
+    import os
+    import subprocess
+
+    from services.eligibility.application import state_packer
+
+    script = "from services.eligibility.application import state_packer; print(state_packer().format)"
+    for seed in ("1", "2"):
+        other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                               env={**os.environ, "PYTHONHASHSEED": seed},
+                               cwd=Path(__file__).resolve().parents[2])
+        assert other.stdout.strip() == state_packer().format
