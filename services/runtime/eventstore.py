@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -43,6 +43,9 @@ from psycopg.sql import SQL, Identifier, Literal
 from services.runtime.keys import state_key
 from services.runtime.settings import Settings
 from services.runtime.telemetry import get_tracer
+
+# Events as committed: (notification id, event), in notification id order.
+Committed = Sequence[tuple[int, DomainEventProtocol[uuid.UUID]]]
 
 PERSISTENCE_TOPIC = "services.runtime.eventstore:ReadWritePostgresFactory"
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
@@ -211,6 +214,7 @@ class ServiceApplication(Application[uuid.UUID]):
         env = eventsourcing_env(settings, self.name)
         # Tables are created only when missing: creating (even IF NOT EXISTS) needs their owner's rights.
         env["CREATE_TABLE"] = "n" if provisioned else "y"
+        self._recorded_listeners: list[Callable[[Committed], None]] = []
         super().__init__(env=env)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
@@ -230,15 +234,28 @@ class ServiceApplication(Application[uuid.UUID]):
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
         """Commit, spanned `<name> db commit` as a child of the current span. Every commit passes here,
         so work done inside one trace needs nothing more; a consumed batch runs with no span current
-        (its commit is for many traces) and spans its commit in each (`batch_spans.ConsumedBatch`)."""
+        (its commit is for many traces) and spans its commit in each (`batch_spans.ConsumedBatch`).
+        Once committed, the events and their notification ids go to `on_recorded`'s listeners."""
         if not trace.get_current_span().is_recording():
-            return super()._record(processing_event)
-        with self.tracer.start_as_current_span(
-            f"{self.name} db commit",
-            attributes={"db.system": "postgresql", "db.namespace": self.name,
-                        "flexledger.events": len(processing_event.events)},
-        ):
-            return super()._record(processing_event)
+            recordings = super()._record(processing_event)
+        else:
+            with self.tracer.start_as_current_span(
+                f"{self.name} db commit",
+                attributes={"db.system": "postgresql", "db.namespace": self.name,
+                            "flexledger.events": len(processing_event.events)},
+            ):
+                recordings = super()._record(processing_event)
+        if recordings:
+            committed = [(r.notification.id, r.domain_event) for r in recordings]
+            for listener in self._recorded_listeners:
+                listener(committed)
+        return recordings
+
+    def on_recorded(self, listener: Callable[[Committed], None]) -> None:
+        """Call `listener` with (notification id, event) of every commit of this process, in the
+        committing thread, after the commit: the notification log's readers take them from memory
+        instead of reading back and decrypting what was just written (`outbox.NotificationReader`)."""
+        self._recorded_listeners.append(listener)
 
     def record(
         self, *objs: MutableOrImmutableAggregate[uuid.UUID] | DomainEventProtocol[uuid.UUID] | None,

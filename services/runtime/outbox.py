@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from asyncpg.pool import PoolConnectionProxy
 from eventsourcing.domain import DomainEventProtocol
 
 from services.runtime import metrics
-from services.runtime.eventstore import ServiceApplication
+from services.runtime.eventstore import Committed, ServiceApplication
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class NotificationReader:
         self._events: list[tuple[int, DomainEventProtocol[uuid.UUID]]] = []
         self._positions: dict[str, int] = {}
         self._lock = asyncio.Lock()
+        # This process's own commits, by notification id, handed over by the committing thread.
+        self._committed: dict[int, DomainEventProtocol[uuid.UUID]] = {}
+        self._committed_lock = threading.Lock()
+        app.on_recorded(self._take_committed)
 
     def register(self, follower: str) -> None:
         """A follower that will read: nothing it has not passed is dropped, even before its first read."""
@@ -93,13 +98,39 @@ class NotificationReader:
             start = bisect.bisect_right(self._events, after, key=lambda item: item[0])
             served = self._events[start:start + limit]
             if len(served) < limit:
-                more = await asyncio.to_thread(self.app.notifications, self._high, limit)
+                more = self._committed_after(self._high, limit)
+                if len(more) < limit:  # what follows may be in the log only: read it as before
+                    after = more[-1][0] if more else self._high
+                    more = [*more, *await asyncio.to_thread(self.app.notifications, after, limit - len(more))]
                 if more:
                     self._events.extend(more)
                     self._high = more[-1][0]
                     served = self._events[start:start + limit]
             self._forget_passed()
             return served
+
+    def _take_committed(self, committed: Committed) -> None:
+        """Keep this process's newly committed events, at most `capacity` (the oldest go: the database
+        still has them)."""
+        with self._committed_lock:
+            self._committed.update(committed)
+            while len(self._committed) > self.capacity:
+                del self._committed[next(iter(self._committed))]
+
+    def _committed_after(self, after: int, limit: int) -> Batch:
+        """The events this process committed with ids after+1, after+2, ... without a gap, up to `limit`:
+        those are exactly the log's next rows (commit order is id order, so nothing else can still
+        appear among them). It stops at an id not kept here (another process's event, an id a
+        rolled-back transaction used, one dropped here, or not handed over yet): the caller reads the
+        log from there."""
+        found: list[tuple[int, DomainEventProtocol[uuid.UUID]]] = []
+        with self._committed_lock:
+            while self._committed and next(iter(self._committed)) <= after:  # passed: kept in id order
+                del self._committed[next(iter(self._committed))]
+            while len(found) < limit and (after + len(found) + 1) in self._committed:
+                notification_id = after + len(found) + 1
+                found.append((notification_id, self._committed.pop(notification_id)))
+        return found
 
     def _forget_passed(self) -> None:
         """Drop what every follower has passed, and the oldest events beyond the capacity."""

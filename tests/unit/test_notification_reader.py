@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any, cast
 
 from services.runtime.eventstore import ServiceApplication
@@ -12,14 +13,29 @@ from services.runtime.outbox import NotificationReader
 
 class InMemoryLog:
     """Stand-in for an application's notification log: ids with gaps (rolled-back inserts), and a
-    count of the events read from it."""
+    count of the events read from it. `append`: another process's commit; `commit`: this process's,
+    which its readers are told of (`ServiceApplication.on_recorded`)."""
 
     def __init__(self, ids: list[int]) -> None:
         self.ids = ids
         self.events_read = 0
+        self.listeners: list[Callable[[list[tuple[int, Any]]], None]] = []
+
+    def on_recorded(self, listener: Callable[[list[tuple[int, Any]]], None]) -> None:
+        self.listeners.append(listener)
 
     def append(self, *ids: int) -> None:
         self.ids.extend(ids)
+
+    def commit(self, *ids: int) -> list[tuple[int, Any]]:
+        """This process's commit; returns what its listeners are to be told (the caller tells them,
+        possibly late: committing threads run their listeners in any order)."""
+        self.append(*ids)
+        return [(i, f"event {i}") for i in ids]
+
+    def tell(self, committed: list[tuple[int, Any]]) -> None:
+        for listener in self.listeners:
+            listener(committed)
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, Any]]:
         found = [(i, f"event {i}") for i in self.ids if i > after][:limit]
@@ -105,3 +121,57 @@ def test_the_window_keeps_at_most_its_capacity() -> None:
 
     asyncio.run(scenario())
     assert len(reader._events) <= 30
+
+
+def test_this_processs_commits_are_served_from_memory_and_the_rest_from_the_log() -> None:
+    """Commits of this process and of others, gaps, listeners told late and out of order: every
+    follower still reads exactly what the log holds, and this process's own events mostly from memory."""
+    rng = random.Random(11)
+    log = InMemoryLog([])
+    reader = reader_of(log, capacity=40)
+    positions = {"relay": 0, "projection": 0}
+    untold: list[list[tuple[int, Any]]] = []
+    next_id = 0
+    ours = 0
+
+    async def scenario() -> None:
+        nonlocal next_id, ours
+        for _ in range(2000):
+            if rng.random() < 0.5:
+                count = rng.choice((1, 2, 5))
+                ids = list(range(next_id + rng.choice((1, 1, 1, 3)), next_id + 1 + count + 5))[:count]
+                next_id = ids[-1]
+                if rng.random() < 0.2:
+                    log.append(*ids)  # another process's commit
+                else:
+                    ours += len(ids)
+                    untold.append(log.commit(*ids))
+            if untold and rng.random() < 0.7:  # told now, or later than a newer commit
+                log.tell(untold.pop(rng.randrange(len(untold))))
+            name = rng.choice(list(positions))
+            limit = rng.choice((1, 3, 10))
+            expected = log.notifications(positions[name], limit)
+            log.events_read -= len(expected)  # that was the test's own look, not the reader's
+            batch = await reader.read(name, positions[name], limit)
+            assert batch == expected
+            if batch:
+                positions[name] = batch[-1][0]
+
+    asyncio.run(scenario())
+    assert log.events_read < ours  # some of this process's own came from memory
+
+
+def test_a_process_alone_reads_back_nothing_it_committed() -> None:
+    log = InMemoryLog([])
+    reader = reader_of(log)
+    reader.register("relay")
+
+    async def scenario() -> list[int]:
+        seen = []
+        for first in range(1, 100, 3):
+            log.tell(log.commit(first, first + 1, first + 2))
+            seen += await drain(reader, "relay", seen[-1] if seen else 0, 500)
+        return seen
+
+    assert asyncio.run(scenario()) == list(range(1, 100))
+    assert log.events_read == 0
