@@ -70,6 +70,11 @@ class DecisionChain(Aggregate):
             aggregate.last_seq = self.seq
             aggregate.head = self.hash
             aggregate.rule_set = self.rule_set
+            enterprise = self.fact.get("enterprise") if isinstance(self.fact, dict) else None
+            if (self.outcome == "accepted" and isinstance(enterprise, str)
+                    and all(known != enterprise for _, known in aggregate.employers)):
+                # A new tuple, never changed in place: the decision relay reads it from another thread.
+                aggregate.employers = (*aggregate.employers, (self.originator_version, enterprise))
 
     def __init__(self, book: str, subject: str) -> None:
         self.book = book
@@ -77,6 +82,9 @@ class DecisionChain(Aggregate):
         self.last_seq = 0  # highest intake sequence processed: anything at or below is a redelivery
         self.head = GENESIS  # hash of the last link
         self.rule_set: str | None = None
+        # The enterprises that named the subject in an accepted fact, each with the chain version that
+        # first did: who employs a worker, for the decisions topic (adapters/employers.py).
+        self.employers: tuple[tuple[int, str], ...] = ()
 
     def record(self, **fields: Any) -> None:
         """Append one processed fact as the next link of the chain."""

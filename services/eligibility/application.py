@@ -96,6 +96,12 @@ class EligibilityApplication(ServiceApplication):
         self.subject_snapshots = SnapshotStore(recorder.datastore, self.mapper.cipher, state_packer())
         self.subject_snapshots.create_table()
 
+    def live_chain(self, chain_id: uuid.UUID) -> DecisionChain | None:
+        """The subject's chain if its state is live in the cache (for the decision relay, from another
+        thread: it may be ahead of what is committed, or behind it)."""
+        state = self._states.peek(chain_id)
+        return None if state is None else state.chain
+
     def chain_id(self, book: str, subject: str) -> uuid.UUID:
         """The stream id of a subject's chain: keyed, so a worker's chain cannot be found from their id
         alone. ("subject-ledger" is part of every stored id: it stays.)"""

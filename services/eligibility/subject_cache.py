@@ -101,6 +101,11 @@ class SubjectCache(Generic[S]):
         self._keep_live(chain_id, state)
         return state
 
+    def peek(self, chain_id: uuid.UUID) -> S | None:
+        """The state if it is live, else None; nothing moves (safe from another thread: one dict read)."""
+        found = self._live.get(chain_id)
+        return None if found is None else found[0]
+
     def put(self, chain_id: uuid.UUID, state: S) -> None:
         """Keep `state` live (again, after it grew: counted again). Evicts nothing: see `trim`."""
         self.pop(chain_id)

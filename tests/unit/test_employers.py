@@ -27,6 +27,9 @@ CONTRIBUTION = {"type": "contribution_paid", "worker": W}
 
 
 class FakeApp:
+    def live_chain(self, chain_id: uuid.UUID) -> Any:
+        return None  # nothing cached: every answer is read from the store
+
     def __init__(self, events: list[Any]) -> None:
         self.events = events
         self.asked: list[dict[uuid.UUID, int]] = []
@@ -59,3 +62,32 @@ def test_the_employers_before_a_fact_are_the_enterprises_of_earlier_accepted_fac
     assert app.asked[-1] == {CHAIN: 0}
     assert employers.before([chain[2], chain[5]]) == {}  # facts naming an enterprise: no stamp, no read
     assert len(app.asked) == 3
+
+
+def test_a_live_chain_ending_with_the_fact_answers_without_reading_the_store() -> None:
+    from services.eligibility.aggregates import DecisionChain
+
+    chain = DecisionChain._create(DecisionChain.Opened, id=CHAIN, book="b", subject=W)
+    facts = [(report(E2), "accepted", []), (report(E9), "rejected", []), (report(E3), "accepted", []),
+             (CONTRIBUTION, "accepted", [{"kind": "grant"}])]
+    for seq, (content, outcome, decisions) in enumerate(facts, start=1):
+        chain.record(seq=seq, fact_id=f"f{seq}", outcome=outcome, fact=content, reason=None, digest="d",
+                     decisions=decisions, rule_set="r", trace_id=None, traceparent=None, tracestate=None)
+    events = chain.collect_events()
+    contribution = events[-1]
+
+    class LiveApp(FakeApp):
+        live: Any = chain
+
+        def live_chain(self, chain_id: uuid.UUID) -> Any:
+            return self.live
+
+    app = LiveApp(events)
+    employers = Employers(app)  # type: ignore[arg-type]
+    assert employers.before([contribution]) == {0: [E2, E3]} and app.asked == []
+    # A chain that has gone on (or is another history: another hash) is not trusted: the store is read.
+    chain.record(seq=5, fact_id="f5", outcome="accepted", fact=report(E9), reason=None, digest="d",
+                 decisions=[], rule_set="r", trace_id=None, traceparent=None, tracestate=None)
+    assert employers.before([contribution]) == {0: [E2, E3]} and len(app.asked) == 1
+    app.live = None
+    assert employers.before([contribution]) == {0: [E2, E3]}

@@ -43,7 +43,14 @@ class Employers:
     def before(self, processed: Sequence[DecisionChain.FactProcessed]) -> dict[int, list[str]]:
         """For each processed fact that `needs_employers` (by its index in `processed`): the enterprises
         that named its worker in an accepted fact earlier in the worker's chain, sorted. One query."""
-        wanted = {i: s for i, s in enumerate(processed) if needs_employers(s)}
+        out: dict[int, list[str]] = {}
+        wanted = {}
+        for i, s in enumerate(processed):
+            if needs_employers(s):
+                if (live := self._from_live_chain(s)) is not None:
+                    out[i] = live
+                else:
+                    wanted[i] = s
         starts: dict[Any, int] = {}
         for s in wanted.values():
             version, _ = self._known.get((s.book, s.subject), (0, frozenset()))
@@ -53,11 +60,23 @@ class Employers:
             chain_id = self.app.chain_id(s.book, s.subject)
             starts[chain_id] = min(starts.get(chain_id, version), version)
         newer = self.app.events_after(starts) if starts else {}
-        out: dict[int, list[str]] = {}
         for i, s in sorted(wanted.items()):
             events = newer.get(self.app.chain_id(s.book, s.subject), ())
             out[i] = sorted(self._fold(s.book, s.subject, events, s.originator_version))
         return out
+
+    def _from_live_chain(self, s: DecisionChain.FactProcessed) -> list[str] | None:
+        """The answer from the subject's chain in eligibility's cache when that chain ends with this
+        very event (same version, same hash: so every earlier link is the stored one), else None.
+        Read in this order because the consumer's thread may be appending meanwhile: a chain read
+        half-way through an append fails the check, and `employers` only ever grows by later versions."""
+        chain = self.app.live_chain(self.app.chain_id(s.book, s.subject))
+        if chain is None:
+            return None
+        head, version, employers = chain.head, chain.version, chain.employers
+        if head != s.hash or version != s.originator_version:
+            return None
+        return sorted({enterprise for first, enterprise in employers if first < version})
 
     def _fold(self, book: str, worker: str, events: Iterable[Any], before_version: int) -> frozenset[str]:
         version, found = self._known.get((book, worker), (0, frozenset()))
