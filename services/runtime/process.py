@@ -19,6 +19,7 @@ import uvicorn
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.runtime import memory
 from services.runtime.logs import configure_logging
 from services.runtime.metrics import RETRIES, retry_operation
 from services.runtime.settings import Settings
@@ -64,6 +65,7 @@ async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
     ))
     serving = asyncio.create_task(server.serve(), name="http")
     starting = asyncio.create_task(service.start(), name="start")
+    trimming = asyncio.create_task(memory.trim_periodically(), name="malloc trim")
     try:
         await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -72,7 +74,8 @@ async def serve(service: Service, port: int, host: str = "127.0.0.1") -> None:
         await serving  # until a signal
     finally:
         starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
+        trimming.cancel()
+        await asyncio.gather(starting, trimming, return_exceptions=True)
         server.should_exit = True
         await asyncio.gather(serving, return_exceptions=True)
         await service.stop()
@@ -126,6 +129,7 @@ def main(
     name: str, build: Callable[[Settings, TracerProvider], Service], port_of: Callable[[Settings], int]
 ) -> None:
     # A service connects as the runtime role, which cannot UPDATE or DELETE event tables (audit.md).
+    memory.limit_arenas()  # before any thread allocates (services/runtime/memory.py)
     settings = Settings.from_env().for_service()
     configure_logging(name, settings.log_format)
     gc.set_threshold(*GC_THRESHOLDS)
