@@ -31,6 +31,7 @@ from services.runtime.access.gate import CALLER, GUARDED_RESPONSES, Caller
 from services.runtime.access.policy import REDRIVE
 from services.runtime.dead_letters import AlreadyRedriven, KeptRecord, Redrivable, RedriveResult, Witness
 from services.runtime.eventstore import ServiceApplication
+from services.runtime.writer_lock import is_fenced
 
 log = logging.getLogger(__name__)
 Checked = TypeVar("Checked")  # what a consumer's checks make of a record: a model, intake's AgencyFact
@@ -143,7 +144,7 @@ class DeadLetterRedrive:
             except AlreadyRedriven as exc:  # another process took it in meanwhile
                 return _answer(exc.letter, 409)
             except Exception as exc:  # nothing was recorded (one transaction): the operator may try again
-                if "fenced:" in str(exc):  # a former active instance, about to stop: expected, no trace
+                if is_fenced(exc):  # a former active instance, about to stop: expected, no trace
                     log.warning("dead letter %s not re-driven: this instance lost its writer lock", letter_id)
                     return _refused(503, "this instance lost its writer lock to another; nothing was done: "
                                          "send it to the active instance")

@@ -105,6 +105,14 @@ class WriterLock:
             self._conn = None
 
 
+FENCED = "fenced: "  # how the fence's error begins (`fence_statement`, `is_fenced`)
+
+
+def is_fenced(error: BaseException) -> bool:
+    """Whether a write failed on the fence: this process no longer holds its writer lock."""
+    return FENCED in str(error)
+
+
 def fence_statement(key: int, holder_pid: int, who: str) -> Any:
     """A statement that fails unless the backend `holder_pid` holds the session advisory lock `key`.
     (pg_locks shows a bigint advisory key as its high and low 32 bits, with objsubid 1.)"""
@@ -113,9 +121,9 @@ def fence_statement(key: int, holder_pid: int, who: str) -> Any:
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND classid = {high}::bigint::oid AND objid = {low}::bigint::oid AND objsubid = 1 "
         "AND pid = {pid} AND granted) THEN "
-        "RAISE EXCEPTION 'fenced: this % process no longer holds its writer lock', {who}; "
-        "END IF; END $fence$"
-    ).format(high=Literal(key >> 32), low=Literal(key & 0xFFFF_FFFF), pid=Literal(holder_pid),
+        "RAISE EXCEPTION {message}, {who}; END IF; END $fence$"
+    ).format(message=Literal(FENCED + "this % process no longer holds its writer lock"),
+             high=Literal(key >> 32), low=Literal(key & 0xFFFF_FFFF), pid=Literal(holder_pid),
              who=Literal(who))
 
 
