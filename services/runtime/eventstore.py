@@ -245,7 +245,7 @@ class ServiceApplication(Application[uuid.UUID]):
                             "flexledger.events": len(processing_event.events)},
             ):
                 recordings = super()._record(processing_event)
-        if recordings:
+        if recordings and self._recorded_listeners:
             committed = [(r.notification.id, r.domain_event) for r in recordings]
             for listener in self._recorded_listeners:
                 listener(committed)

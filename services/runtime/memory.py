@@ -18,11 +18,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 from functools import cache
 from typing import Any
 
-log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # glibc's malloc.h
 ARENAS = 2
 TRIM_EVERY_S = 5.0
