@@ -71,6 +71,21 @@ def test_every_follower_sees_the_whole_log_in_order_and_each_event_is_read_once(
     assert log.events_read == len(log.ids)
 
 
+async def read_as_the_log_says(reader: NotificationReader, log: InMemoryLog, positions: dict[str, int],
+                               rng: random.Random) -> tuple[str, list[int]]:
+    """One read by a random follower with a random limit; it must be what the log holds after its
+    position. Moves the follower on; returns who read and the ids read."""
+    name = rng.choice(list(positions))
+    limit = rng.choice((1, 3, 10))
+    expected = log.notifications(positions[name], limit)
+    log.events_read -= len(expected)  # that was the test's own look, not the reader's
+    batch = await reader.read(name, positions[name], limit)
+    assert batch == expected
+    if batch:
+        positions[name] = batch[-1][0]
+    return name, [i for i, _ in batch]
+
+
 def test_followers_interleaved_with_appends_match_direct_reads() -> None:
     rng = random.Random(7)
     log = InMemoryLog([])
@@ -85,15 +100,8 @@ def test_followers_interleaved_with_appends_match_direct_reads() -> None:
             if rng.random() < 0.4:
                 next_id += rng.choice((1, 1, 2, 5))  # gaps, as rolled-back inserts leave
                 log.append(next_id)
-            name = rng.choice(list(positions))
-            limit = rng.choice((1, 3, 10))
-            expected = log.notifications(positions[name], limit)
-            log.events_read -= len(expected)  # that was the test's own look, not the reader's
-            batch = await reader.read(name, positions[name], limit)
-            assert batch == expected
-            if batch:
-                positions[name] = batch[-1][0]
-                seen[name] += [i for i, _ in batch]
+            name, read = await read_as_the_log_says(reader, log, positions, rng)
+            seen[name] += read
 
     asyncio.run(scenario())
     for ids in seen.values():
@@ -148,14 +156,7 @@ def test_this_processs_commits_are_served_from_memory_and_the_rest_from_the_log(
                     untold.append(log.commit(*ids))
             if untold and rng.random() < 0.7:  # told now, or later than a newer commit
                 log.tell(untold.pop(rng.randrange(len(untold))))
-            name = rng.choice(list(positions))
-            limit = rng.choice((1, 3, 10))
-            expected = log.notifications(positions[name], limit)
-            log.events_read -= len(expected)  # that was the test's own look, not the reader's
-            batch = await reader.read(name, positions[name], limit)
-            assert batch == expected
-            if batch:
-                positions[name] = batch[-1][0]
+            await read_as_the_log_says(reader, log, positions, rng)
 
     asyncio.run(scenario())
     assert log.events_read < ours  # some of this process's own came from memory
