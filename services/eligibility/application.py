@@ -332,15 +332,16 @@ def _sample_state() -> tuple[DecisionChain, EntitlementState]:
          "residence": "320205", "residence_since": "2011-05-01"},
         {"type": "training_completed", "at": "2021-06-02T08:00:00+08:00", "enterprise": platform,
          "worker": worker, "course": "course-01", "hours": 30, "completed_on": "2021-06-01"}]
-    for month in range(6, 18):
-        year, month_of_year = 2021 + (month - 1) // 12, (month - 1) % 12 + 1
-        reported = f"{year + month_of_year // 12}-{month_of_year % 12 + 1:02d}-03T08:00:00+08:00"
+    for index in range(12):  # June 2021 to May 2022, reported on the 3rd and paid on the 8th of the next
+        year, month = divmod(2021 * 12 + 5 + index, 12)  # months counted from 0
+        next_year, next_month = divmod(2021 * 12 + 6 + index, 12)
+        period, after = f"{year}-{month + 1:02d}", f"{next_year}-{next_month + 1:02d}"
         facts += [
-            {"type": "monthly_report", "at": reported, "enterprise": platform, "worker": worker,
-             "month": f"{year}-{month_of_year:02d}", "income_fen": 480_000 + 100 * month, "hours": 320.5,
+            {"type": "monthly_report", "at": f"{after}-03T08:00:00+08:00", "enterprise": platform,
+             "worker": worker, "month": period, "income_fen": 480_600 + 100 * index, "hours": 320.5,
              "district": "320205"},
-            {"type": "contribution_paid", "at": reported.replace("-03T", "-08T"), "worker": worker,
-             "month": f"{year}-{month_of_year:02d}", "amount_fen": 75_600}]
+            {"type": "contribution_paid", "at": f"{after}-08T08:00:00+08:00", "worker": worker,
+             "month": period, "amount_fen": 75_600}]
     state = rebuild_subject(uuid.UUID(int=0), "main", worker, [], IN_FORCE)
     for seq, fact in enumerate(facts, start=1):
         fact["id"] = f"sample-{seq}"

@@ -61,9 +61,9 @@ def pickled(state: Any) -> bytes:
 class StatePacker:
     """States as packed bytes, a snapshot's before sealing and the subject cache's packed tier alike:
     pickled, then compressed by zstd against a dictionary, the pickle of a sample state (`sample`), which
-    holds the class names, field names and repeated structure every state shares. Measured on the
-    generated city's worker-years: 0.5 KB packed in 10 µs and unpacked in 5 µs, against zlib's 1.1 KB in
-    45 µs and 14 µs without a dictionary (docs/design/scale.md)."""
+    holds the class names, field names and repeated structure every state shares. Measured on 316
+    generated worker-years (bench/generate.py): 0.5 KB, compressed in 10 µs and decompressed in 5 µs,
+    against zlib's 1.1 KB in 45 µs and 14 µs without a dictionary."""
 
     LEVEL = 1
 
