@@ -2,7 +2,11 @@
 
 One stream per book (`PaymentsBookStream`); the book's state is kept in memory and rebuilt from the
 event store (`rebuild()` at start-up, one pass over the notification log; `_load()` from the book's
-stream after a failed save). Every command runs under one lock: compute the domain events against the
+stream after a failed save). Its idle beneficiaries beyond `payments_book_beneficiaries_in_memory` are
+spilled (services/payments/domain/spill.py) between commands, so its memory does not grow with its
+history; a batch reads back the ones it reaches in one query first.
+
+Every command runs under one lock: compute the domain events against the
 in-memory book (the domain folds them as it goes), append them to the stream as one `Recorded` event,
 and save it — with the Kafka position when the command is a consumed message, in the same transaction.
 
@@ -46,8 +50,15 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
+from services.payments.spill import SpillFactory
 from services.runtime.dead_letters import Witness
-from services.runtime.eventstore import CONFLICT_RETRIES_MAX, ConcurrentWriters, ServiceApplication
+from services.runtime.eventstore import (
+    CONFLICT_RETRIES_MAX,
+    ConcurrentWriters,
+    ServiceApplication,
+    pseudonym_key,
+)
+from services.runtime.outbox import Batch
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,22 +130,22 @@ class BookWithStream:
     """A book as the application holds it: its event stream (for its version) and the `PaymentsBook`
     folded from that stream, with what the application remembers besides (budgets decided, refusals)."""
 
-    def __init__(self, stream: PaymentsBookStream, stored: bool) -> None:
+    def __init__(self, stream: PaymentsBookStream, stored: bool, book: PaymentsBook) -> None:
         self.stream = stream
-        self.book = PaymentsBook(stream.book)
+        self.book = book
         self.stored = stored  # the stream exists in the event store
         self.budgets_decided: set[tuple[str, int]] = set()  # appropriated by an operator or by default
         self.refused: set[str] = set()  # ids of refused decisions and settlements
 
     @classmethod
-    def fresh(cls, book: str) -> BookWithStream:
-        return cls(PaymentsBookStream.open(book), stored=False)
+    def fresh(cls, book: PaymentsBook) -> BookWithStream:
+        return cls(PaymentsBookStream.open(book.book), False, book)
 
     @classmethod
-    def opened(cls, opened: PaymentsBookStream.Opened) -> BookWithStream:
+    def opened(cls, opened: PaymentsBookStream.Opened, book: PaymentsBook) -> BookWithStream:
         stream = opened.mutate(None)
         assert isinstance(stream, PaymentsBookStream)
-        return cls(stream, stored=True)
+        return cls(stream, True, book)
 
     def replay(self, recorded: PaymentsBookStream.Recorded) -> None:
         """Fold one stored record (start-up, reload)."""
@@ -171,6 +182,16 @@ def decision_cause(decision: DecisionV1, recorded_at: datetime) -> dict[str, Any
     }
 
 
+def decision_beneficiaries(records: Sequence[Any]) -> dict[str, list[str]]:
+    """The beneficiaries the decisions among these stored records name, by book (to read back at once)."""
+    wanted: dict[str, list[str]] = {}
+    for record in records:
+        if (isinstance(record, PaymentsBookStream.Recorded) and record.cause.get("kind") == "decision"
+                and (beneficiary := record.cause.get("beneficiary"))):
+            wanted.setdefault(record.book, []).append(beneficiary)
+    return wanted
+
+
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None and at.utcoffset() is not None else at.replace(tzinfo=UTC)
 
@@ -186,36 +207,50 @@ class PaymentsApplication(ServiceApplication):
         self.config = config or PaymentsConfig.from_settings(settings)
         self._lock = threading.RLock()
         self._books: dict[str, BookWithStream] = {}
+        self._spills = SpillFactory(self.recorder, self.mapper.cipher, pseudonym_key(settings))
+        self.in_memory = settings.payments_book_beneficiaries_in_memory
+
+    def new_book(self, name: str, scope: str = "book") -> PaymentsBook:
+        """An empty book that spills to its own part of the spill table (`scope`: whose copy it is)."""
+        return PaymentsBook(name, self._spills(f"{scope}:{name}"), self.in_memory)
 
     # ---- state ----------------------------------------------------------------------------------
 
-    def rebuild(self, observe: Callable[[int, Any], None] | None = None, page: int = 1000) -> int:
-        """Rebuild every book from the notification log (one pass); `observe` sees every notification
-        too (the projection rebuilds its own copy). Returns the last notification id read."""
+    def rebuild(self, observe: Callable[[Batch], None] | None = None, page: int = 1000) -> int:
+        """Rebuild every book from the notification log (one pass); `observe` sees every page of
+        notifications too (the projection rebuilds its own copy). Returns the last notification id read."""
         with self._lock:
             self._books.clear()
+            self._spills.clear()  # what earlier processes spilled (this one has made no book yet)
             after = 0
             while batch := self.notifications(after, page):
-                for notification_id, stored in batch:
+                for name, beneficiaries in decision_beneficiaries([stored for _, stored in batch]).items():
+                    if name in self._books:
+                        self._books[name].book.prefetch(beneficiaries)
+                for _, stored in batch:
                     if isinstance(stored, PaymentsBookStream.Opened):
-                        self._books[stored.book] = BookWithStream.opened(stored)
+                        self._books[stored.book] = BookWithStream.opened(stored, self.new_book(stored.book))
                     elif isinstance(stored, PaymentsBookStream.Recorded):
                         self._books[stored.book].replay(stored)
-                    if observe is not None:
-                        observe(notification_id, stored)
+                for state in self._books.values():
+                    state.book.spill_idle()
+                if observe is not None:
+                    observe(batch)
                 after = batch[-1][0]
             return after
 
     def _load(self, book: str) -> BookWithStream:
         """A book from its own stream (or a fresh one, not yet stored)."""
         state: BookWithStream | None = None
-        for stored in self.events.get(book_stream_id(book)):
+        for count, stored in enumerate(self.events.get(book_stream_id(book)), 1):
             if isinstance(stored, PaymentsBookStream.Opened):
-                state = BookWithStream.opened(stored)
+                state = BookWithStream.opened(stored, self.new_book(book))
             else:
                 assert state is not None and isinstance(stored, PaymentsBookStream.Recorded)
                 state.replay(stored)
-        return state or BookWithStream.fresh(book)
+                if count % 1000 == 0:
+                    state.book.spill_idle()
+        return state or BookWithStream.fresh(self.new_book(book))
 
     def _state(self, book: str) -> BookWithStream:
         state = self._books.get(book)
@@ -224,11 +259,19 @@ class PaymentsApplication(ServiceApplication):
         return state
 
     def _forget(self, book: str) -> None:
-        self._books.pop(book, None)
+        state = self._books.pop(book, None)
+        if state is not None:
+            state.book.discard()
 
     def books(self) -> list[str]:
         with self._lock:
             return sorted(name for name, state in self._books.items() if state.stored)
+
+    def memory(self) -> dict[str, dict[str, int]]:
+        """Per book: beneficiaries whose part is in memory, and parts spilled (for the health report:
+        read without the lock, which a rebuild holds for long; a figure may be a moment old)."""
+        return {name: {"in_memory": state.book.in_memory(), "spilled": state.book.spilled.parts}
+                for name, state in sorted(list(self._books.items())) if state.stored}
 
     def book_exists(self, book: str) -> bool:
         with self._lock:
@@ -282,6 +325,8 @@ class PaymentsApplication(ServiceApplication):
                     raise
                 if not state.stored:
                     self._forget(book)  # nothing was written for a book that does not exist
+                else:
+                    state.book.spill_idle()
                 self._log_refusals(book, result.changes)
                 return result
         raise ConcurrentWriters(f"gave up on book {book} after {CONFLICT_RETRIES_MAX} version conflicts")
@@ -363,8 +408,12 @@ class PaymentsApplication(ServiceApplication):
         with self._lock:
             seen: dict[str, BookWithStream] = {}
             refusals: list[tuple[str, Change]] = []
+            wanted: dict[str, list[str]] = {}  # the beneficiaries to read back, by book
+            for item in items:
+                if item.decision.beneficiary:
+                    wanted.setdefault(item.decision.book, []).append(item.decision.beneficiary)
             try:
-                outcomes = [self._batch_step(item, seen, refusals) for item in items]
+                outcomes = [self._batch_step(item, seen, refusals, wanted) for item in items]
                 changed = [state for state in seen.values() if state.stream.pending_events]
                 self.record(*(state.stream for state in changed), tracking=items[-1].position)
             except (_Refused, IntegrityError) as exc:
@@ -382,12 +431,15 @@ class PaymentsApplication(ServiceApplication):
             for book, state in seen.items():
                 if not state.stored:
                     self._forget(book)
+                else:
+                    state.book.spill_idle()
             for book, change in refusals:
                 self._log_refusals(book, [change])
             return outcomes
 
     def _batch_step(
-        self, item: DecisionItem, seen: dict[str, BookWithStream], refusals: list[tuple[str, Change]]
+        self, item: DecisionItem, seen: dict[str, BookWithStream], refusals: list[tuple[str, Change]],
+        wanted: dict[str, list[str]],
     ) -> RecordOutcome:
         """One decision of a batch: folded into its book and appended to the book's stream (not saved)."""
         decision = item.decision
@@ -399,6 +451,7 @@ class PaymentsApplication(ServiceApplication):
         state = seen.get(decision.book)
         if state is None:
             state = seen[decision.book] = self._state(decision.book)
+            state.book.prefetch(wanted.get(decision.book, ()))
         result = self._decide(state, decision, _aware(item.recorded_at))
         for change in result.changes:
             state.append(change, item.trace_id, item.carrier)
@@ -408,7 +461,8 @@ class PaymentsApplication(ServiceApplication):
 
     def _decide(self, state: BookWithStream, decision: DecisionV1, recorded_at: datetime) -> Step:
         """What a money decision does to the book, folded into it: its changes, or its refusal."""
-        if state.book.has_applied(decision.decision_id) or decision.decision_id in state.refused:
+        applied = state.book.has_applied(decision.decision_id, decision.beneficiary)
+        if applied or decision.decision_id in state.refused:
             return Step(RecordOutcome.REPUBLISHED)
         cause = decision_cause(decision, recorded_at)
         changes: list[Change] = []
@@ -593,7 +647,7 @@ class PaymentsApplication(ServiceApplication):
                 "exists": state.stored,
                 "stream_version": state.stream.version if state.stored else 0,
                 "events": folded.event_count,
-                "orders": len(folded.orders),
+                "orders": folded.order_count(),
                 "batches": folded.batch_count,
                 "trial_balance_fen": folded.trial_balance_fen(),
                 "problems": [mask_identifiers(problem) for problem in reconcile(folded)],

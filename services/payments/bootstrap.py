@@ -57,7 +57,8 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
              config.default_appropriations or "none")
     tracer = get_tracer(tracer_provider, NAME)
     stores = payments_stores(settings, tracer_provider, config)
-    view = projection.PaymentsProjection(PaymentsMetrics(settings.production_book_set))
+    view = projection.PaymentsProjection(PaymentsMetrics(settings.production_book_set),
+                                         lambda name: stores.app.new_book(name, "view"))
 
     def changed() -> None:
         """Something was recorded: publish it, and it may make a batch due. (`runtime` and `batching`
@@ -103,6 +104,7 @@ def bootstrap(settings: Settings, tracer_provider: TracerProvider | None = None)
     runtime.on_stop(gate.close)
     runtime.reports("projection", lambda: {"position": view.folded})
     runtime.reports("keys", gate.count)
+    runtime.reports("books", lambda: stores.app.memory() if runtime.ready else {})
     takers = {GROUP: decision_taker(stores, decisions_mac_key(settings)),  # operators: re-drive after a fix
               SETTLEMENTS_GROUP: settlement_taker(stores, settings.production_book_set)}
     redrive = DeadLetterRedrive(lambda: stores.app, takers, changed)

@@ -7,7 +7,9 @@ keeps `programme_totals` per programme and year by re-counting only the orders a
 `beneficiary_balance`) — so a figure on the read side is computed exactly as the domain defines it.
 Rows and the follower's position commit in one transaction (`services.runtime.outbox.LogFollower`). If that
 transaction fails, the same notifications come again: they are not folded twice (the copy knows how
-far it got), and the rows they touched are written with the retry.
+far it got), and the rows they touched are written with the retry. The copy spills its idle
+beneficiaries as the write side's book does (services/payments/domain/spill.py), once the rows that
+touched them are committed.
 
 Tables (schema `payments`): `payments_books`, `payments_book_orders`, `payments_programme_totals`
 (per programme and fiscal year), `payments_beneficiary_balances`, `payments_accounts` (the general
@@ -18,6 +20,7 @@ beneficiaries in clear (they answer queries by them); access to them is a role q
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +29,7 @@ import asyncpg
 
 from services.payments.adapters.metrics import PaymentsMetrics
 from services.payments.aggregates import PaymentsBookStream
+from services.payments.application import decision_beneficiaries
 from services.payments.codec import decode
 from services.payments.domain import (
     Account,
@@ -245,8 +249,11 @@ class _Rows:
 class PaymentsProjection:
     name = NAME
 
-    def __init__(self, metrics: PaymentsMetrics | None = None) -> None:
+    def __init__(
+        self, metrics: PaymentsMetrics | None = None, new_book: Callable[[str], PaymentsBook] = PaymentsBook
+    ) -> None:
         self.metrics = metrics  # counts what is folded live (not the start-up scan)
+        self.new_book = new_book  # the copy of a book (the service's spills; by default one that keeps all)
         self.books: dict[str, PaymentsBook] = {}
         self.totals: dict[str, RunningTotals] = {}  # per book, made when its rows are first written
         self.cut_at: dict[tuple[str, str], datetime] = {}  # (book, batch id) -> when it was cut
@@ -265,16 +272,35 @@ class PaymentsProjection:
         self.totals.clear()
         self.cut_at.clear()
 
-    def observe(self, notification_id: int, stored: Any) -> None:
-        """Called for every notification of the start-up scan, in order."""
-        if notification_id <= self._replay_until:
+    def observe(self, batch: Batch) -> None:
+        """Called for every page of notifications of the start-up scan, in order."""
+        batch = [(notification_id, stored) for notification_id, stored in batch
+                 if notification_id <= self._replay_until]
+        self._prefetch(batch)
+        for notification_id, stored in batch:
             self._fold(notification_id, stored, None)
+        self._spill_idle()
+
+    def _prefetch(self, batch: Batch) -> None:
+        for name, beneficiaries in decision_beneficiaries([stored for _, stored in batch]).items():
+            if name in self.books:
+                self.books[name].prefetch(beneficiaries)
+
+    def _spill_idle(self) -> None:
+        """Spill each copy's idle beneficiaries (only once no uncommitted rows are about them)."""
+        for name, book in self.books.items():
+            parts = book.spill_idle()
+            running = self.totals.get(name)
+            if running is not None:
+                running.forget([o.order_id for p in parts for o in p.orders],
+                               [c.claim_id for p in parts for c in p.claims])
 
     # ---- the follower's handler ---------------------------------------------------------------
 
     async def __call__(self, conn: Connection, batch: Batch) -> None:
         if batch[0][0] > self._handed:  # the previous transaction committed: start a new set
             self._touched = _Touched()
+            await asyncio.to_thread(self._spill_idle)
         self._handed = batch[-1][0]
         rows = await asyncio.to_thread(self._rows_for, batch)
         for statement, values in (
@@ -286,6 +312,7 @@ class PaymentsProjection:
                 await conn.executemany(statement, values)
 
     def _rows_for(self, batch: Batch) -> _Rows:
+        self._prefetch([(i, stored) for i, stored in batch if i > self.folded])
         for notification_id, stored in batch:
             if notification_id > self.folded:
                 self._fold(notification_id, stored, self._touched)
@@ -294,7 +321,7 @@ class PaymentsProjection:
 
     def _fold(self, notification_id: int, stored: Any, touched: _Touched | None) -> None:
         if isinstance(stored, PaymentsBookStream.Opened):
-            self.books[stored.book] = PaymentsBook(stored.book)
+            self.books[stored.book] = self.new_book(stored.book)
             self.totals.pop(stored.book, None)
             return
         if not isinstance(stored, PaymentsBookStream.Recorded):

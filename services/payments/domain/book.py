@@ -5,6 +5,9 @@ validates first (raising a `PaymentsError` and changing nothing), then emits eve
 folded by `apply` before the next is computed, and the list is returned so the caller can store and
 publish it. `PaymentsBook.replay(events)` rebuilds the same state. Redelivered decisions, settlements
 and repayments return no events.
+
+Given a `Spill`, the book keeps at most `keep_in_memory` beneficiaries' parts in memory besides those
+with something open, and spills the least recently used idle ones (services/payments/domain/spill.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from services.payments.domain.lines import Line, LineTally, fiscal_year, line_of
 from services.payments.domain.orders import OrderState, PaymentOrder
 from services.payments.domain.postings import postings_for
 from services.payments.domain.recovery import Claim, allocate, plan_offsets, split_clawback
+from services.payments.domain.spill import BENEFICIARY, ENTRY, IdlePart, Spill, SpilledTotals
 
 BudgetKey = tuple[str, int]  # (program, fiscal year)
 
@@ -51,7 +55,7 @@ def _positive_fen(amount_fen: int, what: str) -> None:
 class PaymentsBook:
     """Orders, budgets, claims and the accounts of one book ('main' or a sandbox)."""
 
-    def __init__(self, book: str = "main") -> None:
+    def __init__(self, book: str = "main", spill: Spill | None = None, keep_in_memory: int = 0) -> None:
         self.book = book
         self.accounts = Accounts()
         self.event_count = 0
@@ -70,6 +74,14 @@ class PaymentsBook:
         self._open_claims: dict[str, dict[str, None]] = {}  # beneficiary -> claim ids, oldest first
         self._ready: dict[str, None] = {}  # order ids ready to pay, oldest first
         self._ready_by_beneficiary: dict[str, dict[str, None]] = {}
+        self._beneficiary_decisions: dict[str, list[str]] = {}
+        self._beneficiary_entries: dict[str, list[str]] = {}
+        # Spilling: the beneficiaries whose part is in memory, least recently reached first.
+        self._spill = spill
+        self._keep_in_memory = keep_in_memory
+        self._present: dict[str, None] = {}
+        self._spilled_any = False
+        self.spilled = SpilledTotals()
 
     @classmethod
     def replay(cls, events: Iterable[e.PaymentsEvent], book: str = "main") -> PaymentsBook:
@@ -88,7 +100,7 @@ class PaymentsBook:
             raise WrongBook(
                 f"decision {decision.decision_id} is for book {decision.book!r}, not {self.book!r}"
             )
-        if decision.kind not in MONEY_KINDS or decision.decision_id in self.applied_decisions:
+        if decision.kind not in MONEY_KINDS or self.has_applied(decision.decision_id, decision.beneficiary):
             return []
         if decision.amount_fen <= 0:
             raise InvalidDecision(
@@ -148,6 +160,11 @@ class PaymentsBook:
         result for an entry already settled is a `SettlementConflict`."""
         require_aware(at)
         entry = self.entries.get(result.entry_id)
+        if entry is None and self._spilled_any:  # an entry of an idle beneficiary, settled again?
+            assert self._spill is not None
+            for beneficiary in self._spill.load(ENTRY, [result.entry_id]).values():
+                self._reach(beneficiary)
+            entry = self.entries.get(result.entry_id)
         if entry is None:
             raise UnknownEntry(f"no disbursement entry {result.entry_id} in book {self.book!r}")
         previous = self.settlements.get(entry.entry_id)
@@ -418,8 +435,10 @@ class PaymentsBook:
         self.event_count += 1
 
     def _fold_decision_received(self, event: e.DecisionReceived) -> None:
+        self._reach(event.line.beneficiary)
         assert event.decision_id not in self.applied_decisions, event
         self.applied_decisions.add(event.decision_id)
+        self._beneficiary_decisions.setdefault(event.line.beneficiary, []).append(event.decision_id)
         tally = self.lines.setdefault(event.line, LineTally())
         if event.kind == "grant":
             tally.granted_fen += event.amount_fen
@@ -515,6 +534,7 @@ class PaymentsBook:
             order.in_transit_fen += entry.amount_fen
             order.attempts = entry.attempt
             self.entries[entry.entry_id] = entry
+            self._beneficiary_entries.setdefault(entry.beneficiary, []).append(entry.entry_id)
             self._dequeue(order)
 
     def _fold_payment_confirmed(self, event: e.PaymentConfirmed) -> None:
@@ -568,9 +588,110 @@ class PaymentsBook:
         if not mine:
             del self._open_claims[claim.beneficiary]
 
+    # ---- spilling (services/payments/domain/spill.py) -------------------------------------------
+
+    def prefetch(self, beneficiaries: Iterable[str]) -> None:
+        """Read back the spilled parts of these beneficiaries in one load (before a batch reaches them)."""
+        missing = {b for b in beneficiaries if b and b not in self._present}
+        if missing and self._spilled_any:
+            assert self._spill is not None
+            for part in self._spill.load(BENEFICIARY, missing).values():
+                self._restore(part)
+        for beneficiary in missing:
+            self._present[beneficiary] = None
+
+    def spill_idle(self) -> list[IdlePart]:
+        """Spill the least recently reached idle beneficiaries beyond `keep_in_memory` (none without a
+        spill); the parts spilled. Call it between commands, never inside one."""
+        excess = len(self._present) - self._keep_in_memory
+        if self._spill is None or excess <= 0:
+            return []
+        idle: list[str] = []
+        busy: list[str] = []
+        for beneficiary in self._present:
+            if len(idle) == excess:
+                break
+            (idle if self._idle(beneficiary) else busy).append(beneficiary)
+        for beneficiary in busy:  # to the back, so the next pass starts with ones that may be idle
+            self._present[beneficiary] = self._present.pop(beneficiary)
+        parts = [self._take_part(beneficiary) for beneficiary in idle]
+        kept = [part for part in parts if part.decisions]  # one never decided for holds nothing
+        items: list[tuple[str, str, object]] = [(BENEFICIARY, part.beneficiary, part) for part in kept]
+        items += [(ENTRY, entry.entry_id, part.beneficiary) for part in kept for entry, _ in part.entries]
+        if items:
+            self._spill.save(items)
+            self._spilled_any = True
+        for part in kept:
+            self.spilled.add(part, 1)
+        return kept
+
+    def discard(self) -> None:
+        """The book is thrown away (it holds what was not saved): what it spilled goes with it."""
+        if self._spill is not None and self._spilled_any:
+            self._spill.discard()
+
+    def in_memory(self) -> int:
+        """How many beneficiaries' parts are in memory."""
+        return len(self._present)
+
+    def _reach(self, beneficiary: str) -> None:
+        """A beneficiary is reached: their part in memory (read back if spilled), most recent."""
+        if beneficiary in self._present:
+            self._present[beneficiary] = self._present.pop(beneficiary)
+        else:
+            self.prefetch([beneficiary])
+
+    def _idle(self, beneficiary: str) -> bool:
+        if beneficiary in self._open_claims or beneficiary in self._ready_by_beneficiary:
+            return False
+        return all(
+            self.orders[order_id].state in (OrderState.PAID, OrderState.CANCELLED)
+            for order_id in self._beneficiary_orders.get(beneficiary, ())
+        )
+
+    def _take_part(self, beneficiary: str) -> IdlePart:
+        del self._present[beneficiary]
+        decisions = self._beneficiary_decisions.pop(beneficiary, [])
+        self.applied_decisions.difference_update(decisions)
+        orders = [self.orders.pop(order_id) for order_id in self._beneficiary_orders.pop(beneficiary, [])]
+        claims = [self.claims.pop(claim_id) for claim_id in self._beneficiary_claims.pop(beneficiary, [])]
+        lines = dict.fromkeys([order.line for order in orders] + [claim.line for claim in claims])
+        entry_ids = self._beneficiary_entries.pop(beneficiary, [])
+        return IdlePart(
+            beneficiary=beneficiary,
+            decisions=decisions,
+            lines=[(line, self.lines.pop(line), self._line_orders.pop(line, [])) for line in lines],
+            orders=orders,
+            claims=claims,
+            entries=[(self.entries.pop(entry_id), self.settlements.pop(entry_id)) for entry_id in entry_ids],
+        )
+
+    def _restore(self, part: IdlePart) -> None:
+        beneficiary = part.beneficiary
+        self.spilled.add(part, -1)
+        self._beneficiary_decisions[beneficiary] = part.decisions
+        self.applied_decisions.update(part.decisions)
+        for line, tally, order_ids in part.lines:
+            self.lines[line] = tally
+            self._line_orders[line] = order_ids
+        self.orders.update((order.order_id, order) for order in part.orders)
+        if part.orders:
+            self._beneficiary_orders[beneficiary] = [order.order_id for order in part.orders]
+        self.claims.update((claim.claim_id, claim) for claim in part.claims)
+        if part.claims:
+            self._beneficiary_claims[beneficiary] = [claim.claim_id for claim in part.claims]
+        for entry, outcome in part.entries:
+            self.entries[entry.entry_id] = entry
+            self.settlements[entry.entry_id] = outcome
+        if part.entries:
+            self._beneficiary_entries[beneficiary] = [entry.entry_id for entry, _ in part.entries]
+
     # ---- queries --------------------------------------------------------------------------------
 
-    def has_applied(self, decision_id: str) -> bool:
+    def has_applied(self, decision_id: str, beneficiary: str | None) -> bool:
+        """Whether the decision was applied (its beneficiary's part read back first, if spilled)."""
+        if beneficiary:
+            self._reach(beneficiary)
         return decision_id in self.applied_decisions
 
     def budget(self, program: str, fiscal_year: int) -> Budget:
@@ -579,6 +700,9 @@ class PaymentsBook:
 
     def order(self, order_id: str) -> PaymentOrder:
         return self.orders[order_id]
+
+    def order_count(self) -> int:
+        return len(self.orders) + self.spilled.orders
 
     def orders_of_line(self, line: Line) -> list[PaymentOrder]:
         return [self.orders[order_id] for order_id in self._line_orders.get(line, [])]

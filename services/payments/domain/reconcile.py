@@ -1,7 +1,9 @@
 """Reconciliation: the accounts against the sub-ledgers, and the book's invariants.
 
 `reconcile(book)` returns every disagreement (empty when the book is sound). It is what tests assert
-after every step and what `audit verify` can run over a replayed book.
+after every step and what `audit verify` can run over a replayed book. Of a book that spilled idle
+beneficiaries (services/payments/domain/spill.py) it checks the parts in memory one by one and the
+spilled ones by what they add up to: their lines were checked while they were in memory.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _budgets(book: PaymentsBook, problems: _Problems) -> None:
         accounts.balance_fen(a.FINANCE_BUREAU),
         sum(budget.appropriated_fen for budget in book.budgets.values()),
     )
-    used: dict[BudgetKey, int] = {}
+    used: dict[BudgetKey, int] = {key: share.used_fen for key, share in book.spilled.by_budget.items()}
     awaiting: dict[BudgetKey, list[str]] = {}
     for order in book.orders.values():
         key = (order.program, order.fiscal_year)
@@ -70,9 +72,10 @@ def _money_out(book: PaymentsBook, problems: _Problems) -> None:
     problems.expect(
         "bank",
         accounts.credit_balance_fen(a.BANK),
-        sum(o.paid_fen for o in book.orders.values()) - sum(c.repaid_fen for c in book.claims.values()),
+        sum(o.paid_fen for o in book.orders.values()) - sum(c.repaid_fen for c in book.claims.values())
+        + sum(share.paid_fen - share.repaid_fen for share in book.spilled.by_budget.values()),
     )
-    claimed: dict[BudgetKey, int] = {}
+    claimed: dict[BudgetKey, int] = {key: share.claimed_fen for key, share in book.spilled.by_budget.items()}
     for claim in book.claims.values():
         key = (claim.line.program, claim.fiscal_year)
         claimed[key] = claimed.get(key, 0) + claim.amount_fen
@@ -86,7 +89,13 @@ def _money_out(book: PaymentsBook, problems: _Problems) -> None:
 
 
 def _beneficiaries(book: PaymentsBook, problems: _Problems) -> None:
-    """Each beneficiary's payable and receivable, and no order ready to pay while a claim is open."""
+    """Each beneficiary's payable and receivable, and no order ready to pay while a claim is open (a
+    spilled beneficiary has neither)."""
+    in_memory = set(book.beneficiaries())
+    for account in book.accounts.balances():
+        personal = account.kind in (a.AccountKind.PAYABLE, a.AccountKind.RECEIVABLE)
+        if personal and account.beneficiary not in in_memory:
+            problems.append(f"{account}: a balance, but no orders or claims of the beneficiary in memory")
     for beneficiary in book.beneficiaries():
         orders = book.orders_of(beneficiary)
         problems.expect(

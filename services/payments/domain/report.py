@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from services.payments.domain.book import PaymentsBook
 from services.payments.domain.orders import OrderState, PaymentOrder
 from services.payments.domain.recovery import Claim
+from services.payments.domain.spill import BudgetShare
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,13 @@ def _count_claim(r: _Totals, claim: Claim) -> None:
     r.receivables_outstanding_fen += claim.open_fen
 
 
+def _count_spilled(r: _Totals, share: BudgetShare) -> None:
+    """Spilled orders are paid or cancelled, their claims closed: only money paid and recovered."""
+    r.paid_by_bank_fen += share.paid_fen
+    r.paid_by_offset_fen += share.offset_fen
+    r.recovered_fen += share.recovered_fen
+
+
 def _report(program: str, fiscal_year: int | None, r: _Totals) -> ProgrammeTotals:
     paid_fen = r.paid_by_bank_fen + r.paid_by_offset_fen
     return ProgrammeTotals(
@@ -110,6 +118,9 @@ def programme_totals(book: PaymentsBook, fiscal_year: int | None = None) -> list
     for claim in book.claims.values():
         if (r := row(claim.line.program, claim.fiscal_year)) is not None:
             _count_claim(r, claim)
+    for (program, year), share in book.spilled.by_budget.items():
+        if (r := row(program, year)) is not None:
+            _count_spilled(r, share)
     return [_report(program, fiscal_year, r) for program, r in sorted(rows.items())]
 
 
@@ -117,14 +128,25 @@ class RunningTotals:
     """`programme_totals` of one book per (programme, fiscal year), kept up to date without scanning the
     book: after events are folded, `refresh` re-counts only the orders and claims they touched (what
     each counted is kept, so it is taken away before its new count is added; refreshing an untouched
-    one changes nothing). `row(program, year)` is that programme's row of `programme_totals(book,
-    year)`, or None where that report has no row."""
+    one changes nothing; `forget` drops what spilled ones counted, which can no longer change).
+    `row(program, year)` is that programme's row of `programme_totals(book, year)`, or None where
+    that report has no row."""
 
     def __init__(self, book: PaymentsBook) -> None:
         self._book = book
         self._rows: dict[tuple[str, int], _Totals] = {}
         self._parts: dict[tuple[str, str], tuple[tuple[str, int], _Totals]] = {}  # ("order"/"claim", id)
+        for key, share in book.spilled.by_budget.items():
+            _count_spilled(self._rows.setdefault(key, _Totals()), share)
         self.refresh(book.orders, book.claims)
+
+    def forget(self, order_ids: Iterable[str], claim_ids: Iterable[str]) -> None:
+        """Spilled orders and claims (paid, cancelled or closed: never counted again) stay counted in
+        their rows; what each counted need not be kept."""
+        for order_id in order_ids:
+            self._parts.pop(("order", order_id), None)
+        for claim_id in claim_ids:
+            self._parts.pop(("claim", claim_id), None)
 
     def refresh(self, order_ids: Iterable[str], claim_ids: Iterable[str]) -> None:
         for order_id in order_ids:

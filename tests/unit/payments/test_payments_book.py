@@ -173,7 +173,7 @@ def test_decisions_that_move_no_money_change_nothing(kind: str) -> None:
     before = book.snapshot()
     assert book.apply_decision(decision("x1", kind, 0), T0) == []
     assert book.snapshot() == before
-    assert not book.has_applied("x1")
+    assert not book.has_applied("x1", None)
 
 
 def test_refusals_name_the_problem_and_change_nothing() -> None:

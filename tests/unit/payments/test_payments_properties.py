@@ -10,14 +10,18 @@ Invariants checked after every step, from the events alone where possible (not t
 - replaying the events rebuilds the same book;
 - the running programme totals (re-counting only what each step's events touched) equal the report;
 - drained (budgets raised, everything batched and paid), every line is paid exactly its net entitlement
-  once its claims are counted.
+  once its claims are counted;
+- a twin book that spills every idle beneficiary after every step (services/payments/domain/spill.py)
+  makes the same events, refuses the same commands, reconciles, and keeps the same running totals.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -29,6 +33,7 @@ from services.payments.domain import (
     ClawbackExceedsLine,
     Line,
     PaymentsBook,
+    PaymentsError,
     RunningTotals,
     SettlementOutcome,
     SettlementResult,
@@ -38,6 +43,7 @@ from services.payments.domain import (
 from services.payments.domain import events as e
 from services.payments.domain.batching import ReadyOrder, batches_due
 from services.payments.domain.recovery import plan_offsets
+from services.payments.domain.spill import MemorySpill
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2022, 3, 1, 9, 0, tzinfo=CST)
@@ -90,14 +96,28 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.in_transit: Counter[Line] = Counter()
         self.claimed: Counter[Line] = Counter()
         self.running = RunningTotals(self.book)
+        self.twin = PaymentsBook(spill=MemorySpill(), keep_in_memory=0)
+        self.twin_running = RunningTotals(self.twin)
+
+    def run(self, command: Callable[[PaymentsBook], list[e.PaymentsEvent]]) -> list[e.PaymentsEvent]:
+        """The command on the book and on its spilling twin: the same events, or the same refusal."""
+        try:
+            events = command(self.book)
+        except PaymentsError as exc:
+            with pytest.raises(type(exc)):
+                command(self.twin)
+            raise
+        assert command(self.twin) == events
+        order_ids, claim_ids = touched(events)
+        self.twin_running.refresh(order_ids, claim_ids)
+        for part in self.twin.spill_idle():
+            self.twin_running.forget([o.order_id for o in part.orders], [c.claim_id for c in part.claims])
+        return events
 
     # ---- bookkeeping from events ------------------------------------------------------------------
 
     def record(self, events: list[e.PaymentsEvent]) -> None:
-        cut = [entry.order_id for ev in events if isinstance(ev, e.BatchCut) for entry in ev.entries]
-        repaid = [a.claim_id for ev in events if isinstance(ev, e.RepaymentReceived) for a in ev.allocations]
-        self.running.refresh([ev.order_id for ev in events if hasattr(ev, "order_id")] + cut,
-                             [ev.claim_id for ev in events if hasattr(ev, "claim_id")] + repaid)
+        self.running.refresh(*touched(events))
         for event in events:
             self.log.append(event)
             match event:
@@ -136,13 +156,13 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     @initialize(amounts=st.lists(st.integers(0, 400_000), min_size=len(BUDGETS), max_size=len(BUDGETS)))
     def fund(self, amounts: list[int]) -> None:
-        for (program, year), amount_fen in zip(BUDGETS, amounts, strict=True):
-            self.record(self.book.set_appropriation(program, year, amount_fen, self.now))
+        for key, amount_fen in zip(BUDGETS, amounts, strict=True):
+            self.record(self.run(lambda book, k=key, a=amount_fen: book.set_appropriation(*k, a, self.now)))
 
     @rule(line=st.sampled_from(LINES), amount_fen=st.integers(1, 200_000))
     def grant(self, line: Line, amount_fen: int) -> None:
         d = decision(self.next_id("g"), "grant", line, amount_fen)
-        self.record(self.book.apply_decision(d, self.now))
+        self.record(self.run(lambda book: book.apply_decision(d, self.now)))
         self.sent.append(d)
         self.granted[line] += amount_fen
 
@@ -153,7 +173,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         net_fen = self.granted[line] - self.clawed[line]
         amount_fen = data.draw(st.one_of(st.just(net_fen), st.integers(1, net_fen)))
         d = decision(self.next_id("c"), "clawback", line, amount_fen)
-        self.record(self.book.apply_decision(d, self.now))
+        self.record(self.run(lambda book: book.apply_decision(d, self.now)))
         self.sent.append(d)
         self.clawed[line] += amount_fen
 
@@ -162,7 +182,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         before = self.book.snapshot()
         d = decision(self.next_id("x"), "clawback", line, self.granted[line] - self.clawed[line] + extra_fen)
         try:
-            self.book.apply_decision(d, self.now)
+            self.run(lambda book: book.apply_decision(d, self.now))
         except ClawbackExceedsLine:
             pass
         else:
@@ -173,7 +193,7 @@ class PaymentsMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def redeliver_decision(self, data: st.DataObject) -> None:
         d = data.draw(st.sampled_from(self.sent))
-        assert self.book.apply_decision(d, self.now + timedelta(days=400)) == []
+        assert self.run(lambda book: book.apply_decision(d, self.now + timedelta(days=400))) == []
 
     @rule(key=st.sampled_from(BUDGETS), amount_fen=st.integers(0, 1_000_000))
     def appropriate(self, key: tuple[str, int], amount_fen: int) -> None:
@@ -181,12 +201,12 @@ class PaymentsMachine(RuleBasedStateMachine):
         if amount_fen < used_fen:
             before = self.book.snapshot()
             try:
-                self.book.set_appropriation(*key, amount_fen, self.now)
+                self.run(lambda book: book.set_appropriation(*key, amount_fen, self.now))
             except AppropriationBelowUsed:
                 assert self.book.snapshot() == before
                 return
             raise AssertionError("appropriation set below what was used")
-        self.record(self.book.set_appropriation(*key, amount_fen, self.now))
+        self.record(self.run(lambda book: book.set_appropriation(*key, amount_fen, self.now)))
 
     @rule(minutes=st.integers(1, 120))
     def wait(self, minutes: int) -> None:
@@ -194,7 +214,7 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     @rule(max_entries=st.integers(1, 4), wait=st.sampled_from([None, timedelta(0), timedelta(minutes=30)]))
     def cut(self, max_entries: int, wait: timedelta | None) -> None:
-        events = self.book.cut_batches(BatchPolicy(max_entries=max_entries, max_wait=wait), self.now)
+        events = self.run(lambda book: book.cut_batches(BatchPolicy(max_entries, wait), self.now))
         for cut in events:
             assert isinstance(cut, e.BatchCut) and 0 < len(cut.entries) <= max_entries
         self.record(events)
@@ -211,13 +231,14 @@ class PaymentsMachine(RuleBasedStateMachine):
             if returned
             else SettlementResult(entry_id, SettlementOutcome.PAID, confirmation=f"FB-{entry_id}")
         )
-        self.record(self.book.settle(result, self.now))
+        self.record(self.run(lambda book: book.settle(result, self.now)))
         self.settled_results.append(result)
 
     @precondition(lambda self: bool(self.settled_results))
     @rule(data=st.data())
     def redeliver_settlement(self, data: st.DataObject) -> None:
-        assert self.book.settle(data.draw(st.sampled_from(self.settled_results)), self.now) == []
+        result = data.draw(st.sampled_from(self.settled_results))
+        assert self.run(lambda book: book.settle(result, self.now)) == []
 
     @precondition(lambda self: any(self.book.open_claims(b) for b in BENEFICIARIES))
     @rule(data=st.data())
@@ -225,13 +246,14 @@ class PaymentsMachine(RuleBasedStateMachine):
         beneficiary = data.draw(st.sampled_from([b for b in BENEFICIARIES if self.book.open_claims(b)]))
         owed_fen = sum(claim.open_fen for claim in self.book.open_claims(beneficiary))
         repayment = (beneficiary, data.draw(st.integers(1, owed_fen)), self.next_id("R"))
-        self.record(self.book.record_repayment(*repayment, self.now))
+        self.record(self.run(lambda book: book.record_repayment(*repayment, self.now)))
         self.repayments.append(repayment)
 
     @precondition(lambda self: bool(self.repayments))
     @rule(data=st.data())
     def redeliver_repayment(self, data: st.DataObject) -> None:
-        assert self.book.record_repayment(*data.draw(st.sampled_from(self.repayments)), self.now) == []
+        repayment = data.draw(st.sampled_from(self.repayments))
+        assert self.run(lambda book: book.record_repayment(*repayment, self.now)) == []
 
     @rule()
     def replay(self) -> None:
@@ -243,6 +265,9 @@ class PaymentsMachine(RuleBasedStateMachine):
     def ledger_is_sound(self) -> None:
         assert self.book.trial_balance_fen() == 0
         assert reconcile(self.book) == []
+        assert reconcile(self.twin) == []
+        assert self.twin.accounts.balances() == self.book.accounts.balances()
+        assert self.twin.order_count() == self.book.order_count()
 
     @invariant()
     def no_decision_received_twice(self) -> None:
@@ -254,6 +279,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         for year in (2021, 2022):
             for row in programme_totals(self.book, year):
                 assert self.running.row(row.program, year) == row
+                assert self.twin_running.row(row.program, year) == row
+            assert programme_totals(self.twin, year) == programme_totals(self.book, year)
         assert {key for key in BUDGETS if self.running.row(*key) is not None} == {
             (row.program, year) for year in (2021, 2022) for row in programme_totals(self.book, year)}
 
@@ -273,17 +300,27 @@ class PaymentsMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Drain: raise every budget, pay everything, and every line ends at its net entitlement."""
         for key in BUDGETS:
-            self.record(self.book.set_appropriation(*key, 100_000_000, self.now))
+            self.record(self.run(lambda book, key=key: book.set_appropriation(*key, 100_000_000, self.now)))
         for _ in range(3):  # a returned entry could come back ready once more; all are paid here
             for entry_id in self.unsettled():
                 paid = SettlementResult(entry_id, SettlementOutcome.PAID, confirmation=f"FB-{entry_id}")
-                self.record(self.book.settle(paid, self.now))
-            self.record(self.book.cut_batches(DRAIN, self.now))
+                self.record(self.run(lambda book, paid=paid: book.settle(paid, self.now)))
+            self.record(self.run(lambda book: book.cut_batches(DRAIN, self.now)))
         assert self.book.ready_orders() == [] and self.unsettled() == []
         for line in LINES:
             assert self.settled[line] - self.claimed[line] == self.granted[line] - self.clawed[line], line
-        assert reconcile(self.book) == []
+        assert reconcile(self.book) == [] and reconcile(self.twin) == []
+        owing = [b for b in BENEFICIARIES if self.book.open_claims(b)]  # drained, the others are idle
+        assert self.twin.in_memory() == len(owing) and set(self.twin.beneficiaries()) == set(owing)
         assert PaymentsBook.replay(self.log).snapshot() == self.book.snapshot()
+
+
+def touched(events: list[e.PaymentsEvent]) -> tuple[list[str], list[str]]:
+    """The ids of the orders and claims the events changed."""
+    cut = [entry.order_id for ev in events if isinstance(ev, e.BatchCut) for entry in ev.entries]
+    repaid = [a.claim_id for ev in events if isinstance(ev, e.RepaymentReceived) for a in ev.allocations]
+    return ([ev.order_id for ev in events if hasattr(ev, "order_id")] + cut,
+            [ev.claim_id for ev in events if hasattr(ev, "claim_id")] + repaid)
 
 
 PaymentsMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
