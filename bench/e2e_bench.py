@@ -68,6 +68,7 @@ from raw_limits import RawLimits, describe, measure  # noqa: E402
 
 from contracts.messages import fact_subject  # noqa: E402
 from contracts.topics import DECISIONS, FACTS, ORDERS, sandbox_twin  # noqa: E402
+from flexledger.bank_simulator import BankSimulator  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 
 TARGET_FACTS_PER_S = 2_000
@@ -628,6 +629,10 @@ async def throughput(
     book = f"bench-{int(time.time())}"
     watcher = Watcher(settings, {book})
     await watcher.start()
+    # The Finance Bureau settles what payments instructs, as it would: paid orders leave payments' memory.
+    bank = BankSimulator(settings, books=[book], sandbox=True)
+    bank_stop = asyncio.Event()
+    bank_task = asyncio.create_task(bank.run(stop=bank_stop))
     out = Submission()
     meter = CpuMeter(settings)
     async with FactClient(settings, 64) as client, httpx.AsyncClient(timeout=10) as poller:
@@ -662,6 +667,11 @@ async def throughput(
     expected = expected_decisions(book, out)
     status = await wait_topics(watcher, book, expected, 120)
     await watcher.stop()
+    bank_stop.set()
+    await bank_task
+    async with httpx.AsyncClient(timeout=10) as poller:
+        health = await poller.get(f"http://127.0.0.1:{settings.payments_port}/health")
+        books = health.json().get("books", {})
     decided, ordered = watcher.seen.of_book(book)
     recorded = len(out.seq_of)
     result = {
@@ -680,6 +690,8 @@ async def throughput(
         "last_order_s": (max(ordered) - t0) if ordered else None,
         "topics": status, "cpu_s": cpu, "peak_rss_mb": meter.peak_rss_mb,
         "start_rss_mb": meter.start_rss_mb, "eligibility_cache_mb": settings.eligibility_cache_mb,
+        "bank_settled_entries": bank.settled_entries, "payments_book": books.get(book, {}),
+        "payments_in_memory_max": settings.payments_book_beneficiaries_in_memory,
         **sampler.tenths(max(out.seq_of, default=0)),
     }
     return result
@@ -823,7 +835,20 @@ def _growth(t: dict[str, Any]) -> list[str]:
             f"{part} {mb:,.0f}" for part, mb in t.get("peak_rss_mb", {}).items())
         + "   target intake <= 300",
         *_eligibility_budget(t),
+        *_payments_memory(t),
     ]
+
+
+def _payments_memory(t: dict[str, Any]) -> list[str]:
+    """Payments' memory: its idle beneficiaries beyond the setting are spilled (payments/domain/spill.py)."""
+    start, peak = t.get("start_rss_mb", {}).get("payments"), t.get("peak_rss_mb", {}).get("payments")
+    held = t.get("payments_book") or {}
+    if start is None or peak is None or not held:
+        return []
+    return [f"    payments: peak RSS {peak:,.0f} MB = {start:,.0f} at the start + {peak - start:,.0f}; "
+            f"at the end {held.get('in_memory', 0):,} beneficiaries in memory (idle ones kept: at most "
+            f"{t['payments_in_memory_max']:,}), {held.get('spilled', 0):,} spilled; "
+            f"{t.get('bank_settled_entries', 0):,} entries settled by the bank"]
 
 
 def _eligibility_budget(t: dict[str, Any]) -> list[str]:

@@ -210,6 +210,21 @@ class PaymentsApplication(ServiceApplication):
         self._spills = SpillFactory(self.recorder, self.mapper.cipher, pseudonym_key(settings))
         self.in_memory = settings.payments_book_beneficiaries_in_memory
 
+    def clear_spills(self) -> None:
+        """Delete what earlier processes spilled: only when starting as the one writer, before any book
+        is made (services/payments/spill.py)."""
+        self._spills.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                for state in self._books.values():
+                    state.book.discard()
+            except Exception:  # the database is gone: what was spilled goes at the next start
+                log.warning("payments: could not delete what the books spilled", exc_info=True)
+            self._books.clear()
+        super().close()
+
     def new_book(self, name: str, scope: str = "book") -> PaymentsBook:
         """An empty book that spills to its own part of the spill table (`scope`: whose copy it is)."""
         return PaymentsBook(name, self._spills(f"{scope}:{name}"), self.in_memory)
@@ -221,7 +236,6 @@ class PaymentsApplication(ServiceApplication):
         notifications too (the projection rebuilds its own copy). Returns the last notification id read."""
         with self._lock:
             self._books.clear()
-            self._spills.clear()  # what earlier processes spilled (this one has made no book yet)
             after = 0
             while batch := self.notifications(after, page):
                 for name, beneficiaries in decision_beneficiaries([stored for _, stored in batch]).items():

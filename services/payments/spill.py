@@ -3,9 +3,10 @@
 A spill is a book object's swap space (services/payments/domain/spill.py), not a store of record, so:
 - each book object writes under its own `epoch` (a new UUID) and reads only its own rows: nothing it
   reads was written by anyone else, or by an earlier life of the book. A book thrown away (reloaded
-  after a failed save) deletes its rows; what processes that died left is deleted when a process
-  starts (`clear`, before it rebuilds its books), never by a running book — so a process that lost the
-  writer lock and has not stopped yet cannot delete what the active one spilled;
+  after a failed save, or its process closing) deletes its rows; what processes that died left is
+  deleted when the service starts (`clear`, once it is the one writer, before it rebuilds its books),
+  never by a running book — so a process that lost the writer lock and has not stopped yet cannot
+  delete what the active one spilled, and a tool that rebuilds a book beside the service cannot either;
 - the table is UNLOGGED: no write-ahead log, not replicated, emptied by a crash — which loses nothing,
   since a process that starts again rebuilds its books from the event store;
 - rows are sealed with the event store's cipher (AES-GCM: a changed row fails to open and is never
@@ -52,7 +53,8 @@ class SpillFactory:
             curs.execute(statement)
 
     def clear(self) -> None:
-        """Delete every spilled row: only at start-up, before this process makes any book."""
+        """Delete every spilled row: only when the service starts as the one writer, before it makes
+        any book."""
         with self._datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(SQL("DELETE FROM {t}").format(t=Identifier(self._datastore.schema, TABLE)))
 

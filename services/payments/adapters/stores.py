@@ -40,6 +40,7 @@ async def rebuild_books(stores: PaymentsStores, view: projection.PaymentsProject
     app = stores.app
     view.start_at(await follower_position(stores.pool, app.name, view.name))
     t0 = asyncio.get_running_loop().time()
+    await asyncio.to_thread(app.clear_spills)  # the one writer starts: what processes before it left
     last = await asyncio.to_thread(app.rebuild, view.observe)
     log.info("payments: %d books rebuilt from the event store (up to notification %d) in %.2fs",
              len(app.books()), last, asyncio.get_running_loop().time() - t0)
