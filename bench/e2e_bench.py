@@ -630,6 +630,7 @@ async def throughput(
     watcher = Watcher(settings, {book})
     await watcher.start()
     # The Finance Bureau settles what payments instructs, as it would: paid orders leave payments' memory.
+    logging.getLogger("flexledger.bank_simulator").setLevel(logging.WARNING)  # a line per batch otherwise
     bank = BankSimulator(settings, books=[book], sandbox=True)
     bank_stop = asyncio.Event()
     bank_task = asyncio.create_task(bank.run(stop=bank_stop))

@@ -12,6 +12,7 @@ with something open, and spills the least recently used idle ones (services/paym
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
@@ -45,6 +46,7 @@ from services.payments.domain.recovery import Claim, allocate, plan_offsets, spl
 from services.payments.domain.spill import BENEFICIARY, ENTRY, IdlePart, Spill, SpilledTotals
 
 BudgetKey = tuple[str, int]  # (program, fiscal year)
+SPILL_LOOK_AHEAD = 1024  # beneficiaries `spill_idle` looks at in one call, from the least recent
 
 
 def _positive_fen(amount_fen: int, what: str) -> None:
@@ -601,14 +603,17 @@ class PaymentsBook:
             self._present[beneficiary] = None
 
     def spill_idle(self) -> list[IdlePart]:
-        """Spill the least recently reached idle beneficiaries beyond `keep_in_memory` (none without a
-        spill); the parts spilled. Call it between commands, never inside one."""
+        """Spill the least recently reached idle beneficiaries beyond `keep_in_memory`, of the
+        `SPILL_LOOK_AHEAD` least recent (none without a spill); the parts spilled. Call it between
+        commands, never inside one."""
         excess = len(self._present) - self._keep_in_memory
         if self._spill is None or excess <= 0:
             return []
         idle: list[str] = []
         busy: list[str] = []
-        for beneficiary in self._present:
+        # A bounded look per call (calls come with every batch, so spilling keeps up); the busy ones
+        # go to the back, so a month's grants waiting for the bank are not looked at on every call.
+        for beneficiary in itertools.islice(self._present, SPILL_LOOK_AHEAD):
             if len(idle) == excess:
                 break
             (idle if self._idle(beneficiary) else busy).append(beneficiary)
