@@ -1,4 +1,4 @@
-"""Where payments' books spill their idle beneficiaries: an UNLOGGED table in payments' schema.
+"""Where payments' books spill their idle beneficiaries: a table in payments' schema.
 
 A spill is a book object's swap space (services/payments/domain/spill.py), not a store of record, so:
 - each book object writes under its own `epoch` (a new UUID) and reads only its own rows: nothing it
@@ -7,8 +7,11 @@ A spill is a book object's swap space (services/payments/domain/spill.py), not a
   deleted when the service starts (`clear`, once it is the one writer, before it rebuilds its books),
   never by a running book — so a process that lost the writer lock and has not stopped yet cannot
   delete what the active one spilled, and a tool that rebuilds a book beside the service cannot either;
-- the table is UNLOGGED: no write-ahead log, not replicated, emptied by a crash — which loses nothing,
-  since a process that starts again rebuilds its books from the event store;
+- the table is an ordinary (logged) one: a spilled part must outlive a PostgreSQL crash and restart,
+  or a promotion of its standby, while the process that spilled it goes on (an UNLOGGED table is
+  emptied by both). Should an epoch's rows be gone all the same, its first row (`MARKER`, written
+  with the first save) is gone too, and `load` raises `SpillLost` rather than answer "never spilled":
+  the application then reloads the book from its stream;
 - rows are sealed with the event store's cipher (AES-GCM: a changed row fails to open and is never
   unpickled), and the names in keys (beneficiaries) are keyed hashes, as in every other table that
   holds identity numbers at rest.
@@ -30,6 +33,11 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 TABLE = "payments_spill"
+MARKER = "epoch"  # a key no keyed hash can be (40 hex digits): present once the epoch has saved
+
+
+class SpillLost(RuntimeError):
+    """A book's spilled parts are no longer in the table: the book must be reloaded from its stream."""
 
 
 class SpillFactory:
@@ -46,7 +54,7 @@ class SpillFactory:
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _create_table(self) -> None:
         statement = SQL(
-            "CREATE UNLOGGED TABLE IF NOT EXISTS {t} (scope text NOT NULL, epoch uuid NOT NULL, "
+            "CREATE TABLE IF NOT EXISTS {t} (scope text NOT NULL, epoch uuid NOT NULL, "
             "key text NOT NULL, state bytea NOT NULL, PRIMARY KEY (scope, epoch, key))"
         ).format(t=Identifier(self._datastore.schema, TABLE))
         with self._datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
@@ -71,6 +79,7 @@ class PgSpill:
         self._key = key
         self.scope = scope
         self.epoch = uuid.uuid4()
+        self._saved = False
         table = Identifier(datastore.schema, TABLE)
         self._select = SQL("SELECT key, state FROM {t} WHERE scope = %s AND epoch = %s AND key = ANY(%s)"
                            ).format(t=table)
@@ -87,9 +96,11 @@ class PgSpill:
     def load(self, kind: str, names: Collection[str]) -> dict[str, Any]:
         by_key = {self._stored_key(kind, name): name for name in names}
         with self._datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select, (self.scope, self.epoch, list(by_key)))
+            curs.execute(self._select, (self.scope, self.epoch, [*by_key, MARKER]))
             rows = curs.fetchall()
-        return {by_key[row["key"]]: self._open(bytes(row["state"])) for row in rows}
+        if self._saved and not any(row["key"] == MARKER for row in rows):
+            raise SpillLost(f"the spilled parts of {self.scope} (epoch {self.epoch}) are gone")
+        return {by_key[row["key"]]: self._open(bytes(row["state"])) for row in rows if row["key"] != MARKER}
 
     def _open(self, sealed: bytes) -> Any:
         return pickle.loads(zstandard.decompress(self._cipher.decrypt(sealed)))  # authenticated first
@@ -98,8 +109,12 @@ class PgSpill:
         keys = [self._stored_key(kind, name) for kind, name, _ in items]
         states = [self._cipher.encrypt(zstandard.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1))
                   for _, _, value in items]
+        if not self._saved:
+            keys.append(MARKER)
+            states.append(b"")
         with self._datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._upsert, (self.scope, self.epoch, keys, states))
+        self._saved = True
 
     def discard(self) -> None:
         with self._datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:

@@ -15,7 +15,7 @@ from contracts.messages import SettlementResultV1, SettlementV1
 from services.payments.application import PaymentsApplication, RecordOutcome
 from services.payments.config import PaymentsConfig
 from services.payments.domain import BatchPolicy, reconcile
-from services.payments.spill import TABLE
+from services.payments.spill import TABLE, SpillLost
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -116,6 +116,18 @@ def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings
             rows = curs.fetchall()
         assert rows
         assert not any(w in row["key"] or w.encode() in bytes(row["state"]) for row in rows for w in WORKERS)
+
+        # Spilled parts gone behind the book's back: it refuses to take a beneficiary for new, and is
+        # reloaded from its stream, so a decision delivered again is still known.
+        with spilling._spills._datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(f"DELETE FROM payments.{TABLE} WHERE scope = %s", (f"book:{spilt_book}",))
+        redelivered = decision(spilt_book, "grant", WORKERS[0], "2024-01", 50_000)
+        redelivered = redelivered.model_copy(update={"decision_id": grants[WORKERS[0]]})
+        with pytest.raises(SpillLost):
+            spilling.record_decision(redelivered, sources[spilt_book].next(), AT)
+        again_outcome = spilling.record_decision(redelivered, sources[spilt_book].next(), AT)
+        assert again_outcome is RecordOutcome.REPUBLISHED
+        assert spilling._books[spilt_book].book.accounts.balances() == kept.accounts.balances()
 
         # A fresh process rebuilds the book, spilling as it goes: the same book.
         spilling.close()
