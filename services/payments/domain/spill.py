@@ -51,10 +51,8 @@ class MemorySpill:
 
     def __init__(self) -> None:
         self.kept: dict[tuple[str, str], bytes] = {}
-        self.loads = 0
 
     def load(self, kind: str, names: Collection[str]) -> dict[str, Any]:
-        self.loads += 1
         return {name: pickle.loads(self.kept[(kind, name)]) for name in names if (kind, name) in self.kept}
 
     def save(self, items: list[tuple[str, str, Any]]) -> None:
