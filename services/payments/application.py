@@ -182,14 +182,17 @@ def decision_cause(decision: DecisionV1, recorded_at: datetime) -> dict[str, Any
     }
 
 
-def decision_beneficiaries(records: Sequence[Any]) -> dict[str, list[str]]:
-    """The beneficiaries the decisions among these stored records name, by book (to read back at once)."""
+def prefetch_decided(records: Sequence[Any], book_of: Callable[[str], PaymentsBook | None]) -> None:
+    """Read back, in one load per book, the beneficiaries the decisions among these stored records name
+    (a page of the log, before it is folded)."""
     wanted: dict[str, list[str]] = {}
     for record in records:
         if (isinstance(record, PaymentsBookStream.Recorded) and record.cause.get("kind") == "decision"
                 and (beneficiary := record.cause.get("beneficiary"))):
             wanted.setdefault(record.book, []).append(beneficiary)
-    return wanted
+    for name, beneficiaries in wanted.items():
+        if (book := book_of(name)) is not None:
+            book.prefetch(beneficiaries)
 
 
 def _aware(at: datetime) -> datetime:
@@ -238,9 +241,8 @@ class PaymentsApplication(ServiceApplication):
             self._books.clear()
             after = 0
             while batch := self.notifications(after, page):
-                for name, beneficiaries in decision_beneficiaries([stored for _, stored in batch]).items():
-                    if name in self._books:
-                        self._books[name].book.prefetch(beneficiaries)
+                prefetch_decided([stored for _, stored in batch],
+                                 lambda name: state.book if (state := self._books.get(name)) else None)
                 for _, stored in batch:
                     if isinstance(stored, PaymentsBookStream.Opened):
                         self._books[stored.book] = BookWithStream.opened(stored, self.new_book(stored.book))

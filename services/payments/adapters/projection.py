@@ -29,7 +29,7 @@ import asyncpg
 
 from services.payments.adapters.metrics import PaymentsMetrics
 from services.payments.aggregates import PaymentsBookStream
-from services.payments.application import decision_beneficiaries
+from services.payments.application import prefetch_decided
 from services.payments.codec import decode
 from services.payments.domain import (
     Account,
@@ -282,9 +282,7 @@ class PaymentsProjection:
         self._spill_idle()
 
     def _prefetch(self, batch: Batch) -> None:
-        for name, beneficiaries in decision_beneficiaries([stored for _, stored in batch]).items():
-            if name in self.books:
-                self.books[name].prefetch(beneficiaries)
+        prefetch_decided([stored for _, stored in batch], self.books.get)
 
     def _spill_idle(self) -> None:
         """Spill each copy's idle beneficiaries (only once no uncommitted rows are about them)."""
