@@ -672,7 +672,7 @@ async def throughput(
     await bank_task
     async with httpx.AsyncClient(timeout=10) as poller:
         health = await poller.get(f"http://127.0.0.1:{settings.payments_port}/health")
-        books = health.json().get("books", {})
+        held = health.json().get("books", {})  # over every book of the bench's database
     decided, ordered = watcher.seen.of_book(book)
     recorded = len(out.seq_of)
     result = {
@@ -691,7 +691,7 @@ async def throughput(
         "last_order_s": (max(ordered) - t0) if ordered else None,
         "topics": status, "cpu_s": cpu, "peak_rss_mb": meter.peak_rss_mb,
         "start_rss_mb": meter.start_rss_mb, "eligibility_cache_mb": settings.eligibility_cache_mb,
-        "bank_settled_entries": bank.settled_entries, "payments_book": books.get(book, {}),
+        "bank_settled_entries": bank.settled_entries, "payments_book": held,
         "payments_in_memory_max": settings.payments_book_beneficiaries_in_memory,
         **sampler.tenths(max(out.seq_of, default=0)),
     }
@@ -848,7 +848,7 @@ def _payments_memory(t: dict[str, Any]) -> list[str]:
         return []
     return [f"    payments: peak RSS {peak:,.0f} MB = {start:,.0f} at the start + {peak - start:,.0f}; "
             f"at the end {held.get('in_memory', 0):,} beneficiaries in memory (idle ones kept: at most "
-            f"{t['payments_in_memory_max']:,}), {held.get('spilled', 0):,} spilled; "
+            f"{t['payments_in_memory_max']:,} a book), {held.get('spilled', 0):,} spilled; "
             f"{t.get('bank_settled_entries', 0):,} entries settled by the bank"]
 
 
