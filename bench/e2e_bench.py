@@ -692,7 +692,7 @@ async def throughput(
         "topics": status, "cpu_s": cpu, "peak_rss_mb": meter.peak_rss_mb,
         "start_rss_mb": meter.start_rss_mb, "eligibility_cache_mb": settings.eligibility_cache_mb,
         "bank_settled_entries": bank.settled_entries, "payments_book": held,
-        "payments_in_memory_max": settings.payments_book_beneficiaries_in_memory,
+        "payments_in_memory_max": settings.payments_book_orders_in_memory,
         **sampler.tenths(max(out.seq_of, default=0)),
     }
     return result
@@ -847,8 +847,9 @@ def _payments_memory(t: dict[str, Any]) -> list[str]:
     if start is None or peak is None or not held:
         return []
     return [f"    payments: peak RSS {peak:,.0f} MB = {start:,.0f} at the start + {peak - start:,.0f}; "
-            f"at the end {held.get('in_memory', 0):,} beneficiaries in memory (idle ones kept: at most "
-            f"{t['payments_in_memory_max']:,} a book), {held.get('spilled', 0):,} spilled; "
+            f"at the end {held.get('in_memory', 0):,} beneficiaries and {held.get('orders_in_memory', 0):,} "
+            f"orders in memory (idle ones kept: at most {t['payments_in_memory_max']:,} orders a book), "
+            f"{held.get('spilled', 0):,} beneficiaries spilled; "
             f"{t.get('bank_settled_entries', 0):,} entries settled by the bank"]
 
 
@@ -1006,6 +1007,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-interval-s", type=int,
                         help="seconds between eligibility's signed tree heads (default 60; a 100,000-fact "
                              "run ends before the first, so `audit verify` rebuilds no tree unless lower)")
+    parser.add_argument("--payments-in-memory", type=int,
+                        help="orders of idle beneficiaries a payments book keeps in memory (the setting "
+                             "payments_book_orders_in_memory)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -1020,6 +1024,8 @@ def main() -> None:
         settings = replace(settings, traces_per_s=args.traces_per_s)
     if args.checkpoint_interval_s is not None and not args.use_running:
         settings = replace(settings, checkpoint_interval_s=args.checkpoint_interval_s)
+    if args.payments_in_memory is not None and not args.use_running:
+        settings = replace(settings, payments_book_orders_in_memory=args.payments_in_memory)
     if not args.use_running:
         start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:

@@ -73,7 +73,7 @@ def _test_settings(slot: int) -> Settings:
         zipkin_port=29411 + offset,  # started only by the tests that view traces
         console_port=28084 + offset,  # started only by the console's stack test
         # Small, so that every test through payments spills and reads back idle beneficiaries.
-        payments_book_beneficiaries_in_memory=2,
+        payments_book_orders_in_memory=2,
         state_dir=str(PROJECT_ROOT / "var" / ("test" if slot == 0 else f"test-{slot}")),
     )
 

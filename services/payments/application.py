@@ -2,7 +2,7 @@
 
 One stream per book (`PaymentsBookStream`); the book's state is kept in memory and rebuilt from the
 event store (`rebuild()` at start-up, one pass over the notification log; `_load()` from the book's
-stream after a failed save). Its idle beneficiaries beyond `payments_book_beneficiaries_in_memory` are
+stream after a failed save). Its idle beneficiaries beyond `payments_book_orders_in_memory` are
 spilled (services/payments/domain/spill.py) between commands, so its memory does not grow with its
 history; a batch reads back the ones it reaches in one query first.
 
@@ -211,7 +211,7 @@ class PaymentsApplication(ServiceApplication):
         self._lock = threading.RLock()
         self._books: dict[str, BookWithStream] = {}
         self._spills = SpillFactory(self.recorder, self.mapper.cipher, pseudonym_key(settings))
-        self.in_memory = settings.payments_book_beneficiaries_in_memory
+        self.in_memory = settings.payments_book_orders_in_memory
 
     def clear_spills(self) -> None:
         """Delete what earlier processes spilled: only when starting as the one writer, before any book
@@ -284,11 +284,12 @@ class PaymentsApplication(ServiceApplication):
             return sorted(name for name, state in self._books.items() if state.stored)
 
     def memory(self) -> dict[str, int]:
-        """Beneficiaries whose part is in memory and parts spilled, over every book (for the health
-        report, which anyone may read: no book names. Read without the lock, which a rebuild holds
-        for long; a figure may be a moment old)."""
+        """Beneficiaries whose part is in memory, their orders, and parts spilled, over every book (for
+        the health report, which anyone may read: no book names. Read without the lock, which a rebuild
+        holds for long; a figure may be a moment old)."""
         books = [state.book for state in list(self._books.values()) if state.stored]
         return {"books": len(books), "in_memory": sum(book.in_memory() for book in books),
+                "orders_in_memory": sum(len(book.orders) for book in books),
                 "spilled": sum(book.spilled.parts for book in books)}
 
     def book_exists(self, book: str) -> bool:

@@ -56,7 +56,7 @@ def pay_everything(app: PaymentsApplication, book: str, source: Source, settleme
 
 def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings) -> None:
     keeping = PaymentsApplication(infra, config=CONFIG)
-    spilling = PaymentsApplication(replace(infra, payments_book_beneficiaries_in_memory=0), config=CONFIG)
+    spilling = PaymentsApplication(replace(infra, payments_book_orders_in_memory=0), config=CONFIG)
     kept_book, spilt_book = f"pay-{uuid.uuid4().hex[:16]}", f"pay-{uuid.uuid4().hex[:16]}"
     sources = {kept_book: Source(), spilt_book: Source()}
     apps = {kept_book: keeping, spilt_book: spilling}
@@ -83,6 +83,8 @@ def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings
         assert both("settle", "S1") == [RecordOutcome.REPUBLISHED] * 2  # everyone paid: all idle
         spilt = spilling._books[spilt_book].book
         assert spilt.in_memory() == 0 and spilt.spilled.parts == len(WORKERS)
+        held = {"books": 1, "in_memory": 0, "orders_in_memory": 0, "spilled": len(WORKERS)}
+        assert spilling.memory() == held  # what /health reports
 
         # Read back: a redelivered grant is known, a clawback after payment raises a claim, a new grant
         # is offset against it, and a settlement of a spilled entry again changes nothing.
@@ -131,7 +133,7 @@ def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings
 
         # A fresh process rebuilds the book, spilling as it goes: the same book.
         spilling.close()
-        spilling = PaymentsApplication(replace(infra, payments_book_beneficiaries_in_memory=0), config=CONFIG)
+        spilling = PaymentsApplication(replace(infra, payments_book_orders_in_memory=0), config=CONFIG)
         spilling.rebuild()
         rebuilt = spilling._books[spilt_book].book
         assert rebuilt.in_memory() == 0 and rebuilt.accounts.balances() == kept.accounts.balances()

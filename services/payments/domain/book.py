@@ -6,8 +6,10 @@ folded by `apply` before the next is computed, and the list is returned so the c
 publish it. `PaymentsBook.replay(events)` rebuilds the same state. Redelivered decisions, settlements
 and repayments return no events.
 
-Given a `Spill`, the book keeps at most `keep_in_memory` beneficiaries' parts in memory besides those
-with something open, and spills the least recently used idle ones (services/payments/domain/spill.py).
+Given a `Spill`, the book keeps at most `keep_in_memory` orders and as many beneficiaries' parts in
+memory besides those with something open, and spills the least recently used idle ones
+(services/payments/domain/spill.py). Orders, not beneficiaries, are what it counts: a part grows with
+its beneficiary's history, so a count of beneficiaries alone would let memory grow month by month.
 """
 
 from __future__ import annotations
@@ -603,20 +605,26 @@ class PaymentsBook:
             self._present[beneficiary] = None
 
     def spill_idle(self) -> list[IdlePart]:
-        """Spill the least recently reached idle beneficiaries beyond `keep_in_memory`, of the
-        `SPILL_LOOK_AHEAD` least recent (none without a spill); the parts spilled. Call it between
-        commands, never inside one."""
-        excess = len(self._present) - self._keep_in_memory
-        if self._spill is None or excess <= 0:
+        """Spill the least recently reached idle beneficiaries while the book holds more than
+        `keep_in_memory` orders or beneficiaries, of the `SPILL_LOOK_AHEAD` least recent (none without a
+        spill); the parts spilled. Call it between commands, never inside one."""
+        orders_over = len(self.orders) - self._keep_in_memory
+        present_over = len(self._present) - self._keep_in_memory
+        if self._spill is None or (orders_over <= 0 and present_over <= 0):
             return []
         idle: list[str] = []
         busy: list[str] = []
         # A bounded look per call (calls come with every batch, so spilling keeps up); the busy ones
         # go to the back, so a month's grants waiting for the bank are not looked at on every call.
         for beneficiary in itertools.islice(self._present, SPILL_LOOK_AHEAD):
-            if len(idle) == excess:
+            if orders_over <= 0 and present_over <= 0:
                 break
-            (idle if self._idle(beneficiary) else busy).append(beneficiary)
+            if self._idle(beneficiary):
+                idle.append(beneficiary)
+                orders_over -= len(self._beneficiary_orders.get(beneficiary, ()))
+                present_over -= 1
+            else:
+                busy.append(beneficiary)
         for beneficiary in busy:  # to the back, so the next pass starts with ones that may be idle
             self._present[beneficiary] = self._present.pop(beneficiary)
         parts = [self._take_part(beneficiary) for beneficiary in idle]

@@ -30,6 +30,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import accounts as a
 from services.payments.domain import events as e
+from services.payments.domain.spill import MemorySpill
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2022, 3, 1, 9, 0, tzinfo=CST)
@@ -527,4 +528,24 @@ def test_a_claim_repaid_before_the_bank_returns_the_payment_is_refunded_by_payin
     assert book.order("g1").state is OrderState.READY  # it paid back money it never got: refund it
     pay_all(book)
     assert book.accounts.credit_balance_fen(a.BANK) == 0  # 1000 CNY in, 1000 CNY out
+    sound(book)
+
+
+# ---- memory ----------------------------------------------------------------------------------------
+
+
+def test_idle_beneficiaries_are_spilled_by_the_orders_the_book_holds_not_by_their_number() -> None:
+    book = PaymentsBook(spill=MemorySpill(), keep_in_memory=3)
+    book.set_appropriation("employment_service", 2022, 10_000_000, T0)
+    months = [f"2022-{m:02}" for m in range(1, 6)]
+    for month in months:  # one beneficiary, five months: one part that outgrows the bound on its own
+        book.apply_decision(decision(f"g-{month}", "grant", 1_000, month=month), T0)
+    book.apply_decision(decision("g-other", "grant", 1_000, beneficiary=OTHER), T0)
+    assert book.spill_idle() == []  # all six orders are ready: nothing is idle
+    pay_all(book)
+    spilled = book.spill_idle()
+    assert [part.beneficiary for part in spilled] == [ENTERPRISE]  # the least recent, and 5 orders > 3
+    assert book.in_memory() == 1 and book.order_count() == 6 and len(book.orders_of(OTHER)) == 1
+    book.apply_decision(decision("g-2022-06", "grant", 1_000, month="2022-06"), T0)  # read back
+    assert len(book.orders_of(ENTERPRISE)) == 6
     sound(book)
