@@ -50,6 +50,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
+from services.payments.domain.lines import Line, decision_line
 from services.payments.spill import SpillFactory
 from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import (
@@ -183,16 +184,19 @@ def decision_cause(decision: DecisionV1, recorded_at: datetime) -> dict[str, Any
 
 
 def prefetch_decided(records: Sequence[Any], book_of: Callable[[str], PaymentsBook | None]) -> None:
-    """Read back, in one load per book, the beneficiaries the decisions among these stored records name
-    (a page of the log, before it is folded)."""
-    wanted: dict[str, list[str]] = {}
+    """Read back, in one load per book, the lines the decisions among these stored records name (a
+    page of the log, before it is folded)."""
+    wanted: dict[str, list[Line]] = {}
     for record in records:
-        if (isinstance(record, PaymentsBookStream.Recorded) and record.cause.get("kind") == "decision"
-                and (beneficiary := record.cause.get("beneficiary"))):
-            wanted.setdefault(record.book, []).append(beneficiary)
-    for name, beneficiaries in wanted.items():
+        if isinstance(record, PaymentsBookStream.Recorded) and record.cause.get("kind") == "decision":
+            cause = record.cause
+            if cause.get("program") and cause.get("beneficiary"):
+                line = Line(cause["program"], cause["beneficiary"], cause.get("subject"), cause.get("ref"),
+                            cause.get("month"))
+                wanted.setdefault(record.book, []).append(line)
+    for name, lines in wanted.items():
         if (book := book_of(name)) is not None:
-            book.prefetch(beneficiaries)
+            book.prefetch(lines)
 
 
 def _aware(at: datetime) -> datetime:
@@ -427,10 +431,10 @@ class PaymentsApplication(ServiceApplication):
         with self._lock:
             seen: dict[str, BookWithStream] = {}
             refusals: list[tuple[str, Change]] = []
-            wanted: dict[str, list[str]] = {}  # the beneficiaries to read back, by book
+            wanted: dict[str, list[Line]] = {}  # the lines to read back, by book
             for item in items:
-                if item.decision.beneficiary:
-                    wanted.setdefault(item.decision.book, []).append(item.decision.beneficiary)
+                if (line := decision_line(item.decision)) is not None:
+                    wanted.setdefault(item.decision.book, []).append(line)
             try:
                 outcomes = [self._batch_step(item, seen, refusals, wanted) for item in items]
                 changed = [state for state in seen.values() if state.stream.pending_events]
@@ -458,7 +462,7 @@ class PaymentsApplication(ServiceApplication):
 
     def _batch_step(
         self, item: DecisionItem, seen: dict[str, BookWithStream], refusals: list[tuple[str, Change]],
-        wanted: dict[str, list[str]],
+        wanted: dict[str, list[Line]],
     ) -> RecordOutcome:
         """One decision of a batch: folded into its book and appended to the book's stream (not saved)."""
         decision = item.decision
@@ -480,7 +484,7 @@ class PaymentsApplication(ServiceApplication):
 
     def _decide(self, state: BookWithStream, decision: DecisionV1, recorded_at: datetime) -> Step:
         """What a money decision does to the book, folded into it: its changes, or its refusal."""
-        applied = state.book.has_applied(decision.decision_id, decision.beneficiary)
+        applied = state.book.has_applied(decision.decision_id, decision_line(decision))
         if applied or decision.decision_id in state.refused:
             return Step(RecordOutcome.REPUBLISHED)
         cause = decision_cause(decision, recorded_at)

@@ -15,6 +15,7 @@ from contracts.messages import SettlementResultV1, SettlementV1
 from services.payments.application import PaymentsApplication, RecordOutcome
 from services.payments.config import PaymentsConfig
 from services.payments.domain import BatchPolicy, reconcile
+from services.payments.domain.lines import Line
 from services.payments.spill import TABLE, SpillLost
 from services.runtime.settings import Settings
 
@@ -140,7 +141,8 @@ def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings
         assert reconcile(rebuilt) == []
         apps[spilt_book] = spilling
         assert both("decision", "grant", worker, "2024-02", 1, str(uuid.uuid4()))[1] is RecordOutcome.RECORDED
-        assert rebuilt.has_applied(grants[WORKERS[0]], WORKERS[0])
+        first_line = Line("social_insurance", WORKERS[0], WORKERS[0], None, "2024-01")
+        assert rebuilt.has_applied(grants[WORKERS[0]], first_line)
     finally:
         keeping.close()
         spilling.close()

@@ -6,10 +6,9 @@ folded by `apply` before the next is computed, and the list is returned so the c
 publish it. `PaymentsBook.replay(events)` rebuilds the same state. Redelivered decisions, settlements
 and repayments return no events.
 
-Given a `Spill`, the book keeps at most `keep_in_memory` orders and as many beneficiaries' parts in
-memory besides those with something open, and spills the least recently used idle ones
-(services/payments/domain/spill.py). Orders, not beneficiaries, are what it counts: a part grows with
-its beneficiary's history, so a count of beneficiaries alone would let memory grow month by month.
+Given a `Spill`, the book keeps in memory its lines with something open and, of the idle ones, the
+most recently used up to `keep_in_memory` orders (and as many lines), and spills the others
+(services/payments/domain/spill.py).
 """
 
 from __future__ import annotations
@@ -45,10 +44,10 @@ from services.payments.domain.lines import Line, LineTally, fiscal_year, line_of
 from services.payments.domain.orders import OrderState, PaymentOrder
 from services.payments.domain.postings import postings_for
 from services.payments.domain.recovery import Claim, allocate, plan_offsets, split_clawback
-from services.payments.domain.spill import BENEFICIARY, ENTRY, IdlePart, Spill, SpilledTotals
+from services.payments.domain.spill import ENTRY, LINE, IdlePart, Spill, SpilledTotals, line_key
 
 BudgetKey = tuple[str, int]  # (program, fiscal year)
-SPILL_LOOK_AHEAD = 1024  # beneficiaries `spill_idle` looks at in one call, from the least recent
+SPILL_LOOK_AHEAD = 1024  # lines `spill_idle` looks at in one call, from the least recent
 
 
 def _positive_fen(amount_fen: int, what: str) -> None:
@@ -72,18 +71,19 @@ class PaymentsBook:
         self.claims: dict[str, Claim] = {}
         self.entries: dict[str, DisbursementEntry] = {}
         self.settlements: dict[str, SettlementOutcome] = {}
+        # Each line's decisions, orders, claims and entries, oldest first; each beneficiary's lines.
+        self._line_decisions: dict[Line, list[str]] = {}
         self._line_orders: dict[Line, list[str]] = {}
-        self._beneficiary_orders: dict[str, list[str]] = {}
-        self._beneficiary_claims: dict[str, list[str]] = {}
+        self._line_claims: dict[Line, list[str]] = {}
+        self._line_entries: dict[Line, list[str]] = {}
+        self._beneficiary_lines: dict[str, dict[Line, None]] = {}
         self._open_claims: dict[str, dict[str, None]] = {}  # beneficiary -> claim ids, oldest first
         self._ready: dict[str, None] = {}  # order ids ready to pay, oldest first
         self._ready_by_beneficiary: dict[str, dict[str, None]] = {}
-        self._beneficiary_decisions: dict[str, list[str]] = {}
-        self._beneficiary_entries: dict[str, list[str]] = {}
-        # Spilling: the beneficiaries whose part is in memory, least recently reached first.
+        # Spilling: the lines whose part is in memory, least recently reached first.
         self._spill = spill
         self._keep_in_memory = keep_in_memory
-        self._present: dict[str, None] = {}
+        self._present: dict[Line, None] = {}
         self._spilled_any = False
         self.spilled = SpilledTotals()
 
@@ -104,13 +104,15 @@ class PaymentsBook:
             raise WrongBook(
                 f"decision {decision.decision_id} is for book {decision.book!r}, not {self.book!r}"
             )
-        if decision.kind not in MONEY_KINDS or self.has_applied(decision.decision_id, decision.beneficiary):
+        if decision.kind not in MONEY_KINDS:
+            return []
+        line = line_of(decision)
+        if self.has_applied(decision.decision_id, line):
             return []
         if decision.amount_fen <= 0:
             raise InvalidDecision(
                 f"{decision.kind} {decision.decision_id} has amount {decision.amount_fen} fen"
             )
-        line = line_of(decision)
         year = fiscal_year(decision.month, recorded_at)
         if decision.kind == "grant":
             return self._grant(decision.decision_id, line, year, decision.amount_fen, recorded_at)
@@ -164,10 +166,10 @@ class PaymentsBook:
         result for an entry already settled is a `SettlementConflict`."""
         require_aware(at)
         entry = self.entries.get(result.entry_id)
-        if entry is None and self._spilled_any:  # an entry of an idle beneficiary, settled again?
+        if entry is None and self._spilled_any:  # an entry of an idle line, settled again?
             assert self._spill is not None
-            for beneficiary in self._spill.load(ENTRY, [result.entry_id]).values():
-                self._reach(beneficiary)
+            for line in self._spill.load(ENTRY, [result.entry_id]).values():
+                self._reach(line)
             entry = self.entries.get(result.entry_id)
         if entry is None:
             raise UnknownEntry(f"no disbursement entry {result.entry_id} in book {self.book!r}")
@@ -439,10 +441,11 @@ class PaymentsBook:
         self.event_count += 1
 
     def _fold_decision_received(self, event: e.DecisionReceived) -> None:
-        self._reach(event.line.beneficiary)
+        self._reach(event.line)
         assert event.decision_id not in self.applied_decisions, event
         self.applied_decisions.add(event.decision_id)
-        self._beneficiary_decisions.setdefault(event.line.beneficiary, []).append(event.decision_id)
+        self._line_decisions.setdefault(event.line, []).append(event.decision_id)
+        self._beneficiary_lines.setdefault(event.line.beneficiary, {})[event.line] = None
         tally = self.lines.setdefault(event.line, LineTally())
         if event.kind == "grant":
             tally.granted_fen += event.amount_fen
@@ -461,7 +464,6 @@ class PaymentsBook:
             created_at=event.at,
         )
         self._line_orders.setdefault(event.line, []).append(event.order_id)
-        self._beneficiary_orders.setdefault(event.line.beneficiary, []).append(event.order_id)
 
     def _fold_order_awaiting_budget(self, event: e.OrderAwaitingBudget) -> None:
         order = self.orders[event.order_id]
@@ -508,7 +510,7 @@ class PaymentsBook:
         )
         self.claims[claim.claim_id] = claim
         self._open_claims.setdefault(claim.beneficiary, {})[claim.claim_id] = None
-        self._beneficiary_claims.setdefault(claim.beneficiary, []).append(claim.claim_id)
+        self._line_claims.setdefault(claim.line, []).append(claim.claim_id)
         self.lines[event.line].claimed_fen += event.amount_fen
 
     def _fold_receivable_offset(self, event: e.ReceivableOffset) -> None:
@@ -538,7 +540,7 @@ class PaymentsBook:
             order.in_transit_fen += entry.amount_fen
             order.attempts = entry.attempt
             self.entries[entry.entry_id] = entry
-            self._beneficiary_entries.setdefault(entry.beneficiary, []).append(entry.entry_id)
+            self._line_entries.setdefault(order.line, []).append(entry.entry_id)
             self._dequeue(order)
 
     def _fold_payment_confirmed(self, event: e.PaymentConfirmed) -> None:
@@ -594,43 +596,44 @@ class PaymentsBook:
 
     # ---- spilling (services/payments/domain/spill.py) -------------------------------------------
 
-    def prefetch(self, beneficiaries: Iterable[str]) -> None:
-        """Read back the spilled parts of these beneficiaries in one load (before a batch reaches them)."""
-        missing = {b for b in beneficiaries if b and b not in self._present}
+    def prefetch(self, lines: Iterable[Line]) -> None:
+        """Read back the spilled parts of these lines in one load (before a batch reaches them)."""
+        missing = {line for line in lines if line not in self._present}
         if missing and self._spilled_any:
             assert self._spill is not None
-            for part in self._spill.load(BENEFICIARY, missing).values():
+            by_key = {line_key(line): line for line in missing}
+            for part in self._spill.load(LINE, by_key).values():
                 self._restore(part)
-        for beneficiary in missing:
-            self._present[beneficiary] = None
+        for line in missing:
+            self._present[line] = None
 
     def spill_idle(self) -> list[IdlePart]:
-        """Spill the least recently reached idle beneficiaries while the book holds more than
-        `keep_in_memory` orders or beneficiaries, of the `SPILL_LOOK_AHEAD` least recent (none without a
-        spill); the parts spilled. Call it between commands, never inside one."""
+        """Spill the least recently reached idle lines while the book holds more than `keep_in_memory`
+        orders or lines, of the `SPILL_LOOK_AHEAD` least recent (none without a spill); the parts
+        spilled. Call it between commands, never inside one."""
         orders_over = len(self.orders) - self._keep_in_memory
         present_over = len(self._present) - self._keep_in_memory
         if self._spill is None or (orders_over <= 0 and present_over <= 0):
             return []
-        idle: list[str] = []
-        busy: list[str] = []
+        idle: list[Line] = []
+        busy: list[Line] = []
         # A bounded look per call (calls come with every batch, so spilling keeps up); the busy ones
         # go to the back, so a month's grants waiting for the bank are not looked at on every call.
-        for beneficiary in itertools.islice(self._present, SPILL_LOOK_AHEAD):
+        for line in itertools.islice(self._present, SPILL_LOOK_AHEAD):
             if orders_over <= 0 and present_over <= 0:
                 break
-            if self._idle(beneficiary):
-                idle.append(beneficiary)
-                orders_over -= len(self._beneficiary_orders.get(beneficiary, ()))
+            if self._idle(line):
+                idle.append(line)
+                orders_over -= len(self._line_orders.get(line, ()))
                 present_over -= 1
             else:
-                busy.append(beneficiary)
-        for beneficiary in busy:  # to the back, so the next pass starts with ones that may be idle
-            self._present[beneficiary] = self._present.pop(beneficiary)
-        parts = [self._take_part(beneficiary) for beneficiary in idle]
+                busy.append(line)
+        for line in busy:  # to the back, so the next pass starts with ones that may be idle
+            self._present[line] = self._present.pop(line)
+        parts = [self._take_part(line) for line in idle]
         kept = [part for part in parts if part.decisions]  # one never decided for holds nothing
-        items: list[tuple[str, str, object]] = [(BENEFICIARY, part.beneficiary, part) for part in kept]
-        items += [(ENTRY, entry.entry_id, part.beneficiary) for part in kept for entry, _ in part.entries]
+        items: list[tuple[str, str, object]] = [(LINE, line_key(part.line), part) for part in kept]
+        items += [(ENTRY, entry.entry_id, part.line) for part in kept for entry, _ in part.entries]
         if items:
             self._spill.save(items)
             self._spilled_any = True
@@ -644,67 +647,67 @@ class PaymentsBook:
             self._spill.discard()
 
     def in_memory(self) -> int:
-        """How many beneficiaries' parts are in memory."""
+        """How many lines' parts are in memory."""
         return len(self._present)
 
-    def _reach(self, beneficiary: str) -> None:
-        """A beneficiary is reached: their part in memory (read back if spilled), most recent."""
-        if beneficiary in self._present:
-            self._present[beneficiary] = self._present.pop(beneficiary)
+    def _reach(self, line: Line) -> None:
+        """A line is reached: its part in memory (read back if spilled), most recent."""
+        if line in self._present:
+            self._present[line] = self._present.pop(line)
         else:
-            self.prefetch([beneficiary])
+            self.prefetch([line])
 
-    def _idle(self, beneficiary: str) -> bool:
-        if beneficiary in self._open_claims or beneficiary in self._ready_by_beneficiary:
-            return False
+    def _idle(self, line: Line) -> bool:
         return all(
             self.orders[order_id].state in (OrderState.PAID, OrderState.CANCELLED)
-            for order_id in self._beneficiary_orders.get(beneficiary, ())
-        )
+            for order_id in self._line_orders.get(line, ())
+        ) and all(self.claims[claim_id].open_fen == 0 for claim_id in self._line_claims.get(line, ()))
 
-    def _take_part(self, beneficiary: str) -> IdlePart:
-        del self._present[beneficiary]
-        decisions = self._beneficiary_decisions.pop(beneficiary, [])
+    def _take_part(self, line: Line) -> IdlePart:
+        del self._present[line]
+        decisions = self._line_decisions.pop(line, [])
+        if not decisions:  # reached, never decided for: nothing of it is held
+            return IdlePart(line, LineTally(), [], [], [], [])
         self.applied_decisions.difference_update(decisions)
-        orders = [self.orders.pop(order_id) for order_id in self._beneficiary_orders.pop(beneficiary, [])]
-        claims = [self.claims.pop(claim_id) for claim_id in self._beneficiary_claims.pop(beneficiary, [])]
-        lines = dict.fromkeys([order.line for order in orders] + [claim.line for claim in claims])
-        entry_ids = self._beneficiary_entries.pop(beneficiary, [])
+        lines = self._beneficiary_lines[line.beneficiary]
+        del lines[line]
+        if not lines:
+            del self._beneficiary_lines[line.beneficiary]
+        entry_ids = self._line_entries.pop(line, [])
         return IdlePart(
-            beneficiary=beneficiary,
+            line=line,
+            tally=self.lines.pop(line),
             decisions=decisions,
-            lines=[(line, self.lines.pop(line), self._line_orders.pop(line, [])) for line in lines],
-            orders=orders,
-            claims=claims,
+            orders=[self.orders.pop(order_id) for order_id in self._line_orders.pop(line, [])],
+            claims=[self.claims.pop(claim_id) for claim_id in self._line_claims.pop(line, [])],
             entries=[(self.entries.pop(entry_id), self.settlements.pop(entry_id)) for entry_id in entry_ids],
         )
 
     def _restore(self, part: IdlePart) -> None:
-        beneficiary = part.beneficiary
+        line = part.line
         self.spilled.add(part, -1)
-        self._beneficiary_decisions[beneficiary] = part.decisions
+        self.lines[line] = part.tally
+        self._line_decisions[line] = part.decisions
         self.applied_decisions.update(part.decisions)
-        for line, tally, order_ids in part.lines:
-            self.lines[line] = tally
-            self._line_orders[line] = order_ids
+        self._beneficiary_lines.setdefault(line.beneficiary, {})[line] = None
         self.orders.update((order.order_id, order) for order in part.orders)
         if part.orders:
-            self._beneficiary_orders[beneficiary] = [order.order_id for order in part.orders]
+            self._line_orders[line] = [order.order_id for order in part.orders]
         self.claims.update((claim.claim_id, claim) for claim in part.claims)
         if part.claims:
-            self._beneficiary_claims[beneficiary] = [claim.claim_id for claim in part.claims]
+            self._line_claims[line] = [claim.claim_id for claim in part.claims]
         for entry, outcome in part.entries:
             self.entries[entry.entry_id] = entry
             self.settlements[entry.entry_id] = outcome
         if part.entries:
-            self._beneficiary_entries[beneficiary] = [entry.entry_id for entry, _ in part.entries]
+            self._line_entries[line] = [entry.entry_id for entry, _ in part.entries]
 
     # ---- queries --------------------------------------------------------------------------------
 
-    def has_applied(self, decision_id: str, beneficiary: str | None) -> bool:
-        """Whether the decision was applied (its beneficiary's part read back first, if spilled)."""
-        if beneficiary:
-            self._reach(beneficiary)
+    def has_applied(self, decision_id: str, line: Line | None) -> bool:
+        """Whether the decision was applied (its line's part read back first, if spilled)."""
+        if line is not None:
+            self._reach(line)
         return decision_id in self.applied_decisions
 
     def budget(self, program: str, fiscal_year: int) -> Budget:
@@ -721,10 +724,14 @@ class PaymentsBook:
         return [self.orders[order_id] for order_id in self._line_orders.get(line, [])]
 
     def orders_of(self, beneficiary: str) -> list[PaymentOrder]:
-        return [self.orders[order_id] for order_id in self._beneficiary_orders.get(beneficiary, [])]
+        """The beneficiary's orders in memory, line by line."""
+        lines = self._beneficiary_lines.get(beneficiary, {})
+        return [self.orders[order_id] for line in lines for order_id in self._line_orders.get(line, [])]
 
     def claims_of(self, beneficiary: str) -> list[Claim]:
-        return [self.claims[claim_id] for claim_id in self._beneficiary_claims.get(beneficiary, [])]
+        """The beneficiary's claims in memory, line by line."""
+        lines = self._beneficiary_lines.get(beneficiary, {})
+        return [self.claims[claim_id] for line in lines for claim_id in self._line_claims.get(line, [])]
 
     def open_claims(self, beneficiary: str) -> list[Claim]:
         return [self.claims[claim_id] for claim_id in self._open_claims.get(beneficiary, {})]
@@ -747,7 +754,8 @@ class PaymentsBook:
         return [self.orders[order_id] for order_id in self.budget(program, fiscal_year).awaiting]
 
     def beneficiaries(self) -> list[str]:
-        return sorted(self._beneficiary_orders.keys() | self._beneficiary_claims.keys())
+        """The beneficiaries with a line in memory."""
+        return sorted(self._beneficiary_lines)
 
     def trial_balance_fen(self) -> int:
         return self.accounts.trial_balance_fen()

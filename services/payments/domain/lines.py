@@ -56,6 +56,15 @@ def line_of(decision: DecisionV1) -> Line:
         raise InvalidDecision(f"decision {decision.decision_id}: program is missing")
     if not decision.beneficiary:
         raise InvalidDecision(f"decision {decision.decision_id}: beneficiary is missing")
+    line = decision_line(decision)
+    assert line is not None
+    return line
+
+
+def decision_line(decision: DecisionV1) -> Line | None:
+    """The money line a decision names, or None when it names no programme or beneficiary."""
+    if not decision.program or not decision.beneficiary:
+        return None
     return Line(decision.program, decision.beneficiary, decision.subject, decision.ref, decision.month)
 
 

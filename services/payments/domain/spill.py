@@ -1,11 +1,16 @@
-"""Spilling idle beneficiaries: what keeps a book's memory bounded however many orders it has made.
+"""Spilling idle lines: what keeps a book's memory bounded however many orders it has made.
 
-A beneficiary is *idle* when nothing of theirs is open: every order paid or cancelled, no claim open.
-Nothing outside their own part of the book points at them then (no budget queue, no ready queue, no
-payable or receivable balance), and only a new decision for them, or a settlement for one of their
-entries again, can reach their part. So the book keeps its open part and the most recently used idle
-beneficiaries in memory, and hands the others' parts (`IdlePart`) to a `Spill`, reading one back
-when something reaches it. Which parts are in memory never changes what the book decides.
+A money line (a programme, a beneficiary, and the subject, reference and month the decisions name) is
+*idle* when nothing of it is open: every order paid or cancelled, no claim open. Nothing outside its
+own part of the book points at it then (no budget queue, no ready queue, no payable or receivable
+balance), and only a new decision for that line, or a settlement for one of its entries again, can
+reach its part. So the book keeps its open lines and the most recently used idle ones in memory, and
+hands the others' parts (`IdlePart`) to a `Spill`, reading one back when something reaches it. Which
+parts are in memory never changes what the book decides.
+
+The unit is the line, not the beneficiary: an enterprise is the beneficiary of a line per worker and
+month, thousands a year, and always has some open, so a beneficiary's part would grow with the facts
+and never be idle.
 
 A spill is the book's swap space, not a store of record: it belongs to one book object (one process,
 one life of the book), and the book's events stay the only source. What the spilled parts contributed
@@ -15,6 +20,7 @@ the whole book.
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -25,8 +31,8 @@ from services.payments.domain.lines import Line, LineTally
 from services.payments.domain.orders import PaymentOrder
 from services.payments.domain.recovery import Claim
 
-BENEFICIARY = "beneficiary"  # a spilled `IdlePart`, by beneficiary
-ENTRY = "entry"  # the beneficiary of a spilled disbursement entry, by entry id
+LINE = "line"  # a spilled `IdlePart`, by `line_key` of its line
+ENTRY = "entry"  # the line of a spilled disbursement entry, by entry id
 
 
 class Spill(Protocol):
@@ -63,14 +69,19 @@ class MemorySpill:
         self.kept.clear()
 
 
+def line_key(line: Line) -> str:
+    """A line's name in a spill (its parts in order, None apart from "")."""
+    return json.dumps(list(line), ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass(slots=True)
 class IdlePart:
-    """Everything of one idle beneficiary's the book holds."""
+    """Everything of one idle line's the book holds."""
 
-    beneficiary: str
+    line: Line
+    tally: LineTally
     decisions: list[str]  # ids of the decisions applied (grants and clawbacks)
-    lines: list[tuple[Line, LineTally, list[str]]]  # each line with its tally and its order ids, oldest first
-    orders: list[PaymentOrder]
+    orders: list[PaymentOrder]  # oldest first
     claims: list[Claim]
     entries: list[tuple[DisbursementEntry, SettlementOutcome]]  # every entry of an idle part is settled
 

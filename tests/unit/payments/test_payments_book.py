@@ -534,18 +534,21 @@ def test_a_claim_repaid_before_the_bank_returns_the_payment_is_refunded_by_payin
 # ---- memory ----------------------------------------------------------------------------------------
 
 
-def test_idle_beneficiaries_are_spilled_by_the_orders_the_book_holds_not_by_their_number() -> None:
+def test_idle_lines_are_spilled_least_recent_first_while_the_book_holds_too_many_orders() -> None:
     book = PaymentsBook(spill=MemorySpill(), keep_in_memory=3)
     book.set_appropriation("employment_service", 2022, 10_000_000, T0)
     months = [f"2022-{m:02}" for m in range(1, 6)]
-    for month in months:  # one beneficiary, five months: one part that outgrows the bound on its own
+    for month in months:  # an enterprise's line per month: its part never idle as a whole
         book.apply_decision(decision(f"g-{month}", "grant", 1_000, month=month), T0)
     book.apply_decision(decision("g-other", "grant", 1_000, beneficiary=OTHER), T0)
     assert book.spill_idle() == []  # all six orders are ready: nothing is idle
     pay_all(book)
     spilled = book.spill_idle()
-    assert [part.beneficiary for part in spilled] == [ENTERPRISE]  # the least recent, and 5 orders > 3
-    assert book.in_memory() == 1 and book.order_count() == 6 and len(book.orders_of(OTHER)) == 1
-    book.apply_decision(decision("g-2022-06", "grant", 1_000, month="2022-06"), T0)  # read back
-    assert len(book.orders_of(ENTERPRISE)) == 6
+    assert [part.line.month for part in spilled] == months[:3]  # the least recent, until 3 orders are left
+    assert book.in_memory() == 3 and book.order_count() == 6 and len(book.orders_of(ENTERPRISE)) == 2
+
+    assert book.apply_decision(decision("g-2022-01", "grant", 1_000, month="2022-01"), T0) == []  # again
+    clawback = book.apply_decision(decision("c-2022-02", "clawback", 400, month="2022-02"), T0)
+    assert kinds(clawback) == ["DecisionReceived", "ReceivableRaised"]  # the paid line, read back
+    assert book.in_memory() == 5 and len(book.orders_of(ENTERPRISE)) == 4
     sound(book)
