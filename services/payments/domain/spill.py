@@ -107,10 +107,22 @@ class BudgetShare:
 
 
 @dataclass(slots=True)
+class SettledShare:
+    """What a beneficiary's spilled lines add to their balance: only what was settled, as nothing of
+    an idle line is open (report.beneficiary_balance)."""
+
+    paid_by_bank_fen: int = 0
+    paid_by_offset_fen: int = 0
+    recovered_fen: int = 0
+
+
+@dataclass(slots=True)
 class SpilledTotals:
-    """What the spilled parts of a book contribute to its totals, by (programme, fiscal year)."""
+    """What the spilled parts of a book contribute to its totals, by (programme, fiscal year), and to
+    each beneficiary's balance."""
 
     by_budget: dict[tuple[str, int], BudgetShare] = field(default_factory=dict)
+    by_beneficiary: dict[str, SettledShare] = field(default_factory=dict)
     orders: int = 0
     parts: int = 0
 
@@ -121,6 +133,13 @@ class SpilledTotals:
             total.add(share, sign)
             if total == BudgetShare():
                 del self.by_budget[key]
+        beneficiary = part.line.beneficiary
+        settled = self.by_beneficiary.setdefault(beneficiary, SettledShare())
+        settled.paid_by_bank_fen += sign * sum(order.paid_fen for order in part.orders)
+        settled.paid_by_offset_fen += sign * sum(order.offset_fen for order in part.orders)
+        settled.recovered_fen += sign * sum(claim.recovered_fen for claim in part.claims)
+        if settled == SettledShare():
+            del self.by_beneficiary[beneficiary]
         self.orders += sign * len(part.orders)
         self.parts += sign
 

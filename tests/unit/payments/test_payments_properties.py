@@ -37,6 +37,7 @@ from services.payments.domain import (
     RunningTotals,
     SettlementOutcome,
     SettlementResult,
+    beneficiary_balance,
     programme_totals,
     reconcile,
 )
@@ -112,6 +113,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.twin_running.refresh(order_ids, claim_ids)
         for part in self.twin.spill_idle():
             self.twin_running.forget([o.order_id for o in part.orders], [c.claim_id for c in part.claims])
+        for beneficiary in BENEFICIARIES:  # what the read side shows of each, spilled lines and all
+            assert beneficiary_balance(self.twin, beneficiary) == beneficiary_balance(self.book, beneficiary)
         return events
 
     # ---- bookkeeping from events ------------------------------------------------------------------
