@@ -841,15 +841,15 @@ def _growth(t: dict[str, Any]) -> list[str]:
 
 
 def _payments_memory(t: dict[str, Any]) -> list[str]:
-    """Payments' memory: its idle beneficiaries beyond the setting are spilled (payments/domain/spill.py)."""
+    """Payments' memory: its idle lines beyond the setting are spilled (payments/domain/spill.py)."""
     start, peak = t.get("start_rss_mb", {}).get("payments"), t.get("peak_rss_mb", {}).get("payments")
     held = t.get("payments_book") or {}
     if start is None or peak is None or not held:
         return []
     return [f"    payments: peak RSS {peak:,.0f} MB = {start:,.0f} at the start + {peak - start:,.0f}; "
-            f"at the end {held.get('in_memory', 0):,} beneficiaries and {held.get('orders_in_memory', 0):,} "
+            f"at the end {held.get('lines_in_memory', 0):,} lines and {held.get('orders_in_memory', 0):,} "
             f"orders in memory (idle ones kept: at most {t['payments_in_memory_max']:,} orders a book), "
-            f"{held.get('spilled', 0):,} beneficiaries spilled; "
+            f"{held.get('lines_spilled', 0):,} lines spilled; "
             f"{t.get('bank_settled_entries', 0):,} entries settled by the bank"]
 
 
@@ -1008,7 +1008,7 @@ def main() -> None:
                         help="seconds between eligibility's signed tree heads (default 60; a 100,000-fact "
                              "run ends before the first, so `audit verify` rebuilds no tree unless lower)")
     parser.add_argument("--payments-in-memory", type=int,
-                        help="orders of idle beneficiaries a payments book keeps in memory (the setting "
+                        help="orders of idle lines a payments book keeps in memory (the setting "
                              "payments_book_orders_in_memory)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

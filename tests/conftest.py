@@ -72,7 +72,7 @@ def _test_settings(slot: int) -> Settings:
         payments_port=28083 + offset,
         zipkin_port=29411 + offset,  # started only by the tests that view traces
         console_port=28084 + offset,  # started only by the console's stack test
-        # Small, so that every test through payments spills and reads back idle beneficiaries.
+        # Small, so that every test through payments spills and reads back idle lines.
         payments_book_orders_in_memory=2,
         state_dir=str(PROJECT_ROOT / "var" / ("test" if slot == 0 else f"test-{slot}")),
     )

@@ -2,7 +2,7 @@
 
 One stream per book (`PaymentsBookStream`); the book's state is kept in memory and rebuilt from the
 event store (`rebuild()` at start-up, one pass over the notification log; `_load()` from the book's
-stream after a failed save). Its idle beneficiaries beyond `payments_book_orders_in_memory` are
+stream after a failed save). Its idle lines beyond `payments_book_orders_in_memory` orders are
 spilled (services/payments/domain/spill.py) between commands, so its memory does not grow with its
 history; a batch reads back the ones it reaches in one query first.
 
@@ -288,13 +288,13 @@ class PaymentsApplication(ServiceApplication):
             return sorted(name for name, state in self._books.items() if state.stored)
 
     def memory(self) -> dict[str, int]:
-        """Beneficiaries whose part is in memory, their orders, and parts spilled, over every book (for
-        the health report, which anyone may read: no book names. Read without the lock, which a rebuild
-        holds for long; a figure may be a moment old)."""
+        """Lines and orders in memory, and lines spilled, over every book (for the health report, which
+        anyone may read: no book names. Read without the lock, which a rebuild holds for long; a figure
+        may be a moment old)."""
         books = [state.book for state in list(self._books.values()) if state.stored]
-        return {"books": len(books), "in_memory": sum(book.in_memory() for book in books),
+        return {"books": len(books), "lines_in_memory": sum(book.in_memory() for book in books),
                 "orders_in_memory": sum(len(book.orders) for book in books),
-                "spilled": sum(book.spilled.parts for book in books)}
+                "lines_spilled": sum(book.spilled.parts for book in books)}
 
     def book_exists(self, book: str) -> bool:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Where payments' books spill their idle beneficiaries: a table in payments' schema.
+"""Where payments' books spill their idle lines: a table in payments' schema.
 
 A spill is a book object's swap space (services/payments/domain/spill.py), not a store of record, so:
 - each book object writes under its own `epoch` (a new UUID) and reads only its own rows: nothing it
@@ -13,8 +13,8 @@ A spill is a book object's swap space (services/payments/domain/spill.py), not a
   with the first save) is gone too, and `load` raises `SpillLost` rather than answer "never spilled":
   the application then reloads the book from its stream;
 - rows are sealed with the event store's cipher (AES-GCM: a changed row fails to open and is never
-  unpickled), and the names in keys (beneficiaries) are keyed hashes, as in every other table that
-  holds identity numbers at rest.
+  unpickled), and the names in keys (lines, which name beneficiaries) are keyed hashes, as in every
+  other table that holds identity numbers at rest.
 """
 
 from __future__ import annotations

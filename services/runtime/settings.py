@@ -102,10 +102,9 @@ class Settings:
     payments_default_appropriations: str = ""
     payments_batch_max_entries: int = 500
     payments_batch_max_wait_s: int = 2
-    # Orders (and beneficiaries) a payments book keeps in memory besides those of beneficiaries with
-    # something open (an order not yet paid, a claim not yet recovered); the least recently reached idle
-    # beneficiaries beyond it are spilled to PostgreSQL and read back when reached
-    # (services/payments/domain/spill.py). Counted in orders: a beneficiary's part grows with their history.
+    # Orders (and lines) a payments book keeps in memory besides those of lines with something open (an
+    # order not yet paid, a claim not yet recovered); the least recently reached idle lines beyond it are
+    # spilled to PostgreSQL and read back when reached (services/payments/domain/spill.py).
     payments_book_orders_in_memory: int = 5_000
     # The bootstrap operator API key, accepted by all three services (flk_<16 hex>_<43 base64url>);
     # empty in development: one is generated once into <state_dir>/operator.key

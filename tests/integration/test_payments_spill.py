@@ -1,4 +1,4 @@
-"""Payments' books spill idle beneficiaries to PostgreSQL (services/payments/spill.py) and decide exactly
+"""Payments' books spill idle lines to PostgreSQL (services/payments/spill.py) and decide exactly
 as a book that keeps everything: on the real PostgreSQL, without Kafka in between."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_a_book_that_spills_decides_as_one_that_keeps_everything(infra: Settings
         assert both("settle", "S1") == [RecordOutcome.REPUBLISHED] * 2  # everyone paid: all idle
         spilt = spilling._books[spilt_book].book
         assert spilt.in_memory() == 0 and spilt.spilled.parts == len(WORKERS)
-        held = {"books": 1, "in_memory": 0, "orders_in_memory": 0, "spilled": len(WORKERS)}
+        held = {"books": 1, "lines_in_memory": 0, "orders_in_memory": 0, "lines_spilled": len(WORKERS)}
         assert spilling.memory() == held  # what /health reports
 
         # Read back: a redelivered grant is known, a clawback after payment raises a claim, a new grant

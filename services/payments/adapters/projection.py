@@ -7,8 +7,8 @@ keeps `programme_totals` per programme and year by re-counting only the orders a
 `beneficiary_balance`) — so a figure on the read side is computed exactly as the domain defines it.
 Rows and the follower's position commit in one transaction (`services.runtime.outbox.LogFollower`). If that
 transaction fails, the same notifications come again: they are not folded twice (the copy knows how
-far it got), and the rows they touched are written with the retry. The copy spills its idle
-beneficiaries as the write side's book does (services/payments/domain/spill.py), once the rows that
+far it got), and the rows they touched are written with the retry. The copy spills its idle lines
+as the write side's book does (services/payments/domain/spill.py), once the rows that
 touched them are committed.
 
 Tables (schema `payments`): `payments_books`, `payments_book_orders`, `payments_programme_totals`
@@ -285,7 +285,7 @@ class PaymentsProjection:
         prefetch_decided([stored for _, stored in batch], self.books.get)
 
     def _spill_idle(self) -> None:
-        """Spill each copy's idle beneficiaries (only once no uncommitted rows are about them)."""
+        """Spill each copy's idle lines (only once no uncommitted rows are about them)."""
         for name, book in self.books.items():
             parts = book.spill_idle()
             running = self.totals.get(name)

@@ -11,7 +11,7 @@ Invariants checked after every step, from the events alone where possible (not t
 - the running programme totals (re-counting only what each step's events touched) equal the report;
 - drained (budgets raised, everything batched and paid), every line is paid exactly its net entitlement
   once its claims are counted;
-- a twin book that spills every idle beneficiary after every step (services/payments/domain/spill.py)
+- a twin book that spills every idle line after every step (services/payments/domain/spill.py)
   makes the same events, refuses the same commands, reconciles, and keeps the same running totals.
 """
 
