@@ -601,8 +601,7 @@ class PaymentsBook:
         missing = {line for line in lines if line not in self._present}
         if missing and self._spilled_any:
             assert self._spill is not None
-            by_key = {line_key(line): line for line in missing}
-            for part in self._spill.load(LINE, by_key).values():
+            for part in self._spill.load(LINE, [line_key(line) for line in missing]).values():
                 self._restore(part)
         for line in missing:
             self._present[line] = None
