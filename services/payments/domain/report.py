@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from services.payments.domain.book import PaymentsBook
 from services.payments.domain.orders import OrderState, PaymentOrder
 from services.payments.domain.recovery import Claim
-from services.payments.domain.spill import BudgetShare, SettledShare
+from services.payments.domain.spill import BudgetShare
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,15 +202,15 @@ def beneficiary_balance(book: PaymentsBook, beneficiary: str) -> BeneficiaryBala
     """Where the beneficiary stands: their lines in memory, plus what their spilled lines settled."""
     orders = book.orders_of(beneficiary)
     claims = book.claims_of(beneficiary)
-    spilled = book.spilled.by_beneficiary.get(beneficiary, SettledShare())
+    spilled = book.spilled.by_beneficiary.get(beneficiary, BudgetShare())  # idle lines: settled only
     returned = [o.last_return_reason for o in orders if o.state is OrderState.READY and o.last_return_reason]
     return BeneficiaryBalance(
         beneficiary=beneficiary,
         awaiting_budget_fen=sum(o.amount_fen for o in orders if o.state is OrderState.AWAITING_BUDGET),
         payable_fen=sum(o.unpaid_fen for o in orders if o.committed),
         in_transit_fen=sum(o.in_transit_fen for o in orders),
-        paid_by_bank_fen=sum(o.paid_fen for o in orders) + spilled.paid_by_bank_fen,
-        paid_by_offset_fen=sum(o.offset_fen for o in orders) + spilled.paid_by_offset_fen,
+        paid_by_bank_fen=sum(o.paid_fen for o in orders) + spilled.paid_fen,
+        paid_by_offset_fen=sum(o.offset_fen for o in orders) + spilled.offset_fen,
         receivable_fen=sum(c.open_fen for c in claims),
         recovered_fen=sum(c.recovered_fen for c in claims) + spilled.recovered_fen,
         last_return_reason=returned[-1] if returned else None,

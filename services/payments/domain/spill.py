@@ -107,41 +107,29 @@ class BudgetShare:
 
 
 @dataclass(slots=True)
-class SettledShare:
-    """What a beneficiary's spilled lines add to their balance: only what was settled, as nothing of
-    an idle line is open (report.beneficiary_balance)."""
-
-    paid_by_bank_fen: int = 0
-    paid_by_offset_fen: int = 0
-    recovered_fen: int = 0
-
-
-@dataclass(slots=True)
 class SpilledTotals:
     """What the spilled parts of a book contribute to its totals, by (programme, fiscal year), and to
     each beneficiary's balance."""
 
     by_budget: dict[tuple[str, int], BudgetShare] = field(default_factory=dict)
-    by_beneficiary: dict[str, SettledShare] = field(default_factory=dict)
+    by_beneficiary: dict[str, BudgetShare] = field(default_factory=dict)  # all budgets together
     orders: int = 0
     parts: int = 0
 
     def add(self, part: IdlePart, sign: int) -> None:
         """Count a part in (sign 1, when spilled) or out (sign -1, when read back)."""
         for key, share in shares_of(part.orders, part.claims).items():
-            total = self.by_budget.setdefault(key, BudgetShare())
-            total.add(share, sign)
-            if total == BudgetShare():
-                del self.by_budget[key]
-        beneficiary = part.line.beneficiary
-        settled = self.by_beneficiary.setdefault(beneficiary, SettledShare())
-        settled.paid_by_bank_fen += sign * sum(order.paid_fen for order in part.orders)
-        settled.paid_by_offset_fen += sign * sum(order.offset_fen for order in part.orders)
-        settled.recovered_fen += sign * sum(claim.recovered_fen for claim in part.claims)
-        if settled == SettledShare():
-            del self.by_beneficiary[beneficiary]
+            _add(self.by_budget, key, share, sign)
+            _add(self.by_beneficiary, part.line.beneficiary, share, sign)
         self.orders += sign * len(part.orders)
         self.parts += sign
+
+
+def _add(totals: dict[Any, BudgetShare], key: Any, share: BudgetShare, sign: int) -> None:
+    total = totals.setdefault(key, BudgetShare())
+    total.add(share, sign)
+    if total == BudgetShare():
+        del totals[key]
 
 
 def shares_of(orders: Iterable[PaymentOrder], claims: Iterable[Claim]) -> dict[tuple[str, int], BudgetShare]:
