@@ -50,7 +50,7 @@ from services.payments.domain import (
 )
 from services.payments.domain import events as e
 from services.payments.domain.bounds import check_appropriation, check_repayment, check_text
-from services.payments.domain.lines import Line, decision_line
+from services.payments.domain.lines import Line, decision_line, line_named
 from services.payments.spill import SpillFactory
 from services.runtime.dead_letters import Witness
 from services.runtime.eventstore import (
@@ -189,10 +189,8 @@ def prefetch_decided(records: Sequence[Any], book_of: Callable[[str], PaymentsBo
     wanted: dict[str, list[Line]] = {}
     for record in records:
         if isinstance(record, PaymentsBookStream.Recorded) and record.cause.get("kind") == "decision":
-            cause = record.cause
-            if cause.get("program") and cause.get("beneficiary"):
-                line = Line(cause["program"], cause["beneficiary"], cause.get("subject"), cause.get("ref"),
-                            cause.get("month"))
+            line = line_named(*(record.cause.get(part) for part in Line._fields))
+            if line is not None:
                 wanted.setdefault(record.book, []).append(line)
     for name, lines in wanted.items():
         if (book := book_of(name)) is not None:

@@ -56,16 +56,19 @@ def line_of(decision: DecisionV1) -> Line:
         raise InvalidDecision(f"decision {decision.decision_id}: program is missing")
     if not decision.beneficiary:
         raise InvalidDecision(f"decision {decision.decision_id}: beneficiary is missing")
-    line = decision_line(decision)
-    assert line is not None
-    return line
+    return Line(decision.program, decision.beneficiary, decision.subject, decision.ref, decision.month)
 
 
 def decision_line(decision: DecisionV1) -> Line | None:
     """The money line a decision names, or None when it names no programme or beneficiary."""
-    if not decision.program or not decision.beneficiary:
-        return None
-    return Line(decision.program, decision.beneficiary, decision.subject, decision.ref, decision.month)
+    return line_named(decision.program, decision.beneficiary, decision.subject, decision.ref, decision.month)
+
+
+def line_named(
+    program: str | None, beneficiary: str | None, subject: str | None, ref: str | None, month: str | None
+) -> Line | None:
+    """The money line of these parts, or None without a programme or a beneficiary."""
+    return Line(program, beneficiary, subject, ref, month) if program and beneficiary else None
 
 
 @dataclass(slots=True)
