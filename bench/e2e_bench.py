@@ -33,6 +33,9 @@ that service under yappi (all threads, CPU clock) and prints its top functions; 
     python bench/e2e_bench.py                                   # 100,000 facts, 500/s for 60 s
     python bench/e2e_bench.py --facts 20000 --duration 20 --latency-modes single,bulk
     python bench/e2e_bench.py --facts 50000 --skip-latency --profile eligibility
+    python bench/e2e_bench.py --facts 100000 --skip-latency --skip-raw --json-out k100.json
+    python bench/e2e_bench.py --workers 100000 --months 12 --facts 2000000 --skip-latency --skip-raw \
+        --baseline k100.json                                    # the city year, CPU against k100's
 """
 
 from __future__ import annotations
@@ -810,10 +813,16 @@ def _pcts(p: dict[str, Any]) -> str:
     return "  ".join(f"{k} {p.get(k, 0):8.1f}" for k in ("p50", "p95", "p99"))
 
 
-def _cpu_per_fact(cpu_s: dict[str, float], facts: int) -> str:
-    """CPU ms per fact of the stack (services, Kafka, PostgreSQL, the load generator), and apart from it
-    the trace viewer's, when spans were exported to one."""
-    stack = sum(v for k, v in cpu_s.items() if k != "zipkin") * 1000 / max(facts, 1)
+def _stack_cpu_ms(t: dict[str, Any]) -> float:
+    """CPU ms per fact of the stack (services, Kafka, PostgreSQL, the load generator), not the trace
+    viewer's."""
+    return sum(v for k, v in t["cpu_s"].items() if k != "zipkin") * 1000 / max(t["facts"], 1)
+
+
+def _cpu_per_fact(t: dict[str, Any]) -> str:
+    """The stack's CPU ms per fact, and apart from it the trace viewer's, when spans were exported to
+    one."""
+    cpu_s, facts, stack = t["cpu_s"], t["facts"], _stack_cpu_ms(t)
     viewer = f"; Zipkin {cpu_s['zipkin'] * 1000 / max(facts, 1):.3f} ms more" if cpu_s.get("zipkin") else ""
     return f"  CPU per fact: {stack:.3f} ms across the stack{viewer}"
 
@@ -835,9 +844,21 @@ def _growth(t: dict[str, Any]) -> list[str]:
         "    peak RSS MB: " + ", ".join(
             f"{part} {mb:,.0f}" for part, mb in t.get("peak_rss_mb", {}).items())
         + "   target intake <= 300",
+        *_against_baseline(t),
         *_eligibility_budget(t),
         *_payments_memory(t),
     ]
+
+
+def _against_baseline(t: dict[str, Any]) -> list[str]:
+    """The stack's CPU per fact against the run given by --baseline (issue 15.1: the city year's within
+    1.2 x the 100,000-fact run's)."""
+    base = t.get("baseline")
+    if not base:
+        return []
+    ratio = _stack_cpu_ms(t) / _stack_cpu_ms(base)
+    return [f"    CPU ms per fact, stack: {_stack_cpu_ms(t):.3f} against {_stack_cpu_ms(base):.3f} over "
+            f"{base['facts']:,} facts (--baseline) = {ratio:.2f} x   target <= 1.20"]
 
 
 def _payments_memory(t: dict[str, Any]) -> list[str]:
@@ -905,7 +926,7 @@ def report(results: dict[str, Any]) -> list[str]:
             f"topics {t['topics']})",
             "  CPU seconds: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(t["cpu_s"].items(), key=lambda kv: -kv[1])),
-            _cpu_per_fact(t["cpu_s"], t["facts"])
+            _cpu_per_fact(t)
             + f"  (request metrics {'on' if t.get('request_metrics', True) else 'off'}; {_tracing(t)})",
             *_growth(t),
         ]
@@ -1007,6 +1028,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-interval-s", type=int,
                         help="seconds between eligibility's signed tree heads (default 60; a 100,000-fact "
                              "run ends before the first, so `audit verify` rebuilds no tree unless lower)")
+    parser.add_argument("--baseline", type=Path,
+                        help="the --json-out of a run to compare the CPU per fact with (the 100,000-fact "
+                             "run, for a city year)")
     parser.add_argument("--payments-in-memory", type=int,
                         help="orders of idle lines a payments book keeps in memory (the setting "
                              "payments_book_orders_in_memory)")
@@ -1015,6 +1039,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    baseline = json.loads(args.baseline.read_text())["throughput"] if args.baseline else None
     settings = Settings.from_env() if args.use_running else bench_settings(args.port_offset)
     if args.traces and not args.use_running:
         settings = replace(settings, otel_traces_file=str(args.traces.resolve()))
@@ -1030,6 +1055,8 @@ def main() -> None:
         start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:
         results = asyncio.run(run(args, settings))
+        if baseline and "throughput" in results:
+            results["throughput"]["baseline"] = baseline
         if not args.skip_audit:
             results["audit"] = audit_verify(settings)
         if not args.skip_raw:
