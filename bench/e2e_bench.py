@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -809,6 +810,22 @@ def take(workers: int, months: int, seed: int, limit: int) -> list[dict[str, Any
     return list(islice(generate_facts(workers, None, months, seed), limit))
 
 
+def calibrate(rounds: int = 3) -> float:
+    """CPU ms this machine takes for a fixed piece of Python work (JSON and SHA-256 of 2,000 generated
+    facts, 10 times over; the best of `rounds`). Taken before and after a run: CPU per fact compares
+    between machines, or between runs on a shared one, only together with it."""
+    sample = take(500, 12, 1, 2_000)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(10):
+            for fact in sample:
+                text = json.dumps(fact, sort_keys=True, separators=(",", ":"))
+                hashlib.sha256(json.dumps(json.loads(text)).encode()).digest()
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def _pcts(p: dict[str, Any]) -> str:
     return "  ".join(f"{k} {p.get(k, 0):8.1f}" for k in ("p50", "p95", "p99"))
 
@@ -942,6 +959,10 @@ def report(results: dict[str, Any]) -> list[str]:
                 f"{x['ms']:,} ms ({x['fact']}: {', '.join(x['decisions'] or [])})"
                 for x in lat.get("slowest_to_decision", [])),
         ]
+    if "calibration_ms" in results:
+        before, after = results["calibration_ms"]
+        lines.append(f"machine: the calibration's fixed work took {before:.0f} ms of CPU before the run and "
+                     f"{after:.0f} ms after (CPU figures compare between runs only with it)")
     a = results.get("audit")
     if a is not None:
         if not a["available"]:
@@ -1051,10 +1072,13 @@ def main() -> None:
         settings = replace(settings, checkpoint_interval_s=args.checkpoint_interval_s)
     if args.payments_in_memory is not None and not args.use_running:
         settings = replace(settings, payments_book_orders_in_memory=args.payments_in_memory)
+    calibration_ms = [calibrate()]
     if not args.use_running:
         start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:
         results = asyncio.run(run(args, settings))
+        calibration_ms.append(calibrate())
+        results["calibration_ms"] = calibration_ms
         if baseline and "throughput" in results:
             results["throughput"]["baseline"] = baseline
         if not args.skip_audit:
