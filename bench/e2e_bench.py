@@ -1077,8 +1077,6 @@ def main() -> None:
         start_stack(settings, fresh=True, profile=args.profile, zipkin=args.zipkin)
     try:
         results = asyncio.run(run(args, settings))
-        calibration_ms.append(calibrate())
-        results["calibration_ms"] = calibration_ms
         if baseline and "throughput" in results:
             results["throughput"]["baseline"] = baseline
         if not args.skip_audit:
@@ -1096,6 +1094,7 @@ def main() -> None:
                 print(text.read_text()[:12000])
         if not (args.use_running or args.keep):
             stop_stack(settings)
+    results["calibration_ms"] = [*calibration_ms, calibrate()]  # with the stack stopped, as before it
     print("\n".join(report(results)))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2, default=str))
