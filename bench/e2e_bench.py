@@ -33,7 +33,8 @@ that service under yappi (all threads, CPU clock) and prints its top functions; 
     python bench/e2e_bench.py                                   # 100,000 facts, 500/s for 60 s
     python bench/e2e_bench.py --facts 20000 --duration 20 --latency-modes single,bulk
     python bench/e2e_bench.py --facts 50000 --skip-latency --profile eligibility
-    python bench/e2e_bench.py --facts 100000 --skip-latency --skip-raw --json-out k100.json
+    python bench/e2e_bench.py --facts 100000 --skip-latency --skip-raw --checkpoint-interval-s 10 \
+        --json-out k100.json                                    # the 100,000-fact run, tree built
     python bench/e2e_bench.py --workers 100000 --months 12 --facts 2000000 --skip-latency --skip-raw \
         --baseline k100.json                                    # the city year, CPU against k100's
 """
